@@ -1,0 +1,180 @@
+#include "cli/args.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+
+#include "core/error.h"
+
+namespace mechscope::cli {
+
+Args::Args(std::string command, std::string synopsis, std::string description)
+    : command_(std::move(command)), synopsis_(std::move(synopsis)), description_(std::move(description)) {}
+
+Args& Args::opt(const std::string& name, const std::string& metavar, const std::string& help,
+                const std::string& def) {
+  specs_.push_back({name, metavar, help, def, false, false});
+  return *this;
+}
+Args& Args::multi(const std::string& name, const std::string& metavar, const std::string& help) {
+  specs_.push_back({name, metavar, help, "", false, true});
+  return *this;
+}
+Args& Args::flag(const std::string& name, const std::string& help) {
+  specs_.push_back({name, "", help, "", true, false});
+  return *this;
+}
+Args& Args::positional(const std::string& name, const std::string& help, bool required) {
+  positionals_.push_back({name, "", help, required ? "" : "-", false, false});
+  return *this;
+}
+
+const Args::Spec* Args::find(const std::string& name) const {
+  for (auto& s : specs_)
+    if (s.name == name) return &s;
+  for (auto& s : positionals_)
+    if (s.name == name) return &s;
+  return nullptr;
+}
+
+bool Args::parse(int argc, char** argv) {
+  size_t npos = 0;
+  for (int i = 0; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--help" || a == "-h") {
+      std::fputs(help_text().c_str(), stdout);
+      return false;
+    }
+    if (a.size() > 2 && a.compare(0, 2, "--") == 0) {
+      std::string name = a.substr(2), value;
+      bool inline_value = false;
+      if (auto eq = name.find('='); eq != std::string::npos) {
+        value = name.substr(eq + 1);
+        name = name.substr(0, eq);
+        inline_value = true;
+      }
+      const Spec* s = nullptr;
+      for (auto& sp : specs_)
+        if (sp.name == name) s = &sp;
+      if (!s) fail("unknown option --", name, " for '", command_, "' (see mechscope ", command_, " --help)");
+      if (s->is_flag) {
+        if (inline_value) fail("--", name, " takes no value");
+        values_[name].push_back("1");
+        order_.push_back({name, "1"});
+        continue;
+      }
+      if (!inline_value) {
+        if (i + 1 >= argc) fail("--", name, " needs a value (", s->metavar, ")");
+        value = argv[++i];
+      }
+      if (!s->repeat && values_.count(name)) fail("--", name, " given twice");
+      values_[name].push_back(value);
+      order_.push_back({name, value});
+      continue;
+    }
+    if (npos >= positionals_.size()) fail("unexpected argument '", a, "' for '", command_, "'");
+    values_[positionals_[npos].name].push_back(a);
+    if (npos + 1 < positionals_.size()) ++npos;
+  }
+  for (auto& p : positionals_)
+    if (p.def.empty() && !values_.count(p.name)) fail("missing argument ", p.name, " (see mechscope ", command_, " --help)");
+  return true;
+}
+
+bool Args::has(const std::string& name) const { return values_.count(name) > 0; }
+
+std::string Args::str(const std::string& name) const {
+  auto it = values_.find(name);
+  if (it != values_.end()) return it->second.back();
+  const Spec* s = find(name);
+  return s && s->def != "-" ? s->def : "";
+}
+
+std::vector<std::string> Args::all(const std::string& name) const {
+  auto it = values_.find(name);
+  return it == values_.end() ? std::vector<std::string>{} : it->second;
+}
+
+bool Args::on(const std::string& name) const { return has(name); }
+
+long long Args::integer(const std::string& name) const {
+  std::string v = str(name);
+  errno = 0;
+  char* end = nullptr;
+  long long x = std::strtoll(v.c_str(), &end, 10);
+  if (v.empty() || *end || errno) fail("--", name, ": expected an integer, got '", v, "'");
+  return x;
+}
+
+double Args::number(const std::string& name) const {
+  std::string v = str(name);
+  errno = 0;
+  char* end = nullptr;
+  double x = std::strtod(v.c_str(), &end);
+  if (v.empty() || *end || errno) fail("--", name, ": expected a number, got '", v, "'");
+  return x;
+}
+
+std::vector<std::pair<std::string, std::string>> Args::ordered(const std::vector<std::string>& names) const {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (auto& kv : order_)
+    for (auto& n : names)
+      if (kv.first == n) out.push_back(kv);
+  return out;
+}
+
+std::string Args::help_text() const {
+  std::string out = cat("usage: mechscope ", command_, " ", synopsis_, "\n\n", description_, "\n");
+  if (!positionals_.empty()) {
+    out += "\narguments:\n";
+    for (auto& p : positionals_) out += cat("  ", p.name, "\n      ", p.help, "\n");
+  }
+  out += "\noptions:\n";
+  for (auto& s : specs_) {
+    std::string head = "  --" + s.name + (s.is_flag ? "" : " " + s.metavar);
+    out += head + "\n      " + s.help;
+    if (s.repeat) out += " (repeatable)";
+    if (!s.is_flag && !s.def.empty()) out += cat(" [default: ", s.def, "]");
+    out += "\n";
+  }
+  out += "  --help\n      show this help\n";
+  return out;
+}
+
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (char c : s) {
+    if (c == sep) {
+      out.push_back(cur);
+      cur.clear();
+    } else {
+      cur += c;
+    }
+  }
+  out.push_back(cur);
+  return out;
+}
+
+std::vector<long long> parse_int_list(const std::string& s, const std::string& flag) {
+  std::vector<long long> out;
+  std::string cur;
+  auto flush = [&] {
+    if (cur.empty()) return;
+    errno = 0;
+    char* end = nullptr;
+    long long x = std::strtoll(cur.c_str(), &end, 10);
+    if (*end || errno) fail(flag, ": expected comma-separated integers, got '", cur, "'");
+    out.push_back(x);
+    cur.clear();
+  };
+  for (char c : s) {
+    if (c == ',' || c == ' ' || c == '\t' || c == '[' || c == ']') flush();
+    else cur += c;
+  }
+  flush();
+  if (out.empty()) fail(flag, ": expected at least one integer");
+  return out;
+}
+
+}  // namespace mechscope::cli

@@ -1,0 +1,57 @@
+// A small command-line parser: every subcommand declares its flags with help text and defaults, so
+// `--help` always lists each flag with its default. Bad usage throws mechscope::Error (exit 2).
+#pragma once
+#include <map>
+#include <string>
+#include <vector>
+
+namespace mechscope::cli {
+
+class Args {
+ public:
+  Args(std::string command, std::string synopsis, std::string description);
+
+  // --name VALUE; `def` is shown in --help and returned when the flag is absent.
+  Args& opt(const std::string& name, const std::string& metavar, const std::string& help,
+            const std::string& def = "");
+  // --name VALUE, may be given several times (order kept).
+  Args& multi(const std::string& name, const std::string& metavar, const std::string& help);
+  // --name with no value.
+  Args& flag(const std::string& name, const std::string& help);
+  // Positional argument(s) (the last one may collect the rest).
+  Args& positional(const std::string& name, const std::string& help, bool required = true);
+
+  // Returns false when --help was asked for (help already printed to stdout).
+  bool parse(int argc, char** argv);
+
+  bool has(const std::string& name) const;  // given on the command line (or positional present)
+  std::string str(const std::string& name) const;  // value or default
+  std::vector<std::string> all(const std::string& name) const;
+  bool on(const std::string& name) const;
+  long long integer(const std::string& name) const;
+  double number(const std::string& name) const;
+  // Values in command-line order for a set of flags, e.g. --prompt and --ids interleaved.
+  std::vector<std::pair<std::string, std::string>> ordered(const std::vector<std::string>& names) const;
+
+  std::string help_text() const;
+  const std::string& command() const { return command_; }
+
+ private:
+  struct Spec {
+    std::string name, metavar, help, def;
+    bool is_flag = false, repeat = false;
+  };
+  const Spec* find(const std::string& name) const;
+
+  std::string command_, synopsis_, description_;
+  std::vector<Spec> specs_;
+  std::vector<Spec> positionals_;
+  std::map<std::string, std::vector<std::string>> values_;
+  std::vector<std::pair<std::string, std::string>> order_;
+};
+
+// Parses "1,2,3" (commas and/or spaces) into integers; Error naming `flag` on bad input.
+std::vector<long long> parse_int_list(const std::string& s, const std::string& flag);
+std::vector<std::string> split(const std::string& s, char sep);
+
+}  // namespace mechscope::cli

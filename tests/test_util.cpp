@@ -1,0 +1,54 @@
+#include "test_util.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+namespace mstest {
+
+std::string source_dir() { return MECHSCOPE_SOURCE_DIR; }
+std::string fixture(const std::string& rel) { return source_dir() + "/tests/fixtures/" + rel; }
+
+std::string tmp_dir(const std::string& name) {
+  std::string base = std::string(std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp") + "/mechscope-test-" +
+                     std::to_string(::getpid());
+  std::string d = base + "/" + name;
+  std::system(("rm -rf '" + d + "' && mkdir -p '" + d + "'").c_str());
+  return d;
+}
+
+static std::string slurp(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+static std::string quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'') out += "'\\''";
+    else out += c;
+  }
+  return out + "'";
+}
+
+RunResult run_shell(const std::string& cmd) {
+  std::string dir = tmp_dir("run-shell");
+  std::string full = "(" + cmd + ") >" + dir + "/out 2>" + dir + "/err </dev/null";
+  int st = std::system(full.c_str());
+  RunResult r{WIFEXITED(st) ? WEXITSTATUS(st) : 128, slurp(dir + "/out"), slurp(dir + "/err")};
+  return r;
+}
+
+RunResult run_cli(const std::vector<std::string>& args) {
+  std::string cmd = quote(MECHSCOPE_BINARY);
+  for (auto& a : args) cmd += " " + quote(a);
+  return run_shell(cmd);
+}
+
+}  // namespace mstest

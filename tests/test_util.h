@@ -1,0 +1,21 @@
+// Helpers shared by the test programs: paths, temporary directories, running the CLI.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace mstest {
+
+std::string source_dir();                 // repository root
+std::string fixture(const std::string& rel);  // tests/fixtures/<rel>
+std::string tmp_dir(const std::string& name);  // fresh empty directory under the build's tmp
+
+struct RunResult {
+  int code;
+  std::string out, err;
+};
+// Runs the built mechscope binary with args (no shell); stdin from /dev/null.
+RunResult run_cli(const std::vector<std::string>& args);
+// Runs a shell command, returning its exit code and stdout.
+RunResult run_shell(const std::string& cmd);
+
+}  // namespace mstest
