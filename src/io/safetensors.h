@@ -34,15 +34,17 @@ class SafetensorsFile {
 
   // The tensor `name`. With `want` unset or equal to the stored type: a zero-copy view of the mapping
   // (keeps the file mapped while alive; read-only memory: do not write into it). Otherwise a
-  // converted copy. Error naming the tensor when missing.
+  // converted copy. The format does not align tensor starts, so a tensor whose start is not a
+  // multiple of its element size is copied too (a misaligned float* is undefined behaviour).
+  // Error naming the tensor when missing.
   at::Tensor get(const std::string& name, std::optional<at::ScalarType> want = std::nullopt) const;
 
  private:
+  struct Mapping;  // the mmap; shared with every zero-copy tensor so it outlives this object if need be
   SafetensorsFile() = default;
   std::string path_;
-  void* map_ = nullptr;
-  size_t map_size_ = 0;
-  const uint8_t* data_ = nullptr;  // start of the data section
+  std::shared_ptr<const Mapping> map_;
+  const uint8_t* data_ = nullptr;  // start of the data section, inside map_
   std::map<std::string, TensorInfo> tensors_;
   std::map<std::string, std::string> metadata_;
 };
