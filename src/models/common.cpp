@@ -1,0 +1,146 @@
+#include "models/common.h"
+
+#include <cmath>
+#include <limits>
+
+#include "core/error.h"
+
+namespace mechscope::models {
+
+BlockHookNames::BlockHookNames(int layer) {
+  std::string b = "blocks." + std::to_string(layer) + ".";
+  resid_pre = b + "hook_resid_pre";
+  resid_mid = b + "hook_resid_mid";
+  resid_post = b + "hook_resid_post";
+  attn_out = b + "hook_attn_out";
+  mlp_out = b + "hook_mlp_out";
+  ln1_scale = b + "ln1.hook_scale";
+  ln1_normalized = b + "ln1.hook_normalized";
+  ln2_scale = b + "ln2.hook_scale";
+  ln2_normalized = b + "ln2.hook_normalized";
+  q = b + "attn.hook_q";
+  k = b + "attn.hook_k";
+  v = b + "attn.hook_v";
+  rot_q = b + "attn.hook_rot_q";
+  rot_k = b + "attn.hook_rot_k";
+  attn_scores = b + "attn.hook_attn_scores";
+  pattern = b + "attn.hook_pattern";
+  z = b + "attn.hook_z";
+  result = b + "attn.hook_result";
+  mlp_pre = b + "mlp.hook_pre";
+  mlp_pre_linear = b + "mlp.hook_pre_linear";
+  mlp_post = b + "mlp.hook_post";
+}
+
+std::vector<std::string> standard_hook_names(int n_layers, bool rotary, bool gated_mlp, bool has_pos_embed,
+                                             bool parallel_residual) {
+  std::vector<std::string> out{"hook_embed"};
+  if (has_pos_embed) out.push_back("hook_pos_embed");
+  for (int l = 0; l < n_layers; ++l) {
+    BlockHookNames n(l);
+    out.insert(out.end(), {n.resid_pre, n.ln1_scale, n.ln1_normalized, n.q, n.k, n.v});
+    if (rotary) out.insert(out.end(), {n.rot_q, n.rot_k});
+    out.insert(out.end(), {n.attn_scores, n.pattern, n.z, n.result, n.attn_out});
+    if (!parallel_residual) out.push_back(n.resid_mid);
+    out.insert(out.end(), {n.ln2_scale, n.ln2_normalized, n.mlp_pre});
+    if (gated_mlp) out.push_back(n.mlp_pre_linear);
+    out.insert(out.end(), {n.mlp_post, n.mlp_out, n.resid_post});
+  }
+  out.insert(out.end(), {"ln_final.hook_scale", "ln_final.hook_normalized"});
+  return out;
+}
+
+at::Tensor WeightLoader::get(const std::string& key, std::vector<int64_t> shape) const {
+  std::string name = prefix_ + key;
+  const io::TensorInfo& info = ckpt_.info(name);
+  if (info.shape != shape)
+    fail("tensor '", name, "' has shape ", at::IntArrayRef(info.shape), ", expected ", at::IntArrayRef(shape),
+         " from config.json");
+  return ckpt_.get(name, dtype_);
+}
+
+std::string detect_prefix(const io::Checkpoint& ckpt, const std::vector<std::string>& prefixes,
+                          const std::string& probe, const std::string& arch) {
+  std::string tried;
+  for (auto& p : prefixes) {
+    if (ckpt.has(p + probe)) return p;
+    tried += (tried.empty() ? "'" : ", '") + p + probe + "'";
+  }
+  fail("checkpoint does not look like a ", arch, " model: none of ", tried, " found (files: ",
+       ckpt.files().empty() ? std::string("none") : ckpt.files()[0], ")");
+}
+
+at::Tensor layer_norm(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, double eps,
+                      const hooks::HookSet* hooks, const std::string& scale_name,
+                      const std::string& normalized_name, int layer, int64_t pos0) {
+  if (!hooks || (!hooks->wants(scale_name) && !hooks->wants(normalized_name)))
+    return at::layer_norm(x, {x.size(-1)}, w, b, eps);
+  at::Tensor centred = x - x.mean(-1, true);
+  at::Tensor scale = (centred.pow(2).mean(-1, true) + eps).sqrt();
+  hooks->fire(scale_name, scale, layer, pos0);
+  at::Tensor out = centred / scale;
+  out = b.defined() ? at::addcmul(b, out, w) : out * w;
+  hooks->fire(normalized_name, out, layer, pos0);
+  return out;
+}
+
+at::Tensor position_ids(const RunContext& ctx, int64_t batch, int64_t n, int64_t past) {
+  if (ctx.position_ids.defined()) return ctx.position_ids;
+  if (ctx.attention_mask.defined()) {
+    at::Tensor pos = ctx.attention_mask.to(at::kLong).cumsum(1) - 1;
+    pos = pos.clamp_min(0);
+    return pos.narrow(1, pos.size(1) - n, n);
+  }
+  return at::arange(past, past + n, at::kLong).unsqueeze(0).expand({batch, n});
+}
+
+at::Tensor attention_bias(const RunContext& ctx, int64_t batch, int64_t q_len, int64_t past, bool causal,
+                          int64_t window, at::ScalarType dtype) {
+  int64_t k_len = past + q_len;
+  auto opts = at::TensorOptions().dtype(at::kLong);
+  at::Tensor qpos = at::arange(past, k_len, opts).unsqueeze(1);  // [q, 1]
+  at::Tensor kpos = at::arange(0, k_len, opts).unsqueeze(0);     // [1, k]
+  at::Tensor allowed = at::ones({q_len, k_len}, at::kBool);
+  if (causal) allowed = kpos <= qpos;
+  if (window > 0) allowed = allowed.logical_and(kpos > qpos - window);
+  allowed = allowed.view({1, 1, q_len, k_len});
+  if (ctx.attention_mask.defined()) {
+    if (ctx.attention_mask.size(1) != k_len)
+      fail("attention mask covers ", ctx.attention_mask.size(1), " tokens, the run has ", k_len);
+    allowed = allowed.logical_and(ctx.attention_mask.to(at::kBool).view({batch, 1, 1, k_len}));
+  }
+  // The lowest finite value, as Hugging Face uses: a fully masked row (a padding query) stays finite.
+  at::Tensor bias = at::zeros(allowed.sizes(), at::TensorOptions().dtype(dtype));
+  return bias.masked_fill_(allowed.logical_not(), std::numeric_limits<float>::lowest());
+}
+
+at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& bias,
+                     double scale, const hooks::HookSet* hooks, const BlockHookNames& names, int layer, int64_t pos0) {
+  int64_t n_heads = q.size(2), n_kv = k.size(2);
+  at::Tensor qh = q.transpose(1, 2);  // [b, h, qp, dh]
+  at::Tensor kh = k.transpose(1, 2);  // [b, h_kv, kp, dh]
+  at::Tensor vh = v.transpose(1, 2);
+  if (n_kv != n_heads) {  // grouped-query attention: each kv head serves n_heads / n_kv query heads
+    kh = kh.repeat_interleave(n_heads / n_kv, 1);
+    vh = vh.repeat_interleave(n_heads / n_kv, 1);
+  }
+  at::Tensor scores = at::matmul(qh, kh.transpose(-1, -2));
+  if (scale != 1.0) scores = scores * scale;
+  scores = scores + bias;
+  fire(hooks, names.attn_scores, scores, layer, pos0);
+  at::Tensor pattern = at::softmax(scores, -1);
+  fire(hooks, names.pattern, pattern, layer, pos0);
+  at::Tensor z = at::matmul(pattern, vh).transpose(1, 2);  // [b, qp, h, dh]
+  fire(hooks, names.z, z, layer, pos0);
+  return z;
+}
+
+at::Tensor activation(const at::Tensor& x, const std::string& act_fn) {
+  if (act_fn == "gelu_new" || act_fn == "gelu_pytorch_tanh" || act_fn == "gelu_fast") return at::gelu(x, "tanh");
+  if (act_fn == "gelu") return at::gelu(x);
+  if (act_fn == "relu") return at::relu(x);
+  if (act_fn == "silu" || act_fn == "swish") return at::silu(x);
+  fail("unsupported activation function '", act_fn, "' (supported: gelu_new, gelu_pytorch_tanh, gelu, relu, silu)");
+}
+
+}  // namespace mechscope::models

@@ -1,0 +1,178 @@
+// GPT-2 (Radford et al. 2019) as Hugging Face's GPT2LMHeadModel computes it: learned position
+// embeddings, pre-LayerNorm blocks, Conv1D weights stored [in, out], fused c_attn = [q | k | v],
+// tied unembedding. distilgpt2 and gpt2-medium/large/xl are the same code.
+#include <cmath>
+
+#include "core/error.h"
+#include "models/common.h"
+#include "models/registry.h"
+
+namespace mechscope::models {
+
+void parse_gpt2(ModelConfig& cfg) {
+  cfg.d_model = cfg_int(cfg, "n_embd");
+  cfg.n_layers = cfg_int(cfg, "n_layer");
+  cfg.n_heads = cfg_int(cfg, "n_head");
+  cfg.n_kv_heads = cfg.n_heads;
+  if (cfg.d_model % cfg.n_heads != 0)
+    fail("config.json (gpt2): n_embd ", cfg.d_model, " is not divisible by n_head ", cfg.n_heads);
+  cfg.d_head = cfg.d_model / cfg.n_heads;
+  cfg.d_mlp = cfg_int(cfg, "n_inner", 4 * cfg.d_model);
+  cfg.n_ctx = cfg_int(cfg, "n_positions", cfg_int(cfg, "n_ctx", 1024));
+  cfg.d_vocab = cfg_int(cfg, "vocab_size");
+  cfg.act_fn = cfg_string(cfg, "activation_function", "gelu_new");
+  cfg.eps = cfg_double(cfg, "layer_norm_epsilon", 1e-5);
+  cfg.tied_embeddings = cfg_bool(cfg, "tie_word_embeddings", true);
+  activation(at::zeros({1}), cfg.act_fn);  // rejects an unsupported activation at load time
+}
+
+namespace {
+
+struct Gpt2Block {
+  at::Tensor ln1_w, ln1_b, c_attn_w, c_attn_b, c_proj_w, c_proj_b;
+  at::Tensor ln2_w, ln2_b, fc_w, fc_b, proj_w, proj_b;
+};
+
+class Gpt2 final : public HookedModel {
+ public:
+  Gpt2(const ModelConfig& cfg, const io::Checkpoint& ckpt, const LoadOptions& opts) {
+    cfg_ = cfg;
+    dtype_ = opts.dtype;
+    // save_pretrained writes "transformer.h.0…"; the hub's original gpt2 files have "h.0…".
+    std::string prefix = detect_prefix(ckpt, {"transformer.", ""}, "wte.weight", "GPT-2");
+    WeightLoader w(ckpt, prefix, dtype_);
+    int64_t d = cfg.d_model, m = cfg.d_mlp;
+    wte_ = w.get("wte.weight", {cfg.d_vocab, d});
+    wpe_ = w.get("wpe.weight", {cfg.n_ctx, d});
+    for (int l = 0; l < cfg.n_layers; ++l) {
+      std::string p = "h." + std::to_string(l) + ".";
+      blocks_.push_back({w.get(p + "ln_1.weight", {d}), w.get(p + "ln_1.bias", {d}),
+                         w.get(p + "attn.c_attn.weight", {d, 3 * d}), w.get(p + "attn.c_attn.bias", {3 * d}),
+                         w.get(p + "attn.c_proj.weight", {d, d}), w.get(p + "attn.c_proj.bias", {d}),
+                         w.get(p + "ln_2.weight", {d}), w.get(p + "ln_2.bias", {d}),
+                         w.get(p + "mlp.c_fc.weight", {d, m}), w.get(p + "mlp.c_fc.bias", {m}),
+                         w.get(p + "mlp.c_proj.weight", {m, d}), w.get(p + "mlp.c_proj.bias", {d})});
+      names_.emplace_back(l);
+      double scale = cfg_bool(cfg, "scale_attn_weights", true) ? 1.0 / std::sqrt((double)cfg.d_head) : 1.0;
+      if (cfg_bool(cfg, "scale_attn_by_inverse_layer_idx", false)) scale /= (l + 1);
+      attn_scale_.push_back(scale);
+    }
+    lnf_w_ = w.get("ln_f.weight", {d});
+    lnf_b_ = w.get("ln_f.bias", {d});
+    // An untied head (tie_word_embeddings false) must be in the file; a tied one may be saved too.
+    WeightLoader root(ckpt, "", dtype_);
+    if (!cfg.tied_embeddings) lm_head_ = root.get("lm_head.weight", {cfg.d_vocab, d});
+    else lm_head_ = wte_;
+  }
+
+  std::vector<std::string> hook_names() const override {
+    return standard_hook_names(cfg_.n_layers, false, false, true);
+  }
+
+  at::Tensor embed(const at::Tensor& ids, RunContext& ctx) const override {
+    int64_t past = ctx.cache ? ctx.cache->length() : 0;
+    at::Tensor pos = position_ids(ctx, ids.size(0), ids.size(1), past);
+    at::Tensor tok = at::embedding(wte_, ids);  // [b, p, d]
+    fire(ctx.hooks, "hook_embed", tok, -1, past);
+    at::Tensor pe = at::embedding(wpe_, pos);
+    fire(ctx.hooks, "hook_pos_embed", pe, -1, past);
+    return tok + pe;
+  }
+
+  at::Tensor block(int layer, const at::Tensor& resid_in, RunContext& ctx) const override {
+    const Gpt2Block& B = blocks_[layer];
+    const BlockHookNames& N = names_[layer];
+    const hooks::HookSet* H = ctx.hooks;
+    int64_t b = resid_in.size(0), n = resid_in.size(1), d = cfg_.d_model, h = cfg_.n_heads, dh = cfg_.d_head;
+    int64_t past = ctx.cache && (int64_t)ctx.cache->k.size() > layer && ctx.cache->k[layer].defined()
+                       ? ctx.cache->k[layer].size(2) : 0;
+    at::Tensor resid = resid_in;
+    fire(H, N.resid_pre, resid, layer, past);
+
+    // Attention: x [b, n, d] -> qkv [b, n, 3d] -> q, k, v [b, n, h, dh].
+    at::Tensor x = layer_norm(resid, B.ln1_w, B.ln1_b, cfg_.eps, H, N.ln1_scale, N.ln1_normalized, layer, past);
+    at::Tensor qkv = at::addmm(B.c_attn_b, x.reshape({b * n, d}), B.c_attn_w).view({b, n, 3, h, dh});
+    at::Tensor q = qkv.select(2, 0), k = qkv.select(2, 1), v = qkv.select(2, 2);
+    fire(H, N.q, q, layer, past);
+    fire(H, N.k, k, layer, past);
+    fire(H, N.v, v, layer, past);
+    if (ctx.cache) {
+      KVCache& c = *ctx.cache;
+      if ((int64_t)c.k.size() <= layer) c.k.resize(cfg_.n_layers), c.v.resize(cfg_.n_layers);
+      at::Tensor kt = k.transpose(1, 2), vt = v.transpose(1, 2);  // [b, h, n, dh]
+      c.k[layer] = past ? at::cat({c.k[layer], kt}, 2) : kt.contiguous();
+      c.v[layer] = past ? at::cat({c.v[layer], vt}, 2) : vt.contiguous();
+      k = c.k[layer].transpose(1, 2);
+      v = c.v[layer].transpose(1, 2);
+    }
+    at::Tensor bias = attention_bias(ctx, b, n, past, true, 0, resid.scalar_type());
+    at::Tensor z = attention(q, k, v, bias, attn_scale_[layer], H, N, layer, past);  // [b, n, h, dh]
+    at::Tensor attn_out;
+    if (H && H->wants(N.result)) {
+      // Per-head contributions: z_h @ W_O[h] with W_O = c_proj viewed [h, dh, d].
+      at::Tensor result = at::einsum("bphe,hed->bphd", {z, B.c_proj_w.view({h, dh, d})});
+      H->fire(N.result, result, layer, past);
+      attn_out = result.sum(2) + B.c_proj_b;
+    } else {
+      attn_out = at::addmm(B.c_proj_b, z.reshape({b * n, d}), B.c_proj_w).view({b, n, d});
+    }
+    fire(H, N.attn_out, attn_out, layer, past);
+    at::Tensor mid = resid + attn_out;
+    fire(H, N.resid_mid, mid, layer, past);
+
+    // MLP: [b, n, d] -> [b, n, d_mlp] -> [b, n, d].
+    x = layer_norm(mid, B.ln2_w, B.ln2_b, cfg_.eps, H, N.ln2_scale, N.ln2_normalized, layer, past);
+    at::Tensor pre = at::addmm(B.fc_b, x.reshape({b * n, d}), B.fc_w).view({b, n, cfg_.d_mlp});
+    fire(H, N.mlp_pre, pre, layer, past);
+    at::Tensor post = activation(pre, cfg_.act_fn);
+    fire(H, N.mlp_post, post, layer, past);
+    at::Tensor mlp_out = at::addmm(B.proj_b, post.reshape({b * n, cfg_.d_mlp}), B.proj_w).view({b, n, d});
+    fire(H, N.mlp_out, mlp_out, layer, past);
+    at::Tensor out = mid + mlp_out;
+    fire(H, N.resid_post, out, layer, past);
+    return out;
+  }
+
+  at::Tensor final_norm(const at::Tensor& resid, RunContext& ctx) const override {
+    int64_t past = ctx.cache ? ctx.cache->length() - resid.size(1) : 0;
+    return layer_norm(resid, lnf_w_, lnf_b_, cfg_.eps, ctx.hooks, "ln_final.hook_scale", "ln_final.hook_normalized",
+                      -1, past < 0 ? 0 : past);
+  }
+
+  at::Tensor unembed(const at::Tensor& x, const at::Tensor& columns) const override {
+    at::Tensor w = columns.defined() ? lm_head_.index_select(0, columns) : lm_head_;
+    return at::matmul(x, w.t());
+  }
+
+  std::vector<std::pair<std::string, at::Tensor>> parameters() const override {
+    std::vector<std::pair<std::string, at::Tensor>> out{{"transformer.wte.weight", wte_}, {"transformer.wpe.weight", wpe_}};
+    for (size_t l = 0; l < blocks_.size(); ++l) {
+      const Gpt2Block& B = blocks_[l];
+      std::string p = "transformer.h." + std::to_string(l) + ".";
+      for (auto& [k, t] : std::vector<std::pair<std::string, at::Tensor>>{
+               {"ln_1.weight", B.ln1_w}, {"ln_1.bias", B.ln1_b}, {"attn.c_attn.weight", B.c_attn_w},
+               {"attn.c_attn.bias", B.c_attn_b}, {"attn.c_proj.weight", B.c_proj_w}, {"attn.c_proj.bias", B.c_proj_b},
+               {"ln_2.weight", B.ln2_w}, {"ln_2.bias", B.ln2_b}, {"mlp.c_fc.weight", B.fc_w}, {"mlp.c_fc.bias", B.fc_b},
+               {"mlp.c_proj.weight", B.proj_w}, {"mlp.c_proj.bias", B.proj_b}})
+        out.emplace_back(p + k, t);
+    }
+    out.emplace_back("transformer.ln_f.weight", lnf_w_);
+    out.emplace_back("transformer.ln_f.bias", lnf_b_);
+    if (!cfg_.tied_embeddings) out.emplace_back("lm_head.weight", lm_head_);
+    return out;
+  }
+
+ private:
+  at::Tensor wte_, wpe_, lnf_w_, lnf_b_, lm_head_;
+  std::vector<Gpt2Block> blocks_;
+  std::vector<BlockHookNames> names_;
+  std::vector<double> attn_scale_;
+};
+
+}  // namespace
+
+std::unique_ptr<HookedModel> build_gpt2(const ModelConfig& cfg, const io::Checkpoint& ckpt, const LoadOptions& opts) {
+  return std::make_unique<Gpt2>(cfg, ckpt, opts);
+}
+
+}  // namespace mechscope::models

@@ -1,0 +1,102 @@
+// The HookedModel interface every architecture implements (one file per architecture, registered by
+// Hugging Face `model_type`). Analyses talk to models only through this header.
+//
+// A forward pass is split into embed -> blocks -> unembed so analyses can re-run only the layers a
+// patch can change (ARCHITECTURE.md, "What makes it fast"); forward() composes them.
+#pragma once
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "hooks/hooks.h"
+
+namespace mechscope::models {
+
+// Architecture-independent sizes, named as TransformerLens's HookedTransformerConfig.
+struct ModelConfig {
+  std::string model_type;      // HF model_type ("gpt2", ...)
+  std::string architecture;    // HF architectures[0] when given
+  int64_t n_layers = 0, d_model = 0, n_heads = 0, n_kv_heads = 0, d_head = 0, d_mlp = 0;
+  int64_t n_ctx = 0, d_vocab = 0;
+  std::string act_fn;          // "gelu_new", "gelu", "relu", "silu", ...
+  double eps = 1e-5;
+  bool causal = true;          // false for encoders (BERT)
+  bool gated_mlp = false;      // SwiGLU-style: mlp.hook_pre_linear exists
+  bool rotary = false;         // hook_rot_q / hook_rot_k exist
+  bool tied_embeddings = false;
+  std::optional<int64_t> bos_token_id, eos_token_id, pad_token_id;
+  nlohmann::json raw;          // config.json as read
+};
+
+// Keys/values of earlier positions, per layer: [batch, n_kv_heads, past, d_head] (after rotary).
+struct KVCache {
+  std::vector<at::Tensor> k, v;
+  int64_t length() const { return k.empty() || !k[0].defined() ? 0 : k[0].size(2); }
+};
+
+// What one call needs besides the residual stream.
+struct RunContext {
+  const hooks::HookSet* hooks = nullptr;  // may be null: no hooks
+  // [batch, past + pos] 1 for real tokens, 0 for padding (keys that must never be attended to).
+  // Undefined = every token is real.
+  at::Tensor attention_mask;
+  // [batch, pos] position ids of the new tokens. Undefined = past .. past + pos - 1, or, with an
+  // attention_mask, the count of real tokens before each one (left padding keeps positions right).
+  at::Tensor position_ids;
+  // [batch, pos] token type ids (BERT). Undefined = zeros.
+  at::Tensor token_type_ids;
+  KVCache* cache = nullptr;  // when set: attends to cached keys/values and appends the new ones
+};
+
+class HookedModel {
+ public:
+  virtual ~HookedModel() = default;
+  const ModelConfig& config() const { return cfg_; }
+
+  // Every hook point this model fires, in forward order (for `mechscope info`).
+  virtual std::vector<std::string> hook_names() const = 0;
+
+  // ids: [batch, pos] int64 -> resid_pre of block 0: [batch, pos, d_model].
+  virtual at::Tensor embed(const at::Tensor& ids, RunContext& ctx) const = 0;
+  // resid: [batch, pos, d_model] -> resid_post of `layer`.
+  virtual at::Tensor block(int layer, const at::Tensor& resid, RunContext& ctx) const = 0;
+  // resid_post of the last block: [batch, pos, d_model] -> ln_final output (hooks fired).
+  virtual at::Tensor final_norm(const at::Tensor& resid, RunContext& ctx) const = 0;
+  // Normalised residual [..., d_model] -> logits [..., d_vocab] (or a subset of columns when
+  // `columns` is given: [..., columns.size(0)]).
+  virtual at::Tensor unembed(const at::Tensor& x, const at::Tensor& columns = {}) const = 0;
+
+  // Full forward: ids [batch, pos] -> logits [batch, pos, d_vocab].
+  at::Tensor forward(const at::Tensor& ids, RunContext& ctx) const;
+
+  // Every parameter by its HF checkpoint name (for parameter counts and saving).
+  virtual std::vector<std::pair<std::string, at::Tensor>> parameters() const = 0;
+  int64_t parameter_count() const;
+  at::ScalarType dtype() const { return dtype_; }
+
+ protected:
+  ModelConfig cfg_;
+  at::ScalarType dtype_ = at::kFloat;
+};
+
+struct LoadOptions {
+  at::ScalarType dtype = at::kFloat;  // compute dtype; weights stored otherwise are converted
+  std::string device = "cpu";
+};
+
+// Opens `model` (directory or hub id in the HF cache), reads config.json and builds the architecture
+// named by model_type. Error listing the supported types when unknown.
+std::unique_ptr<HookedModel> load_model(const std::string& model, const LoadOptions& opts = {});
+
+// Reads config.json of `dir` into a ModelConfig (no weights). Error when malformed.
+ModelConfig read_config(const std::string& dir);
+
+// The model types load_model accepts.
+std::vector<std::string> supported_model_types();
+
+}  // namespace mechscope::models

@@ -1,0 +1,130 @@
+#include "models/registry.h"
+
+#include "core/error.h"
+#include "core/fs.h"
+
+namespace mechscope::models {
+
+const std::vector<Architecture>& architectures() {
+  static const std::vector<Architecture> table{
+      {{"gpt2"}, parse_gpt2, build_gpt2},
+  };
+  return table;
+}
+
+std::vector<std::string> supported_model_types() {
+  std::vector<std::string> out;
+  for (auto& a : architectures()) out.insert(out.end(), a.model_types.begin(), a.model_types.end());
+  return out;
+}
+
+namespace {
+const nlohmann::json* find_key(const ModelConfig& cfg, const char* key) {
+  auto it = cfg.raw.find(key);
+  if (it == cfg.raw.end() || it->is_null()) return nullptr;
+  return &*it;
+}
+}  // namespace
+
+int64_t cfg_int(const ModelConfig& cfg, const char* key) {
+  const nlohmann::json* v = find_key(cfg, key);
+  if (!v) fail("config.json (", cfg.model_type, "): missing '", key, "'");
+  if (!v->is_number_integer()) fail("config.json (", cfg.model_type, "): '", key, "' must be an integer, got ", v->dump());
+  return v->get<int64_t>();
+}
+
+int64_t cfg_int(const ModelConfig& cfg, const char* key, int64_t def) {
+  return find_key(cfg, key) ? cfg_int(cfg, key) : def;
+}
+
+double cfg_double(const ModelConfig& cfg, const char* key, double def) {
+  const nlohmann::json* v = find_key(cfg, key);
+  if (!v) return def;
+  if (!v->is_number()) fail("config.json (", cfg.model_type, "): '", key, "' must be a number, got ", v->dump());
+  return v->get<double>();
+}
+
+bool cfg_bool(const ModelConfig& cfg, const char* key, bool def) {
+  const nlohmann::json* v = find_key(cfg, key);
+  if (!v) return def;
+  if (!v->is_boolean()) fail("config.json (", cfg.model_type, "): '", key, "' must be true or false, got ", v->dump());
+  return v->get<bool>();
+}
+
+std::string cfg_string(const ModelConfig& cfg, const char* key, const std::string& def) {
+  const nlohmann::json* v = find_key(cfg, key);
+  if (!v) return def;
+  if (!v->is_string()) fail("config.json (", cfg.model_type, "): '", key, "' must be a string, got ", v->dump());
+  return v->get<std::string>();
+}
+
+static std::optional<int64_t> token_id(const ModelConfig& cfg, const char* key) {
+  const nlohmann::json* v = find_key(cfg, key);
+  if (!v) return std::nullopt;
+  if (v->is_array() && !v->empty() && (*v)[0].is_number_integer()) return (*v)[0].get<int64_t>();
+  if (v->is_number_integer()) return v->get<int64_t>();
+  return std::nullopt;
+}
+
+static const Architecture& find_architecture(const std::string& model_type, const std::string& where) {
+  for (auto& a : architectures())
+    for (auto& t : a.model_types)
+      if (t == model_type) return a;
+  std::string list;
+  for (auto& t : supported_model_types()) list += (list.empty() ? "" : ", ") + t;
+  fail(where, ": unsupported model_type '", model_type, "' (supported: ", list, ")");
+}
+
+ModelConfig read_config(const std::string& dir) {
+  std::string path = join_path(dir, "config.json");
+  if (!file_exists(path)) fail("model directory '", dir, "' has no config.json");
+  ModelConfig cfg;
+  cfg.raw = io::read_json_file(path);
+  if (!cfg.raw.is_object()) fail("'", path, "' is not a JSON object");
+  auto mt = cfg.raw.find("model_type");
+  if (mt == cfg.raw.end() || !mt->is_string()) fail("'", path, "' has no model_type");
+  cfg.model_type = mt->get<std::string>();
+  auto archs = cfg.raw.find("architectures");
+  if (archs != cfg.raw.end() && archs->is_array() && !archs->empty() && (*archs)[0].is_string())
+    cfg.architecture = (*archs)[0].get<std::string>();
+  const Architecture& arch = find_architecture(cfg.model_type, path);
+  arch.parse(cfg);
+  // generation_config.json, when present, overrides the special token ids (as transformers does).
+  std::string gen_path = join_path(dir, "generation_config.json");
+  ModelConfig gen;
+  gen.model_type = cfg.model_type;
+  if (file_exists(gen_path)) gen.raw = io::read_json_file(gen_path);
+  for (auto [key, field] : {std::pair{"bos_token_id", &ModelConfig::bos_token_id},
+                            std::pair{"eos_token_id", &ModelConfig::eos_token_id},
+                            std::pair{"pad_token_id", &ModelConfig::pad_token_id}}) {
+    cfg.*field = token_id(cfg, key);
+    if (gen.raw.is_object() && token_id(gen, key)) cfg.*field = token_id(gen, key);
+  }
+  if (cfg.n_layers <= 0 || cfg.d_model <= 0 || cfg.n_heads <= 0 || cfg.d_vocab <= 0)
+    fail("'", path, "': sizes must be positive (n_layers ", cfg.n_layers, ", d_model ", cfg.d_model, ", n_heads ",
+         cfg.n_heads, ", vocab ", cfg.d_vocab, ")");
+  if (cfg.d_model % cfg.n_heads != 0 && cfg.d_head * cfg.n_heads == 0)
+    fail("'", path, "': hidden size ", cfg.d_model, " is not divisible by ", cfg.n_heads, " heads");
+  return cfg;
+}
+
+std::unique_ptr<HookedModel> load_model(const std::string& model, const LoadOptions& opts) {
+  std::string dir = io::resolve_model_dir(model);
+  ModelConfig cfg = read_config(dir);
+  io::Checkpoint ckpt = io::Checkpoint::open(dir);
+  return find_architecture(cfg.model_type, dir).build(cfg, ckpt, opts);
+}
+
+at::Tensor HookedModel::forward(const at::Tensor& ids, RunContext& ctx) const {
+  at::Tensor resid = embed(ids, ctx);
+  for (int l = 0; l < cfg_.n_layers; ++l) resid = block(l, resid, ctx);
+  return unembed(final_norm(resid, ctx));
+}
+
+int64_t HookedModel::parameter_count() const {
+  int64_t n = 0;
+  for (auto& [name, t] : parameters()) n += t.numel();
+  return n;
+}
+
+}  // namespace mechscope::models

@@ -1,0 +1,33 @@
+// The architecture table (as llama.cpp's LLM_ARCH table): HF model_type -> config parser + builder.
+// Adding an architecture = one file with these two functions + one row in registry.cpp.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "io/checkpoint.h"
+#include "models/model.h"
+
+namespace mechscope::models {
+
+struct Architecture {
+  std::vector<std::string> model_types;  // config.json model_type values served by this builder
+  // Fills the typed fields of cfg from cfg.raw (model_type/raw already set).
+  void (*parse)(ModelConfig& cfg);
+  std::unique_ptr<HookedModel> (*build)(const ModelConfig& cfg, const io::Checkpoint& ckpt, const LoadOptions& opts);
+};
+
+const std::vector<Architecture>& architectures();
+
+// config.json accessors with errors naming the key and the file's model_type.
+int64_t cfg_int(const ModelConfig& cfg, const char* key);
+int64_t cfg_int(const ModelConfig& cfg, const char* key, int64_t def);  // def when absent or null
+double cfg_double(const ModelConfig& cfg, const char* key, double def);
+bool cfg_bool(const ModelConfig& cfg, const char* key, bool def);
+std::string cfg_string(const ModelConfig& cfg, const char* key, const std::string& def);
+
+// GPT-2 family (gpt2, distilgpt2, gpt2-medium/large/xl; both key layouts).
+void parse_gpt2(ModelConfig& cfg);
+std::unique_ptr<HookedModel> build_gpt2(const ModelConfig& cfg, const io::Checkpoint& ckpt, const LoadOptions& opts);
+
+}  // namespace mechscope::models

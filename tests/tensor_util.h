@@ -1,0 +1,32 @@
+// Tensor comparison for tests against float64 references stored as float32.
+#pragma once
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "io/safetensors.h"
+
+namespace mstest {
+
+// |a - b| <= atol + rtol * |b| everywhere; reports the worst element on failure.
+inline ::testing::AssertionResult close(const at::Tensor& a_in, const at::Tensor& b_in, double rtol = 1e-4,
+                                        double atol = 1e-5) {
+  at::Tensor a = a_in.to(at::kDouble), b = b_in.to(at::kDouble);
+  if (a.sizes() != b.sizes())
+    return ::testing::AssertionFailure() << "shape " << a.sizes() << " vs reference " << b.sizes();
+  at::Tensor excess = (a - b).abs() - (atol + rtol * b.abs());
+  double worst = excess.max().item<double>();
+  if (worst <= 0) return ::testing::AssertionSuccess();
+  int64_t i = excess.flatten().argmax().item<int64_t>();
+  return ::testing::AssertionFailure() << "worst element " << i << ": " << a.flatten()[i].item<double>()
+                                       << " vs reference " << b.flatten()[i].item<double>() << " (max abs diff "
+                                       << (a - b).abs().max().item<double>() << ")";
+}
+
+inline std::vector<int64_t> to_vec(const at::Tensor& t) {
+  at::Tensor c = t.to(at::kLong).contiguous().flatten();
+  return std::vector<int64_t>(c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel());
+}
+
+}  // namespace mstest
