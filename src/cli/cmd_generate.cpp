@@ -1,0 +1,67 @@
+// mechscope generate: greedy or sampled continuation of a prompt.
+#include <cstdio>
+
+#include "cli/common.h"
+#include "cli/registry.h"
+#include "core/error.h"
+#include "models/generate.h"
+
+namespace mechscope::cli {
+namespace {
+
+int run_generate(int argc, char** argv) {
+  Args a("generate", "--model M (--prompt TEXT | --ids 1,2,3) --max-new-tokens N [sampling] [--json]",
+         "Continues a prompt. Greedy (as transformers' generate(do_sample=False)) unless --temperature is given.");
+  add_model_flags(a);
+  a.opt("prompt", "TEXT", "prompt text");
+  a.opt("ids", "1,2,3", "prompt token ids, used exactly as given");
+  a.flag("prepend-bos", "put the BOS token before the prompt");
+  a.opt("max-new-tokens", "N", "tokens to generate", "20");
+  a.opt("temperature", "T", "sample with this temperature (0 = greedy)", "0");
+  a.opt("top-k", "K", "sample only among the K most likely tokens (0 = off)", "0");
+  a.opt("top-p", "P", "nucleus sampling: smallest set of tokens with probability >= P (1 = off)", "1");
+  a.opt("seed", "N", "random seed for sampling", "0");
+  a.flag("no-eos-stop", "keep generating after the end-of-sequence token");
+  a.flag("json", "print {\"prompt_ids\": [...], \"new_ids\": [...], \"text\": \"...\"}");
+  if (!a.parse(argc, argv)) return 0;
+
+  models::GenerateOptions g;
+  g.max_new_tokens = a.integer("max-new-tokens");
+  if (g.max_new_tokens < 0) fail("--max-new-tokens must be >= 0");
+  g.temperature = a.number("temperature");
+  if (g.temperature < 0) fail("--temperature must be >= 0");
+  g.top_k = a.integer("top-k");
+  if (g.top_k < 0) fail("--top-k must be >= 0");
+  g.top_p = a.number("top-p");
+  if (!(g.top_p > 0 && g.top_p <= 1)) fail("--top-p must be in (0, 1]");
+  g.seed = (uint64_t)a.integer("seed");
+  if ((a.has("top-k") || a.has("top-p")) && g.temperature == 0)
+    fail("--top-k/--top-p apply to sampling: give --temperature too (e.g. --temperature 1)");
+
+  Loaded m = load_from_flags(a);
+  auto inputs = inputs_from_flags(a, m, g.max_new_tokens);
+  if (inputs.size() != 1) fail("generate takes one prompt");
+  if (!a.on("no-eos-stop")) g.eos_token_id = m.model->config().eos_token_id;
+  auto out = models::generate(*m.model, inputs[0], g);
+
+  std::string text;
+  if (m.tokenizer) text = decode_known(*m.tokenizer, out);
+  if (a.on("json")) {
+    nlohmann::json j{{"prompt_ids", inputs[0]}, {"new_ids", out}};
+    j["text"] = m.tokenizer ? nlohmann::json(text) : nlohmann::json();
+    std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    return 0;
+  }
+  if (m.tokenizer) {
+    std::printf("%s%s\n", decode_known(*m.tokenizer, inputs[0]).c_str(), text.c_str());
+  } else {
+    for (size_t i = 0; i < out.size(); ++i) std::printf("%s%lld", i ? "," : "", (long long)out[i]);
+    std::printf("\n");
+  }
+  return 0;
+}
+
+const Register reg{"generate", "continue a prompt (greedy or sampled), with a KV cache", 40, run_generate};
+
+}  // namespace
+}  // namespace mechscope::cli
