@@ -77,8 +77,10 @@ struct Regex::Node {
     };
     bool r = any(c);
     if (!r && icase) {
-      char32_t l = uni::to_lower(c), u = uni::to_upper(c);
-      r = (l != c && any(l)) || (u != c && any(u));
+      // Simple case folding closure: c, its lower and upper forms, and the lower of its upper
+      // (so U+017F long s matches 's', as Oniguruma and Rust regex do).
+      char32_t l = uni::to_lower(c), u = uni::to_upper(c), ul = uni::to_lower(u);
+      r = (l != c && any(l)) || (u != c && any(u)) || (ul != c && ul != l && any(ul));
     }
     return r != set_neg;
   }

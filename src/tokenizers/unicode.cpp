@@ -66,10 +66,6 @@ bool is_cjk(char32_t c) {
 
 char32_t to_lower(char32_t c) { return static_cast<char32_t>(utf8proc_tolower(c)); }
 char32_t to_upper(char32_t c) { return static_cast<char32_t>(utf8proc_toupper(c)); }
-char32_t simple_fold(char32_t c) {
-  char32_t l = to_lower(c);
-  return l != c ? l : to_lower(to_upper(c));
-}
 
 namespace {
 // Length of the valid prefix of the sequence starting at s[i] (Unicode Table 3-7), and whether

@@ -18,7 +18,6 @@ bool is_control(char32_t c);      // C* except \t \n \r (BERT's notion)
 bool is_cjk(char32_t c);          // BERT's CJK ideograph blocks
 char32_t to_lower(char32_t c);
 char32_t to_upper(char32_t c);
-char32_t simple_fold(char32_t c);  // case folding for (?i), one code point
 
 // Decodes the code point at s[i] (s valid UTF-8) and advances i.
 inline char32_t next(std::string_view s, size_t& i) {

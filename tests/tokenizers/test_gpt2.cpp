@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "test_util.h"
+#include "tokenizers/corpus.h"
 #include "tokenizers/byte_level.h"
 #include "tokenizers/hf_tokenizer.h"
 #include "tokenizers/tokenizer.h"
@@ -50,100 +51,6 @@ std::vector<std::vector<int64_t>> node_encode(const std::vector<std::string>& te
   std::string line;
   while (std::getline(lines, line)) out.push_back(json::parse(line).get<std::vector<int64_t>>());
   EXPECT_EQ(out.size(), texts.size());
-  return out;
-}
-
-std::string u8(char32_t c) {
-  std::string s;
-  if (c < 0x80) s += char(c);
-  else if (c < 0x800) s += char(0xC0 | (c >> 6)), s += char(0x80 | (c & 0x3F));
-  else if (c < 0x10000)
-    s += char(0xE0 | (c >> 12)), s += char(0x80 | ((c >> 6) & 0x3F)), s += char(0x80 | (c & 0x3F));
-  else
-    s += char(0xF0 | (c >> 18)), s += char(0x80 | ((c >> 12) & 0x3F)),
-        s += char(0x80 | ((c >> 6) & 0x3F)), s += char(0x80 | (c & 0x3F));
-  return s;
-}
-
-// Seeded texts covering the classes the GPT-2 pattern distinguishes. U+0085 and U+FEFF are left
-// out: JavaScript's \s omits U+0085 and includes U+FEFF, the opposite of the Unicode White_Space
-// property that HF `tokenizers` (Oniguruma) and tiktoken use, and mechscope follows HF there
-// (checked separately in GPT2Split.UnicodeWhitespaceIsWhiteSpaceProperty).
-std::vector<std::string> make_corpus(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  auto pick = [&](uint32_t k) { return rng() % k; };
-  struct Range { char32_t lo, hi; };
-  const std::vector<std::vector<Range>> scripts = {
-      {{'a', 'z'}, {'A', 'Z'}},
-      {{0xC0, 0xFF}, {0x100, 0x17F}},  // Latin with accents (× and ÷ are symbols)
-      {{0x3B1, 0x3C9}, {0x391, 0x3A9}, {0x386, 0x38F}},  // Greek
-      {{0x430, 0x44F}, {0x410, 0x42F}},                  // Cyrillic
-      {{0x627, 0x64A}, {0x64B, 0x652}},                  // Arabic letters and harakat (Mn)
-      {{0x5D0, 0x5EA}, {0x5B0, 0x5BC}},                  // Hebrew letters and points
-      {{0x905, 0x939}, {0x93E, 0x94D}},                  // Devanagari letters and matras
-      {{0xE01, 0xE2E}, {0xE31, 0xE3A}, {0xE47, 0xE4E}},  // Thai
-      {{0x4E00, 0x9FA5}},                                // CJK
-      {{0xAC00, 0xD7A3}},                                // Hangul
-      {{0x3041, 0x3096}, {0x30A1, 0x30FA}, {0x30FC, 0x30FC}},  // kana
-      {{0x300, 0x36F}},                                        // combining marks
-  };
-  const std::vector<Range> digits = {{'0', '9'}, {0x660, 0x669}, {0x966, 0x96F},
-                                     {0xFF10, 0xFF19}, {0xB2, 0xB3}, {0x2160, 0x216B},
-                                     {0xBC, 0xBE}};
-  const std::vector<std::string> spaces = {
-      " ", "  ", "   ", "\t", "\n", "\n\n", "\r\n", "\r", "\v", "\f", " \n ", "\t\t ",
-      u8(0xA0), u8(0x1680), u8(0x2000), u8(0x2003), u8(0x2009), u8(0x200A), u8(0x2028),
-      u8(0x2029), u8(0x202F), u8(0x205F), u8(0x3000), " " + u8(0x3000), u8(0xA0) + " "};
-  const std::vector<std::string> contractions = {"'s", "'t", "'re", "'ve", "'m", "'ll", "'d",
-                                                 "'S", "'T", "'RE", "'VE", "'M", "'LL", "'D",
-                                                 "'", "''", "'x", " 's", "'Re", "'lL"};
-  const std::vector<std::string> emoji = {
-      u8(0x1F600), u8(0x1F680), u8(0x1F44D) + u8(0x1F3FD),
-      u8(0x1F468) + u8(0x200D) + u8(0x1F469) + u8(0x200D) + u8(0x1F467),
-      u8(0x1F1FA) + u8(0x1F1F8), u8(0x1F1EF) + u8(0x1F1F5), u8(0x2764) + u8(0xFE0F),
-      "1" + u8(0xFE0F) + u8(0x20E3), u8(0x1F9D1) + u8(0x200D) + u8(0x1F4BB), u8(0x200B),
-      u8(0x200D), u8(0x1F30D)};
-  const std::string ascii_punct = "!\"#$%&()*+,-./:;<=>?@[\\]^_`{|}~";
-  const std::vector<std::string> punct = {
-      u8(0x201C), u8(0x201D), u8(0x2014), u8(0x2026), u8(0xAB), u8(0xBB), u8(0xBF), u8(0xA1),
-      u8(0x3001), u8(0x3002), u8(0x30FB), u8(0x20AC), u8(0xA3), u8(0xA9), u8(0x2122),
-      u8(0xB1), u8(0xD7), u8(0xF7), u8(0x2192), u8(0x2211), u8(0x1C), u8(0x7F), u8(0x01)};
-  std::vector<std::string> out;
-  for (size_t i = 0; i < n; ++i) {
-    std::string s;
-    uint32_t segments = 1 + pick(12);
-    for (uint32_t k = 0; k < segments; ++k) {
-      switch (pick(8)) {
-        case 0: case 1: {  // a word of one script
-          const auto& sc = scripts[pick(scripts.size())];
-          uint32_t len = 1 + pick(8);
-          for (uint32_t c = 0; c < len; ++c) {
-            const Range& r = sc[pick(sc.size())];
-            s += u8(r.lo + pick(r.hi - r.lo + 1));
-          }
-          break;
-        }
-        case 2: {
-          const Range& r = digits[pick(digits.size())];
-          uint32_t len = 1 + pick(7);
-          for (uint32_t c = 0; c < len; ++c) s += u8(r.lo + pick(r.hi - r.lo + 1));
-          break;
-        }
-        case 3: s += spaces[pick(spaces.size())]; break;
-        case 4: s += contractions[pick(contractions.size())]; break;
-        case 5: s += emoji[pick(emoji.size())]; break;
-        case 6: {
-          uint32_t len = 1 + pick(3);
-          for (uint32_t c = 0; c < len; ++c)
-            s += pick(2) ? std::string(1, ascii_punct[pick(ascii_punct.size())])
-                         : punct[pick(punct.size())];
-          break;
-        }
-        default: s += " "; break;
-      }
-    }
-    out.push_back(s);
-  }
   return out;
 }
 
@@ -191,7 +98,7 @@ TEST(GPT2Real, ReferenceTextsMatchGpt3Encoder) {
 }
 
 TEST(GPT2Real, SeededCorpusMatchesGpt3EncoderAndRoundTrips) {
-  auto corpus = make_corpus(2500, 20240611);
+  auto corpus = mstest::make_corpus(2500, 20240611);
   auto expected = node_encode(corpus);
   ASSERT_EQ(expected.size(), corpus.size());
   size_t mismatches = 0;
@@ -271,7 +178,7 @@ TEST(GPT2Real, Errors) {
 }
 
 TEST(GPT2Real, ThousandsOfTextsPerSecond) {
-  auto corpus = make_corpus(3000, 7);
+  auto corpus = mstest::make_corpus(3000, 7);
   real_gpt2().encode("warm up");
   auto t0 = std::chrono::steady_clock::now();
   size_t n = 0;
