@@ -8,6 +8,7 @@
 
 #include "cli/args.h"
 #include "cli/registry.h"
+#include "core/error.h"
 #include "report/label.h"
 #include "report/run.h"
 #include "report/ticks.h"

@@ -1,0 +1,34 @@
+// manifest.json: what produced an output folder (command line, model, versions, seed, timings) and
+// what is in it (every output file with its size), so a figure can be traced back to its run.
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace mechscope::report {
+
+struct Manifest {
+  std::vector<std::string> argv;              // the command line as given
+  std::string command;                        // subcommand name ("trace", "gallery")
+  std::string model;                          // model id or path ("" when none)
+  std::optional<unsigned long long> seed;
+  std::map<std::string, std::string> versions;  // "mechscope" filled in; callers add "libtorch" etc.
+  std::string started_utc;                    // ISO 8601, set by start()
+  double wall_seconds = 0;                    // set by finish()
+  std::vector<std::string> files;             // relative to the output folder
+  nlohmann::json extra = nlohmann::json::object();  // analysis-specific settings
+
+  void start();  // stamps started_utc and the wall clock
+  // Stops the clock and writes <dir>/manifest.json atomically, with each file's size in bytes.
+  void finish(const std::string& dir);
+  nlohmann::json to_json(const std::string& dir) const;
+
+ private:
+  std::chrono::steady_clock::time_point t0_{};
+};
+
+}  // namespace mechscope::report

@@ -1,0 +1,44 @@
+// One output folder per run (ARCHITECTURE.md): what an analysis command calls to write its figures
+// (PNG/SVG/PDF), the interactive index.html with the same figures, and manifest.json.
+//
+//   report::RunOutput out(dir, argc, argv, "trace", "Causal tracing: gpt2-xl");
+//   out.manifest.model = "gpt2-xl";  out.manifest.seed = 1;
+//   out.html.add_number("facts", "1000");
+//   out.save_figure(fig);            // <dir>/<fig.id>.png (+ .svg/.pdf per formats) and the HTML twin
+//   out.add_file("scores.json");     // anything else the command wrote, for the manifest
+//   out.finish();                    // index.html, then manifest.json
+#pragma once
+#include <string>
+#include <vector>
+
+#include "report/figure.h"
+#include "report/html.h"
+#include "report/manifest.h"
+#include "report/render.h"
+
+namespace mechscope::report {
+
+class RunOutput {
+ public:
+  // Creates `dir` (mkdir -p) and starts the manifest's clock.
+  RunOutput(std::string dir, int argc, char** argv, std::string command, std::string title, std::string subtitle = "");
+
+  std::vector<Format> formats{Format::Png};
+  RenderOptions render_options;
+  Manifest manifest;
+  HtmlReport html;
+
+  // Writes the figure in every format and adds it to index.html; returns the relative file names.
+  std::vector<std::string> save_figure(const Figure& fig);
+  void add_file(const std::string& relative_path);
+  void finish();
+  const std::string& dir() const { return dir_; }
+
+ private:
+  std::string dir_;
+};
+
+// "png,svg" → formats; Error naming the flag on a bad entry.
+std::vector<Format> parse_formats(const std::string& list, const std::string& flag = "--formats");
+
+}  // namespace mechscope::report
