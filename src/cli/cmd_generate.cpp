@@ -13,9 +13,7 @@ int run_generate(int argc, char** argv) {
   Args a("generate", "--model M (--prompt TEXT | --ids 1,2,3) --max-new-tokens N [sampling] [--json]",
          "Continues a prompt. Greedy (as transformers' generate(do_sample=False)) unless --temperature is given.");
   add_model_flags(a);
-  a.opt("prompt", "TEXT", "prompt text");
-  a.opt("ids", "1,2,3", "prompt token ids, used exactly as given");
-  a.flag("prepend-bos", "put the BOS token before the prompt");
+  add_prompt_flags(a, false);
   a.opt("max-new-tokens", "N", "tokens to generate", "20");
   a.opt("temperature", "T", "sample with this temperature (0 = greedy)", "0");
   a.opt("top-k", "K", "sample only among the K most likely tokens (0 = off)", "0");

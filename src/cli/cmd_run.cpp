@@ -18,9 +18,7 @@ int run_run(int argc, char** argv) {
          "Runs the model on one or more inputs (a batch, right-padded with an attention mask) and writes\n"
          "input_ids, attention_mask, logits [batch, pos, vocab] and every cached hook under its hook name.");
   add_model_flags(a);
-  a.multi("prompt", "TEXT", "input text");
-  a.multi("ids", "1,2,3", "input token ids, used exactly as given");
-  a.flag("prepend-bos", "put the BOS token before each --prompt");
+  add_prompt_flags(a, true);
   a.multi("cache", "GLOB", "hook names to save, exact or glob (e.g. 'blocks.*.hook_resid_pre')");
   a.opt("out", "FILE", "output .safetensors file");
   a.flag("no-logits", "do not write logits (large for big vocabularies)");
@@ -47,10 +45,19 @@ int run_run(int argc, char** argv) {
   bool padded = mask.sum().item<int64_t>() != mask.numel();
   if (padded) ctx.attention_mask = mask;
   at::NoGradGuard no_grad;
-  at::Tensor logits = m.model->forward(ids, ctx);
+  at::Tensor logits;
+  if (m.model->has_lm_head()) {
+    logits = m.model->forward(ids, ctx);
+  } else {
+    // No output head (a bare BertModel): the run is for its activations only.
+    at::Tensor resid = m.model->embed(ids, ctx);
+    for (int l = 0; l < cfg.n_layers; ++l) resid = m.model->block(l, resid, ctx);
+    m.model->final_norm(resid, ctx);
+    if (!a.on("no-logits")) std::fprintf(stderr, "note: the model has no output head: no logits written\n");
+  }
 
   std::vector<std::pair<std::string, at::Tensor>> out{{"input_ids", ids}, {"attention_mask", mask}};
-  if (!a.on("no-logits")) out.emplace_back("logits", logits.to(at::kFloat));
+  if (!a.on("no-logits") && logits.defined()) out.emplace_back("logits", logits.to(at::kFloat));
   for (auto& [name, t] : cache.all()) out.emplace_back(name, t.to(at::kFloat));
   std::string path = a.str("out");
   auto slash = path.find_last_of('/');

@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "core/utf8.h"
 #include "io/checkpoint.h"
+#include "tokenizers/hf_tokenizer.h"
 #include <iostream>
 
 namespace mechscope::cli {
@@ -20,7 +21,8 @@ int run_tokenize(int argc, char** argv) {
   a.opt("tokenizer", "PATH", "tokenizer.json or a directory with tokenizer files (instead of --model)");
   a.flag("json", "print {\"ids\": [...], \"tokens\": [...]}");
   a.opt("jsonl", "FILE", "tokenize every line of FILE (a JSON string each; - for stdin)");
-  a.flag("prepend-bos", "put the BOS token first");
+  a.flag("prepend-bos", "put the BOS token first (when the tokenizer does not already)");
+  a.flag("no-special-tokens", "leave out the tokenizer's special tokens (BERT's [CLS]/[SEP], Llama's <s>)");
   a.positional("TEXT", "text to tokenize", false);
   if (!a.parse(argc, argv)) return 0;
   if (!a.has("model") && !a.has("tokenizer")) fail("--model or --tokenizer is required");
@@ -31,9 +33,11 @@ int run_tokenize(int argc, char** argv) {
     if (!tok->bos_id()) fail("--prepend-bos: the tokenizer names no BOS token");
     bos.push_back(*tok->bos_id());
   }
+  // As transformers' tokenizer(text): with the post-processor's special tokens unless told not to.
+  bool special = !a.on("no-special-tokens");
   auto encode = [&](const std::string& text) {
-    auto ids = tok->encode(text);
-    ids.insert(ids.begin(), bos.begin(), bos.end());
+    auto ids = special ? tokenizers::encode_with_special(*tok, text) : tok->encode(text);
+    if (!bos.empty() && (ids.empty() || ids[0] != bos[0])) ids.insert(ids.begin(), bos[0]);
     return ids;
   };
 

@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/utf8.h"
 #include "io/checkpoint.h"
+#include "tokenizers/hf_tokenizer.h"
 #include <nlohmann/json.hpp>
 
 namespace mechscope::cli {
@@ -17,6 +18,18 @@ void add_model_flags(Args& a) {
   a.opt("tokenizer", "PATH", "tokenizer.json or a directory with tokenizer files (default: the model's own)");
   a.opt("dtype", "TYPE", "compute dtype: float32, bfloat16, float64", "float32");
   a.opt("threads", "N", "CPU threads for tensor ops (0 = all cores)", "0");
+}
+
+void add_prompt_flags(Args& a, bool repeatable) {
+  if (repeatable) {
+    a.multi("prompt", "TEXT", "input text");
+    a.multi("ids", "1,2,3", "input token ids, used exactly as given");
+  } else {
+    a.opt("prompt", "TEXT", "input text");
+    a.opt("ids", "1,2,3", "input token ids, used exactly as given");
+  }
+  a.flag("prepend-bos", "put the BOS token before each --prompt (when the tokenizer does not already)");
+  a.flag("no-special-tokens", "tokenize --prompt without the tokenizer's special tokens (BERT's [CLS]/[SEP], Llama's <s>)");
 }
 
 Loaded load_from_flags(const Args& a) {
@@ -75,12 +88,14 @@ std::vector<std::vector<int64_t>> inputs_from_flags(const Args& a, const Loaded&
       size_t bad = utf8::find_invalid(value);
       if (bad != std::string::npos) fail("--prompt #", n, " is not valid UTF-8 (byte ", bad, ")");
       const auto& tok = need_tokenizer(m, "--prompt");
+      // As transformers' tokenizer(text): the post-processor's special tokens are added (none for
+      // GPT-2, <s> for Llama 2, [CLS] … [SEP] for BERT) unless --no-special-tokens.
+      auto enc = a.on("no-special-tokens") ? tok.encode(value) : tokenizers::encode_with_special(tok, value);
       if (a.on("prepend-bos")) {
         auto bos = tok.bos_id() ? tok.bos_id() : m.model->config().bos_token_id;
         if (!bos) fail("--prepend-bos: the tokenizer and config.json name no BOS token");
-        ids.push_back(*bos);
+        if (enc.empty() || enc[0] != *bos) ids.push_back(*bos);
       }
-      auto enc = tok.encode(value);
       if (enc.empty() && !value.empty())
         fail("--prompt #", n, " encodes to no tokens: the tokenizer has ", tok.size(), " tokens for a model vocabulary of ",
              m.model->config().d_vocab, "; pass the model's real tokenizer with --tokenizer PATH");      ids.insert(ids.end(), enc.begin(), enc.end());
