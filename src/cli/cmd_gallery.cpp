@@ -315,7 +315,7 @@ std::vector<Figure> gallery(Data& d) {
   }
   // 8. Bar chart with value labels, coloured by value (Purples).
   {
-    Figure f = single_panel("layer_importance", "How often each layer is the best layer (n = 200)", 7, 3.6);
+    Figure f = single_panel("layer_importance", "How often each layer is the best layer", 7, 3.6);
     Bar b;
     for (int l = 0; l < 24; l++) {
       b.categories.push_back(std::to_string(l * 2));

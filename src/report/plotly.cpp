@@ -133,7 +133,8 @@ void series_traces(Ctx& c, const Series& s, json& data, json& layout) {
     auto ticks = [](const std::vector<std::string>& labels) {
       size_t stride = labels.size() > 60 ? (labels.size() + 59) / 60 : 1;
       json vals = json::array(), text = json::array();
-      for (size_t i = 0; i < labels.size(); i += stride) vals.push_back(i), text.push_back(esc(labels[i]));
+      // Long tokens are cut on the axis (the hover text has them whole).
+      for (size_t i = 0; i < labels.size(); i += stride) vals.push_back(i), text.push_back(esc(truncate_label(labels[i], 18)));
       return std::make_pair(vals, text);
     };
     auto [xv, xt] = ticks(cols);
@@ -301,6 +302,7 @@ void series_traces(Ctx& c, const Series& s, json& data, json& layout) {
       med["mode"] = "lines";
       med["line"] = {{"color", "rgb(214,39,40)"}, {"dash", "dash"}, {"width", 1.6}};
       med["name"] = "median = " + format_number(m);
+      med["showlegend"] = true;
       med["hovertemplate"] = "median: " + format_number(m) + "<extra></extra>";
       data.push_back(med);
     }
@@ -397,7 +399,8 @@ json plotly_figure(const Figure& fig) {
     const Panel& p = fig.panels[k];
     int r = int(k) / fig.cols, col = int(k) % fig.cols;
     bool cb = panel_has_colorbar(p);
-    Domain d{col * cw + (col > 0 ? 0.045 : 0.0), (col + 1) * cw - (cb ? 0.085 : (col + 1 < fig.cols ? 0.03 : 0.0)),
+    // Room between columns for a colour bar (ticks + title) and the next panel's y-axis title.
+    Domain d{col * cw + (col > 0 ? 0.06 : 0.0), (col + 1) * cw - (cb ? 0.12 : (col + 1 < fig.cols ? 0.03 : 0.0)),
              1 - (r + 1) * rh + (r + 1 < fig.rows ? 0.09 / fig.rows * 2 : 0.0), 1 - r * rh - (fig.rows > 1 && r > 0 ? 0.04 : 0.0)};
     if (fig.rows > 1) d.y1 -= 0.03;
     Ctx c{fig, k, d, "x" + suffix(k), "y" + suffix(k), 0, p.x.label.empty() ? "x" : p.x.label, p.y.label.empty() ? "y" : p.y.label};
@@ -406,9 +409,10 @@ json plotly_figure(const Figure& fig) {
       json ax = {{"domain", is_x ? json{d.x0, d.x1} : json{d.y0, d.y1}},
                  {"anchor", is_x ? c.yref : c.xref},
                  {"showline", true}, {"mirror", true}, {"linecolor", "black"}, {"linewidth", 1},
-                 {"ticks", "outside"}, {"zeroline", false}, {"showgrid", a.grid}, {"gridcolor", "#e5e5e5"}};
+                 {"ticks", "outside"}, {"zeroline", false}, {"showgrid", a.grid}, {"gridcolor", "#e5e5e5"},
+                 {"automargin", true}};
       if (!a.label.empty()) ax["title"] = {{"text", esc(a.label)}, {"standoff", 6}};
-      if (a.log) ax["type"] = "log";
+      if (a.log) ax["type"] = "log", ax["dtick"] = 1;  // decades only, like the PNG
       if (!std::isnan(a.min) && !std::isnan(a.max))
         ax["range"] = a.log ? json{std::log10(a.min), std::log10(a.max)} : json{a.min, a.max};
       if (!a.ticks.empty()) {
@@ -454,6 +458,17 @@ json plotly_figure(const Figure& fig) {
         layout["shapes"].push_back(sh);
       }
     }
+    if (fig.panels.size() > 1) {
+      // One legend per panel, in its top-right corner (plotly ≥ 2.22 supports several legends).
+      std::string lg = "legend" + suffix(k);
+      bool any = false;
+      for (size_t i = first; i < data.size(); i++)
+        if (data[i].value("showlegend", false)) data[i]["legend"] = lg, any = true;
+      if (any)
+        layout[lg] = {{"x", d.x1 - 0.005}, {"y", d.y1 - 0.005}, {"xanchor", "right"}, {"yanchor", "top"}, {"xref", "paper"},
+                      {"yref", "paper"}, {"bgcolor", "rgba(255,255,255,0.85)"}, {"bordercolor", "#ccc"}, {"borderwidth", 1},
+                      {"font", {{"size", 11}}}};
+    }
     if (k == 0 && !fig.frames.empty()) {
       // Fixed y range over all frames, so the animation shows change rather than rescaling.
       double flo = INFINITY, fhi = -INFINITY;
@@ -474,10 +489,10 @@ json plotly_figure(const Figure& fig) {
         steps.push_back({{"label", esc(f.name)}, {"method", "animate"},
                          {"args", {{esc(f.name)}, {{"mode", "immediate"}, {"frame", {{"duration", 0}, {"redraw", true}}}, {"transition", {{"duration", 0}}}}}}});
       }
-      layout["sliders"] = {{{"active", 0}, {"steps", steps}, {"x", 0.1}, {"len", 0.9}, {"y", 0}, {"yanchor", "top"}, {"pad", {{"t", 45}}},
+      layout["sliders"] = {{{"active", 0}, {"steps", steps}, {"x", 0.1}, {"len", 0.9}, {"y", 0}, {"yanchor", "top"}, {"pad", {{"t", 110}}},
                             {"currentvalue", {{"prefix", ""}, {"font", {{"size", 13}}}}}}};
       layout["updatemenus"] = {{{"type", "buttons"}, {"showactive", false}, {"x", 0.08}, {"y", 0}, {"xanchor", "right"}, {"yanchor", "top"},
-                                {"pad", {{"t", 55}, {"r", 10}}}, {"direction", "left"},
+                                {"pad", {{"t", 120}, {"r", 10}}}, {"direction", "left"},
                                 {"buttons", {{{"label", "▶ Play"}, {"method", "animate"},
                                               {"args", {nullptr, {{"fromcurrent", true}, {"frame", {{"duration", 600}, {"redraw", true}}}, {"transition", {{"duration", 0}}}}}}},
                                              {{"label", "❚❚ Pause"}, {"method", "animate"},
@@ -485,8 +500,8 @@ json plotly_figure(const Figure& fig) {
     }
   }
   if (!fig.title.empty()) layout["title"] = {{"text", esc(fig.title)}, {"x", 0.5}, {"xanchor", "center"}};
-  layout["height"] = int(std::lround(std::max(fig.height, 3.0) * 100)) + (fig.frames.empty() ? 0 : 90);
-  layout["margin"] = {{"l", 70}, {"r", any_cb ? 60 : 30}, {"t", fig.title.empty() ? 40 : 70}, {"b", fig.frames.empty() ? 60 : 140}};
+  layout["height"] = int(std::lround(std::max(fig.height, 3.0) * 100)) + (fig.frames.empty() ? 0 : 180);
+  layout["margin"] = {{"l", 70}, {"r", any_cb ? 60 : 30}, {"t", fig.title.empty() ? 40 : 70}, {"b", fig.frames.empty() ? 60 : 220}};
   layout["plot_bgcolor"] = "white";
   layout["paper_bgcolor"] = "white";
   layout["font"] = {{"family", "DejaVu Sans, Noto Sans CJK JP, sans-serif"}, {"size", 12}};

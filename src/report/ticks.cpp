@@ -9,13 +9,14 @@ namespace mechscope::report {
 std::vector<double> nice_ticks(double lo, double hi, int target) {
   if (!(hi > lo) || !std::isfinite(lo) || !std::isfinite(hi)) return {lo};
   target = std::max(target, 2);
-  double raw = (hi - lo) / target;
-  double mag = std::pow(10.0, std::floor(std::log10(raw)));
+  // The smallest 1-2-5 step that gives at most target + 1 ticks.
+  double mag = std::pow(10.0, std::floor(std::log10((hi - lo) / target)) - 1);
   double step = mag;
-  // 1-2-5 only: 2.5-steps put half-integers on integer axes (layers, positions).
-  for (double m : {1.0, 2.0, 5.0, 10.0}) {
-    step = m * mag;
-    if (step >= raw) break;
+  for (int i = 0; i < 12; i++) {
+    double m = i % 3 == 0 ? 1 : i % 3 == 1 ? 2 : 5;
+    step = m * mag * std::pow(10.0, i / 3);
+    double n = std::floor(hi / step + 1e-9) - std::ceil(lo / step - 1e-9) + 1;
+    if (n <= target + 1) break;
   }
   std::vector<double> out;
   double first = std::ceil(lo / step - 1e-9) * step;

@@ -66,12 +66,13 @@ TEST(Ticks, LabelsShareDecimalsAndUseRealMinus) {
 }
 
 TEST(Ticks, LogDecades) {
-  auto t = log_ticks(0.0005, 2, 6);
+  auto t = log_ticks(0.005, 20, 6);
   ASSERT_EQ(t.size(), 4u);
-  EXPECT_DOUBLE_EQ(t[0], 0.001);
+  EXPECT_DOUBLE_EQ(t[0], 0.01);
   auto l = tick_labels(t, true);
-  EXPECT_EQ(l[0], "0.001");
-  EXPECT_EQ(l[3], "1");
+  EXPECT_EQ(l[0], "0.01");
+  EXPECT_EQ(l[3], "10");
+  EXPECT_EQ(tick_labels(log_ticks(0.0005, 2, 6), true)[0], "10⁻³");  // one style per axis
   auto tiny = tick_labels({1e-6, 1e-4}, true);
   EXPECT_EQ(tiny[0], "10⁻⁶");
 }
