@@ -372,21 +372,6 @@ void draw_axes(cairo_t* cr, const PanelPlan& pl) {
   cairo_set_line_width(cr, 0.8);
   cairo_set_source_rgb(cr, 0, 0, 0);
   cairo_set_dash(cr, nullptr, 0, 0);
-  // Grid lines first, under the data.
-  auto grid = [&](const AxisPlan& a, bool is_x) {
-    if (!a.grid) return;
-    cairo_save(cr);
-    cairo_set_source_rgb(cr, 0.88, 0.88, 0.88);
-    cairo_set_line_width(cr, 0.6);
-    for (double t : a.ticks) {
-      double d = is_x ? a.map(t, b.x, b.right()) : a.map(t, b.bottom(), b.y);
-      if (is_x) cairo_move_to(cr, d, b.y), cairo_line_to(cr, d, b.bottom());
-      else cairo_move_to(cr, b.x, d), cairo_line_to(cr, b.right(), d);
-    }
-    cairo_stroke(cr);
-    cairo_restore(cr);
-  };
-  (void)grid;
   // x ticks
   for (size_t i = 0; i < pl.x.ticks.size(); i++) {
     if (pl.x.categorical && i % pl.x.stride) continue;
