@@ -133,6 +133,60 @@ class Gpt2 final : public HookedModel {
     return out;
   }
 
+  // rows: [R, d] -> [R, d]; the same block as above with every run's rows in one GEMM per weight and
+  // attention batched over runs on full-length keys (the base run's, overwritten where recomputed).
+  at::Tensor block_packed(int layer, const at::Tensor& rows_in, const PackedRuns& P) const override {
+    const Gpt2Block& B = blocks_[layer];
+    const BlockHookNames& N = names_[layer];
+    const hooks::HookSet* H = P.hooks;
+    int64_t R = rows_in.size(0), C = P.n_runs, n = P.n_pos, d = cfg_.d_model, h = cfg_.n_heads, dh = cfg_.d_head;
+    at::Tensor resid = rows_in;
+    fire(H, N.resid_pre, resid, layer, 0);
+    at::Tensor x = layer_norm(resid, B.ln1_w, B.ln1_b, cfg_.eps, H, N.ln1_scale, N.ln1_normalized, layer, 0);
+    at::Tensor qkv = at::addmm(B.c_attn_b, x, B.c_attn_w).view({R, 3, h, dh});
+    at::Tensor q = qkv.select(1, 0), k = qkv.select(1, 1), v = qkv.select(1, 2);
+    fire(H, N.q, q, layer, 0);
+    fire(H, N.k, k, layer, 0);
+    fire(H, N.v, v, layer, 0);
+    // [C * n, h, dh]: base keys/values with this block's recomputed rows written over them.
+    auto full = [&](const at::Tensor& base, const at::Tensor& mine) {
+      at::Tensor f = base[0].transpose(0, 1).unsqueeze(0).expand({C, n, h, dh}).reshape({C * n, h, dh});
+      return f.index_copy(0, P.rows, mine).view({C, n, h, dh}).transpose(1, 2);  // [C, h, n, dh]
+    };
+    at::Tensor kf = full(P.base.k[layer], k), vf = full(P.base.v[layer], v);
+    at::Tensor qf = at::zeros({C * n, h, dh}, q.options()).index_copy_(0, P.rows, q).view({C, n, h, dh}).transpose(1, 2);
+    at::Tensor scores = at::matmul(qf, kf.transpose(-1, -2));
+    if (attn_scale_[layer] != 1.0) scores = scores * attn_scale_[layer];
+    RunContext plain;
+    scores = scores + attention_bias(plain, 1, n, 0, true, 0, scores.scalar_type());
+    fire(H, N.attn_scores, scores, layer, 0);
+    at::Tensor pattern = at::softmax(scores, -1);
+    fire(H, N.pattern, pattern, layer, 0);
+    at::Tensor z = at::matmul(pattern, vf).transpose(1, 2).reshape({C * n, h, dh}).index_select(0, P.rows);
+    fire(H, N.z, z, layer, 0);
+    at::Tensor attn_out;
+    if (H && H->wants(N.result)) {
+      at::Tensor result = at::einsum("phe,hed->phd", {z, B.c_proj_w.view({h, dh, d})});
+      H->fire(N.result, result, layer, 0);
+      attn_out = result.sum(1) + B.c_proj_b;
+    } else {
+      attn_out = at::addmm(B.c_proj_b, z.reshape({R, d}), B.c_proj_w);
+    }
+    fire(H, N.attn_out, attn_out, layer, 0);
+    at::Tensor mid = resid + attn_out;
+    fire(H, N.resid_mid, mid, layer, 0);
+    x = layer_norm(mid, B.ln2_w, B.ln2_b, cfg_.eps, H, N.ln2_scale, N.ln2_normalized, layer, 0);
+    at::Tensor pre = at::addmm(B.fc_b, x, B.fc_w);
+    fire(H, N.mlp_pre, pre, layer, 0);
+    at::Tensor post = activation(pre, cfg_.act_fn);
+    fire(H, N.mlp_post, post, layer, 0);
+    at::Tensor mlp_out = at::addmm(B.proj_b, post, B.proj_w);
+    fire(H, N.mlp_out, mlp_out, layer, 0);
+    at::Tensor out = mid + mlp_out;
+    fire(H, N.resid_post, out, layer, 0);
+    return out;
+  }
+
   at::Tensor final_norm(const at::Tensor& resid, RunContext& ctx) const override {
     int64_t past = ctx.cache ? ctx.cache->length() - resid.size(1) : 0;
     return layer_norm(resid, lnf_w_, lnf_b_, cfg_.eps, ctx.hooks, "ln_final.hook_scale", "ln_final.hook_normalized",

@@ -53,6 +53,21 @@ struct RunContext {
   KVCache* cache = nullptr;  // when set: attends to cached keys/values and appends the new ones
 };
 
+// Several runs of one prompt that differ from a base run only from some position on, packed together
+// through one block (activation-patching sweeps, ARCHITECTURE.md "What makes it fast"): run r
+// recomputes positions start[r] .. n_pos - 1 and attends to the base run's keys/values before those.
+// The rows of all runs go through each weight as one GEMM; attention stays per run.
+struct PackedRuns {
+  int64_t n_runs = 0, n_pos = 0;
+  at::Tensor rows;       // [R] int64: run * n_pos + position of each packed row (runs in order, positions ascending)
+  at::Tensor positions;  // [R] int64: the position of each row
+  KVCache base;          // the base run's keys/values per layer: [1, n_kv_heads, n_pos, d_head]
+  // Fired with packed layouts: [R, d] / [R, heads, d_head] for per-position points, and
+  // [n_runs, heads, n_pos, n_pos] for attn_scores / pattern (query rows before a run's start are
+  // not meaningful). pos0 is 0.
+  const hooks::HookSet* hooks = nullptr;
+};
+
 class HookedModel {
  public:
   virtual ~HookedModel() = default;
@@ -70,6 +85,15 @@ class HookedModel {
   // Normalised residual [..., d_model] -> logits [..., d_vocab] (or a subset of columns when
   // `columns` is given: [..., columns.size(0)]).
   virtual at::Tensor unembed(const at::Tensor& x, const at::Tensor& columns = {}) const = 0;
+
+  // Packed fast path for patching sweeps. rows: [R, d_model] resid_pre of `layer` -> resid_post
+  // [R, d_model]. Optional: the default returns an undefined tensor and callers fall back to block()
+  // on full-length runs (correct for every architecture, only slower).
+  virtual at::Tensor block_packed(int layer, const at::Tensor& rows, const PackedRuns& runs) const { return {}; }
+
+  // False for checkpoints without an output head (a bare BertModel): unembed() and forward() then
+  // throw an Error, and callers that only want activations run embed/block/final_norm themselves.
+  virtual bool has_lm_head() const { return true; }
 
   // Full forward: ids [batch, pos] -> logits [batch, pos, d_vocab].
   at::Tensor forward(const at::Tensor& ids, RunContext& ctx) const;
