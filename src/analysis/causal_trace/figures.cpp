@@ -34,6 +34,24 @@ static std::string fmt(double v, const char* spec = "%.4g") {
   return buf;
 }
 
+// Integer layer ticks (1-2-5 steps, about 12 at most) over [-0.5, L - 0.5].
+static void layer_axis(Axis& a, int L) {
+  int step = 1;
+  for (int s : {1, 2, 5, 10, 20, 50, 100})
+    if (L / s <= 12) {
+      step = s;
+      break;
+    }
+  a.ticks.clear();
+  a.tick_labels.clear();
+  for (int l = 0; l < L; l += step) {
+    a.ticks.push_back(l);
+    a.tick_labels.push_back(std::to_string(l));
+  }
+  a.min = -0.5;
+  a.max = L - 0.5;
+}
+
 Figure trace_heatmap(const std::string& id, const at::Tensor& scores, const std::vector<std::string>& tokens,
                      int64_t b, int64_t e, double low_score, const std::string& answer, Kind kind, int window,
                      const std::string& model_name) {
@@ -120,6 +138,7 @@ Figure t0_aie_figure(const std::string& id, const std::vector<Kind>& kinds, cons
     p.y.label = "AIE on p(answer)";
     p.x.grid = p.y.grid = true;
     p.refs.push_back(RefLine{RefLine::Horizontal, 0.0, {0.5, 0.5, 0.5}, Dash::Dotted, ""});
+    if (!accs.empty()) layer_axis(p.x, (int)accs[0]->aie().size(1));
   };
   style(fig.panels[0], "All / MLP / Attention");
   for (size_t i = 0; i < kinds.size(); ++i) fig.panels[0].series.push_back(line_of(i));
@@ -176,7 +195,11 @@ Figure aggregate_figure(const std::string& id, const std::vector<FactSummary>& f
   p1.title = "Distribution of best layers";
   Histogram hb;
   hb.values = best;
+  hb.color = rome_color("all");
+  hb.name = "facts";
   p1.series.push_back(hb);
+  p1.legend = Legend::None;
+  layer_axis(p1.x, L);
   p1.x.label = "best layer";
   p1.y.label = "facts";
   // 2. effect vs layer
@@ -184,6 +207,7 @@ Figure aggregate_figure(const std::string& id, const std::vector<FactSummary>& f
   p2.title = "Effect magnitude vs layer";
   p2.series.push_back(sc);
   p2.x.label = "layer";
+  layer_axis(p2.x, L);
   p2.y.label = "indirect effect on p(answer)";
   p2.refs.push_back(RefLine{RefLine::Horizontal, 0.0, {0.5, 0.5, 0.5}, Dash::Dotted, ""});
   // 3. mean effect per layer
@@ -201,6 +225,7 @@ Figure aggregate_figure(const std::string& id, const std::vector<FactSummary>& f
   ml.name = "mean ± std";
   p3.series.push_back(ml);
   p3.x.label = "layer";
+  layer_axis(p3.x, L);
   p3.y.label = "indirect effect on p(answer)";
   p3.x.grid = p3.y.grid = true;
   p3.legend = Legend::None;
