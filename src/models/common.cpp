@@ -84,6 +84,20 @@ at::Tensor layer_norm(const at::Tensor& x, const at::Tensor& w, const at::Tensor
   return out;
 }
 
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps, const hooks::HookSet* hooks,
+                    const std::string& scale_name, const std::string& normalized_name, int layer, int64_t pos0) {
+  at::ScalarType in = x.scalar_type();
+  at::Tensor xf = in == at::kDouble ? x : x.to(at::kFloat);
+  at::Tensor ms = xf.pow(2).mean(-1, true);
+  if (!hooks || (!hooks->wants(scale_name) && !hooks->wants(normalized_name)))
+    return w * (xf * at::rsqrt(ms + eps)).to(in);
+  at::Tensor scale = (ms + eps).sqrt();
+  hooks->fire(scale_name, scale, layer, pos0);
+  at::Tensor out = w * (xf / scale).to(in);
+  hooks->fire(normalized_name, out, layer, pos0);
+  return out;
+}
+
 at::Tensor position_ids(const RunContext& ctx, int64_t batch, int64_t n, int64_t past) {
   if (ctx.position_ids.defined()) return ctx.position_ids;
   if (ctx.attention_mask.defined()) {
@@ -111,7 +125,11 @@ at::Tensor attention_bias(const RunContext& ctx, int64_t batch, int64_t q_len, i
   }
   // The lowest finite value, as Hugging Face uses: a fully masked row (a padding query) stays finite.
   at::Tensor bias = at::zeros(allowed.sizes(), at::TensorOptions().dtype(dtype));
-  return bias.masked_fill_(allowed.logical_not(), std::numeric_limits<float>::lowest());
+  // (The dtype's own lowest: float's overflows bfloat16 and half.)
+  double lowest = dtype == at::kBFloat16 ? (double)std::numeric_limits<c10::BFloat16>::lowest()
+                  : dtype == at::kHalf   ? (double)std::numeric_limits<c10::Half>::lowest()
+                                         : (double)std::numeric_limits<float>::lowest();
+  return bias.masked_fill_(allowed.logical_not(), lowest);
 }
 
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& bias,
@@ -130,9 +148,36 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
   fire(hooks, names.attn_scores, scores, layer, pos0);
   at::Tensor pattern = at::softmax(scores, -1);
   fire(hooks, names.pattern, pattern, layer, pos0);
-  at::Tensor z = at::matmul(pattern, vh).transpose(1, 2);  // [b, qp, h, dh]
+  at::Tensor z = at::matmul(pattern.to(vh.scalar_type()), vh).transpose(1, 2);  // [b, qp, h, dh]
   fire(hooks, names.z, z, layer, pos0);
   return z;
+}
+
+at::Tensor attention_out(const at::Tensor& z, const at::Tensor& w, const at::Tensor& bias, const hooks::HookSet* hooks,
+                         const BlockHookNames& names, int layer, int64_t pos0) {
+  if (!hooks || !hooks->wants(names.result)) return at::linear(z.flatten(2), w, bias);
+  int64_t h = z.size(2), dh = z.size(3), d = w.size(0);
+  at::Tensor result = at::einsum("bphe,dhe->bphd", {z, w.view({d, h, dh})});
+  hooks->fire(names.result, result, layer, pos0);
+  at::Tensor out = result.sum(2);
+  return bias.defined() ? out + bias : out;
+}
+
+int64_t cache_past(const RunContext& ctx, int layer) {
+  return ctx.cache && (int64_t)ctx.cache->k.size() > layer && ctx.cache->k[layer].defined()
+             ? ctx.cache->k[layer].size(2) : 0;
+}
+
+void cache_kv(RunContext& ctx, int layer, int64_t n_layers, at::Tensor& k, at::Tensor& v) {
+  if (!ctx.cache) return;
+  KVCache& c = *ctx.cache;
+  if ((int64_t)c.k.size() <= layer) c.k.resize(n_layers), c.v.resize(n_layers);
+  bool past = c.k[layer].defined();
+  at::Tensor kt = k.transpose(1, 2), vt = v.transpose(1, 2);  // [b, h_kv, n, dh]
+  c.k[layer] = past ? at::cat({c.k[layer], kt}, 2) : kt.contiguous();
+  c.v[layer] = past ? at::cat({c.v[layer], vt}, 2) : vt.contiguous();
+  k = c.k[layer].transpose(1, 2);
+  v = c.v[layer].transpose(1, 2);
 }
 
 at::Tensor activation(const at::Tensor& x, const std::string& act_fn) {

@@ -50,6 +50,13 @@ at::Tensor layer_norm(const at::Tensor& x, const at::Tensor& w, const at::Tensor
                       const hooks::HookSet* hooks, const std::string& scale_name,
                       const std::string& normalized_name, int layer, int64_t pos0);
 
+// RMSNorm (Zhang & Sennrich 2019) as Hugging Face's LlamaRMSNorm: computed in float32 (float64 stays
+// float64) and cast back before the weight. hook_scale = sqrt(mean(x^2) + eps) [b, p, 1];
+// hook_normalized = x / scale * w, the norm's output as for layer_norm (TransformerLens's RMSNorm fires
+// it before the weight; here every architecture's hook_normalized is what the next layer reads).
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps, const hooks::HookSet* hooks,
+                    const std::string& scale_name, const std::string& normalized_name, int layer, int64_t pos0);
+
 // Additive attention bias [b or 1, 1, q, k]: 0 where query i (absolute position past + i) may attend
 // key j, the lowest float where not (causal, padding keys, local window when window > 0).
 at::Tensor attention_bias(const RunContext& ctx, int64_t batch, int64_t q_len, int64_t past, bool causal,
@@ -63,6 +70,17 @@ at::Tensor position_ids(const RunContext& ctx, int64_t batch, int64_t n, int64_t
 // q: [b, qp, h, dh]; k, v: [b, kp, h_kv, dh] (all keys, past included) -> z: [b, qp, h, dh].
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& bias,
                      double scale, const hooks::HookSet* hooks, const BlockHookNames& names, int layer, int64_t pos0);
+
+// Output projection of z [b, n, h, dh] with W_O in nn.Linear layout [d_model, h * dh] (bias may be
+// undefined) -> [b, n, d_model]. Computes and fires hook_result [b, n, h, d_model] only when asked.
+at::Tensor attention_out(const at::Tensor& z, const at::Tensor& w, const at::Tensor& bias, const hooks::HookSet* hooks,
+                         const BlockHookNames& names, int layer, int64_t pos0);
+
+// Keys/values already cached for `layer` (0 without a cache).
+int64_t cache_past(const RunContext& ctx, int layer);
+// With ctx.cache: appends k, v [b, n, h_kv, dh] for `layer` and replaces them with all keys/values
+// [b, past + n, h_kv, dh]. Without: leaves them as they are.
+void cache_kv(RunContext& ctx, int layer, int64_t n_layers, at::Tensor& k, at::Tensor& v);
 
 at::Tensor activation(const at::Tensor& x, const std::string& act_fn);
 

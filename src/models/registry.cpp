@@ -8,6 +8,10 @@ namespace mechscope::models {
 const std::vector<Architecture>& architectures() {
   static const std::vector<Architecture> table{
       {{"gpt2"}, parse_gpt2, build_gpt2},
+      {{"gpt_neo"}, parse_gpt_neo, build_gpt_neo},
+      {{"gpt_neox"}, parse_gpt_neox, build_gpt_neox},
+      {{"llama", "mistral", "qwen2"}, parse_llama, build_llama},
+      {{"bert"}, parse_bert, build_bert},
   };
   return table;
 }

@@ -30,4 +30,20 @@ std::string cfg_string(const ModelConfig& cfg, const char* key, const std::strin
 void parse_gpt2(ModelConfig& cfg);
 std::unique_ptr<HookedModel> build_gpt2(const ModelConfig& cfg, const io::Checkpoint& ckpt, const LoadOptions& opts);
 
+// GPT-Neo (gpt_neo): alternating global/local attention, unscaled scores.
+void parse_gpt_neo(ModelConfig& cfg);
+std::unique_ptr<HookedModel> build_gpt_neo(const ModelConfig& cfg, const io::Checkpoint& ckpt, const LoadOptions& opts);
+
+// GPT-NeoX / Pythia (gpt_neox): fused per-head QKV, partial rotary, parallel residual.
+void parse_gpt_neox(ModelConfig& cfg);
+std::unique_ptr<HookedModel> build_gpt_neox(const ModelConfig& cfg, const io::Checkpoint& ckpt, const LoadOptions& opts);
+
+// Llama family (llama, mistral, qwen2): RMSNorm, rotary, SwiGLU, grouped-query attention.
+void parse_llama(ModelConfig& cfg);
+std::unique_ptr<HookedModel> build_llama(const ModelConfig& cfg, const io::Checkpoint& ckpt, const LoadOptions& opts);
+
+// BERT (bert): BertModel / BertForMaskedLM, post-LayerNorm encoder with the MLM head.
+void parse_bert(ModelConfig& cfg);
+std::unique_ptr<HookedModel> build_bert(const ModelConfig& cfg, const io::Checkpoint& ckpt, const LoadOptions& opts);
+
 }  // namespace mechscope::models
