@@ -1,0 +1,339 @@
+#include "analysis/train/train.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <random>
+
+#include "core/error.h"
+#include "core/fs.h"
+#include "io/checkpoint.h"
+#include "io/safetensors.h"
+#include "models/generate.h"
+#include "models/model.h"
+#include "tokenizers/tokenizer.h"
+
+namespace mechscope::analysis {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Example {
+  std::vector<int64_t> ids;  // bos, prompt…, answer
+};
+
+std::vector<Example> encode_facts(const KnowledgeGraph& kg, const tokenizers::Tokenizer& tok, int64_t bos) {
+  std::vector<Example> out;
+  for (auto& f : kg.facts) {
+    Example e;
+    e.ids.push_back(bos);
+    auto p = tok.encode(kg.prompt(f));
+    auto a = tok.encode(kg.entity_ids[f.object]);
+    if (a.size() != 1) fail("answer '", kg.entity_ids[f.object], "' is not one token of the tokenizer");
+    e.ids.insert(e.ids.end(), p.begin(), p.end());
+    e.ids.push_back(a[0]);
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+// GPT-2 initialisation (Radford et al.): N(0, 0.02), residual projections scaled by 1/sqrt(2 n_layers).
+void write_initial_model(const std::string& dir, const TrainOptions& o, int64_t vocab) {
+  make_dirs(dir);
+  at::manual_seed(o.seed);
+  int64_t d = o.d_model;
+  double proj_std = 0.02 / std::sqrt(2.0 * o.n_layers);
+  std::vector<std::pair<std::string, at::Tensor>> w{{"transformer.wte.weight", at::randn({vocab, d}) * 0.02},
+                                                     {"transformer.wpe.weight", at::randn({o.n_ctx, d}) * 0.01}};
+  for (int l = 0; l < o.n_layers; ++l) {
+    std::string p = "transformer.h." + std::to_string(l) + ".";
+    w.emplace_back(p + "ln_1.weight", at::ones({d}));
+    w.emplace_back(p + "ln_1.bias", at::zeros({d}));
+    w.emplace_back(p + "attn.c_attn.weight", at::randn({d, 3 * d}) * 0.02);
+    w.emplace_back(p + "attn.c_attn.bias", at::zeros({3 * d}));
+    w.emplace_back(p + "attn.c_proj.weight", at::randn({d, d}) * proj_std);
+    w.emplace_back(p + "attn.c_proj.bias", at::zeros({d}));
+    w.emplace_back(p + "ln_2.weight", at::ones({d}));
+    w.emplace_back(p + "ln_2.bias", at::zeros({d}));
+    w.emplace_back(p + "mlp.c_fc.weight", at::randn({d, 4 * d}) * 0.02);
+    w.emplace_back(p + "mlp.c_fc.bias", at::zeros({4 * d}));
+    w.emplace_back(p + "mlp.c_proj.weight", at::randn({4 * d, d}) * proj_std);
+    w.emplace_back(p + "mlp.c_proj.bias", at::zeros({d}));
+  }
+  w.emplace_back("transformer.ln_f.weight", at::ones({d}));
+  w.emplace_back("transformer.ln_f.bias", at::zeros({d}));
+  io::write_safetensors(join_path(dir, "model.safetensors"), w, {{"format", "pt"}});
+}
+
+nlohmann::json gpt2_config(const TrainOptions& o, int64_t vocab, int64_t bos, const std::string& dtype) {
+  return {{"model_type", "gpt2"},
+          {"architectures", {"GPT2LMHeadModel"}},
+          {"n_embd", o.d_model},
+          {"n_layer", o.n_layers},
+          {"n_head", o.n_heads},
+          {"n_inner", nullptr},
+          {"n_positions", o.n_ctx},
+          {"n_ctx", o.n_ctx},
+          {"vocab_size", vocab},
+          {"activation_function", "gelu_new"},
+          {"layer_norm_epsilon", 1e-5},
+          {"resid_pdrop", 0.0},
+          {"embd_pdrop", 0.0},
+          {"attn_pdrop", 0.0},
+          {"scale_attn_weights", true},
+          {"tie_word_embeddings", true},
+          {"bos_token_id", bos},
+          {"eos_token_id", bos},
+          {"torch_dtype", dtype},
+          {"use_cache", true}};
+}
+
+// AdamW exactly as torch.optim.AdamW: decoupled decay p *= 1 - lr * wd, bias-corrected moments.
+struct AdamW {
+  double b1 = 0.9, b2 = 0.999, eps = 1e-8;
+  std::vector<at::Tensor> m, v;
+  void init(const std::vector<at::Tensor>& params) {
+    for (auto& p : params) {
+      m.push_back(at::zeros_like(p));
+      v.push_back(at::zeros_like(p));
+    }
+  }
+  void step(std::vector<at::Tensor>& params, const std::vector<bool>& decay, int t, double lr, double wd) {
+    at::NoGradGuard ng;
+    double c1 = 1 - std::pow(b1, t), c2 = 1 - std::pow(b2, t);
+    for (size_t i = 0; i < params.size(); ++i) {
+      at::Tensor g = params[i].grad();
+      if (!g.defined()) continue;
+      if (decay[i]) params[i].mul_(1 - lr * wd);
+      m[i].mul_(b1).add_(g, 1 - b1);
+      v[i].mul_(b2).addcmul_(g, g, 1 - b2);
+      at::Tensor denom = (v[i] / c2).sqrt_().add_(eps);
+      params[i].addcdiv_(m[i], denom, -lr / c1);
+    }
+  }
+};
+
+double lr_at(const TrainOptions& o, int step) {
+  if (step < o.warmup) return o.lr * (step + 1) / o.warmup;
+  double t = double(step - o.warmup) / std::max(1, o.steps - o.warmup);
+  double min_lr = o.lr * o.min_lr_ratio;
+  return min_lr + 0.5 * (o.lr - min_lr) * (1 + std::cos(M_PI * std::min(1.0, t)));
+}
+
+// Batch `step` is a function of (seed, step) alone, so a resumed run sees the same batches.
+std::vector<size_t> batch_indices(const TrainOptions& o, int step, size_t n) {
+  std::mt19937_64 rng(o.seed * 1000003ULL + step);
+  std::vector<size_t> idx(std::min<size_t>(o.batch, n));
+  for (auto& i : idx) i = rng() % n;
+  return idx;
+}
+
+// ids/targets [b, len] right-padded; weights [b, len]: 0 on padding, answer_weight on the answer.
+void make_batch(const std::vector<Example>& ex, const std::vector<size_t>& idx, double answer_weight, at::Tensor& ids,
+                at::Tensor& mask, at::Tensor& targets, at::Tensor& weights) {
+  size_t len = 0;
+  for (size_t i : idx) len = std::max(len, ex[i].ids.size() - 1);
+  int64_t b = idx.size();
+  ids = at::zeros({b, (int64_t)len}, at::kLong);
+  mask = at::zeros({b, (int64_t)len}, at::kLong);
+  targets = at::zeros({b, (int64_t)len}, at::kLong);
+  weights = at::zeros({b, (int64_t)len}, at::kFloat);
+  for (int64_t r = 0; r < b; ++r) {
+    const auto& s = ex[idx[r]].ids;
+    int64_t n = s.size() - 1;
+    ids[r].narrow(0, 0, n).copy_(at::tensor(std::vector<int64_t>(s.begin(), s.end() - 1), at::kLong));
+    targets[r].narrow(0, 0, n).copy_(at::tensor(std::vector<int64_t>(s.begin() + 1, s.end()), at::kLong));
+    mask[r].narrow(0, 0, n).fill_(1);
+    weights[r].narrow(0, 0, n).fill_(1.0);
+    weights[r][n - 1] = answer_weight;
+  }
+}
+
+double accuracy_of(const models::HookedModel& model, const std::vector<Example>& ex) {
+  at::NoGradGuard ng;
+  size_t correct = 0;
+  for (size_t start = 0; start < ex.size(); start += 256) {
+    std::vector<size_t> idx;
+    for (size_t i = start; i < std::min(ex.size(), start + 256); ++i) idx.push_back(i);
+    at::Tensor ids, mask, targets, weights;
+    make_batch(ex, idx, 1.0, ids, mask, targets, weights);
+    models::RunContext ctx;
+    ctx.attention_mask = mask;
+    at::Tensor pred = model.forward(ids, ctx).argmax(-1);
+    for (size_t r = 0; r < idx.size(); ++r) {
+      int64_t last = ex[idx[r]].ids.size() - 2;
+      correct += pred[r][last].item<int64_t>() == ex[idx[r]].ids.back();
+    }
+  }
+  return double(correct) / ex.size();
+}
+
+// load_model maps weights read-only; training gives each parameter its own float32 storage in place
+// (set_), so the model's tensors and the optimizer's are the same.
+std::vector<std::pair<std::string, at::Tensor>> make_trainable(models::HookedModel& model) {
+  auto params = model.parameters();
+  for (auto& [name, t] : params) {
+    at::Tensor owned = t.to(at::kFloat).clone();
+    t.set_(owned);
+    t.requires_grad_(true);
+  }
+  return params;
+}
+
+}  // namespace
+
+TrainResult train_kg_model(const KnowledgeGraph& kg, const std::string& tokenizer_path, const TrainOptions& o,
+                           const std::string& out, const std::function<void(const TrainStatus&)>& on_status) {
+  if (o.steps < 1 || o.batch < 1) fail("--steps and --batch must be positive");
+  if (o.d_model % o.n_heads) fail("--d-model ", o.d_model, " is not divisible by --heads ", o.n_heads);
+  if (o.save_dtype != "float16" && o.save_dtype != "float32") fail("--save-dtype must be float16 or float32");
+  if (o.threads > 0) at::set_num_threads(o.threads);
+  auto tok = tokenizers::load_tokenizer(tokenizer_path);
+  auto bos = tok->bos_id() ? *tok->bos_id() : tok->token_to_id("<|endoftext|>");
+  if (bos < 0) fail("tokenizer '", tokenizer_path, "' has no <|endoftext|> token to start sequences with");
+  auto examples = encode_facts(kg, *tok, bos);
+  for (auto& e : examples)
+    if ((int)e.ids.size() > o.n_ctx) fail("a fact has ", e.ids.size(), " tokens, more than --n-ctx ", o.n_ctx);
+  int64_t vocab = tok->size();
+
+  make_dirs(out);
+  std::string ckpt = join_path(out, "checkpoint");
+  int start = 0;
+  nlohmann::json state;
+  if (o.resume && file_exists(join_path(ckpt, "state.json"))) {
+    state = io::read_json_file(join_path(ckpt, "state.json"));
+    start = state.at("step").get<int>();
+  } else {
+    write_initial_model(ckpt, o, vocab);
+    write_file_atomic(join_path(ckpt, "config.json"), gpt2_config(o, vocab, bos, "float32").dump(2));
+  }
+  auto model = models::load_model(ckpt);
+  auto named = make_trainable(*model);
+  std::vector<at::Tensor> params;
+  std::vector<bool> decay;
+  for (auto& [name, t] : named) {
+    params.push_back(t);
+    decay.push_back(t.dim() >= 2);  // no decay on LayerNorm weights and biases
+  }
+  AdamW opt;
+  opt.init(params);
+  if (start > 0) {
+    auto st = io::SafetensorsFile::open(join_path(ckpt, "optimizer.safetensors"));
+    for (size_t i = 0; i < params.size(); ++i) {
+      opt.m[i].copy_(st->get("m." + named[i].first, at::kFloat));
+      opt.v[i].copy_(st->get("v." + named[i].first, at::kFloat));
+    }
+  }
+
+  std::string log_path = join_path(out, "training_log.jsonl");
+  std::string log = start > 0 && file_exists(log_path) ? read_file(log_path) : "";
+  auto t0 = Clock::now();
+  double prior_seconds = start > 0 ? state.value("seconds", 0.0) : 0.0;
+  TrainStatus status;
+  auto save_checkpoint = [&](int step) {
+    at::NoGradGuard ng;
+    std::vector<std::pair<std::string, at::Tensor>> w, s;
+    for (size_t i = 0; i < params.size(); ++i) {
+      w.emplace_back(named[i].first, params[i].detach());
+      s.emplace_back("m." + named[i].first, opt.m[i]);
+      s.emplace_back("v." + named[i].first, opt.v[i]);
+    }
+    io::write_safetensors(join_path(ckpt, "model.safetensors.next"), w);
+    io::write_safetensors(join_path(ckpt, "optimizer.safetensors.next"), s);
+    // The state file is written last: a run killed in between resumes from the previous checkpoint.
+    std::rename(join_path(ckpt, "model.safetensors.next").c_str(), join_path(ckpt, "model.safetensors").c_str());
+    std::rename(join_path(ckpt, "optimizer.safetensors.next").c_str(), join_path(ckpt, "optimizer.safetensors").c_str());
+    nlohmann::json st{{"step", step}, {"seconds", prior_seconds + std::chrono::duration<double>(Clock::now() - t0).count()}};
+    write_file_atomic(join_path(ckpt, "state.json"), st.dump());
+    write_file_atomic(log_path, log);
+  };
+
+  for (int step = start; step < o.steps; ++step) {
+    at::Tensor ids, mask, targets, weights;
+    make_batch(examples, batch_indices(o, step, examples.size()), o.answer_weight, ids, mask, targets, weights);
+    models::RunContext ctx;
+    ctx.attention_mask = mask;
+    at::Tensor logits = model->forward(ids, ctx);  // [b, len, vocab]
+    at::Tensor nll = at::cross_entropy_loss(logits.reshape({-1, vocab}), targets.reshape({-1}), {},
+                                            at::Reduction::None);
+    at::Tensor w = weights.reshape({-1});
+    at::Tensor loss = (nll * w).sum() / w.sum();
+    for (auto& p : params)
+      if (p.grad().defined()) p.mutable_grad().zero_();
+    loss.backward();
+    if (o.clip > 0) {
+      at::NoGradGuard ng;
+      double total = 0;
+      for (auto& p : params) total += p.grad().pow(2).sum().item<double>();
+      total = std::sqrt(total);
+      if (total > o.clip)
+        for (auto& p : params) p.mutable_grad().mul_(o.clip / (total + 1e-6));
+    }
+    double lr = lr_at(o, step);
+    opt.step(params, decay, step + 1, lr, o.weight_decay);
+
+    status.step = step + 1;
+    status.loss = loss.item<double>();
+    status.seconds = prior_seconds + std::chrono::duration<double>(Clock::now() - t0).count();
+    bool eval = (status.step % o.eval_every == 0) || status.step == o.steps;
+    if (eval) status.accuracy = accuracy_of(*model, examples);
+    if (eval || status.step % 50 == 0) {
+      nlohmann::json line{{"step", status.step}, {"loss", status.loss}, {"lr", lr}, {"seconds", status.seconds}};
+      if (eval) line["accuracy"] = status.accuracy;
+      log += line.dump() + "\n";
+    }
+    if (on_status) on_status(status);
+    if (status.step % o.checkpoint_every == 0 && status.step < o.steps) save_checkpoint(status.step);
+  }
+
+  // The final model: weights in the save dtype, HF layout and files.
+  TrainResult r;
+  r.steps = o.steps;
+  r.final_loss = status.loss;
+  r.accuracy = start >= o.steps ? accuracy_of(*model, examples) : status.accuracy;
+  r.seconds = status.seconds;
+  r.parameters = model->parameter_count();
+  r.facts = examples.size();
+  {
+    at::NoGradGuard ng;
+    const auto& first = examples[0].ids;
+    models::RunContext ctx;
+    at::Tensor logits = model->forward(at::tensor(std::vector<int64_t>(first.begin(), first.end() - 1), at::kLong).unsqueeze(0), ctx)
+                            .select(1, -1).squeeze(0).to(at::kDouble).contiguous();
+    r.probe_logits.assign(logits.data_ptr<double>(), logits.data_ptr<double>() + logits.numel());
+  }
+  {
+    at::NoGradGuard ng;
+    std::vector<std::pair<std::string, at::Tensor>> w;
+    at::ScalarType dt = o.save_dtype == "float16" ? at::kHalf : at::kFloat;
+    for (size_t i = 0; i < params.size(); ++i) w.emplace_back(named[i].first, params[i].detach().to(dt));
+    io::write_safetensors(join_path(out, "model.safetensors"), w, {{"format", "pt"}});
+  }
+  write_file_atomic(join_path(out, "config.json"), gpt2_config(o, vocab, bos, o.save_dtype).dump(2) + "\n");
+  write_file_atomic(join_path(out, "tokenizer.json"), read_file(tokenizer_path));
+  nlohmann::json tc{{"tokenizer_class", "PreTrainedTokenizerFast"}, {"bos_token", "<|endoftext|>"},
+                    {"eos_token", "<|endoftext|>"}, {"unk_token", "[UNK]"}, {"model_max_length", o.n_ctx}};
+  write_file_atomic(join_path(out, "tokenizer_config.json"), tc.dump(2) + "\n");
+  write_file_atomic(log_path, log);
+  nlohmann::json summary{{"steps", r.steps},         {"final_loss", r.final_loss}, {"fact_accuracy", r.accuracy},
+                         {"facts", r.facts},         {"parameters", r.parameters}, {"seconds", r.seconds},
+                         {"n_layers", o.n_layers},   {"d_model", o.d_model},       {"n_heads", o.n_heads},
+                         {"batch", o.batch},         {"lr", o.lr},                 {"warmup", o.warmup},
+                         {"weight_decay", o.weight_decay}, {"clip", o.clip},       {"seed", o.seed},
+                         {"save_dtype", o.save_dtype}};
+  write_file_atomic(join_path(out, "train_summary.json"), summary.dump(2) + "\n");
+  return r;
+}
+
+double fact_accuracy(const std::string& model_dir, const KnowledgeGraph& kg) {
+  auto model = models::load_model(model_dir);
+  auto tok = tokenizers::load_tokenizer(model_dir);
+  auto bos = tok->bos_id() ? *tok->bos_id() : tok->token_to_id("<|endoftext|>");
+  return accuracy_of(*model, encode_facts(kg, *tok, bos));
+}
+
+}  // namespace mechscope::analysis

@@ -1,0 +1,88 @@
+// mechscope train: a GPT-2-architecture model memorising a knowledge graph's facts.
+#include <cstdio>
+
+#include "analysis/kg/kg.h"
+#include "analysis/train/train.h"
+#include "cli/args.h"
+#include "cli/registry.h"
+#include "core/error.h"
+#include "core/fs.h"
+#include "core/progress.h"
+
+namespace mechscope::cli {
+namespace {
+
+int run_train(int argc, char** argv) {
+  Args a("train", "--kg graph.jsonl --out DIR [options]",
+         "Trains a GPT-2-architecture model (libtorch autograd, AdamW, warm-up + cosine schedule, gradient\n"
+         "clipping) on the facts of a knowledge graph and saves a Hugging Face model directory.");
+  a.opt("kg", "FILE", "graph.jsonl from `mechscope kg generate`");
+  a.opt("tokenizer", "PATH", "tokenizer.json (default: the one beside graph.jsonl)");
+  a.opt("out", "DIR", "output model directory");
+  analysis::TrainOptions d;
+  a.opt("layers", "N", "transformer blocks", std::to_string(d.n_layers));
+  a.opt("d-model", "N", "residual width", std::to_string(d.d_model));
+  a.opt("heads", "N", "attention heads", std::to_string(d.n_heads));
+  a.opt("n-ctx", "N", "context length (positions)", std::to_string(d.n_ctx));
+  a.opt("steps", "N", "optimizer steps", std::to_string(d.steps));
+  a.opt("batch", "N", "facts per batch", std::to_string(d.batch));
+  a.opt("lr", "X", "peak learning rate", "0.001");
+  a.opt("warmup", "N", "linear warm-up steps", std::to_string(d.warmup));
+  a.opt("weight-decay", "X", "AdamW weight decay (matrices only)", "0.01");
+  a.opt("clip", "X", "gradient-norm clipping (0 = off)", "1.0");
+  a.opt("seed", "S", "random seed (initialisation and batches)", "0");
+  a.opt("eval-every", "N", "steps between fact-accuracy evaluations", std::to_string(d.eval_every));
+  a.opt("checkpoint-every", "N", "steps between checkpoints (DIR/checkpoint)", std::to_string(d.checkpoint_every));
+  a.opt("save-dtype", "TYPE", "dtype of the saved weights: float16 or float32", d.save_dtype);
+  a.opt("threads", "N", "CPU threads (0 = all cores)", "0");
+  a.flag("resume", "continue from DIR/checkpoint");
+  if (!a.parse(argc, argv)) return 0;
+  if (!a.has("kg") || !a.has("out")) fail("--kg FILE and --out DIR are required");
+  analysis::TrainOptions o;
+  o.n_layers = (int)a.integer("layers");
+  o.d_model = (int)a.integer("d-model");
+  o.n_heads = (int)a.integer("heads");
+  o.n_ctx = (int)a.integer("n-ctx");
+  o.steps = (int)a.integer("steps");
+  o.batch = (int)a.integer("batch");
+  o.lr = a.number("lr");
+  o.warmup = (int)a.integer("warmup");
+  o.weight_decay = a.number("weight-decay");
+  o.clip = a.number("clip");
+  o.seed = (uint64_t)a.integer("seed");
+  o.eval_every = (int)a.integer("eval-every");
+  o.checkpoint_every = (int)a.integer("checkpoint-every");
+  o.save_dtype = a.str("save-dtype");
+  o.threads = (int)a.integer("threads");
+  o.resume = a.on("resume");
+  if (o.n_layers < 1 || o.d_model < 1 || o.n_heads < 1 || o.n_ctx < 2 || o.eval_every < 1 || o.checkpoint_every < 1)
+    fail("--layers, --d-model, --heads, --eval-every, --checkpoint-every must be positive and --n-ctx >= 2");
+  std::string kg_path = a.str("kg");
+  auto kg = analysis::read_kg(kg_path);
+  std::string tok = a.has("tokenizer") ? a.str("tokenizer") : join_path(kg_path.substr(0, kg_path.find_last_of('/') == std::string::npos ? 0 : kg_path.find_last_of('/')), "tokenizer.json");
+  if (!file_exists(tok)) fail("no tokenizer at '", tok, "' (give --tokenizer PATH)");
+
+  analysis::TrainResult r;
+  {
+    Progress progress("train", o.steps);
+    int last = 0;
+    double acc = -1;
+    r = analysis::train_kg_model(kg, tok, o, a.str("out"), [&](const analysis::TrainStatus& s) {
+      if (s.accuracy >= 0) acc = s.accuracy;
+      char note[96];
+      std::snprintf(note, sizeof note, "loss %.4f%s", s.loss,
+                    acc >= 0 ? (std::string("  fact acc ") + std::to_string(acc).substr(0, 5)).c_str() : "");
+      progress.set_note(note);
+      progress.tick(s.step - last);
+      last = s.step;
+    });
+  }
+  std::printf("trained %d steps in %.1f s: loss %.4f, fact accuracy %.1f%% (%zu facts), %lld parameters -> %s\n",
+              r.steps, r.seconds, r.final_loss, 100 * r.accuracy, r.facts, (long long)r.parameters, a.str("out").c_str());
+  return 0;
+}
+
+const Register reg{"train", "train a GPT-2-architecture model on a knowledge graph's facts", 81, run_train};
+
+}  // namespace
+}  // namespace mechscope::cli
