@@ -1,0 +1,162 @@
+// mechscope ablate: zero, mean or resample ablation of each cell of each target, as the metric change.
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+#include <torch/version.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+
+#include "analysis/patching/figures.h"
+#include "analysis/patching/patching.h"
+#include "cli/common.h"
+#include "cli/patch_common.h"
+#include "cli/registry.h"
+#include "core/error.h"
+#include "core/fs.h"
+#include "io/safetensors.h"
+#include "report/run.h"
+
+namespace mechscope::cli {
+namespace {
+
+namespace P = analysis::patching;
+using Clock = std::chrono::steady_clock;
+
+// Reference prompts: one per line, plain text or a JSON object {"prompt": TEXT} / {"ids": [...]}.
+std::vector<std::vector<int64_t>> read_reference(const Args& a, const Loaded& m, const std::string& path) {
+  std::ifstream f(path);
+  if (!f) fail("--reference: cannot open '", path, "'");
+  std::vector<std::vector<int64_t>> out;
+  std::string line;
+  int lineno = 0;
+  while (std::getline(f, line)) {
+    ++lineno;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.find_first_not_of(" \t") == std::string::npos) continue;
+    std::string where = path + ":" + std::to_string(lineno);
+    if (line[0] == '{') {
+      nlohmann::json j;
+      try {
+        j = nlohmann::json::parse(line);
+        if (j.contains("ids")) {
+          std::vector<int64_t> ids = j["ids"].get<std::vector<int64_t>>();
+          check_ids(ids, m.model->config(), where);
+          out.push_back(ids);
+        } else if (j.contains("prompt")) {
+          out.push_back(prompt_ids(a, m, j["prompt"].get<std::string>(), where));
+        } else {
+          fail(where, ": expected {\"prompt\": TEXT} or {\"ids\": [...]}");
+        }
+      } catch (const nlohmann::json::exception& e) {
+        fail(where, ": bad JSON line (", e.what(), ")");
+      }
+    } else {
+      out.push_back(prompt_ids(a, m, line, where));
+    }
+  }
+  if (out.empty()) fail("--reference: '", path, "' has no prompts");
+  return out;
+}
+
+int run_ablate(int argc, char** argv) {
+  Args a("ablate",
+         "--model M (--prompt TEXT | --ids IDS) (--answer TEXT --wrong TEXT | --answer-id N --wrong-id N)\n"
+         "       [--targets LIST] [--kind zero|mean|resample] [--reference FILE] --out DIR",
+         "Ablates each cell of each target (same targets as `patch`) in the run on the prompt and writes the\n"
+         "metric change, metric(ablated) - metric(clean), to ablate.safetensors, with a heatmap per target.\n"
+         "zero: the activation set to 0; mean: its mean over the --reference prompts (per position when they\n"
+         "have the prompt's length, else over positions too); resample: each reference prompt's activation in\n"
+         "turn (same length), averaged.");
+  add_model_flags(a);
+  a.opt("prompt", "TEXT", "the prompt");
+  a.opt("ids", "IDS", "the prompt as token ids");
+  add_answer_flags(a);
+  a.opt("targets", "LIST", "comma-separated targets (see mechscope patch --help)", "z_all_pos");
+  a.opt("kind", "K", "zero, mean or resample", "zero");
+  a.opt("reference", "FILE", "reference prompts for mean/resample: one per line (text, or {\"prompt\": ..} / {\"ids\": [..]})");
+  a.opt("method", "M", "exact (fast path) or naive (one forward per cell)", "exact");
+  a.opt("formats", "LIST", "static figure formats: png, svg, pdf", "png");
+  a.opt("out", "DIR", "output folder");
+  if (!a.parse(argc, argv)) return 0;
+  if (!a.has("out")) fail("--out DIR is required");
+  P::AblationKind kind = P::parse_ablation(a.str("kind"));
+  P::Method method = P::parse_method(a.str("method"));
+  if (method == P::Method::Attribution) fail("--method: ablate supports exact and naive");
+  auto targets = P::parse_targets(a.str("targets"));
+  auto formats = report::parse_formats(a.str("formats"));
+  if (kind != P::AblationKind::Zero && !a.has("reference"))
+    fail("--kind ", a.str("kind"), " needs reference prompts: --reference FILE");
+  if (a.has("prompt") == a.has("ids")) fail("give the prompt with --prompt TEXT or --ids IDS (one of them)");
+
+  Loaded m = load_from_flags(a);
+  P::Metric metric = metric_from_flags(a, m);
+  std::vector<int64_t> ids;
+  if (a.has("prompt")) {
+    ids = prompt_ids(a, m, a.str("prompt"), "--prompt");
+  } else {
+    for (long long x : parse_int_list(a.str("ids"), "--ids")) ids.push_back(x);
+    check_ids(ids, m.model->config(), "--ids");
+  }
+  P::metric_position(metric, (int64_t)ids.size());
+  std::vector<std::vector<int64_t>> reference;
+  if (a.has("reference")) reference = read_reference(a, m, a.str("reference"));
+
+  auto t0 = Clock::now();
+  P::AblationResult r = P::ablate(*m.model, ids, metric, targets, kind, reference, method);
+  double total = std::chrono::duration<double>(Clock::now() - t0).count();
+
+  std::string kind_name = P::ablation_name(kind);
+  std::string value_name = "Δ " + P::metric_name(metric.kind);
+  report::RunOutput out(a.str("out"), argc, argv, "ablate", kind_name + " ablation: " + m.dir);
+  out.formats = formats;
+  out.manifest.model = m.dir;
+  out.manifest.versions["libtorch"] = TORCH_VERSION;
+  auto toks = token_strings(m, ids);
+  auto labels = position_labels(toks, toks);
+
+  std::vector<std::pair<std::string, at::Tensor>> tensors;
+  nlohmann::json j{{"model", m.dir}, {"kind", kind_name}, {"method", P::method_name(method)},
+                   {"metric", {{"kind", P::metric_name(metric.kind)}, {"answer_id", metric.answer},
+                               {"wrong_id", metric.wrong}, {"position", metric.position}, {"clean", r.clean_metric}}},
+                   {"value", "metric(ablated) - metric(clean)"}, {"tokens", toks}, {"positions", labels},
+                   {"references", reference.size()}, {"n_pos", r.n_pos}};
+  j["timings"] = {{"total_s", total}};
+  std::string title = kind_name;
+  title[0] = (char)std::toupper((unsigned char)title[0]);
+  P::FigureLabels fl{labels, value_name, title + " ablation"};
+  for (auto& t : r.targets) {
+    at::Tensor v = t.values.to(at::kFloat);
+    tensors.emplace_back(t.name, v);
+    j["targets"].push_back({{"name", t.name}, {"axes", t.axes}, {"shape", v.sizes().vec()}, {"seconds", t.seconds},
+                            {"values", nlohmann::json::parse(tensor_json(v))}});
+    j["timings"][t.name + "_s"] = t.seconds;
+  }
+  io::write_safetensors(join_path(out.dir(), "ablate.safetensors"), tensors,
+                        {{"model", m.dir}, {"kind", kind_name}, {"metric", P::metric_name(metric.kind)}});
+  out.add_file("ablate.safetensors");
+  write_file_atomic(join_path(out.dir(), "ablate.json"), j.dump(1));
+  out.add_file("ablate.json");
+  out.html.add_number("model", m.dir);
+  out.html.add_number("ablation", kind_name);
+  out.html.add_number("clean " + P::metric_name(metric.kind), r.clean_metric, 4);
+  out.html.add_number("wall time (s)", total, 3);
+  for (size_t i = 0; i < r.targets.size(); ++i) {
+    const auto& t = r.targets[i];
+    out.save_figure(P::heatmap_figure(t.name, t.name, tensors[i].second, t.axes, fl));
+    if (t.axes == std::vector<std::string>{"layer", "pos"}) {
+      out.save_figure(P::surface_figure(t.name + "_surface", t.name, tensors[i].second, fl));
+      out.save_figure(P::layer_animation(t.name + "_by_layer", t.name, tensors[i].second, fl));
+    }
+  }
+  out.manifest.extra = {{"kind", kind_name}, {"targets", targets}};
+  out.finish();
+  std::fprintf(stderr, "clean %s %.4f; %zu target(s) in %.2fs -> %s\n", P::metric_name(metric.kind).c_str(),
+               r.clean_metric, r.targets.size(), total, out.dir().c_str());
+  return 0;
+}
+
+const Register reg{"ablate", "zero / mean / resample ablation of heads, layers, positions", 51, run_ablate};
+
+}  // namespace
+}  // namespace mechscope::cli

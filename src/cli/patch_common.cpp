@@ -1,0 +1,221 @@
+#include "cli/patch_common.h"
+
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+
+#include "core/error.h"
+#include "core/utf8.h"
+#include "report/label.h"
+
+namespace mechscope::cli {
+
+namespace P = analysis::patching;
+
+void add_answer_flags(Args& a) {
+  a.opt("answer", "TEXT", "the correct answer, one token (e.g. \" John\")");
+  a.opt("wrong", "TEXT", "the wrong answer for the logit difference, one token (e.g. \" Mary\")");
+  a.opt("answer-id", "N", "the correct answer as a token id");
+  a.opt("wrong-id", "N", "the wrong answer as a token id");
+  a.opt("metric", "M", "logit-diff (answer - wrong), prob or logprob (of the answer)", "logit-diff");
+  a.opt("position", "N", "position whose logits the metric reads (negative: from the end)", "-1");
+  a.flag("prepend-bos", "put the BOS token before each text prompt (as TransformerLens's to_tokens does)");
+}
+
+void add_prompt_pair_flags(Args& a) {
+  a.opt("clean", "TEXT", "the clean prompt");
+  a.opt("corrupt", "TEXT", "the corrupted prompt (same number of tokens)");
+  a.opt("clean-ids", "IDS", "the clean prompt as token ids");
+  a.opt("corrupt-ids", "IDS", "the corrupted prompt as token ids");
+  add_answer_flags(a);
+}
+
+int64_t single_token(const Loaded& m, const std::string& text, const std::string& flag) {
+  size_t bad = utf8::find_invalid(text);
+  if (bad != std::string::npos) fail(flag, " is not valid UTF-8 (byte ", bad, ")");
+  const auto& tok = need_tokenizer(m, flag);
+  auto ids = tok.encode(text);
+  if (ids.size() != 1) {
+    std::string list;
+    for (auto id : ids) list += (list.empty() ? "" : ", ") + std::to_string(id) + " '" + tok.display(id) + "'";
+    fail(flag, " '", text, "' is ", ids.size(), " tokens (", list.empty() ? "none" : list,
+         "); the metric needs a single token (give one with ", flag, "-id N)");
+  }
+  if (ids[0] >= m.model->config().d_vocab) fail(flag, ": token id ", ids[0], " is outside the model's vocabulary");
+  return ids[0];
+}
+
+static int64_t id_flag(const Args& a, const Loaded& m, const std::string& flag) {
+  long long v = a.integer(flag);
+  if (v < 0 || v >= m.model->config().d_vocab)
+    fail("--", flag, " ", v, " is outside the vocabulary (0 .. ", m.model->config().d_vocab - 1, ")");
+  return v;
+}
+
+P::Metric metric_from_flags(const Args& a, const Loaded& m, bool need_answer) {
+  P::Metric metric;
+  metric.kind = P::parse_metric(a.str("metric"));
+  metric.position = a.integer("position");
+  if (a.has("answer") && a.has("answer-id")) fail("give --answer or --answer-id, not both");
+  if (a.has("wrong") && a.has("wrong-id")) fail("give --wrong or --wrong-id, not both");
+  if (a.has("answer")) metric.answer = single_token(m, a.str("answer"), "--answer");
+  if (a.has("answer-id")) metric.answer = id_flag(a, m, "answer-id");
+  if (a.has("wrong")) metric.wrong = single_token(m, a.str("wrong"), "--wrong");
+  if (a.has("wrong-id")) metric.wrong = id_flag(a, m, "wrong-id");
+  if (need_answer) {
+    if (metric.answer < 0) fail("the metric needs the correct answer: --answer TEXT or --answer-id N");
+    if (metric.kind == P::MetricKind::LogitDiff && metric.wrong < 0)
+      fail("--metric logit-diff needs the wrong answer too: --wrong TEXT or --wrong-id N");
+  }
+  return metric;
+}
+
+std::vector<int64_t> prompt_ids(const Args& a, const Loaded& m, const std::string& text, const std::string& what) {
+  size_t bad = utf8::find_invalid(text);
+  if (bad != std::string::npos) fail(what, " is not valid UTF-8 (byte ", bad, ")");
+  const auto& tok = need_tokenizer(m, what);
+  std::vector<int64_t> ids;
+  if (a.on("prepend-bos")) {
+    auto bos = tok.bos_id() ? tok.bos_id() : m.model->config().bos_token_id;
+    if (!bos) fail("--prepend-bos: the tokenizer and config.json name no BOS token");
+    ids.push_back(*bos);
+  }
+  auto enc = tok.encode(text);
+  if (enc.empty() && !text.empty())
+    fail(what, " encodes to no tokens: the tokenizer has ", tok.size(), " tokens for a model vocabulary of ",
+         m.model->config().d_vocab, "; pass the model's real tokenizer with --tokenizer PATH");
+  ids.insert(ids.end(), enc.begin(), enc.end());
+  check_ids(ids, m.model->config(), what);
+  return ids;
+}
+
+static std::vector<int64_t> ids_of(const std::string& list, const Loaded& m, const std::string& what) {
+  std::vector<int64_t> ids;
+  for (long long x : parse_int_list(list, what)) ids.push_back(x);
+  check_ids(ids, m.model->config(), what);
+  return ids;
+}
+
+std::vector<std::string> token_strings(const Loaded& m, const std::vector<int64_t>& ids) {
+  std::vector<std::string> out;
+  for (int64_t id : ids) {
+    if (m.tokenizer && id < m.tokenizer->size()) {
+      report::LabelStyle st;
+      st.dot_spaces = false;
+      st.max_chars = 14;
+      std::string s = report::token_label(m.tokenizer->display(id), st);
+      // A token that is all spaces would vanish from an axis label.
+      out.push_back(s.find_first_not_of(' ') == std::string::npos ? report::token_label(m.tokenizer->display(id)) : s);
+    } else {
+      out.push_back("#" + std::to_string(id));
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> position_labels(const std::vector<std::string>& a, const std::vector<std::string>& b) {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < a.size(); ++i) {
+    auto trim = [](std::string s) {
+      size_t k = s.find_first_not_of(' ');
+      return k == std::string::npos ? s : s.substr(k);
+    };
+    std::string t = trim(a[i]);
+    if (i < b.size() && b[i] != a[i]) t += "/" + trim(b[i]);
+    out.push_back(std::to_string(i) + " " + t);
+  }
+  return out;
+}
+
+PairInputs pairs_from_flags(const Args& a, const Loaded& m) {
+  PairInputs in;
+  P::Metric base = metric_from_flags(a, m, !a.has("pairs"));
+  in.metric_kind = base.kind;
+  in.position = base.position;
+  auto need_answers = [&](P::Metric& mt, const std::string& where) {
+    if (mt.answer < 0) fail(where, ": no answer (answer / answer_id, or --answer on the command line)");
+    if (mt.kind == P::MetricKind::LogitDiff && mt.wrong < 0)
+      fail(where, ": no wrong answer (wrong / wrong_id, or --wrong on the command line)");
+  };
+  if (a.has("pairs")) {
+    for (const char* f : {"clean", "corrupt", "clean-ids", "corrupt-ids"})
+      if (a.has(f)) fail("--pairs and --", f, " exclude each other");
+    std::string path = a.str("pairs");
+    std::ifstream f(path);
+    if (!f) fail("--pairs: cannot open '", path, "'");
+    std::string line;
+    int lineno = 0;
+    while (std::getline(f, line)) {
+      ++lineno;
+      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+      std::string where = path + ":" + std::to_string(lineno);
+      nlohmann::json j;
+      try {
+        j = nlohmann::json::parse(line);
+      } catch (const std::exception& e) {
+        fail(where, ": not valid JSON (", e.what(), ")");
+      }
+      if (!j.is_object()) fail(where, ": expected a JSON object");
+      P::PromptPair pair;
+      pair.metric = base;
+      for (const char* side : {"clean", "corrupt"}) {
+        std::vector<int64_t> ids;
+        std::string k = side, kid = std::string(side) + "_ids";
+        try {
+          if (j.contains(kid)) ids = ids_of(nlohmann::json(j[kid]).dump(), m, where + " " + kid);
+          else if (j.contains(k) && j[k].is_string()) ids = prompt_ids(a, m, j[k].get<std::string>(), where + " " + k);
+          else fail(where, ": needs \"", k, "\" (text) or \"", kid, "\" (token ids)");
+        } catch (const nlohmann::json::exception& e) {
+          fail(where, ": bad \"", kid, "\" (", e.what(), ")");
+        }
+        (std::string(side) == "clean" ? pair.clean : pair.corrupt) = ids;
+      }
+      try {
+        if (j.contains("answer")) pair.metric.answer = single_token(m, j["answer"].get<std::string>(), where + " answer");
+        if (j.contains("wrong")) pair.metric.wrong = single_token(m, j["wrong"].get<std::string>(), where + " wrong");
+        if (j.contains("answer_id")) pair.metric.answer = j["answer_id"].get<int64_t>();
+        if (j.contains("wrong_id")) pair.metric.wrong = j["wrong_id"].get<int64_t>();
+      } catch (const nlohmann::json::exception& e) {
+        fail(where, ": bad answer field (", e.what(), ")");
+      }
+      for (int64_t id : {pair.metric.answer, pair.metric.wrong})
+        if (id >= m.model->config().d_vocab) fail(where, ": answer id ", id, " is outside the vocabulary");
+      need_answers(pair.metric, where);
+      in.pairs.push_back(pair);
+    }
+    if (in.pairs.empty()) fail("--pairs: '", path, "' has no pairs");
+  } else {
+    P::PromptPair pair;
+    pair.metric = base;
+    if (a.has("clean") == a.has("clean-ids")) fail("give the clean prompt with --clean TEXT or --clean-ids IDS (one of them)");
+    if (a.has("corrupt") == a.has("corrupt-ids")) fail("give the corrupt prompt with --corrupt TEXT or --corrupt-ids IDS (one of them)");
+    pair.clean = a.has("clean") ? prompt_ids(a, m, a.str("clean"), "--clean") : ids_of(a.str("clean-ids"), m, "--clean-ids");
+    pair.corrupt = a.has("corrupt") ? prompt_ids(a, m, a.str("corrupt"), "--corrupt") : ids_of(a.str("corrupt-ids"), m, "--corrupt-ids");
+    in.pairs.push_back(pair);
+  }
+  const auto& p0 = in.pairs[0];
+  if (p0.clean.size() != p0.corrupt.size())
+    fail("the clean prompt has ", p0.clean.size(), " tokens and the corrupt prompt ", p0.corrupt.size(),
+         "; patching needs prompts of the same token length");
+  P::metric_position(base, (int64_t)p0.clean.size());
+  in.clean_tokens = token_strings(m, p0.clean);
+  in.corrupt_tokens = token_strings(m, p0.corrupt);
+  in.position_labels = position_labels(in.clean_tokens, in.corrupt_tokens);
+  return in;
+}
+
+std::string tensor_json(const at::Tensor& t_in) {
+  at::Tensor t = t_in.to(at::kDouble).contiguous();
+  std::function<nlohmann::json(const at::Tensor&)> rec = [&](const at::Tensor& x) -> nlohmann::json {
+    if (x.dim() == 0) {
+      double v = x.item<double>();
+      return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
+    }
+    nlohmann::json arr = nlohmann::json::array();
+    for (int64_t i = 0; i < x.size(0); ++i) arr.push_back(rec(x[i]));
+    return arr;
+  };
+  return rec(t).dump();
+}
+
+}  // namespace mechscope::cli

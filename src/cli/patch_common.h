@@ -1,0 +1,44 @@
+// What `patch` and `ablate` share: prompts and answers to token ids (one token per answer), position
+// labels for figures, and tensors as JSON.
+#pragma once
+#include <ATen/ATen.h>
+
+#include <string>
+#include <vector>
+
+#include "analysis/patching/patching.h"
+#include "cli/args.h"
+#include "cli/common.h"
+
+namespace mechscope::cli {
+
+// --answer/--wrong (text, one token each) or --answer-id/--wrong-id, --metric, --position, --prepend-bos.
+void add_answer_flags(Args& a);
+// --clean/--corrupt, --clean-ids/--corrupt-ids and the answer flags.
+void add_prompt_pair_flags(Args& a);
+
+// The metric of the flags (answer/wrong as given on the command line; -1 when absent).
+analysis::patching::Metric metric_from_flags(const Args& a, const Loaded& m, bool need_answer = true);
+// One token id for an answer text; Error naming the flag when it is not exactly one token.
+int64_t single_token(const Loaded& m, const std::string& text, const std::string& flag);
+// Prompt text (with BOS when --prepend-bos) or an id list -> checked ids.
+std::vector<int64_t> prompt_ids(const Args& a, const Loaded& m, const std::string& text, const std::string& what);
+
+struct PairInputs {
+  std::vector<analysis::patching::PromptPair> pairs;
+  analysis::patching::MetricKind metric_kind = analysis::patching::MetricKind::LogitDiff;
+  int64_t position = -1;
+  std::vector<std::string> clean_tokens, corrupt_tokens;  // of the first pair
+  std::vector<std::string> position_labels;               // "3 Mary/John" (clean/corrupt where they differ)
+};
+PairInputs pairs_from_flags(const Args& a, const Loaded& m);
+
+// Display strings of ids (the tokenizer's, else "#id").
+std::vector<std::string> token_strings(const Loaded& m, const std::vector<int64_t>& ids);
+// "i tok" or "i clean/corrupt".
+std::vector<std::string> position_labels(const std::vector<std::string>& a, const std::vector<std::string>& b);
+
+// A tensor as nested JSON arrays.
+std::string tensor_json(const at::Tensor& t);
+
+}  // namespace mechscope::cli
