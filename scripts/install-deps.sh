@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config
   libtorch-dev            # tensor backend (libtorch 1.13 on Debian 12)
+  libopenblas0-openmp     # fast BLAS for libtorch (without it libblas.so.3 is the reference BLAS, ~10x slower); OpenMP so it shares torch's threads
   nlohmann-json3-dev      # config.json, tokenizer.json, safetensors headers
   libutf8proc-dev         # Unicode categories and normalisation for tokenizers
   libgtest-dev            # unit tests
