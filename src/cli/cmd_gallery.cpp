@@ -420,7 +420,7 @@ std::vector<Figure> gallery(Data& d) {
 }
 
 int run_gallery(int argc, char** argv) {
-  Args args("gallery", "mechscope gallery --out DIR [--formats png,svg,pdf]",
+  Args args("gallery", "--out DIR [--formats png,svg,pdf]",
             "Writes one of each figure type (heatmaps, lines with bands, grids, histogram, bars, scatter, CDF,\n"
             "text panel, 3-D surface, animation) from synthetic data, plus index.html and manifest.json.");
   args.opt("out", "DIR", "output folder (created)")
