@@ -20,7 +20,7 @@ test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
 demo: build
-	bash scripts/demo.sh $(BUILD)/mechscope
+	$(BUILD)/mechscope demo
 
 bench: build
 	bash bench/run.sh $(BUILD)
