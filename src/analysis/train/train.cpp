@@ -23,14 +23,15 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 struct Example {
-  std::vector<int64_t> ids;  // bos, prompt…, answer
+  std::vector<int64_t> ids;  // prompt…, answer
 };
 
-std::vector<Example> encode_facts(const KnowledgeGraph& kg, const tokenizers::Tokenizer& tok, int64_t bos) {
+// No BOS: the model sees prompts exactly as `mechscope locate` feeds them (as ROME traces GPT-2,
+// whose tokenizer adds none).
+std::vector<Example> encode_facts(const KnowledgeGraph& kg, const tokenizers::Tokenizer& tok) {
   std::vector<Example> out;
   for (auto& f : kg.facts) {
     Example e;
-    e.ids.push_back(bos);
     auto p = tok.encode(kg.prompt(f));
     auto a = tok.encode(kg.entity_ids[f.object]);
     if (a.size() != 1) fail("answer '", kg.entity_ids[f.object], "' is not one token of the tokenizer");
@@ -194,8 +195,8 @@ TrainResult train_kg_model(const KnowledgeGraph& kg, const std::string& tokenize
   if (o.threads > 0) at::set_num_threads(o.threads);
   auto tok = tokenizers::load_tokenizer(tokenizer_path);
   auto bos = tok->bos_id() ? *tok->bos_id() : tok->token_to_id("<|endoftext|>");
-  if (bos < 0) fail("tokenizer '", tokenizer_path, "' has no <|endoftext|> token to start sequences with");
-  auto examples = encode_facts(kg, *tok, bos);
+  if (bos < 0) fail("tokenizer '", tokenizer_path, "' has no <|endoftext|> token (the BOS/EOS of the saved config)");
+  auto examples = encode_facts(kg, *tok);
   for (auto& e : examples)
     if ((int)e.ids.size() > o.n_ctx) fail("a fact has ", e.ids.size(), " tokens, more than --n-ctx ", o.n_ctx);
   int64_t vocab = tok->size();
@@ -332,8 +333,7 @@ TrainResult train_kg_model(const KnowledgeGraph& kg, const std::string& tokenize
 double fact_accuracy(const std::string& model_dir, const KnowledgeGraph& kg) {
   auto model = models::load_model(model_dir);
   auto tok = tokenizers::load_tokenizer(model_dir);
-  auto bos = tok->bos_id() ? *tok->bos_id() : tok->token_to_id("<|endoftext|>");
-  return accuracy_of(*model, encode_facts(kg, *tok, bos));
+  return accuracy_of(*model, encode_facts(kg, *tok));
 }
 
 }  // namespace mechscope::analysis

@@ -109,9 +109,7 @@ TEST(Train, TinyGraphIsLearnedAndTheSavedModelReloads) {
   // Reloaded with the loader: the same logits as the in-memory model.
   auto m = models::load_model(dir + "/model");
   auto tok = tokenizers::load_tokenizer(dir + "/model");
-  std::vector<int64_t> ids{*tok->bos_id()};
-  auto p = tok->encode(kg.prompt(kg.facts[0]));
-  ids.insert(ids.end(), p.begin(), p.end());
+  auto ids = tok->encode(kg.prompt(kg.facts[0]));
   models::RunContext ctx;
   at::NoGradGuard ng;
   at::Tensor logits = m->forward(at::tensor(ids, at::kLong).unsqueeze(0), ctx).select(1, -1).squeeze(0);
