@@ -1,0 +1,49 @@
+// `mechscope demo` (what `make demo` runs), reduced to 3 facts: every output is there and valid.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "../report/png_util.h"
+#include "core/fs.h"
+#include "test_util.h"
+
+using namespace mechscope;
+
+namespace {
+
+TEST(Demo, TracesTheShippedModelAndWritesAValidReport) {
+  std::string out = mstest::tmp_dir("demo") + "/locating_results";
+  auto r = mstest::run_shell("cd '" + mstest::source_dir() + "' && '" + MECHSCOPE_BINARY + "' demo --num-samples 3 --out '" +
+                             out + "'");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("3 facts traced"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("index.html"), std::string::npos) << r.out;
+
+  auto s = nlohmann::json::parse(read_file(out + "/locating_summary.json"));
+  EXPECT_EQ(s["facts_traced"], 3);
+  for (const char* k : {"model", "settings", "aie", "mean_high_score", "mean_low_score", "facts"}) EXPECT_TRUE(s.contains(k)) << k;
+  for (const char* kind : {"all", "mlp", "attn"}) EXPECT_TRUE(s["aie"].contains(kind)) << kind;
+  // The shipped model knows its facts: the clean run puts most probability on the answer.
+  EXPECT_GT(s["mean_high_score"].get<double>(), 0.9);
+  EXPECT_LT(s["mean_low_score"].get<double>(), s["mean_high_score"].get<double>());
+
+  std::vector<std::string> pngs{"average_heatmap.png", "average_heatmap_mlp.png", "average_heatmap_attn.png",
+                                "t0_aie_by_layer.png", "aggregate_analysis.png", "layer_importance.png"};
+  for (auto& f : s["facts"])
+    for (auto& fig : f["figures"]) pngs.push_back(fig.get<std::string>());
+  EXPECT_EQ(pngs.size(), 6u + 3 * 3);
+  for (auto& p : pngs) {
+    ASSERT_TRUE(file_exists(out + "/" + p)) << p;
+    auto img = mstest::decode_png(read_file(out + "/" + p));
+    EXPECT_GT(img.w, 100) << p;
+    EXPECT_GT(img.h, 100) << p;
+  }
+  for (const char* f : {"trace.safetensors", "manifest.json", "index.html"}) EXPECT_TRUE(file_exists(out + "/" + f)) << f;
+
+  auto html = mstest::run_shell("cd '" + mstest::source_dir() + "' && node tests/report/check_html.mjs '" + out + "/index.html'");
+  ASSERT_EQ(html.code, 0) << html.out << html.err;
+  auto verdict = nlohmann::json::parse(html.out);
+  EXPECT_TRUE(verdict["ok"].get<bool>()) << html.out;
+  EXPECT_GE(verdict["plots"].size(), 6u);
+}
+
+}  // namespace
