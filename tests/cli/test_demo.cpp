@@ -47,3 +47,31 @@ TEST(Demo, TracesTheShippedModelAndWritesAValidReport) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(KgAndTrain, ThroughTheCommandLine) {
+  std::string dir = mstest::tmp_dir("kg-cli");
+  auto g = mstest::run_cli({"kg", "generate", "--out", dir + "/kg", "--entities", "25", "--relations", "3", "--seed", "2"});
+  ASSERT_EQ(g.code, 0) << g.err;
+  for (const char* f : {"graph.jsonl", "facts.jsonl", "tokenizer.json", "kg.json"}) EXPECT_TRUE(file_exists(dir + "/kg/" + f)) << f;
+  auto t = mstest::run_cli({"train", "--kg", dir + "/kg/graph.jsonl", "--out", dir + "/model", "--layers", "1", "--d-model",
+                            "16", "--heads", "2", "--steps", "30", "--eval-every", "30", "--checkpoint-every", "10"});
+  ASSERT_EQ(t.code, 0) << t.err;
+  EXPECT_NE(t.out.find("fact accuracy"), std::string::npos) << t.out;
+  for (const char* f : {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "training_log.jsonl",
+                        "train_summary.json"})
+    EXPECT_TRUE(file_exists(dir + "/model/" + f)) << f;
+  // The trained directory is a model mechscope loads and traces.
+  auto info = mstest::run_cli({"info", "--model", dir + "/model", "--json"});
+  ASSERT_EQ(info.code, 0) << info.err;
+  EXPECT_EQ(nlohmann::json::parse(info.out)["n_layers"], 1);
+
+  auto bad = mstest::run_cli({"train", "--kg", dir + "/nope.jsonl", "--out", dir + "/m2"});
+  EXPECT_EQ(bad.code, 2);
+  auto bad2 = mstest::run_cli({"kg", "generate", "--out", dir + "/k2", "--entities", "2"});
+  EXPECT_EQ(bad2.code, 2);
+  EXPECT_NE(bad2.err.find("--entities"), std::string::npos) << bad2.err;
+}
+
+}  // namespace
