@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cstdio>
 
 #include "analysis/patching/patching.h"
 #include "core/error.h"
@@ -119,6 +120,7 @@ TEST(Patching, FastEqualsNaiveOnEveryArchitectureAndTarget) {
       if (std::find(hook_names.begin(), hook_names.end(), pts[0]) != hook_names.end()) names.push_back(t);
     }
     EXPECT_GE(names.size(), 14u) << dir;
+    std::fprintf(stderr, "fast == naive: %s (%s), %zu targets\n", cfg.model_type.c_str(), dir.c_str(), names.size());
     for (bool packed : {true, false}) {
       P::PatchOptions fast, naive;
       fast.sweep.use_packed = packed;
