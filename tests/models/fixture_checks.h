@@ -96,7 +96,7 @@ inline std::map<std::string, std::vector<int64_t>> fired_hooks(const mechscope::
 
 // Prefill of the first `split` tokens, then the rest one step at a time, equals one full forward.
 inline void expect_kv_cache_steps_equal_full_forward(const mechscope::models::HookedModel& m, const at::Tensor& ids1,
-                                                     int64_t split) {
+                                                     int64_t split, double atol = 1e-5) {
   using namespace mechscope;
   at::NoGradGuard ng;
   models::RunContext full;
@@ -107,7 +107,7 @@ inline void expect_kv_cache_steps_equal_full_forward(const mechscope::models::Ho
   std::vector<at::Tensor> parts{m.forward(ids1.narrow(1, 0, split), step)};
   for (int64_t i = split; i < ids1.size(1); ++i) parts.push_back(m.forward(ids1.narrow(1, i, 1), step));
   EXPECT_EQ(kv.length(), ids1.size(1));
-  EXPECT_TRUE(close(at::cat(parts, 1), expect, 1e-5, 1e-5));
+  EXPECT_TRUE(close(at::cat(parts, 1), expect, 1e-5, atol));
 }
 
 // A right-padded batch gives each prompt what it gives alone; left padding with mask-derived positions too.

@@ -28,7 +28,10 @@ TEST_F(GptNeo, GreedyGenerationMatchesTransformers) { mstest::expect_greedy_gene
 
 TEST_F(GptNeo, KvCacheStepsEqualOneFullForward) {
   // Steps past the window: the local layer must drop cached keys older than 4 positions.
-  mstest::expect_kv_cache_steps_equal_full_forward(*m, ref->get("input_ids")[0].unsqueeze(0), 3);
+  // GPT-Neo neither scales attention scores nor computes them above float32 (as transformers does),
+  // so rounding differences between one-row and many-row GEMMs (OpenBLAS sums in another order)
+  // reach ~3e-5 on logits of magnitude ~6: the tolerance its logits test uses too.
+  mstest::expect_kv_cache_steps_equal_full_forward(*m, ref->get("input_ids")[0].unsqueeze(0), 3, 1e-4);
 }
 
 TEST_F(GptNeo, PaddedBatchGivesEachPromptItsOwnResult) {
