@@ -93,9 +93,9 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps, const 
     return w * (xf * at::rsqrt(ms + eps)).to(in);
   at::Tensor scale = (ms + eps).sqrt();
   hooks->fire(scale_name, scale, layer, pos0);
-  at::Tensor out = w * (xf / scale).to(in);
-  hooks->fire(normalized_name, out, layer, pos0);
-  return out;
+  at::Tensor normalized = (xf / scale).to(in);
+  hooks->fire(normalized_name, normalized, layer, pos0);
+  return w * normalized;
 }
 
 at::Tensor position_ids(const RunContext& ctx, int64_t batch, int64_t n, int64_t past) {

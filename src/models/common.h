@@ -52,8 +52,9 @@ at::Tensor layer_norm(const at::Tensor& x, const at::Tensor& w, const at::Tensor
 
 // RMSNorm (Zhang & Sennrich 2019) as Hugging Face's LlamaRMSNorm: computed in float32 (float64 stays
 // float64) and cast back before the weight. hook_scale = sqrt(mean(x^2) + eps) [b, p, 1];
-// hook_normalized = x / scale * w, the norm's output as for layer_norm (TransformerLens's RMSNorm fires
-// it before the weight; here every architecture's hook_normalized is what the next layer reads).
+// hook_normalized = x / scale, before the weight, as TransformerLens's RMSNorm fires it (unlike its
+// LayerNorm, whose hook_normalized includes weight and bias), so hooks written for TransformerLens
+// see the same values.
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps, const hooks::HookSet* hooks,
                     const std::string& scale_name, const std::string& normalized_name, int layer, int64_t pos0);
 

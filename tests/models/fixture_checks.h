@@ -31,7 +31,8 @@ inline void expect_matches_reference(const mechscope::models::HookedModel& m, me
   int n = (int)m.config().n_layers;
   hooks::HookSet hs;
   hooks::ActivationCache cache;
-  cache.attach(hs, {"blocks.*.hook_resid_pre", "ln_final.hook_normalized", "blocks.*.attn.hook_pattern"});
+  std::string last = "blocks." + std::to_string(n - 1) + ".hook_resid_post";
+  cache.attach(hs, {"blocks.*.hook_resid_pre", last, "blocks.*.attn.hook_pattern"});
   models::RunContext ctx;
   ctx.hooks = &hs;
   EXPECT_TRUE(close(m.forward(ref.get("input_ids"), ctx), ref.get("logits"), 1e-4, logits_atol)) << "logits";
@@ -40,7 +41,10 @@ inline void expect_matches_reference(const mechscope::models::HookedModel& m, me
     EXPECT_TRUE(close(cache.get("blocks." + L + ".hook_resid_pre"), ref.get("hidden_states." + L))) << "hidden_states." << l;
     EXPECT_TRUE(close(cache.get("blocks." + L + ".attn.hook_pattern"), ref.get("attentions." + L))) << "attentions." << l;
   }
-  EXPECT_TRUE(close(cache.get("ln_final.hook_normalized"), ref.get("hidden_states." + std::to_string(n))))
+  // The final norm's output (for RMSNorm models hook_normalized is taken before the weight, as
+  // TransformerLens does, so compare what final_norm returns).
+  models::RunContext plain;
+  EXPECT_TRUE(close(m.final_norm(cache.get(last), plain), ref.get("hidden_states." + std::to_string(n))))
       << "hidden_states." << n;
 }
 

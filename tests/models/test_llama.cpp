@@ -87,7 +87,11 @@ TEST_F(Llama, HooksRelateAsTheBlockComputesThem) {
   EXPECT_TRUE(mstest::close(g("hook_resid_mid") + g("hook_mlp_out"), g("hook_resid_post"), 1e-6, 1e-6));
   EXPECT_TRUE(mstest::close(at::silu(g("mlp.hook_pre")) * g("mlp.hook_pre_linear"), g("mlp.hook_post"), 1e-6, 1e-6));
   at::Tensor w = m->parameters()[1].second;  // model.layers.0.input_layernorm.weight
-  EXPECT_TRUE(mstest::close(g("hook_resid_pre") / g("ln1.hook_scale") * w, g("ln1.hook_normalized"), 1e-5, 1e-6));
+  // TransformerLens's RMSNorm: hook_normalized before the weight; the attention reads it times w.
+  EXPECT_TRUE(mstest::close(g("hook_resid_pre") / g("ln1.hook_scale"), g("ln1.hook_normalized"), 1e-5, 1e-6));
+  at::Tensor q_w = m->parameters()[2].second;  // model.layers.0.self_attn.q_proj.weight
+  EXPECT_TRUE(mstest::close(at::matmul(g("ln1.hook_normalized") * w, q_w.t()).view(g("attn.hook_q").sizes()),
+                            g("attn.hook_q"), 1e-5, 1e-5));
   // Position 0 is not rotated.
   EXPECT_TRUE(mstest::close(g("attn.hook_rot_q").select(1, 0), g("attn.hook_q").select(1, 0), 1e-6, 1e-7));
   EXPECT_FALSE(mstest::close(g("attn.hook_rot_q").select(1, 3), g("attn.hook_q").select(1, 3), 1e-6, 1e-7));
