@@ -21,6 +21,7 @@
 #include "core/fs.h"
 #include "io/safetensors.h"
 #include "models/model.h"
+#include "gpt2_small.h"
 
 using namespace mechscope;
 namespace P = mechscope::analysis::patching;
@@ -33,49 +34,12 @@ static double maxrss_mb() {
   return u.ru_maxrss / 1024.0;
 }
 
-// GPT-2 small shape, weights ~ N(0, 0.02) (as bench_forward generates it).
-static void generate_model(const std::string& dir) {
-  make_dirs(dir);
-  const int64_t d = 768, L = 12, V = 50257, Pn = 1024;
-  at::manual_seed(0);
-  std::vector<std::pair<std::string, at::Tensor>> w;
-  auto normal = [](std::vector<int64_t> s) { return at::randn(s) * 0.02; };
-  w.emplace_back("wte.weight", normal({V, d}));
-  w.emplace_back("wpe.weight", normal({Pn, d}) * 0.5);
-  for (int64_t l = 0; l < L; ++l) {
-    std::string p = "h." + std::to_string(l) + ".";
-    w.emplace_back(p + "ln_1.weight", at::ones({d}));
-    w.emplace_back(p + "ln_1.bias", at::zeros({d}));
-    w.emplace_back(p + "attn.c_attn.weight", normal({d, 3 * d}));
-    w.emplace_back(p + "attn.c_attn.bias", at::zeros({3 * d}));
-    w.emplace_back(p + "attn.c_proj.weight", normal({d, d}));
-    w.emplace_back(p + "attn.c_proj.bias", at::zeros({d}));
-    w.emplace_back(p + "ln_2.weight", at::ones({d}));
-    w.emplace_back(p + "ln_2.bias", at::zeros({d}));
-    w.emplace_back(p + "mlp.c_fc.weight", normal({d, 4 * d}));
-    w.emplace_back(p + "mlp.c_fc.bias", at::zeros({4 * d}));
-    w.emplace_back(p + "mlp.c_proj.weight", normal({4 * d, d}));
-    w.emplace_back(p + "mlp.c_proj.bias", at::zeros({d}));
-  }
-  w.emplace_back("ln_f.weight", at::ones({d}));
-  w.emplace_back("ln_f.bias", at::zeros({d}));
-  io::write_safetensors(join_path(dir, "model.safetensors"), w, {{"format", "pt"}});
-  nlohmann::json cfg{{"model_type", "gpt2"}, {"architectures", {"GPT2LMHeadModel"}}, {"n_embd", d}, {"n_layer", L},
-                     {"n_head", 12}, {"n_positions", Pn}, {"n_ctx", Pn}, {"vocab_size", V},
-                     {"activation_function", "gelu_new"}, {"layer_norm_epsilon", 1e-5}, {"bos_token_id", 50256},
-                     {"eos_token_id", 50256}};
-  write_file_atomic(join_path(dir, "config.json"), cfg.dump(2));
-}
-
 int main(int argc, char** argv) {
   std::string dir = argc > 1 ? argv[1] : "build/bench/gpt2-small-random";
   int threads = argc > 2 ? std::atoi(argv[2]) : 0;
   int sample = argc > 3 ? std::max(1, std::atoi(argv[3])) : 8;
   if (threads > 0) at::set_num_threads(threads);
-  if (!file_exists(join_path(dir, "model.safetensors"))) {
-    std::fprintf(stderr, "generating %s ...\n", dir.c_str());
-    generate_model(dir);
-  }
+  bench::ensure_gpt2_small(dir);
   auto model = models::load_model(dir);
   const auto& cfg = model->config();
   // "After John and Mary went to the store, Mary/John gave a bottle of milk to" (GPT-2 ids, 16 tokens).

@@ -13,6 +13,7 @@
 #include "analysis/causal_trace/causal_trace.h"
 #include "core/fs.h"
 #include "models/model.h"
+#include "gpt2_small.h"
 
 using namespace mechscope;
 namespace ct = mechscope::analysis::causal_trace;
@@ -22,10 +23,7 @@ int main(int argc, char** argv) {
   std::string dir = argc > 1 ? argv[1] : "build/bench/gpt2-small-random";
   int threads = argc > 2 ? std::atoi(argv[2]) : 0;
   if (threads > 0) at::set_num_threads(threads);
-  if (!file_exists(join_path(dir, "config.json"))) {
-    std::fprintf(stderr, "%s has no model: run bench_forward first (it generates it)\n", dir.c_str());
-    return 2;
-  }
+  bench::ensure_gpt2_small(dir);
   auto model = models::load_model(dir);
   ct::TraceInput in;
   for (int i = 0; i < 16; ++i) in.ids.push_back((i * 7919 + 13) % model->config().d_vocab);

@@ -1,20 +1,16 @@
 #!/usr/bin/env bash
-# Benchmarks, each against a baseline measured in the same run on the same machine.
-# usage: bench/run.sh [BUILD_DIR]   (make bench)
+# Benchmarks, each against a baseline measured in the same run on the same machine (make bench).
+# usage: bench/run.sh [BUILD_DIR]; THREADS=N to set the thread count (default: all cores).
 set -euo pipefail
 BUILD=${1:-build}
 cd "$(dirname "$0")/.."
-MODEL=$BUILD/bench/gpt2-small-random
+MODEL=$BUILD/bench/gpt2-small-random   # GPT-2 small's shape, random weights (generated once, ~500 MB)
 THREADS=${THREADS:-$(nproc)}
+OUT=$BUILD/bench/results
+mkdir -p "$OUT"
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p') ($(nproc) cores), threads $THREADS"
-ms=$("$BUILD/bench_forward" "$MODEL" "$THREADS")
-pt=$(/usr/bin/python3 bench/torch_gpt2.py "$MODEL" "$THREADS")
-/usr/bin/python3 - "$ms" "$pt" <<'PY'
-import json, sys
-ms, pt = json.loads(sys.argv[1]), json.loads(sys.argv[2])
-print("GPT-2-small-shaped model (124M parameters, random weights), median times")
-print(f"{'measure':<22}{'mechscope':>12}{'PyTorch':>12}{'ratio':>9}")
-for k, label in (("load_s", "load (s)"), ("forward_16_s", "forward 16 tok (ms)"), ("forward_256_s", "forward 256 tok (ms)")):
-    scale = 1 if k == "load_s" else 1000
-    print(f"{label:<22}{ms[k]*scale:>12.3f}{pt[k]*scale:>12.3f}{pt[k]/ms[k]:>8.2f}x")
-PY
+"$BUILD/bench_forward" "$MODEL" "$THREADS" > "$OUT/forward.json"
+/usr/bin/python3 bench/torch_gpt2.py "$MODEL" "$THREADS" > "$OUT/torch.json"
+"$BUILD/bench_patch" "$MODEL" "$THREADS" 8 > "$OUT/patch.json"
+"$BUILD/bench_trace" "$MODEL" "$THREADS" > "$OUT/trace.json"
+/usr/bin/python3 bench/report.py "$OUT"

