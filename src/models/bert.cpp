@@ -12,13 +12,8 @@
 namespace mechscope::models {
 
 void parse_bert(ModelConfig& cfg) {
-  cfg.d_model = cfg_int(cfg, "hidden_size");
+  set_mha_heads(cfg, "hidden_size", "num_attention_heads");
   cfg.n_layers = cfg_int(cfg, "num_hidden_layers");
-  cfg.n_heads = cfg_int(cfg, "num_attention_heads");
-  cfg.n_kv_heads = cfg.n_heads;
-  if (cfg.n_heads <= 0 || cfg.d_model % cfg.n_heads != 0)
-    fail("config.json (bert): hidden_size ", cfg.d_model, " is not divisible by num_attention_heads ", cfg.n_heads);
-  cfg.d_head = cfg.d_model / cfg.n_heads;
   cfg.d_mlp = cfg_int(cfg, "intermediate_size", 4 * cfg.d_model);
   cfg.n_ctx = cfg_int(cfg, "max_position_embeddings", 512);
   cfg.d_vocab = cfg_int(cfg, "vocab_size");
@@ -26,7 +21,7 @@ void parse_bert(ModelConfig& cfg) {
   cfg.eps = cfg_double(cfg, "layer_norm_eps", 1e-12);
   cfg.tied_embeddings = cfg_bool(cfg, "tie_word_embeddings", true);
   cfg.causal = false;
-  activation(at::zeros({1}), cfg.act_fn);
+  check_activation(cfg.act_fn);
   std::string pos = cfg_string(cfg, "position_embedding_type", "absolute");
   if (pos != "absolute")
     fail("config.json (bert): position_embedding_type '", pos, "' is not supported (only \"absolute\")");

@@ -185,7 +185,14 @@ at::Tensor activation(const at::Tensor& x, const std::string& act_fn) {
   if (act_fn == "gelu") return at::gelu(x);
   if (act_fn == "relu") return at::relu(x);
   if (act_fn == "silu" || act_fn == "swish") return at::silu(x);
-  fail("unsupported activation function '", act_fn, "' (supported: gelu_new, gelu_pytorch_tanh, gelu, relu, silu)");
+  check_activation(act_fn);
+  fail("activation '", act_fn, "' has no kernel");  // unreachable: check_activation knows the list above
+}
+
+void check_activation(const std::string& act_fn) {
+  for (const char* known : {"gelu_new", "gelu_pytorch_tanh", "gelu_fast", "gelu", "relu", "silu", "swish"})
+    if (act_fn == known) return;
+  fail("unsupported activation function '", act_fn, "' (supported: gelu_new, gelu_pytorch_tanh, gelu_fast, gelu, relu, silu)");
 }
 
 }  // namespace mechscope::models

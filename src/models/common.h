@@ -84,6 +84,8 @@ int64_t cache_past(const RunContext& ctx, int layer);
 void cache_kv(RunContext& ctx, int layer, int64_t n_layers, at::Tensor& k, at::Tensor& v);
 
 at::Tensor activation(const at::Tensor& x, const std::string& act_fn);
+// Error naming the supported ones when `act_fn` is not one activation() computes (config parsing).
+void check_activation(const std::string& act_fn);
 
 inline void fire(const hooks::HookSet* h, const std::string& name, at::Tensor& t, int layer, int64_t pos0) {
   if (h) h->fire(name, t, layer, pos0);

@@ -10,20 +10,15 @@
 namespace mechscope::models {
 
 void parse_gpt2(ModelConfig& cfg) {
-  cfg.d_model = cfg_int(cfg, "n_embd");
+  set_mha_heads(cfg, "n_embd", "n_head");
   cfg.n_layers = cfg_int(cfg, "n_layer");
-  cfg.n_heads = cfg_int(cfg, "n_head");
-  cfg.n_kv_heads = cfg.n_heads;
-  if (cfg.d_model % cfg.n_heads != 0)
-    fail("config.json (gpt2): n_embd ", cfg.d_model, " is not divisible by n_head ", cfg.n_heads);
-  cfg.d_head = cfg.d_model / cfg.n_heads;
   cfg.d_mlp = cfg_int(cfg, "n_inner", 4 * cfg.d_model);
   cfg.n_ctx = cfg_int(cfg, "n_positions", cfg_int(cfg, "n_ctx", 1024));
   cfg.d_vocab = cfg_int(cfg, "vocab_size");
   cfg.act_fn = cfg_string(cfg, "activation_function", "gelu_new");
   cfg.eps = cfg_double(cfg, "layer_norm_epsilon", 1e-5);
   cfg.tied_embeddings = cfg_bool(cfg, "tie_word_embeddings", true);
-  activation(at::zeros({1}), cfg.act_fn);  // rejects an unsupported activation at load time
+  check_activation(cfg.act_fn);
 }
 
 namespace {

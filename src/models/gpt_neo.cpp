@@ -47,20 +47,15 @@ std::vector<std::string> attention_layers(const ModelConfig& cfg) {
 }  // namespace
 
 void parse_gpt_neo(ModelConfig& cfg) {
-  cfg.d_model = cfg_int(cfg, "hidden_size");
+  set_mha_heads(cfg, "hidden_size", "num_heads");
   cfg.n_layers = cfg_int(cfg, "num_layers");
-  cfg.n_heads = cfg_int(cfg, "num_heads");
-  cfg.n_kv_heads = cfg.n_heads;
-  if (cfg.n_heads <= 0 || cfg.d_model % cfg.n_heads != 0)
-    fail("config.json (gpt_neo): hidden_size ", cfg.d_model, " is not divisible by num_heads ", cfg.n_heads);
-  cfg.d_head = cfg.d_model / cfg.n_heads;
   cfg.d_mlp = cfg_int(cfg, "intermediate_size", 4 * cfg.d_model);
   cfg.n_ctx = cfg_int(cfg, "max_position_embeddings", 2048);
   cfg.d_vocab = cfg_int(cfg, "vocab_size");
   cfg.act_fn = cfg_string(cfg, "activation_function", "gelu_new");
   cfg.eps = cfg_double(cfg, "layer_norm_epsilon", 1e-5);
   cfg.tied_embeddings = cfg_bool(cfg, "tie_word_embeddings", true);
-  activation(at::zeros({1}), cfg.act_fn);
+  check_activation(cfg.act_fn);
   attention_layers(cfg);
 }
 

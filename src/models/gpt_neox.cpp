@@ -15,13 +15,8 @@ namespace mechscope::models {
 constexpr double kNeoxRotaryPct = 0.25;
 
 void parse_gpt_neox(ModelConfig& cfg) {
-  cfg.d_model = cfg_int(cfg, "hidden_size");
+  set_mha_heads(cfg, "hidden_size", "num_attention_heads");
   cfg.n_layers = cfg_int(cfg, "num_hidden_layers");
-  cfg.n_heads = cfg_int(cfg, "num_attention_heads");
-  cfg.n_kv_heads = cfg.n_heads;
-  if (cfg.n_heads <= 0 || cfg.d_model % cfg.n_heads != 0)
-    fail("config.json (gpt_neox): hidden_size ", cfg.d_model, " is not divisible by num_attention_heads ", cfg.n_heads);
-  cfg.d_head = cfg.d_model / cfg.n_heads;
   cfg.d_mlp = cfg_int(cfg, "intermediate_size", 4 * cfg.d_model);
   cfg.n_ctx = cfg_int(cfg, "max_position_embeddings", 2048);
   cfg.d_vocab = cfg_int(cfg, "vocab_size");
@@ -29,7 +24,7 @@ void parse_gpt_neox(ModelConfig& cfg) {
   cfg.eps = cfg_double(cfg, "layer_norm_eps", 1e-5);
   cfg.tied_embeddings = cfg_bool(cfg, "tie_word_embeddings", false);
   cfg.rotary = true;
-  activation(at::zeros({1}), cfg.act_fn);
+  check_activation(cfg.act_fn);
   parse_rope(cfg, cfg.d_head, kNeoxRotaryPct);
 }
 

@@ -30,8 +30,8 @@ void parse_llama(ModelConfig& cfg) {
   cfg.tied_embeddings = cfg_bool(cfg, "tie_word_embeddings", false);
   cfg.gated_mlp = true;
   cfg.rotary = true;
-  activation(at::zeros({1}), cfg.act_fn);  // rejects an unsupported activation at load time
-  parse_rope(cfg, cfg.d_head);             // and a malformed or unsupported rope configuration
+  check_activation(cfg.act_fn);
+  parse_rope(cfg, cfg.d_head);  // rejects a malformed or unsupported rope configuration at load time
 }
 
 namespace {

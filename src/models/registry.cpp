@@ -62,6 +62,16 @@ std::string cfg_string(const ModelConfig& cfg, const char* key, const std::strin
   return v->get<std::string>();
 }
 
+void set_mha_heads(ModelConfig& cfg, const char* width_key, const char* heads_key) {
+  cfg.d_model = cfg_int(cfg, width_key);
+  cfg.n_heads = cfg_int(cfg, heads_key);
+  cfg.n_kv_heads = cfg.n_heads;
+  if (cfg.n_heads <= 0 || cfg.d_model % cfg.n_heads != 0)
+    fail("config.json (", cfg.model_type, "): ", width_key, " ", cfg.d_model, " is not divisible by ", heads_key, " ",
+         cfg.n_heads);
+  cfg.d_head = cfg.d_model / cfg.n_heads;
+}
+
 static std::optional<int64_t> token_id(const ModelConfig& cfg, const char* key) {
   const nlohmann::json* v = find_key(cfg, key);
   if (!v) return std::nullopt;
@@ -107,8 +117,6 @@ ModelConfig read_config(const std::string& dir) {
   if (cfg.n_layers <= 0 || cfg.d_model <= 0 || cfg.n_heads <= 0 || cfg.d_vocab <= 0)
     fail("'", path, "': sizes must be positive (n_layers ", cfg.n_layers, ", d_model ", cfg.d_model, ", n_heads ",
          cfg.n_heads, ", vocab ", cfg.d_vocab, ")");
-  if (cfg.d_model % cfg.n_heads != 0 && cfg.d_head * cfg.n_heads == 0)
-    fail("'", path, "': hidden size ", cfg.d_model, " is not divisible by ", cfg.n_heads, " heads");
   return cfg;
 }
 

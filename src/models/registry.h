@@ -26,6 +26,10 @@ double cfg_double(const ModelConfig& cfg, const char* key, double def);
 bool cfg_bool(const ModelConfig& cfg, const char* key, bool def);
 std::string cfg_string(const ModelConfig& cfg, const char* key, const std::string& def);
 
+// Multi-head attention sizes: n_heads from `heads_key`, n_kv_heads = n_heads, d_head = d_model /
+// n_heads; Error naming both keys when the width is not a positive multiple of the heads.
+void set_mha_heads(ModelConfig& cfg, const char* width_key, const char* heads_key);
+
 // GPT-2 family (gpt2, distilgpt2, gpt2-medium/large/xl; both key layouts).
 void parse_gpt2(ModelConfig& cfg);
 std::unique_ptr<HookedModel> build_gpt2(const ModelConfig& cfg, const io::Checkpoint& ckpt, const LoadOptions& opts);

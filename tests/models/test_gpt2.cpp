@@ -221,3 +221,29 @@ TEST(ModelLoading, ShapeMismatchNamesTensorAndBothShapes) {
 }
 
 }  // namespace
+
+namespace {
+
+// config.json edits that parsing must refuse, with the message naming the keys.
+void expect_config_refused(const std::string& key, const nlohmann::json& value, const std::string& message) {
+  std::string dir = mstest::tmp_dir("bad-config");
+  auto cfg = io::read_json_file(mstest::fixture("gpt2/model/config.json"));
+  cfg[key] = value;
+  FILE* f = std::fopen((dir + "/config.json").c_str(), "w");
+  std::fputs(cfg.dump().c_str(), f);
+  std::fclose(f);
+  try {
+    models::read_config(dir);
+    FAIL() << "expected an error for " << key;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(message), std::string::npos) << e.what();
+  }
+}
+
+TEST(ModelLoading, HeadsThatDoNotDivideTheWidthAndUnknownActivationsAreRefused) {
+  expect_config_refused("n_head", 5, "n_embd 32 is not divisible by n_head 5");
+  expect_config_refused("n_head", 0, "n_embd 32 is not divisible by n_head 0");
+  expect_config_refused("activation_function", "swiglu_xl", "unsupported activation function 'swiglu_xl'");
+}
+
+}  // namespace
