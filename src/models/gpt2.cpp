@@ -158,6 +158,11 @@ class Gpt2 final : public HookedModel {
     at::Tensor pattern = at::softmax(scores, -1);
     fire(H, N.pattern, pattern, layer, 0);
     at::Tensor z = at::matmul(pattern, vf).transpose(1, 2).reshape({C * n, h, dh}).index_select(0, P.rows);
+    if (P.keep.defined()) {
+      z = z.index_select(0, P.keep);
+      resid = resid.index_select(0, P.keep);
+      R = P.keep.size(0);
+    }
     fire(H, N.z, z, layer, 0);
     at::Tensor attn_out;
     if (H && H->wants(N.result)) {

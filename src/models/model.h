@@ -66,6 +66,10 @@ struct PackedRuns {
   // [n_runs, heads, n_pos, n_pos] for attn_scores / pattern (query rows before a run's start are
   // not meaningful). pos0 is 0.
   const hooks::HookSet* hooks = nullptr;
+  // When defined (only without hooks): the packed rows the caller needs from this block, [K] int64
+  // ascending. Every row still provides its keys/values, but only these rows go on past attention,
+  // and the block returns [K, d] (the last block of a sweep needs only the metric's position).
+  at::Tensor keep;
 };
 
 class HookedModel {

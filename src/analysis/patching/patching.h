@@ -7,8 +7,8 @@
 //   r.normalised(0)      // (patched - corrupt) / (clean - corrupt)
 //
 // The exact method reuses the base run (keys/values and residual stream) so a patch at (layer L,
-// position p) recomputes layers >= L at positions >= p only, packs all cells that start at the same
-// layer into one batch, and computes only the logits the metric needs; Method::Naive runs one full
+// position p) recomputes layers >= L at positions >= p only, packs the rows of all cells into one
+// batch that each cell joins at its layer, and computes only the rows and logits the metric needs; Method::Naive runs one full
 // hooked forward per cell (as TransformerLens does) and is the reference in tests.
 #pragma once
 #include <ATen/ATen.h>

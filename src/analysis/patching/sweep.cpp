@@ -1,7 +1,8 @@
 // The sweep engine: the metric of many patched runs of one prompt. The naive method is one full
 // hooked forward per cell; the exact method reuses the base run (a patch at layer L, position p
-// leaves layers < L and positions < p as they were), packs the cells that start at the same layer
-// into one batch, and unembeds only the metric's position and columns.
+// leaves layers < L and positions < p as they were), packs the rows of the cells into one batch that
+// each cell joins at its layer, and carries only the metric's rows through the last block and the
+// unembedding (only the metric's columns).
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -126,15 +127,20 @@ struct PointEdits {
   }
 };
 
-// Runs one batch of cells that all edit block `layer`; returns their metrics [C].
+// Runs one batch of cells sorted by the block they edit; returns their metrics [C]. The runs join the
+// batch at their block: at block l the packed rows are those of every run editing a block <= l (a
+// prefix, since runs are sorted), so one GEMM per weight carries all of them, and rows of runs that
+// edit later blocks are not computed before they matter. The last block computes past attention only
+// the metric's rows (when no edit is in it).
 at::Tensor run_packed(const models::HookedModel& model, const BaseRun& base,
                       const std::map<std::string, at::Tensor>& source, const std::vector<Edit>& cells,
-                      const std::vector<int64_t>& start, int layer, int64_t mpos, const Metric& metric,
-                      const SweepOptions& opt, const std::vector<std::vector<std::string>>& layer_hooks) {
+                      const std::vector<int64_t>& start, int64_t mpos, const Metric& metric, const SweepOptions& opt,
+                      const std::vector<std::vector<std::string>>& layer_hooks) {
   const auto& cfg = model.config();
+  const int nL = (int)cfg.n_layers;
   int64_t C = (int64_t)cells.size(), n = base.ids.size(1);
-  std::vector<int64_t> rows, positions, offset(C), metric_rows(C);
-  std::map<std::string, PointEdits> edits;
+  std::vector<int64_t> rows, positions, offset(C + 1), metric_rows(C);
+  std::vector<std::map<std::string, PointEdits>> edits(nL);
   for (int64_t c = 0; c < C; ++c) {
     offset[c] = (int64_t)rows.size();
     for (int64_t p = start[c]; p < n; ++p) {
@@ -143,7 +149,7 @@ at::Tensor run_packed(const models::HookedModel& model, const BaseRun& base,
     }
     metric_rows[c] = offset[c] + mpos - start[c];
     const Edit& e = cells[c];
-    PointEdits& pe = edits[e.point];
+    PointEdits& pe = edits[e.layer][e.point];
     pe.point = e.point;
     pe.pattern = e.pattern;
     int64_t heads = e.pattern ? source.at(e.point).size(1) : 0;
@@ -167,27 +173,45 @@ at::Tensor run_packed(const models::HookedModel& model, const BaseRun& base,
       }
     }
   }
-  hooks::HookSet hs;
-  for (auto& [point, pe] : edits) {
-    const at::Tensor& src = source.at(point);
-    const PointEdits* pp = &pe;
-    hs.add(point, [pp, &src](at::Tensor& t, const hooks::HookContext&) { pp->apply(t, src); });
-  }
-  models::PackedRuns P;
-  P.n_runs = C;
-  P.n_pos = n;
-  P.rows = at::tensor(rows, at::kLong);
-  P.positions = at::tensor(positions, at::kLong);
-  P.base = base.kv;
-  at::Tensor x = base.resid_pre[layer][0].index_select(0, P.positions);  // [R, d]
-  for (int l = layer; l < cfg.n_layers; ++l) {
-    P.hooks = l == layer ? &hs : nullptr;
+  offset[C] = (int64_t)rows.size();
+  at::Tensor all_rows = at::tensor(rows, at::kLong), all_positions = at::tensor(positions, at::kLong);
+  at::Tensor x;
+  int64_t active = 0;
+  for (int l = cells.front().layer; l < nL; ++l) {
+    int64_t joined = active;
+    while (active < C && cells[active].layer == l) ++active;
+    if (active > joined) {
+      at::Tensor more = base.resid_pre[l][0].index_select(0, all_positions.narrow(0, offset[joined], offset[active] - offset[joined]));
+      x = x.defined() ? at::cat({x, more}) : more;
+    }
+    hooks::HookSet hs;
+    for (auto& [point, pe] : edits[l]) {
+      const at::Tensor& src = source.at(point);
+      const PointEdits* pp = &pe;
+      hs.add(point, [pp, &src](at::Tensor& t, const hooks::HookContext&) { pp->apply(t, src); });
+    }
+    models::PackedRuns P;
+    P.n_runs = active;
+    P.n_pos = n;
+    P.rows = all_rows.narrow(0, 0, offset[active]);
+    P.positions = all_positions.narrow(0, 0, offset[active]);
+    P.base = base.kv;
+    P.hooks = edits[l].empty() ? nullptr : &hs;
+    bool last = l == nL - 1 && edits[l].empty();
+    if (last) P.keep = at::tensor(metric_rows, at::kLong);
     at::Tensor y;
     if (opt.use_packed && cfg.causal) y = model.block_packed(l, x, P);
-    x = y.defined() ? y : generic_block(model, l, x, P, base, layer_hooks[l]);
+    if (!y.defined()) {
+      models::PackedRuns G = P;
+      G.keep = at::Tensor();
+      y = generic_block(model, l, x, G, base, layer_hooks[l]);
+      if (last) y = y.index_select(0, P.keep);
+    }
+    x = y;
+    if (last) metric_rows = [C] { std::vector<int64_t> v(C); for (int64_t c = 0; c < C; ++c) v[c] = c; return v; }();
   }
-  at::Tensor last = x.index_select(0, at::tensor(metric_rows, at::kLong)).unsqueeze(1);  // [C, 1, d]
-  return metric_from_logits(metric, logits_at(model, last, 0, metric_columns(metric)));
+  at::Tensor final_rows = x.index_select(0, at::tensor(metric_rows, at::kLong)).unsqueeze(1);  // [C, 1, d]
+  return metric_from_logits(metric, logits_at(model, final_rows, 0, metric_columns(metric)));
 }
 
 }  // namespace
@@ -223,7 +247,7 @@ at::Tensor run_cells(const models::HookedModel& model, const BaseRun& base,
 
   // Start position per cell; a cell is the base run when it starts after the metric's position or
   // writes values equal to the base run's.
-  std::map<int, std::vector<size_t>> by_layer;
+  std::vector<size_t> todo;
   std::vector<int64_t> start(cells.size(), 0);
   for (size_t i = 0; i < cells.size(); ++i) {
     const Edit& e = cells[i];
@@ -233,8 +257,9 @@ at::Tensor run_cells(const models::HookedModel& model, const BaseRun& base,
       auto it = base.acts.find(e.point);
       if (it != base.acts.end() && at::equal(cell_slice(it->second, e), cell_slice(source.at(e.point), e))) continue;
     }
-    by_layer[e.layer].push_back(i);
+    todo.push_back(i);
   }
+  std::stable_sort(todo.begin(), todo.end(), [&](size_t a, size_t b) { return cells[a].layer < cells[b].layer; });
   std::vector<std::vector<std::string>> layer_hooks(cfg.n_layers);
   for (const auto& name : model.hook_names())
     for (int l = 0; l < cfg.n_layers; ++l)
@@ -242,23 +267,22 @@ at::Tensor run_cells(const models::HookedModel& model, const BaseRun& base,
   // Attention scores of a batch are [runs, heads, n, n]: bound them to ~256 MB as well as the rows.
   int64_t score_bytes = std::max<int64_t>(1, cfg.n_heads * n * n * 4 * 3);
   int64_t max_runs = std::max<int64_t>(1, (int64_t(256) << 20) / score_bytes);
-  for (auto& [layer, idx] : by_layer) {
-    size_t i = 0;
-    while (i < idx.size()) {
-      std::vector<Edit> batch;
-      std::vector<int64_t> bstart;
-      std::vector<size_t> which;
-      int64_t rows = 0;
-      while (i < idx.size() && (batch.empty() || (rows + n - start[idx[i]] <= opt.max_rows && (int64_t)batch.size() < max_runs))) {
-        batch.push_back(cells[idx[i]]);
-        bstart.push_back(start[idx[i]]);
-        which.push_back(idx[i]);
-        rows += n - start[idx[i]];
-        ++i;
-      }
-      at::Tensor m = run_packed(model, base, source, batch, bstart, layer, mpos, metric, opt, layer_hooks);
-      for (size_t k = 0; k < which.size(); ++k) out[which[k]] = m[k];
+  size_t i = 0;
+  while (i < todo.size()) {
+    std::vector<Edit> batch;
+    std::vector<int64_t> bstart;
+    std::vector<size_t> which;
+    int64_t rows = 0;
+    while (i < todo.size() &&
+           (batch.empty() || (rows + n - start[todo[i]] <= opt.max_rows && (int64_t)batch.size() < max_runs))) {
+      batch.push_back(cells[todo[i]]);
+      bstart.push_back(start[todo[i]]);
+      which.push_back(todo[i]);
+      rows += n - start[todo[i]];
+      ++i;
     }
+    at::Tensor m = run_packed(model, base, source, batch, bstart, mpos, metric, opt, layer_hooks);
+    for (size_t k = 0; k < which.size(); ++k) out[which[k]] = m[k];
   }
   return out;
 }

@@ -121,17 +121,19 @@ TEST(Patching, FastEqualsNaiveOnEveryArchitectureAndTarget) {
     }
     EXPECT_GE(names.size(), 14u) << dir;
     std::fprintf(stderr, "fast == naive: %s (%s), %zu targets\n", cfg.model_type.c_str(), dir.c_str(), names.size());
-    for (bool packed : {true, false}) {
-      P::PatchOptions fast, naive;
-      fast.sweep.use_packed = packed;
-      fast.sweep.max_rows = 9;  // several batches per layer
-      naive.method = P::Method::Naive;
-      auto a = P::patch(*m, {{clean, corrupt, metric}}, names, fast);
-      auto b = P::patch(*m, {{clean, corrupt, metric}}, names, naive);
-      for (size_t i = 0; i < names.size(); ++i)
-        EXPECT_TRUE(mstest::close(a.targets[i].values, b.targets[i].values, 1e-5, 1e-5))
-            << dir << " target " << names[i] << (packed ? " packed" : " generic");
-    }
+    P::PatchOptions naive;
+    naive.method = P::Method::Naive;
+    auto b = P::patch(*m, {{clean, corrupt, metric}}, names, naive);
+    for (bool packed : {true, false})
+      for (int64_t max_rows : {9, 4096}) {  // several batches per layer / one batch every cell joins at its layer
+        P::PatchOptions fast;
+        fast.sweep.use_packed = packed;
+        fast.sweep.max_rows = max_rows;
+        auto a = P::patch(*m, {{clean, corrupt, metric}}, names, fast);
+        for (size_t i = 0; i < names.size(); ++i)
+          EXPECT_TRUE(mstest::close(a.targets[i].values, b.targets[i].values, 1e-5, 1e-5))
+              << dir << " target " << names[i] << (packed ? " packed" : " generic") << " max_rows " << max_rows;
+      }
     for (P::MetricKind kind : {P::MetricKind::Prob, P::MetricKind::LogProb}) {
       P::Metric pm{kind, 3, -1, 4};
       P::PatchOptions naive;
