@@ -145,7 +145,9 @@ class Gpt2 final : public HookedModel {
     fire(H, N.v, v, layer, 0);
     // [C * n, h, dh]: base keys/values with this block's recomputed rows written over them.
     auto full = [&](const at::Tensor& base, const at::Tensor& mine) {
-      at::Tensor f = base[0].transpose(0, 1).unsqueeze(0).expand({C, n, h, dh}).reshape({C * n, h, dh});
+      at::Tensor f = P.base_index.defined() ? base.index_select(0, P.base_index).transpose(1, 2)
+                                            : base[0].transpose(0, 1).unsqueeze(0).expand({C, n, h, dh});
+      f = f.reshape({C * n, h, dh});
       return f.index_copy(0, P.rows, mine).view({C, n, h, dh}).transpose(1, 2);  // [C, h, n, dh]
     };
     at::Tensor kf = full(P.base.k[layer], k), vf = full(P.base.v[layer], v);
