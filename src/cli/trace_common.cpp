@@ -130,6 +130,7 @@ nlohmann::json trace_json(const ct::TraceResult& r, const ct::TraceInput& in, co
   j["answer"] = answer;
   j["low_score"] = r.low_score;
   j["high_score"] = r.high_score;
+  j["method"] = r.method;
   j["subject_range"] = {in.subject_begin, in.subject_end};
   j["input_ids"] = in.ids;
   j["input_tokens"] = tokens;

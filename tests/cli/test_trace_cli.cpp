@@ -56,6 +56,16 @@ TEST(TraceCli, ReproducesRomeOnTheFixture) {
     EXPECT_TRUE(mstest::close(got->get(std::string("scores.") + k), st->get(std::string("trace.scores.") + k), 1e-4, 1e-7)) << k;
   for (const char* f : {"trace.png", "trace_mlp.png", "trace_attn.png", "index.html", "manifest.json"})
     EXPECT_TRUE(file_exists(join_path(out, f))) << f;
+  EXPECT_EQ(j["method"], "fast");
+  // --naive: ROME's way, the same numbers.
+  std::string naive = mstest::tmp_dir("trace_cli_ref_naive");
+  r = run_cli({"trace", "--model", kModel, "--ids", ids, "--subject-range", "1,4", "--noise", "1.021656110018547",
+               "--samples", "10", "--window", "10", "--out", naive, "--threads", "1", "--naive"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(json::parse(read_file(join_path(naive, "trace.json")))["method"], "naive");
+  auto slow = io::SafetensorsFile::open(join_path(naive, "trace.safetensors"));
+  for (const char* k : {"all", "mlp", "attn"})
+    EXPECT_TRUE(mstest::close(slow->get(std::string("scores.") + k), st->get(std::string("trace.scores.") + k), 1e-4, 1e-7)) << k;
 }
 
 TEST(TraceCli, TextPromptSubjectAndNoiseRules) {

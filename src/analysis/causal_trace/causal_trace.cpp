@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
 
 #include "core/error.h"
 #include "core/rng_numpy.h"
@@ -185,75 +186,95 @@ BaseRun base_run(const models::HookedModel& model, const at::Tensor& ids, const 
   return r;
 }
 
+// One cell of the fast path: `samples` packed runs (one per noise sample) over positions t .. n-1.
+// A run joins the batch at block `join` with its rows taken from the corrupted run's residual stream
+// there (with token t's row set to the clean one for kind all), or, when it shares its first restored
+// layers with another cell of its kind (window cells clipped at layer 0 all restore [0, hi) for
+// different hi), from that cell's rows at the block where the two part: they are the same run up to it.
 struct Cell {
   Kind kind;
-  int layer;     // the heatmap column
-  int start;     // first block to run; n_layers = none
-  int lo, hi;    // window kinds: restored layers [lo, hi)
+  int join;         // the first block this cell runs (n_layers: none)
+  int lo, hi;       // window kinds: restored layers [lo, hi), those at or after `join` are done here
+  int parent = -1;  // index of the cell whose rows it starts from (-1: the corrupted run)
   double* out;
 };
 
-// Every cell of token t in one batch: rows c*S .. c*S+S-1 belong to cell c; cells sorted by start so
-// the rows running at layer l are a prefix. Positions < t are the corrupted run's (cached keys and
-// values), layers below a cell's start too (its resid input there).
-void run_cells(const models::HookedModel& model, const BaseRun& base, std::vector<Cell>& cells, int64_t t,
-               int64_t S, int64_t answer) {
+// Runs cells sorted by join (parents before children) over positions t .. n-1 through block_packed;
+// writes each cell's score. Returns false when the model has no block_packed.
+bool run_cells(const models::HookedModel& model, const BaseRun& base, std::vector<Cell>& cells, int64_t t, int64_t S,
+               int64_t answer) {
   const int nL = (int)model.config().n_layers;
-  const int64_t n = base.resid[0].size(1), P = n - t, C = (int64_t)cells.size();
-  const int64_t d = base.resid[0].size(2);
-  std::vector<at::Tensor> mlp_rows(nL), attn_rows(nL);  // rows to restore per layer
-  for (int l = 0; l < nL; ++l) {
-    std::vector<int64_t> m, a;
-    for (int64_t c = 0; c < C; ++c) {
-      const Cell& x = cells[c];
-      if (x.kind == Kind::All || l < x.lo || l >= x.hi) continue;
-      for (int64_t s = 0; s < S; ++s) (x.kind == Kind::Mlp ? m : a).push_back(c * S + s);
+  const int64_t n = base.resid[0].size(1), P = n - t, C = (int64_t)cells.size(), runs = C * S;
+  std::vector<int64_t> rows, positions, base_index, last_rows;
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t s = 0; s < S; ++s) {
+      for (int64_t p = t; p < n; ++p) {
+        rows.push_back((c * S + s) * n + p);
+        positions.push_back(p);
+      }
+      base_index.push_back(1 + s);
+      last_rows.push_back((c * S + s) * P + P - 1);
     }
-    if (!m.empty()) mlp_rows[l] = at::tensor(m, at::kLong);
-    if (!a.empty()) attn_rows[l] = at::tensor(a, at::kLong);
-  }
-  auto restore = [&](const std::vector<at::Tensor>& rows, const std::vector<at::Tensor>& clean) {
-    return [&rows, &clean, t](at::Tensor& x, const hooks::HookContext& c) {
-      const at::Tensor& r = rows[c.layer];
-      if (!r.defined()) return;
-      at::Tensor y = x.contiguous();
-      y.select(1, 0).index_copy_(0, r.to(y.device()), clean[c.layer][t].unsqueeze(0).expand({r.size(0), y.size(2)}).to(y.scalar_type()));
-      x = y;
-    };
-  };
-  hooks::HookSet hs;
-  hs.add("blocks.*.hook_mlp_out", restore(mlp_rows, base.mlp_out));
-  hs.add("blocks.*.hook_attn_out", restore(attn_rows, base.attn_out));
-
-  at::Tensor resid = at::empty({C * S, P, d}, base.resid[0].options());
+  at::Tensor all_rows = at::tensor(rows, at::kLong), all_positions = at::tensor(positions, at::kLong);
+  at::Tensor all_bases = at::tensor(base_index, at::kLong);
+  at::Tensor x;  // [active * S * P, d]
   int64_t active = 0;
-  for (int l = cells.front().start; l <= nL; ++l) {
-    while (active < C && cells[active].start == l) {
+  for (int l = cells.front().join; l < nL; ++l) {
+    // Cells joining here: from the corrupted run, or a copy of their parent's rows.
+    std::vector<at::Tensor> more;
+    while (active < C && cells[active].join == l) {
       const Cell& c = cells[active];
-      at::Tensor rows = resid.narrow(0, active * S, S);
-      rows.copy_(base.resid[l].narrow(0, 1, S).narrow(1, t, P));
-      if (c.kind == Kind::All) rows.select(1, 0).copy_(base.resid[l][0][t].unsqueeze(0).expand({S, d}));
+      if (c.parent >= 0) {
+        more.push_back(x.narrow(0, c.parent * S * P, S * P));
+      } else {
+        at::Tensor r = base.resid[l].narrow(0, 1, S).narrow(1, t, P).clone();
+        if (c.kind == Kind::All) r.select(1, 0).copy_(base.resid[l][0][t].unsqueeze(0).expand({S, r.size(2)}));
+        more.push_back(r.reshape({S * P, r.size(2)}));
+      }
       ++active;
     }
-    if (l == nL || active == 0) continue;
-    models::KVCache kv;
-    models::RunContext ctx;
-    ctx.hooks = &hs;
-    if (t > 0) {
-      kv.k.resize(nL);
-      kv.v.resize(nL);
-      kv.k[l] = base.kv.k[l].narrow(0, 1, S).narrow(2, 0, t).repeat({active, 1, 1, 1});
-      kv.v[l] = base.kv.v[l].narrow(0, 1, S).narrow(2, 0, t).repeat({active, 1, 1, 1});
-      ctx.cache = &kv;
+    if (!more.empty()) {
+      if (x.defined()) more.insert(more.begin(), x);
+      x = more.size() == 1 ? more[0] : at::cat(more);
     }
-    at::Tensor out = model.block(l, resid.narrow(0, 0, active * S), ctx);
-    resid.narrow(0, 0, active * S).copy_(out);
+    // Restored rows (token t of each run) per sublayer. In the last block only the last position
+    // matters, so a restore at an earlier token there changes nothing and is left out.
+    std::vector<int64_t> mlp_rows, attn_rows;
+    bool last = l == nL - 1;
+    if (!last || P == 1)
+      for (int64_t c = 0; c < active; ++c) {
+        const Cell& cell = cells[c];
+        if (cell.kind == Kind::All || l < cell.lo || l >= cell.hi) continue;
+        for (int64_t s = 0; s < S; ++s) (cell.kind == Kind::Mlp ? mlp_rows : attn_rows).push_back((c * S + s) * P);
+      }
+    auto restore = [](const std::vector<int64_t>& which, const at::Tensor& clean_row) {
+      return [idx = at::tensor(which, at::kLong), clean_row](at::Tensor& h, const hooks::HookContext&) {
+        h = h.index_copy(0, idx.to(h.device()), clean_row.unsqueeze(0).expand({idx.size(0), h.size(1)}).to(h.scalar_type()));
+      };
+    };
+    hooks::HookSet hs;
+    if (!mlp_rows.empty()) hs.add(cat("blocks.", l, ".hook_mlp_out"), restore(mlp_rows, base.mlp_out[l][t]));
+    if (!attn_rows.empty()) hs.add(cat("blocks.", l, ".hook_attn_out"), restore(attn_rows, base.attn_out[l][t]));
+    models::PackedRuns pr;
+    pr.n_runs = active * S;
+    pr.n_pos = n;
+    pr.rows = all_rows.narrow(0, 0, active * S * P);
+    pr.positions = all_positions.narrow(0, 0, active * S * P);
+    pr.base = base.kv;
+    pr.base_index = all_bases.narrow(0, 0, active * S);
+    pr.hooks = hs.empty() ? nullptr : &hs;
+    if (last && hs.empty()) pr.keep = at::tensor(std::vector<int64_t>(last_rows.begin(), last_rows.begin() + active * S), at::kLong);
+    at::Tensor y = model.block_packed(l, x, pr);
+    if (!y.defined()) return false;
+    x = y;
   }
+  // x: one row per run (the last block kept only the last position, or there was only one).
   models::RunContext plain;
-  at::Tensor h = model.final_norm(resid.select(1, P - 1).unsqueeze(1), plain);
+  at::Tensor h = model.final_norm(x.view({runs, 1, x.size(-1)}), plain);
   at::Tensor p = at::softmax(model.unembed(h).squeeze(1).to(at::kFloat), -1).select(1, answer).view({C, S}).mean(1);
   at::Tensor pc = p.to(at::kDouble).cpu().contiguous();
   for (int64_t c = 0; c < C; ++c) *cells[c].out = pc.data_ptr<double>()[c];
+  return true;
 }
 
 // ROME's trace_with_patch for one cell: a full forward of the clean row + S corrupted rows.
@@ -279,6 +300,87 @@ double naive_cell(const models::HookedModel& model, const at::Tensor& ids, const
   at::Tensor logits = model.forward(ids, ctx);  // [1 + S, n, vocab], as HF computes it
   at::Tensor probs = at::softmax(logits.select(1, logits.size(1) - 1).narrow(0, 1, ids.size(0) - 1).to(at::kFloat), -1);
   return probs.select(1, answer).mean().item<double>();
+}
+
+// Every cell of every token through run_cells; false when the model has no block_packed.
+bool trace_fast(const models::HookedModel& model, const BaseRun& base, TraceResult& r, const TraceOptions& opt,
+                int64_t b, int64_t n) {
+  const auto& cfg = model.config();
+  const int nL = (int)cfg.n_layers;
+  const int64_t S = opt.samples;
+  // Packed runs hold full-length keys, values and queries: bound them (~512 MB) as well as the rows.
+  const int64_t max_runs = std::max<int64_t>(S, (int64_t(512) << 20) / (12 * n * cfg.d_model));
+  for (int64_t t = 0; t < n; ++t) {
+    // Units: a cell of kind all, or the window cells of one kind that restore from the same first
+    // layer (the one restoring the most layers first; the others start from its rows where they part).
+    std::vector<std::vector<Cell>> units;
+    std::vector<std::pair<double*, const double*>> same;  // cells whose window equals their unit's first
+    for (size_t k = 0; k < opt.kinds.size(); ++k) {
+      double* out = r.scores[k].data_ptr<double>() + t * nL;
+      Kind kind = opt.kinds[k];
+      if (t < b) {  // before the subject every row equals the clean one: restoring changes nothing
+        for (int l = 0; l < nL; ++l) out[l] = r.low_score;
+        continue;
+      }
+      if (kind == Kind::All) {
+        for (int l = 0; l < nL - 1; ++l) units.push_back({Cell{kind, l + 1, 0, 0, -1, out + l}});
+        // Restoring the last block's output: the last position is the clean one or the corrupted one.
+        out[nL - 1] = t == n - 1 ? r.high_score : r.low_score;
+        continue;
+      }
+      std::map<int, std::vector<Cell>> by_lo;
+      for (int l = 0; l < nL; ++l) {
+        auto [lo, hi] = window_range(l, opt.window, nL);
+        by_lo[lo].push_back(Cell{kind, lo, lo, hi, -1, out + l});
+      }
+      for (auto& [lo, group] : by_lo) {
+        std::stable_sort(group.begin(), group.end(), [](const Cell& x, const Cell& y) { return x.hi > y.hi; });
+        std::vector<Cell> unit{group[0]};
+        for (size_t i = 1; i < group.size(); ++i) {
+          Cell c = group[i];
+          if (c.hi == group[0].hi) {
+            same.emplace_back(c.out, group[0].out);
+            continue;
+          }
+          c.join = c.hi;
+          c.parent = 0;
+          unit.push_back(c);
+        }
+        units.push_back(unit);
+      }
+    }
+    // Chunks of whole units, bounded in rows and runs; in a chunk, cells sorted by join with parents
+    // re-indexed.
+    const int64_t P = n - t;
+    size_t u = 0;
+    while (u < units.size()) {
+      std::vector<Cell> chunk;
+      while (u < units.size()) {
+        int64_t cells = (int64_t)(chunk.size() + units[u].size());
+        if (!chunk.empty() && (cells * S * P > opt.max_batch_tokens || cells * S > max_runs)) break;
+        int64_t first = (int64_t)chunk.size();
+        for (Cell c : units[u]) {
+          if (c.parent >= 0) c.parent += (int)first;
+          chunk.push_back(c);
+        }
+        ++u;
+      }
+      std::vector<size_t> order(chunk.size());
+      for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+      std::stable_sort(order.begin(), order.end(), [&](size_t x, size_t y) { return chunk[x].join < chunk[y].join; });
+      std::vector<int> where(chunk.size());
+      for (size_t i = 0; i < order.size(); ++i) where[order[i]] = (int)i;
+      std::vector<Cell> sorted;
+      for (size_t i : order) {
+        Cell c = chunk[i];
+        if (c.parent >= 0) c.parent = where[c.parent];
+        sorted.push_back(c);
+      }
+      if (!run_cells(model, base, sorted, t, S, r.answer_id)) return false;
+    }
+    for (auto& [dst, src] : same) *dst = *src;
+  }
+  return true;
 }
 
 }  // namespace
@@ -312,40 +414,18 @@ TraceResult trace(const models::HookedModel& model, const TraceInput& in, const 
   r.kinds = opt.kinds;
   for (size_t k = 0; k < opt.kinds.size(); ++k) r.scores.push_back(at::zeros({n, nL}, at::kDouble));
 
-  // The fast path needs causal attention: with it, nothing before token t sees the restored state.
-  bool naive = opt.naive || !cfg.causal;
-  if (naive) {
-    for (size_t k = 0; k < opt.kinds.size(); ++k) {
-      double* out = r.scores[k].data_ptr<double>();
-      for (int64_t t = 0; t < n; ++t)
-        for (int l = 0; l < nL; ++l)
-          out[t * nL + l] = naive_cell(model, ids, noise, b, opt.noise.replace, opt.kinds[k], l, t, opt.window, r.answer_id);
-    }
+  // The fast path needs causal attention (nothing before token t sees the restored state) and the
+  // model's block_packed; otherwise every cell runs ROME's way.
+  if (!opt.naive && cfg.causal && trace_fast(model, base, r, opt, b, n)) {
+    r.method = "fast";
     return r;
   }
-
-  for (int64_t t = 0; t < n; ++t) {
-    std::vector<Cell> cells;
-    for (size_t k = 0; k < opt.kinds.size(); ++k) {
-      double* out = r.scores[k].data_ptr<double>() + t * nL;
-      for (int l = 0; l < nL; ++l) {
-        Cell c{opt.kinds[k], l, 0, 0, 0, out + l};
-        if (c.kind == Kind::All) c.start = l + 1;
-        else std::tie(c.lo, c.hi) = window_range(l, opt.window, nL), c.start = c.lo;
-        cells.push_back(c);
-      }
-    }
-    if (t < b) {
-      // Before the subject every row equals the clean one, so restoring changes nothing.
-      for (auto& c : cells) *c.out = r.low_score;
-      continue;
-    }
-    std::stable_sort(cells.begin(), cells.end(), [](const Cell& x, const Cell& y) { return x.start < y.start; });
-    int64_t per = std::max<int64_t>(1, opt.max_batch_tokens / (S * (n - t)));
-    for (size_t i = 0; i < cells.size(); i += per) {
-      std::vector<Cell> chunk(cells.begin() + i, cells.begin() + std::min(cells.size(), i + (size_t)per));
-      run_cells(model, base, chunk, t, S, r.answer_id);
-    }
+  r.method = "naive";
+  for (size_t k = 0; k < opt.kinds.size(); ++k) {
+    double* out = r.scores[k].data_ptr<double>();
+    for (int64_t t = 0; t < n; ++t)
+      for (int l = 0; l < nL; ++l)
+        out[t * nL + l] = naive_cell(model, ids, noise, b, opt.noise.replace, opt.kinds[k], l, t, opt.window, r.answer_id);
   }
   return r;
 }

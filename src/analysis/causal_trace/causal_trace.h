@@ -79,6 +79,7 @@ struct TraceResult {
   std::vector<Kind> kinds;
   std::vector<at::Tensor> scores;  // per kind: [tokens, layers] float64
   at::Tensor clean_probs;          // [d_vocab] softmax of the clean run's last position
+  std::string method;              // "fast", or "naive" (asked for, or a model without block_packed)
   const at::Tensor& of(Kind k) const;  // Error when that kind was not traced
 };
 
