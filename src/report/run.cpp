@@ -16,6 +16,8 @@ RunOutput::RunOutput(std::string dir, int argc, char** argv, std::string command
 }
 
 std::vector<std::string> RunOutput::save_figure(const Figure& fig) {
+  // Two figures with one id would write one file and two HTML sections with the same anchor.
+  if (!saved_ids_.insert(fig.id).second) fail("figure id '", fig.id, "' is used twice in ", dir_);
   std::vector<std::string> names;
   for (Format f : formats) {
     std::string name = fig.id + "." + extension(f);

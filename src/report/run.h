@@ -8,6 +8,7 @@
 //   out.add_file("scores.json");     // anything else the command wrote, for the manifest
 //   out.finish();                    // index.html, then manifest.json
 #pragma once
+#include <set>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,7 @@ class RunOutput {
   HtmlReport html;
 
   // Writes the figure in every format and adds it to index.html; returns the relative file names.
+  // Error when a figure with the same id was saved before.
   std::vector<std::string> save_figure(const Figure& fig);
   void add_file(const std::string& relative_path);
   void finish();
@@ -36,6 +38,7 @@ class RunOutput {
 
  private:
   std::string dir_;
+  std::set<std::string> saved_ids_;
 };
 
 // "png,svg" → formats; Error naming the flag on a bad entry.

@@ -142,6 +142,7 @@ TEST(Manifest, RecordsFilesWithSizesAndSettings) {
   out.manifest.seed = 7;
   out.formats = parse_formats("png,svg");
   out.save_figure(token_heatmap());
+  EXPECT_THROW(out.save_figure(token_heatmap()), mechscope::Error);  // the same id twice
   out.finish();
   json m = json::parse(slurp(dir + "/manifest.json"));
   EXPECT_EQ(m["argv"][1], "trace");
