@@ -153,13 +153,41 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
   return z;
 }
 
+at::Tensor packed_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const PackedRuns& runs,
+                            double scale, int64_t window, const BlockHookNames& names, int layer) {
+  const hooks::HookSet* hooks = runs.hooks;
+  int64_t C = runs.n_runs, n = runs.n_pos, h = q.size(1), dh = q.size(2);
+  // [C, h, n, dh]: each run's base keys/values with its recomputed rows written over them.
+  auto full = [&](const at::Tensor& base, const at::Tensor& mine) {
+    int64_t hk = base.size(1);
+    at::Tensor f = runs.base_index.defined() ? base.index_select(0, runs.base_index).transpose(1, 2)
+                                             : base[0].transpose(0, 1).unsqueeze(0).expand({C, n, hk, dh});
+    f = f.reshape({C * n, hk, dh}).index_copy(0, runs.rows, mine).view({C, n, hk, dh}).transpose(1, 2);
+    return hk == h ? f : f.repeat_interleave(h / hk, 1);  // grouped-query attention, as attention()
+  };
+  at::Tensor kf = full(runs.base.k[layer], k), vf = full(runs.base.v[layer], v);
+  // Queries before a run's start are zeros: those rows of the pattern are not meaningful.
+  at::Tensor qf = at::zeros({C * n, h, dh}, q.options()).index_copy_(0, runs.rows, q).view({C, n, h, dh}).transpose(1, 2);
+  at::Tensor scores = at::matmul(qf, kf.to(q.scalar_type()).transpose(-1, -2));
+  if (scale != 1.0) scores = scores * scale;
+  RunContext plain;
+  scores = scores + attention_bias(plain, 1, n, 0, true, window, scores.scalar_type());
+  fire(hooks, names.attn_scores, scores, layer, 0);
+  at::Tensor pattern = at::softmax(scores, -1);
+  fire(hooks, names.pattern, pattern, layer, 0);
+  at::Tensor z = at::matmul(pattern.to(vf.scalar_type()), vf).transpose(1, 2).reshape({C * n, h, dh});
+  z = z.index_select(0, runs.keep.defined() ? runs.rows.index_select(0, runs.keep) : runs.rows);
+  fire(hooks, names.z, z, layer, 0);
+  return z;
+}
+
 at::Tensor attention_out(const at::Tensor& z, const at::Tensor& w, const at::Tensor& bias, const hooks::HookSet* hooks,
                          const BlockHookNames& names, int layer, int64_t pos0) {
-  if (!hooks || !hooks->wants(names.result)) return at::linear(z.flatten(2), w, bias);
-  int64_t h = z.size(2), dh = z.size(3), d = w.size(0);
-  at::Tensor result = at::einsum("bphe,dhe->bphd", {z, w.view({d, h, dh})});
+  if (!hooks || !hooks->wants(names.result)) return at::linear(z.flatten(-2), w, bias);
+  int64_t h = z.size(-2), dh = z.size(-1), d = w.size(0);
+  at::Tensor result = at::einsum("...he,dhe->...hd", {z, w.view({d, h, dh})});
   hooks->fire(names.result, result, layer, pos0);
-  at::Tensor out = result.sum(2);
+  at::Tensor out = result.sum(-2);
   return bias.defined() ? out + bias : out;
 }
 

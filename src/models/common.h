@@ -72,8 +72,17 @@ at::Tensor position_ids(const RunContext& ctx, int64_t batch, int64_t n, int64_t
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& bias,
                      double scale, const hooks::HookSet* hooks, const BlockHookNames& names, int layer, int64_t pos0);
 
-// Output projection of z [b, n, h, dh] with W_O in nn.Linear layout [d_model, h * dh] (bias may be
-// undefined) -> [b, n, d_model]. Computes and fires hook_result [b, n, h, d_model] only when asked.
+// block_packed's attention: q [R, h, dh], k, v [R, h_kv, dh] of the packed rows (after rotary; GQA
+// when h_kv < h). Each run attends over all n_pos keys/values, its base run's (runs.base at `layer`,
+// row base_index[r]) with its own rows written over them; causal, local window when window > 0.
+// Scores are taken in q's dtype (the keys converted to it: GPT-Neo's float32 scores) and the pattern
+// meets v in v's dtype. Fires attn_scores and pattern [n_runs, h, n_pos, n_pos] and z -> z [R, h, dh],
+// or with runs.keep only the kept rows' [K, h, dh].
+at::Tensor packed_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const PackedRuns& runs,
+                            double scale, int64_t window, const BlockHookNames& names, int layer);
+
+// Output projection of z [..., h, dh] with W_O in nn.Linear layout [d_model, h * dh] (bias may be
+// undefined) -> [..., d_model]. Computes and fires hook_result [..., h, d_model] only when asked.
 at::Tensor attention_out(const at::Tensor& z, const at::Tensor& w, const at::Tensor& bias, const hooks::HookSet* hooks,
                          const BlockHookNames& names, int layer, int64_t pos0);
 

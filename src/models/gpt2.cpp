@@ -134,7 +134,7 @@ class Gpt2 final : public HookedModel {
     const Gpt2Block& B = blocks_[layer];
     const BlockHookNames& N = names_[layer];
     const hooks::HookSet* H = P.hooks;
-    int64_t R = rows_in.size(0), C = P.n_runs, n = P.n_pos, d = cfg_.d_model, h = cfg_.n_heads, dh = cfg_.d_head;
+    int64_t R = rows_in.size(0), d = cfg_.d_model, h = cfg_.n_heads, dh = cfg_.d_head;
     at::Tensor resid = rows_in;
     fire(H, N.resid_pre, resid, layer, 0);
     at::Tensor x = layer_norm(resid, B.ln1_w, B.ln1_b, cfg_.eps, H, N.ln1_scale, N.ln1_normalized, layer, 0);
@@ -143,36 +143,15 @@ class Gpt2 final : public HookedModel {
     fire(H, N.q, q, layer, 0);
     fire(H, N.k, k, layer, 0);
     fire(H, N.v, v, layer, 0);
-    // [C * n, h, dh]: base keys/values with this block's recomputed rows written over them.
-    auto full = [&](const at::Tensor& base, const at::Tensor& mine) {
-      at::Tensor f = P.base_index.defined() ? base.index_select(0, P.base_index).transpose(1, 2)
-                                            : base[0].transpose(0, 1).unsqueeze(0).expand({C, n, h, dh});
-      f = f.reshape({C * n, h, dh});
-      return f.index_copy(0, P.rows, mine).view({C, n, h, dh}).transpose(1, 2);  // [C, h, n, dh]
-    };
-    at::Tensor kf = full(P.base.k[layer], k), vf = full(P.base.v[layer], v);
-    at::Tensor qf = at::zeros({C * n, h, dh}, q.options()).index_copy_(0, P.rows, q).view({C, n, h, dh}).transpose(1, 2);
-    at::Tensor scores = at::matmul(qf, kf.transpose(-1, -2));
-    if (attn_scale_[layer] != 1.0) scores = scores * attn_scale_[layer];
-    RunContext plain;
-    scores = scores + attention_bias(plain, 1, n, 0, true, 0, scores.scalar_type());
-    fire(H, N.attn_scores, scores, layer, 0);
-    at::Tensor pattern = at::softmax(scores, -1);
-    fire(H, N.pattern, pattern, layer, 0);
-    at::Tensor z = at::matmul(pattern, vf).transpose(1, 2).reshape({C * n, h, dh}).index_select(0, P.rows);
-    if (P.keep.defined()) {
-      z = z.index_select(0, P.keep);
-      resid = resid.index_select(0, P.keep);
-      R = P.keep.size(0);
-    }
-    fire(H, N.z, z, layer, 0);
+    at::Tensor z = packed_attention(q, k, v, P, attn_scale_[layer], 0, N, layer);  // [R or K, h, dh]
+    if (P.keep.defined()) resid = resid.index_select(0, P.keep);
     at::Tensor attn_out;
     if (H && H->wants(N.result)) {
       at::Tensor result = at::einsum("phe,hed->phd", {z, B.c_proj_w.view({h, dh, d})});
       H->fire(N.result, result, layer, 0);
       attn_out = result.sum(1) + B.c_proj_b;
     } else {
-      attn_out = at::addmm(B.c_proj_b, z.reshape({R, d}), B.c_proj_w);
+      attn_out = at::addmm(B.c_proj_b, z.flatten(1), B.c_proj_w);
     }
     fire(H, N.attn_out, attn_out, layer, 0);
     at::Tensor mid = resid + attn_out;
