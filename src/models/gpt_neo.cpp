@@ -148,6 +148,40 @@ class GptNeo final : public HookedModel {
     return out;
   }
 
+  // rows: [R, d] -> [R, d] (or [K, d] with P.keep); block() on packed runs (PackedRuns).
+  at::Tensor block_packed(int layer, const at::Tensor& rows_in, const PackedRuns& P) const override {
+    const NeoBlock& B = blocks_[layer];
+    const BlockHookNames& N = names_[layer];
+    const hooks::HookSet* H = P.hooks;
+    int64_t R = rows_in.size(0), h = cfg_.n_heads, dh = cfg_.d_head;
+    at::Tensor resid = rows_in;
+    fire(H, N.resid_pre, resid, layer, 0);
+    at::Tensor x = layer_norm(resid, B.ln1_w, B.ln1_b, cfg_.eps, H, N.ln1_scale, N.ln1_normalized, layer, 0);
+    at::Tensor q = at::linear(x, B.q_w).view({R, h, dh});
+    at::Tensor k = at::linear(x, B.k_w).view({R, h, dh});
+    at::Tensor v = at::linear(x, B.v_w).view({R, h, dh});
+    fire(H, N.q, q, layer, 0);
+    fire(H, N.k, k, layer, 0);
+    fire(H, N.v, v, layer, 0);
+    // Scores in float32, as block() (packed_attention converts the keys to the queries' dtype).
+    at::Tensor z = packed_attention(q.to(at::kFloat), k, v, P, 1.0, window_[layer], N, layer);
+    if (P.keep.defined()) resid = resid.index_select(0, P.keep);
+    at::Tensor attn_out = attention_out(z, B.out_w, B.out_b, H, N, layer, 0);
+    fire(H, N.attn_out, attn_out, layer, 0);
+    at::Tensor mid = resid + attn_out;
+    fire(H, N.resid_mid, mid, layer, 0);
+    x = layer_norm(mid, B.ln2_w, B.ln2_b, cfg_.eps, H, N.ln2_scale, N.ln2_normalized, layer, 0);
+    at::Tensor pre = at::linear(x, B.fc_w, B.fc_b);
+    fire(H, N.mlp_pre, pre, layer, 0);
+    at::Tensor post = activation(pre, cfg_.act_fn);
+    fire(H, N.mlp_post, post, layer, 0);
+    at::Tensor mlp_out = at::linear(post, B.proj_w, B.proj_b);
+    fire(H, N.mlp_out, mlp_out, layer, 0);
+    at::Tensor out = mid + mlp_out;
+    fire(H, N.resid_post, out, layer, 0);
+    return out;
+  }
+
   at::Tensor final_norm(const at::Tensor& resid, RunContext& ctx) const override {
     int64_t past = ctx.cache ? ctx.cache->length() - resid.size(1) : 0;
     return layer_norm(resid, lnf_w_, lnf_b_, cfg_.eps, ctx.hooks, "ln_final.hook_scale", "ln_final.hook_normalized",
