@@ -123,6 +123,47 @@ class GptNeox final : public HookedModel {
     return out;
   }
 
+  // rows: [R, d] -> [R, d] (or [K, d] with P.keep); block() on packed runs (PackedRuns).
+  at::Tensor block_packed(int layer, const at::Tensor& rows_in, const PackedRuns& P) const override {
+    const NeoxBlock& B = blocks_[layer];
+    const BlockHookNames& N = names_[layer];
+    const hooks::HookSet* H = P.hooks;
+    int64_t R = rows_in.size(0), h = cfg_.n_heads, dh = cfg_.d_head;
+    at::Tensor resid = rows_in;
+    fire(H, N.resid_pre, resid, layer, 0);
+    at::Tensor x = layer_norm(resid, B.ln1_w, B.ln1_b, cfg_.eps, H, N.ln1_scale, N.ln1_normalized, layer, 0);
+    at::Tensor qkv = at::linear(x, B.qkv_w, B.qkv_b).view({R, h, 3 * dh});
+    at::Tensor q = qkv.narrow(-1, 0, dh), k = qkv.narrow(-1, dh, dh), v = qkv.narrow(-1, 2 * dh, dh);
+    fire(H, N.q, q, layer, 0);
+    fire(H, N.k, k, layer, 0);
+    fire(H, N.v, v, layer, 0);
+    // Each row at its own position: angles [1, R, 1, dim] for the rows as one sequence.
+    RopeAngles rope = rope_angles(inv_freq_, P.positions.unsqueeze(0), q.scalar_type());
+    q = apply_rope(q.unsqueeze(0), rope)[0];
+    k = apply_rope(k.unsqueeze(0), rope)[0];
+    fire(H, N.rot_q, q, layer, 0);
+    fire(H, N.rot_k, k, layer, 0);
+    at::Tensor z = packed_attention(q, k, v, P, 1.0 / std::sqrt((double)dh), 0, N, layer);
+    if (P.keep.defined()) resid = resid.index_select(0, P.keep);
+    at::Tensor attn_out = attention_out(z, B.dense_w, B.dense_b, H, N, layer, 0);
+    fire(H, N.attn_out, attn_out, layer, 0);
+    at::Tensor mlp_in = resid;
+    if (!parallel_) {
+      mlp_in = resid + attn_out;
+      fire(H, N.resid_mid, mlp_in, layer, 0);
+    }
+    x = layer_norm(mlp_in, B.ln2_w, B.ln2_b, cfg_.eps, H, N.ln2_scale, N.ln2_normalized, layer, 0);
+    at::Tensor pre = at::linear(x, B.fc_w, B.fc_b);
+    fire(H, N.mlp_pre, pre, layer, 0);
+    at::Tensor post = activation(pre, cfg_.act_fn);
+    fire(H, N.mlp_post, post, layer, 0);
+    at::Tensor mlp_out = at::linear(post, B.proj_w, B.proj_b);
+    fire(H, N.mlp_out, mlp_out, layer, 0);
+    at::Tensor out = parallel_ ? resid + attn_out + mlp_out : mlp_in + mlp_out;
+    fire(H, N.resid_post, out, layer, 0);
+    return out;
+  }
+
   at::Tensor final_norm(const at::Tensor& resid, RunContext& ctx) const override {
     int64_t past = ctx.cache ? ctx.cache->length() - resid.size(1) : 0;
     return layer_norm(resid, lnf_w_, lnf_b_, cfg_.eps, ctx.hooks, "ln_final.hook_scale", "ln_final.hook_normalized",
