@@ -162,6 +162,47 @@ class Llama final : public HookedModel {
     return out;
   }
 
+  // rows: [R, d] -> [R, d] (or [K, d] with P.keep); block() on packed runs (PackedRuns).
+  at::Tensor block_packed(int layer, const at::Tensor& rows_in, const PackedRuns& P) const override {
+    const LlamaBlock& B = blocks_[layer];
+    const BlockHookNames& N = names_[layer];
+    const hooks::HookSet* H = P.hooks;
+    int64_t R = rows_in.size(0), dh = cfg_.d_head;
+    at::Tensor resid = rows_in;
+    fire(H, N.resid_pre, resid, layer, 0);
+    at::Tensor x = rms_norm(resid, B.ln1_w, cfg_.eps, H, N.ln1_scale, N.ln1_normalized, layer, 0);
+    at::Tensor q = at::linear(x, B.q_w, B.q_b).view({R, cfg_.n_heads, dh});
+    at::Tensor k = at::linear(x, B.k_w, B.k_b).view({R, cfg_.n_kv_heads, dh});
+    at::Tensor v = at::linear(x, B.v_w, B.v_b).view({R, cfg_.n_kv_heads, dh});
+    fire(H, N.q, q, layer, 0);
+    fire(H, N.k, k, layer, 0);
+    fire(H, N.v, v, layer, 0);
+    // Each row at its own position: angles [1, R, 1, dim] for the rows as one sequence.
+    RopeAngles rope = rope_angles(inv_freq_, P.positions.unsqueeze(0), q.scalar_type());
+    q = apply_rope(q.unsqueeze(0), rope)[0];
+    k = apply_rope(k.unsqueeze(0), rope)[0];
+    fire(H, N.rot_q, q, layer, 0);
+    fire(H, N.rot_k, k, layer, 0);
+    at::Tensor z = packed_attention(q, k, v, P, 1.0 / std::sqrt((double)dh), window_[layer], N, layer);
+    if (P.keep.defined()) resid = resid.index_select(0, P.keep);
+    at::Tensor attn_out = attention_out(z, B.o_w, B.o_b, H, N, layer, 0);
+    fire(H, N.attn_out, attn_out, layer, 0);
+    at::Tensor mid = resid + attn_out;
+    fire(H, N.resid_mid, mid, layer, 0);
+    x = rms_norm(mid, B.ln2_w, cfg_.eps, H, N.ln2_scale, N.ln2_normalized, layer, 0);
+    at::Tensor pre = at::linear(x, B.gate_w, B.gate_b);
+    fire(H, N.mlp_pre, pre, layer, 0);
+    at::Tensor pre_linear = at::linear(x, B.up_w, B.up_b);
+    fire(H, N.mlp_pre_linear, pre_linear, layer, 0);
+    at::Tensor post = activation(pre, cfg_.act_fn) * pre_linear;
+    fire(H, N.mlp_post, post, layer, 0);
+    at::Tensor mlp_out = at::linear(post, B.down_w, B.down_b);
+    fire(H, N.mlp_out, mlp_out, layer, 0);
+    at::Tensor out = mid + mlp_out;
+    fire(H, N.resid_post, out, layer, 0);
+    return out;
+  }
+
   at::Tensor final_norm(const at::Tensor& resid, RunContext& ctx) const override {
     int64_t past = ctx.cache ? ctx.cache->length() - resid.size(1) : 0;
     return rms_norm(resid, norm_w_, cfg_.eps, ctx.hooks, "ln_final.hook_scale", "ln_final.hook_normalized", -1,
