@@ -156,6 +156,8 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
 at::Tensor packed_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const PackedRuns& runs,
                             double scale, int64_t window, const BlockHookNames& names, int layer) {
   const hooks::HookSet* hooks = runs.hooks;
+  // Hooks after attention would see only the kept rows, not the packed layout they are promised.
+  if (runs.keep.defined() && hooks && !hooks->empty()) fail("block_packed: PackedRuns::keep cannot be combined with hooks");
   int64_t C = runs.n_runs, n = runs.n_pos, h = q.size(1), dh = q.size(2);
   // [C, h, n, dh]: each run's base keys/values with its recomputed rows written over them.
   auto full = [&](const at::Tensor& base, const at::Tensor& mine) {
