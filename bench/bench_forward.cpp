@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/blas.h"
 #include "gpt2_small.h"
 #include "models/model.h"
 
@@ -37,7 +38,7 @@ int main(int argc, char** argv) {
     loads.push_back(seconds_since(t));
   }
   at::NoGradGuard ng;
-  nlohmann::json out{{"load_s", median(loads)}, {"threads", at::get_num_threads()}};
+  nlohmann::json out{{"load_s", median(loads)}, {"threads", at::get_num_threads()}, {"openblas_kernels", blas_core()}};
   for (int64_t n : {16, 256}) {
     at::Tensor ids = at::randint(0, 50257, {1, n}, at::kLong);
     std::vector<double> times;

@@ -10,6 +10,7 @@ OUT=$BUILD/bench/results
 mkdir -p "$OUT"
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p') ($(nproc) cores), threads $THREADS"
 "$BUILD/bench_forward" "$MODEL" "$THREADS" > "$OUT/forward.json"
+echo "OpenBLAS kernels: $(/usr/bin/python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['openblas_kernels'] or 'not OpenBLAS')" "$OUT/forward.json") (OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset})"
 /usr/bin/python3 bench/torch_gpt2.py "$MODEL" "$THREADS" > "$OUT/torch.json"
 "$BUILD/bench_patch" "$MODEL" "$THREADS" 8 > "$OUT/patch.json"
 "$BUILD/bench_trace" "$MODEL" "$THREADS" > "$OUT/trace.json"

@@ -10,6 +10,7 @@
 #include <new>
 
 #include "cli/registry.h"
+#include "core/blas.h"
 #include "core/error.h"
 #include "core/version.h"
 
@@ -44,7 +45,9 @@ int main(int argc, char** argv) {
     return argc < 2 ? 2 : 0;
   }
   if (!std::strcmp(argv[1], "--version")) {
-    std::printf("mechscope %s (libtorch %s)\n", MECHSCOPE_VERSION, TORCH_VERSION);
+    std::string blas = mechscope::blas_core();
+    std::printf("mechscope %s (libtorch %s%s)\n", MECHSCOPE_VERSION, TORCH_VERSION,
+                blas.empty() ? "" : (", OpenBLAS " + blas + " kernels").c_str());
     return 0;
   }
   std::string name = argv[1];

@@ -4,6 +4,7 @@
 
 #include <ctime>
 
+#include "core/blas.h"
 #include "core/fs.h"
 #include "core/version.h"
 #include "report/html.h"
@@ -19,6 +20,8 @@ void Manifest::start() {
   started_utc = buf;
   versions["mechscope"] = MECHSCOPE_VERSION;
   versions["plotly.js"] = plotly_version();
+  std::string blas = blas_core();
+  if (!blas.empty()) versions["openblas_kernels"] = blas;
 }
 
 nlohmann::json Manifest::to_json(const std::string& dir) const {

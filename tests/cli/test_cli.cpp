@@ -28,6 +28,8 @@ TEST(Cli, VersionAndHelp) {
   auto v = run_cli({"--version"});
   EXPECT_EQ(v.code, 0);
   EXPECT_TRUE(contains(v.out, "libtorch")) << v.out;
+  // install-deps.sh installs OpenBLAS; the kernels it runs on are part of what a run depends on.
+  EXPECT_TRUE(contains(v.out, "OpenBLAS ")) << v.out;
   auto h = run_cli({"--help"});
   EXPECT_EQ(h.code, 0);
   for (const char* c : {"info", "tokenize", "run", "generate"}) EXPECT_TRUE(contains(h.out, c)) << c;

@@ -57,6 +57,8 @@ TEST(TraceCli, ReproducesRomeOnTheFixture) {
   for (const char* f : {"trace.png", "trace_mlp.png", "trace_attn.png", "index.html", "manifest.json"})
     EXPECT_TRUE(file_exists(join_path(out, f))) << f;
   EXPECT_EQ(j["method"], "fast");
+  json manifest = json::parse(read_file(join_path(out, "manifest.json")));
+  EXPECT_FALSE(manifest["versions"]["openblas_kernels"].get<std::string>().empty());
   // --naive: ROME's way, the same numbers.
   std::string naive = mstest::tmp_dir("trace_cli_ref_naive");
   r = run_cli({"trace", "--model", kModel, "--ids", ids, "--subject-range", "1,4", "--noise", "1.021656110018547",
