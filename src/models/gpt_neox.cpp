@@ -137,10 +137,7 @@ class GptNeox final : public HookedModel {
     fire(H, N.q, q, layer, 0);
     fire(H, N.k, k, layer, 0);
     fire(H, N.v, v, layer, 0);
-    // Each row at its own position: angles [1, R, 1, dim] for the rows as one sequence.
-    RopeAngles rope = rope_angles(inv_freq_, P.positions.unsqueeze(0), q.scalar_type());
-    q = apply_rope(q.unsqueeze(0), rope)[0];
-    k = apply_rope(k.unsqueeze(0), rope)[0];
+    apply_rope_rows(q, k, inv_freq_, P.positions);
     fire(H, N.rot_q, q, layer, 0);
     fire(H, N.rot_k, k, layer, 0);
     at::Tensor z = packed_attention(q, k, v, P, 1.0 / std::sqrt((double)dh), 0, N, layer);

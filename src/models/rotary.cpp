@@ -117,4 +117,11 @@ at::Tensor apply_rope(const at::Tensor& x, const RopeAngles& a) {
   return dim == dh ? out : at::cat({out, x.narrow(-1, dim, dh - dim)}, -1);
 }
 
+void apply_rope_rows(at::Tensor& q, at::Tensor& k, const at::Tensor& inv_freq, const at::Tensor& positions) {
+  // The rows as one sequence: angles [1, R, 1, dim].
+  RopeAngles rope = rope_angles(inv_freq, positions.unsqueeze(0), q.scalar_type());
+  q = apply_rope(q.unsqueeze(0), rope)[0];
+  k = apply_rope(k.unsqueeze(0), rope)[0];
+}
+
 }  // namespace mechscope::models

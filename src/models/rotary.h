@@ -40,4 +40,8 @@ RopeAngles rope_angles(const at::Tensor& inv_freq, const at::Tensor& pos, at::Sc
 // Rotates the first `dim` features of each head of x [b, n, h, d_head]; the rest pass unchanged.
 at::Tensor apply_rope(const at::Tensor& x, const RopeAngles& a);
 
+// The same for packed rows (PackedRuns): q [R, h, d_head] and k [R, kv_heads, d_head], each row at its
+// own position, positions [R].
+void apply_rope_rows(at::Tensor& q, at::Tensor& k, const at::Tensor& inv_freq, const at::Tensor& positions);
+
 }  // namespace mechscope::models
