@@ -130,6 +130,7 @@ struct Axis {
   double min = kAuto, max = kAuto;
   std::vector<double> ticks;             // explicit ticks (empty: automatic 1-2-5 ticks)
   std::vector<std::string> tick_labels;  // labels for explicit ticks
+  bool integer = false;                  // automatic ticks on whole numbers only (layers, positions)
   bool grid = false;
 };
 

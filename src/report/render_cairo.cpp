@@ -231,7 +231,7 @@ void make_ticks(cairo_t* cr, AxisPlan& a, const Axis& spec, double length, bool 
   }
   int target = std::clamp(int(length / (is_x ? 55 : 32)), 2, 9);
   for (int attempt = 0; attempt < 4; attempt++) {
-    a.ticks = a.log ? log_ticks(a.lo, a.hi, target) : nice_ticks(a.lo, a.hi, target);
+    a.ticks = a.log ? log_ticks(a.lo, a.hi, target) : nice_ticks(a.lo, a.hi, target, spec.integer);
     a.labels = tick_labels(a.ticks, a.log);
     if (!is_x || a.ticks.size() < 2) return;
     double widest = 0;

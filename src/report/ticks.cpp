@@ -6,11 +6,12 @@
 
 namespace mechscope::report {
 
-std::vector<double> nice_ticks(double lo, double hi, int target) {
+std::vector<double> nice_ticks(double lo, double hi, int target, bool integer) {
   if (!(hi > lo) || !std::isfinite(lo) || !std::isfinite(hi)) return {lo};
   target = std::max(target, 2);
-  // The smallest 1-2-5 step that gives at most target + 1 ticks.
+  // The smallest 1-2-5 step that gives at most target + 1 ticks (and is whole, for integer axes).
   double mag = std::pow(10.0, std::floor(std::log10((hi - lo) / target)) - 1);
+  if (integer) mag = std::max(mag, 1.0);
   double step = mag;
   for (int i = 0; i < 12; i++) {
     double m = i % 3 == 0 ? 1 : i % 3 == 1 ? 2 : 5;
@@ -25,7 +26,7 @@ std::vector<double> nice_ticks(double lo, double hi, int target) {
     out.push_back(t);
     if (out.size() > 1000) break;
   }
-  if (out.size() < 2) return nice_ticks(lo, hi, target * 2);
+  if (out.size() < 2 && !(integer && hi - lo < 1)) return nice_ticks(lo, hi, target * 2, integer);
   return out;
 }
 

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "report/label.h"
 #include "report/ticks.h"
 
@@ -54,6 +56,16 @@ TEST(Ticks, NiceTicksOneTwoFive) {
   auto u = nice_ticks(-0.13, 0.98, 5);
   for (double v : u) EXPECT_TRUE(v >= -0.13 && v <= 0.98);
   EXPECT_NEAR(u[1] - u[0], 0.2, 1e-12);
+}
+
+TEST(Ticks, IntegerAxesGetWholeNumbersOnly) {
+  // A 2-layer model's layer axis: 0 and 1, not 0, 0.2, ..., 1.
+  EXPECT_EQ(nice_ticks(0, 1, 5, true), (std::vector<double>{0, 1}));
+  EXPECT_EQ(nice_ticks(0, 1, 5).size(), 6u);
+  EXPECT_EQ(nice_ticks(0, 3, 9, true), (std::vector<double>{0, 1, 2, 3}));
+  auto t = nice_ticks(0, 47, 5, true);
+  EXPECT_EQ(t, nice_ticks(0, 47, 5));  // wide ranges: the same 1-2-5 ticks
+  for (double v : nice_ticks(-2, 13, 7, true)) EXPECT_EQ(v, std::round(v)) << v;
 }
 
 TEST(Ticks, LabelsShareDecimalsAndUseRealMinus) {

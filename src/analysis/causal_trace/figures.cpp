@@ -135,6 +135,7 @@ Figure t0_aie_figure(const std::string& id, const std::vector<Kind>& kinds, cons
   auto style = [&](Panel& p, const std::string& title) {
     p.title = title;
     p.x.label = cat("layer in ", model_name);
+    p.x.integer = true;
     p.y.label = "AIE on p(answer)";
     p.x.grid = p.y.grid = true;
     p.refs.push_back(RefLine{RefLine::Horizontal, 0.0, {0.5, 0.5, 0.5}, Dash::Dotted, ""});
@@ -201,12 +202,15 @@ Figure aggregate_figure(const std::string& id, const std::vector<FactSummary>& f
   p1.legend = Legend::None;
   layer_axis(p1.x, L);
   p1.x.label = "best layer";
+  p1.x.integer = true;
   p1.y.label = "facts";
+  p1.y.integer = true;
   // 2. effect vs layer
   Panel& p2 = fig.panels[1];
   p2.title = "Effect magnitude vs layer";
   p2.series.push_back(sc);
   p2.x.label = "layer";
+  p2.x.integer = true;
   layer_axis(p2.x, L);
   p2.y.label = "indirect effect on p(answer)";
   p2.refs.push_back(RefLine{RefLine::Horizontal, 0.0, {0.5, 0.5, 0.5}, Dash::Dotted, ""});
@@ -225,6 +229,7 @@ Figure aggregate_figure(const std::string& id, const std::vector<FactSummary>& f
   ml.name = "mean ± std";
   p3.series.push_back(ml);
   p3.x.label = "layer";
+  p3.x.integer = true;
   layer_axis(p3.x, L);
   p3.y.label = "indirect effect on p(answer)";
   p3.x.grid = p3.y.grid = true;
@@ -303,7 +308,9 @@ Figure layer_importance_figure(const std::string& id, const std::vector<FactSumm
   bar.name = "facts";
   p.series.push_back(bar);
   p.x.label = "layer";
+  p.x.integer = true;
   p.y.label = "facts with this best layer";
+  p.y.integer = true;
   p.legend = Legend::None;
   fig.caption = cat("How often each layer is where restoring ", located, " helps most.");
   return fig;

@@ -108,6 +108,7 @@ Figure layer_animation(const std::string& id, const std::string& target, const a
   Figure f = single_panel(id, labels.title_prefix + " per position, layer by layer: " + pretty(target),
                           std::clamp(2.0 + 0.45 * (double)n, 6.0, 14.0), 3.8);
   f.panels[0].x.label = "position";
+  f.panels[0].x.integer = true;
   f.panels[0].y.label = labels.value_name;
   f.panels[0].refs.push_back({RefLine::Horizontal, 0, {0.3, 0.3, 0.3}, Dash::Solid, ""});
   auto v = to_vec(values);
