@@ -14,6 +14,7 @@
 #include "cli/registry.h"
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/progress.h"
 #include "io/safetensors.h"
 #include "report/run.h"
 
@@ -102,8 +103,16 @@ int run_ablate(int argc, char** argv) {
   std::vector<std::vector<int64_t>> reference;
   if (a.has("reference")) reference = read_reference(a, m, a.str("reference"));
 
+  long long runs = kind == P::AblationKind::Resample ? (long long)reference.size() : 1, cells = 0;
+  for (auto& t : targets) cells += runs * (long long)P::target_cells(P::target_spec(t), m.model->config(), (int64_t)ids.size()).size();
   auto t0 = Clock::now();
-  P::AblationResult r = P::ablate(*m.model, ids, metric, targets, kind, reference, method);
+  P::AblationResult r;
+  {
+    Progress progress("ablate cells", cells);  // its line ends before the summary is printed
+    P::SweepOptions sweep;
+    sweep.on_cells = [&progress](int64_t k) { progress.tick(k); };
+    r = P::ablate(*m.model, ids, metric, targets, kind, reference, method, sweep);
+  }
   double total = std::chrono::duration<double>(Clock::now() - t0).count();
 
   std::string kind_name = P::ablation_name(kind);

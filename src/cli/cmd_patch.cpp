@@ -15,6 +15,7 @@
 #include "cli/registry.h"
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/progress.h"
 #include "io/safetensors.h"
 #include "report/run.h"
 
@@ -63,8 +64,17 @@ int run_patch(int argc, char** argv) {
   opt.also_exact = a.on("compare-exact");
   opt.sweep.skip_noops = !a.on("no-skip-noops");
   opt.sweep.max_rows = max_rows;
+  long long cells = 0;
+  if (method != P::Method::Attribution || opt.also_exact)
+    for (auto& pair : in.pairs)
+      for (auto& t : targets) cells += (long long)P::target_cells(P::target_spec(t), m.model->config(), (int64_t)pair.clean.size()).size();
   auto t0 = Clock::now();
-  P::PatchResult r = P::patch(*m.model, in.pairs, targets, opt);
+  P::PatchResult r;
+  {
+    Progress progress("patch cells", cells);  // its line ends before the summary is printed
+    opt.sweep.on_cells = [&progress](int64_t k) { progress.tick(k); };
+    r = P::patch(*m.model, in.pairs, targets, opt);
+  }
   double total = std::chrono::duration<double>(Clock::now() - t0).count();
   if (std::abs(r.clean_metric - r.corrupt_metric) < 1e-12 && !a.on("raw"))
     fail("the clean and corrupt metrics are equal (", r.clean_metric, "): nothing to normalise by; use --raw");

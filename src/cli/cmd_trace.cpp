@@ -13,6 +13,7 @@
 #include "cli/trace_common.h"
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/progress.h"
 #include "io/safetensors.h"
 #include "report/run.h"
 
@@ -88,7 +89,12 @@ int run_trace(int argc, char** argv) {
   set.opt.noise.replace = a.on("replace");
 
   auto t0 = std::chrono::steady_clock::now();
-  ct::TraceResult r = ct::trace(*m.model, in, set.opt);
+  ct::TraceResult r;
+  {
+    Progress progress("trace cells", (long long)(set.opt.kinds.size() * in.ids.size() * m.model->config().n_layers));
+    set.opt.on_cells = [&progress](int64_t k) { progress.tick(k); };
+    r = ct::trace(*m.model, in, set.opt);
+  }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   std::vector<std::string> tokens = token_labels(m, in.ids);

@@ -379,6 +379,7 @@ bool trace_fast(const models::HookedModel& model, const BaseRun& base, TraceResu
       if (!run_cells(model, base, sorted, t, S, r.answer_id)) return false;
     }
     for (auto& [dst, src] : same) *dst = *src;
+    if (opt.on_cells) opt.on_cells((int64_t)opt.kinds.size() * nL);
   }
   return true;
 }
@@ -424,8 +425,10 @@ TraceResult trace(const models::HookedModel& model, const TraceInput& in, const 
   for (size_t k = 0; k < opt.kinds.size(); ++k) {
     double* out = r.scores[k].data_ptr<double>();
     for (int64_t t = 0; t < n; ++t)
-      for (int l = 0; l < nL; ++l)
+      for (int l = 0; l < nL; ++l) {
         out[t * nL + l] = naive_cell(model, ids, noise, b, opt.noise.replace, opt.kinds[k], l, t, opt.window, r.answer_id);
+        if (opt.on_cells) opt.on_cells(1);
+      }
   }
   return r;
 }

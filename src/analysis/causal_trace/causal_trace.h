@@ -11,6 +11,7 @@
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -64,6 +65,7 @@ struct TraceOptions {
   bool naive = false;
   // Fast path: at most this many (row × position) pairs per forward, to bound memory.
   int64_t max_batch_tokens = 1 << 15;
+  std::function<void(int64_t)> on_cells;  // called with the number of cells just finished (progress)
 };
 
 struct TraceInput {

@@ -13,6 +13,7 @@
 #pragma once
 #include <ATen/ATen.h>
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -98,6 +99,7 @@ struct SweepOptions {
   bool skip_noops = true;      // a cell whose source values equal the base run's bit for bit is the base run
   int64_t max_rows = 2048;     // packed rows per batch (bounds memory)
   bool use_packed = true;      // the model's block_packed when it has one (false: the generic path)
+  std::function<void(int64_t)> on_cells;  // called with the number of cells just finished (progress)
 };
 
 // Metric of each patched run: cells [C] -> [C] float64. `source` maps each edited hook point to a

@@ -240,6 +240,7 @@ at::Tensor run_cells(const models::HookedModel& model, const BaseRun& base,
       at::Tensor logits = model.forward(base.ids, ctx)[0][mpos];  // every logit, as TransformerLens computes
       if (cols.defined()) logits = logits.index_select(0, cols);
       out[i] = metric_from_logits(metric, logits.unsqueeze(0))[0];
+      if (opt.on_cells) opt.on_cells(1);
     }
     return out;
   }
@@ -259,6 +260,7 @@ at::Tensor run_cells(const models::HookedModel& model, const BaseRun& base,
     }
     todo.push_back(i);
   }
+  if (opt.on_cells && todo.size() < cells.size()) opt.on_cells((int64_t)(cells.size() - todo.size()));
   std::stable_sort(todo.begin(), todo.end(), [&](size_t a, size_t b) { return cells[a].layer < cells[b].layer; });
   std::vector<std::vector<std::string>> layer_hooks(cfg.n_layers);
   for (const auto& name : model.hook_names())
@@ -283,6 +285,7 @@ at::Tensor run_cells(const models::HookedModel& model, const BaseRun& base,
     }
     at::Tensor m = run_packed(model, base, source, batch, bstart, mpos, metric, opt, layer_hooks);
     for (size_t k = 0; k < which.size(); ++k) out[which[k]] = m[k];
+    if (opt.on_cells) opt.on_cells((int64_t)which.size());
   }
   return out;
 }
