@@ -85,6 +85,12 @@ std::vector<std::string> labels_or_index(const std::vector<std::string>& labels,
 }
 
 // Traces of one series.
+// Plotly's automatic ticks on a short whole-number axis (a few layers) fall between the numbers;
+// one per number there, as the PNG's whole-number ticks.
+void whole_number_ticks(json& ax, double lo, double hi) {
+  if (hi >= lo && hi - lo <= 10) ax["tick0"] = 0, ax["dtick"] = 1;
+}
+
 void series_traces(Ctx& c, const Series& s, json& data, json& layout) {
   auto base = [&](const char* type) {
     json t = {{"type", type}};
@@ -343,6 +349,7 @@ void series_traces(Ctx& c, const Series& s, json& data, json& layout) {
       for (size_t i = 0; i < sf->rows; i++) ys.push_back(double(i));
     t["x"] = nums(xs);
     t["y"] = nums(ys);
+    auto whole = [](const std::vector<double>& v) { return std::all_of(v.begin(), v.end(), [](double x) { return x == std::round(x); }); };
     t["colorbar"] = colorbar(c, sf->z_title);
     t["hovertemplate"] = esc(sf->x_title.empty() ? "x" : sf->x_title) + ": %{x}<br>" + esc(sf->y_title.empty() ? "y" : sf->y_title) +
                          ": %{y}<br>" + esc(sf->z_title.empty() ? "z" : sf->z_title) + ": %{z:.4g}<extra></extra>";
@@ -352,6 +359,10 @@ void series_traces(Ctx& c, const Series& s, json& data, json& layout) {
                      {"yaxis", {{"title", {{"text", esc(sf->y_title)}}}}},
                      {"zaxis", {{"title", {{"text", esc(sf->z_title)}}}}},
                      {"camera", {{"eye", {{"x", 1.5}, {"y", -1.5}, {"z", 1.1}}}}}};
+    auto [xlo, xhi] = std::minmax_element(xs.begin(), xs.end());
+    auto [ylo, yhi] = std::minmax_element(ys.begin(), ys.end());
+    if (whole(xs)) whole_number_ticks(layout[scene]["xaxis"], *xlo, *xhi);
+    if (whole(ys)) whole_number_ticks(layout[scene]["yaxis"], *ylo, *yhi);
     layout[xa]["visible"] = false;
     layout[ya]["visible"] = false;
   }
@@ -382,6 +393,8 @@ void panel_extent(const std::vector<Series>& series, double& lo, double& hi, boo
       add(0);
       for (double v : b->values) add(v);
     }
+    if (auto* h = std::get_if<Histogram>(&s); h && !y)
+      for (double v : h->values) add(v);
   }
 }
 
@@ -422,6 +435,11 @@ json plotly_figure(const Figure& fig) {
           for (auto& s : a.tick_labels) t.push_back(esc(s));
           ax["ticktext"] = t;
         }
+      }
+      if (a.integer && !a.log && a.ticks.empty()) {
+        double lo = INFINITY, hi = -INFINITY;
+        panel_extent(p.series, lo, hi, !is_x);
+        whole_number_ticks(ax, lo, hi);
       }
       if (k > 0 && (is_x ? fig.share_x : fig.share_y)) ax["matches"] = is_x ? "x" : "y";
       return ax;

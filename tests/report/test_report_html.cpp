@@ -70,6 +70,14 @@ TEST(PlotlyFigure, GridAnimationAndSurface) {
   EXPECT_EQ(j["data"][2]["scene"], "scene2");
   EXPECT_TRUE(j["layout"].contains("scene2"));
   EXPECT_EQ(j["data"][1]["xaxis"], "x");
+  // Whole-number grids (layers, positions) get one tick per number on short axes.
+  EXPECT_EQ(j["layout"]["scene2"]["xaxis"]["dtick"], 1);
+  EXPECT_EQ(j["layout"]["scene2"]["yaxis"]["dtick"], 1);
+  EXPECT_FALSE(j["layout"]["xaxis"].contains("dtick"));  // the line's x axis is not marked integer
+  g.panels[0].x.integer = true;
+  EXPECT_EQ(plotly_figure(g)["layout"]["xaxis"]["dtick"], 1);
+  g.panels[0].series[0] = Line{{0, 40}, {1, 2}, {}, "a"};  // long axes: plotly's own ticks are whole
+  EXPECT_FALSE(plotly_figure(g)["layout"]["xaxis"].contains("dtick"));
 
   Figure a = single_panel("a", "anim");
   for (int k = 0; k < 3; k++) {
