@@ -93,13 +93,15 @@ int run_trace(int argc, char** argv) {
   {
     Progress progress("trace cells", (long long)(set.opt.kinds.size() * in.ids.size() * m.model->config().n_layers));
     set.opt.on_cells = [&progress](int64_t k) { progress.tick(k); };
+    if (a.has("expect"))  // checked before any cell is traced
+      set.opt.accept = [&](int64_t id) { return trim(token_text(m, id)) == trim(a.str("expect")); };
     r = ct::trace(*m.model, in, set.opt);
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   std::vector<std::string> tokens = token_labels(m, in.ids);
   std::string answer = token_text(m, r.answer_id);
-  if (a.has("expect") && trim(answer) != trim(a.str("expect")))
+  if (r.rejected)
     fail("--expect '", a.str("expect"), "': the model predicts '", trim(answer), "' (p = ", r.high_score, ")");
 
   std::string dir = a.str("out");

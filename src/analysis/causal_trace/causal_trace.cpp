@@ -413,6 +413,10 @@ TraceResult trace(const models::HookedModel& model, const TraceInput& in, const 
   r.high_score = r.clean_probs[r.answer_id].item<double>();
   r.low_score = at::softmax(base.last_logits.narrow(0, 1, S), -1).select(1, r.answer_id).mean().item<double>();
   r.kinds = opt.kinds;
+  if (opt.accept && !opt.accept(r.answer_id)) {  // ROME checks the prediction before tracing
+    r.rejected = true;
+    return r;
+  }
   for (size_t k = 0; k < opt.kinds.size(); ++k) r.scores.push_back(at::zeros({n, nL}, at::kDouble));
 
   // The fast path needs causal attention (nothing before token t sees the restored state) and the

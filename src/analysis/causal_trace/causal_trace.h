@@ -66,6 +66,8 @@ struct TraceOptions {
   // Fast path: at most this many (row × position) pairs per forward, to bound memory.
   int64_t max_batch_tokens = 1 << 15;
   std::function<void(int64_t)> on_cells;  // called with the number of cells just finished (progress)
+  // ROME's `expect`: when set and false for the answer, no cell is traced (TraceResult::rejected).
+  std::function<bool(int64_t answer_id)> accept;
 };
 
 struct TraceInput {
@@ -82,6 +84,7 @@ struct TraceResult {
   std::vector<at::Tensor> scores;  // per kind: [tokens, layers] float64
   at::Tensor clean_probs;          // [d_vocab] softmax of the clean run's last position
   std::string method;              // "fast", or "naive" (asked for, or a model without block_packed)
+  bool rejected = false;           // TraceOptions::accept refused the answer: scores are empty
   const at::Tensor& of(Kind k) const;  // Error when that kind was not traced
 };
 

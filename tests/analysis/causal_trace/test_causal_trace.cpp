@@ -126,6 +126,30 @@ TEST(CausalTrace, FastEqualsNaiveOnRandomGpt2) {
   expect_fast_equals_naive(*m, in, opt);
 }
 
+TEST(CausalTrace, RejectedAnswerTracesNoCell) {
+  auto m = models::load_model(random_gpt2("ct_gpt2_6", 6));
+  ct::TraceInput in;
+  in.ids = {5, 17, 42, 8, 3, 77};
+  in.subject_begin = 1;
+  in.subject_end = 3;
+  ct::TraceOptions opt;
+  opt.samples = 2;
+  opt.noise.scale = 1.0;
+  int64_t cells = 0, seen = -1;
+  opt.on_cells = [&](int64_t k) { cells += k; };
+  opt.accept = [&](int64_t id) { seen = id; return false; };
+  ct::TraceResult r = ct::trace(*m, in, opt);
+  EXPECT_TRUE(r.rejected);
+  EXPECT_TRUE(r.scores.empty());
+  EXPECT_EQ(cells, 0);
+  EXPECT_EQ(seen, r.answer_id);  // the clean run's top token, as ROME's expect checks
+  opt.accept = [](int64_t) { return true; };
+  r = ct::trace(*m, in, opt);
+  EXPECT_FALSE(r.rejected);
+  EXPECT_EQ(cells, 3 * 6 * 6);  // every cell reported done
+  ASSERT_EQ(r.scores.size(), 3u);
+}
+
 TEST(CausalTrace, FastEqualsNaiveOnOtherArchitectures) {
   for (std::string fx : {"gpt_neo/model", "gpt_neox/model", "llama/model", "qwen2/model"}) {
     auto m = models::load_model(mstest::fixture(fx));
