@@ -25,7 +25,8 @@ void add_trace_flags(Args& a, bool locate) {
   a.opt("seed", "N", "numpy RandomState seed of the noise (ROME: 1)", "1");
   a.flag("replace", "replace the subject embeddings by the noise instead of adding it (ROME's --replace)");
   a.flag("naive", "ROME's way: one full forward of 1 + samples rows per cell (slow; for checking)");
-  a.opt("max-batch-tokens", "N", "fast path: at most N rows x positions per forward (memory bound)", "32768");
+  a.opt("max-batch-tokens", "N", "fast path: at most N packed rows (run x position) per batch; 0 = about 8 MB of "
+        "residual stream", "0");
   a.opt("formats", "LIST", "static figure formats: png, svg, pdf", "png");
 }
 
@@ -53,7 +54,7 @@ TraceSettings trace_settings_from_flags(const Args& a, bool locate) {
   s.opt.seed = (uint32_t)seed;
   s.opt.naive = a.on("naive");
   long long mbt = a.integer("max-batch-tokens");
-  if (mbt < 1) fail("--max-batch-tokens must be >= 1");
+  if (mbt < 0) fail("--max-batch-tokens must be >= 0 (0 = automatic)");
   s.opt.max_batch_tokens = mbt;
   s.formats = report::parse_formats(a.str("formats"));
   return s;

@@ -189,88 +189,99 @@ BaseRun base_run(const models::HookedModel& model, const at::Tensor& ids, const 
 // One cell of the fast path: `samples` packed runs (one per noise sample) over positions t .. n-1.
 // A run joins the batch at block `join` with its rows taken from the corrupted run's residual stream
 // there (with token t's row set to the clean one for kind all), or, when it shares its first restored
-// layers with another cell of its kind (window cells clipped at layer 0 all restore [0, hi) for
-// different hi), from that cell's rows at the block where the two part: they are the same run up to it.
+// layers with another cell of its kind and token (window cells clipped at layer 0 all restore [0, hi)
+// for different hi), from that cell's rows at the block where the two part: they are the same run up
+// to it.
 struct Cell {
   Kind kind;
-  int join;         // the first block this cell runs (n_layers: none)
+  int64_t t;        // the restored token
+  int join;         // the first block this cell runs
   int lo, hi;       // window kinds: restored layers [lo, hi), those at or after `join` are done here
   int parent = -1;  // index of the cell whose rows it starts from (-1: the corrupted run)
   double* out;
 };
 
-// Runs cells sorted by join (parents before children) over positions t .. n-1 through block_packed;
-// writes each cell's score. Returns false when the model has no block_packed.
-bool run_cells(const models::HookedModel& model, const BaseRun& base, std::vector<Cell>& cells, int64_t t, int64_t S,
+// Runs cells sorted by join (parents before children), of any tokens, as packed runs through
+// block_packed; writes each cell's score. Returns false when the model has no block_packed.
+bool run_cells(const models::HookedModel& model, const BaseRun& base, const std::vector<Cell>& cells, int64_t S,
                int64_t answer) {
   const int nL = (int)model.config().n_layers;
-  const int64_t n = base.resid[0].size(1), P = n - t, C = (int64_t)cells.size(), runs = C * S;
-  std::vector<int64_t> rows, positions, base_index, last_rows;
-  for (int64_t c = 0; c < C; ++c)
+  const int64_t n = base.resid[0].size(1), d = base.resid[0].size(2), C = (int64_t)cells.size(), runs = C * S;
+  // Packed layout: cell c's runs are rows offset[c] .. offset[c + 1] - 1, sample after sample, each
+  // over positions t .. n-1. `source` indexes base.resid[l] flattened to [(1 + S) * n, d].
+  std::vector<int64_t> rows, positions, base_index, source, first_rows, last_rows, offset(C + 1, 0);
+  bool restore_last = false;  // a cell restores at the last position in the last block: keep hooks there
+  for (int64_t c = 0; c < C; ++c) {
+    const Cell& cell = cells[c];
+    offset[c] = (int64_t)rows.size();
     for (int64_t s = 0; s < S; ++s) {
-      for (int64_t p = t; p < n; ++p) {
+      first_rows.push_back((int64_t)rows.size());
+      for (int64_t p = cell.t; p < n; ++p) {
         rows.push_back((c * S + s) * n + p);
         positions.push_back(p);
+        source.push_back(cell.kind == Kind::All && p == cell.t ? p : (1 + s) * n + p);
       }
       base_index.push_back(1 + s);
-      last_rows.push_back((c * S + s) * P + P - 1);
+      last_rows.push_back((int64_t)rows.size() - 1);
     }
-  at::Tensor all_rows = at::tensor(rows, at::kLong), all_positions = at::tensor(positions, at::kLong);
-  at::Tensor all_bases = at::tensor(base_index, at::kLong);
-  at::Tensor x;  // [active * S * P, d]
+    restore_last |= cell.kind != Kind::All && cell.t == n - 1 && cell.hi == nL;
+  }
+  offset[C] = (int64_t)rows.size();
+  auto L = [](const std::vector<int64_t>& v) { return at::tensor(v, at::kLong); };
+  at::Tensor all_rows = L(rows), all_positions = L(positions), all_bases = L(base_index), all_sources = L(source);
+  at::Tensor x;  // [offset[active], d]
   int64_t active = 0;
   for (int l = cells.front().join; l < nL; ++l) {
-    // Cells joining here: from the corrupted run, or a copy of their parent's rows.
+    // Cells joining here: from the corrupted run (token t clean for kind all), or their parent's rows.
     std::vector<at::Tensor> more;
     while (active < C && cells[active].join == l) {
       const Cell& c = cells[active];
-      if (c.parent >= 0) {
-        more.push_back(x.narrow(0, c.parent * S * P, S * P));
-      } else {
-        at::Tensor r = base.resid[l].narrow(0, 1, S).narrow(1, t, P).clone();
-        if (c.kind == Kind::All) r.select(1, 0).copy_(base.resid[l][0][t].unsqueeze(0).expand({S, r.size(2)}));
-        more.push_back(r.reshape({S * P, r.size(2)}));
-      }
+      int64_t R = offset[active + 1] - offset[active];
+      if (c.parent >= 0) more.push_back(x.narrow(0, offset[c.parent], R));
+      else more.push_back(base.resid[l].reshape({-1, d}).index_select(0, all_sources.narrow(0, offset[active], R)));
       ++active;
     }
     if (!more.empty()) {
       if (x.defined()) more.insert(more.begin(), x);
       x = more.size() == 1 ? more[0] : at::cat(more);
     }
-    // Restored rows (token t of each run) per sublayer. In the last block only the last position
-    // matters, so a restore at an earlier token there changes nothing and is left out.
-    std::vector<int64_t> mlp_rows, attn_rows;
+    // Restored rows (token t of each run) per sublayer, with the clean values at their tokens. In the
+    // last block only the last position matters, so a restore at an earlier token there is left out.
     bool last = l == nL - 1;
-    if (!last || P == 1)
-      for (int64_t c = 0; c < active; ++c) {
-        const Cell& cell = cells[c];
-        if (cell.kind == Kind::All || l < cell.lo || l >= cell.hi) continue;
-        for (int64_t s = 0; s < S; ++s) (cell.kind == Kind::Mlp ? mlp_rows : attn_rows).push_back((c * S + s) * P);
+    std::vector<int64_t> mlp_rows, mlp_t, attn_rows, attn_t;
+    for (int64_t c = 0; c < active; ++c) {
+      const Cell& cell = cells[c];
+      if (cell.kind == Kind::All || l < cell.lo || l >= cell.hi || (last && cell.t < n - 1)) continue;
+      for (int64_t s = 0; s < S; ++s) {
+        (cell.kind == Kind::Mlp ? mlp_rows : attn_rows).push_back(first_rows[c * S + s]);
+        (cell.kind == Kind::Mlp ? mlp_t : attn_t).push_back(cell.t);
       }
-    auto restore = [](const std::vector<int64_t>& which, const at::Tensor& clean_row) {
-      return [idx = at::tensor(which, at::kLong), clean_row](at::Tensor& h, const hooks::HookContext&) {
-        h = h.index_copy(0, idx.to(h.device()), clean_row.unsqueeze(0).expand({idx.size(0), h.size(1)}).to(h.scalar_type()));
+    }
+    auto restore = [&L](const std::vector<int64_t>& which, const std::vector<int64_t>& tokens, const at::Tensor& clean) {
+      return [idx = L(which), values = clean.index_select(0, L(tokens))](at::Tensor& h, const hooks::HookContext&) {
+        h = h.index_copy(0, idx.to(h.device()), values.to(h.device(), h.scalar_type()));
       };
     };
     hooks::HookSet hs;
-    if (!mlp_rows.empty()) hs.add(cat("blocks.", l, ".hook_mlp_out"), restore(mlp_rows, base.mlp_out[l][t]));
-    if (!attn_rows.empty()) hs.add(cat("blocks.", l, ".hook_attn_out"), restore(attn_rows, base.attn_out[l][t]));
+    if (!mlp_rows.empty()) hs.add(cat("blocks.", l, ".hook_mlp_out"), restore(mlp_rows, mlp_t, base.mlp_out[l]));
+    if (!attn_rows.empty()) hs.add(cat("blocks.", l, ".hook_attn_out"), restore(attn_rows, attn_t, base.attn_out[l]));
     models::PackedRuns pr;
     pr.n_runs = active * S;
     pr.n_pos = n;
-    pr.rows = all_rows.narrow(0, 0, active * S * P);
-    pr.positions = all_positions.narrow(0, 0, active * S * P);
+    pr.rows = all_rows.narrow(0, 0, offset[active]);
+    pr.positions = all_positions.narrow(0, 0, offset[active]);
     pr.base = base.kv;
     pr.base_index = all_bases.narrow(0, 0, active * S);
     pr.hooks = hs.empty() ? nullptr : &hs;
-    if (last && hs.empty()) pr.keep = at::tensor(std::vector<int64_t>(last_rows.begin(), last_rows.begin() + active * S), at::kLong);
+    if (last && !restore_last) pr.keep = L(std::vector<int64_t>(last_rows.begin(), last_rows.begin() + active * S));
     at::Tensor y = model.block_packed(l, x, pr);
     if (!y.defined()) return false;
     x = y;
   }
-  // x: one row per run (the last block kept only the last position, or there was only one).
+  // One row per run: the last block kept only the last positions (or all rows, with restores there).
+  if (x.size(0) != runs) x = x.index_select(0, L(last_rows));
   models::RunContext plain;
-  at::Tensor h = model.final_norm(x.view({runs, 1, x.size(-1)}), plain);
+  at::Tensor h = model.final_norm(x.view({runs, 1, d}), plain);
   at::Tensor p = at::softmax(model.unembed(h).squeeze(1).to(at::kFloat), -1).select(1, answer).view({C, S}).mean(1);
   at::Tensor pc = p.to(at::kDouble).cpu().contiguous();
   for (int64_t c = 0; c < C; ++c) *cells[c].out = pc.data_ptr<double>()[c];
@@ -302,19 +313,19 @@ double naive_cell(const models::HookedModel& model, const at::Tensor& ids, const
   return probs.select(1, answer).mean().item<double>();
 }
 
-// Every cell of every token through run_cells; false when the model has no block_packed.
+// Every cell of every token through run_cells, cells of many tokens packed together; false when the
+// model has no block_packed.
 bool trace_fast(const models::HookedModel& model, const BaseRun& base, TraceResult& r, const TraceOptions& opt,
                 int64_t b, int64_t n) {
   const auto& cfg = model.config();
   const int nL = (int)cfg.n_layers;
   const int64_t S = opt.samples;
-  // Packed runs hold full-length keys, values and queries: bound them (~512 MB) as well as the rows.
-  const int64_t max_runs = std::max<int64_t>(S, (int64_t(512) << 20) / (12 * n * cfg.d_model));
-  for (int64_t t = 0; t < n; ++t) {
-    // Units: a cell of kind all, or the window cells of one kind that restore from the same first
-    // layer (the one restoring the most layers first; the others start from its rows where they part).
-    std::vector<std::vector<Cell>> units;
-    std::vector<std::pair<double*, const double*>> same;  // cells whose window equals their unit's first
+  // Units: a cell of kind all, or the window cells of one kind and token that restore from the same
+  // first layer (the one restoring the most layers first; the others start from its rows where they
+  // part). Restores at the last token in the last block need hooks there, so those units go apart.
+  std::vector<std::vector<Cell>> units, last_token_units;
+  std::vector<std::pair<double*, const double*>> same;  // cells whose window equals their unit's first
+  for (int64_t t = 0; t < n; ++t)
     for (size_t k = 0; k < opt.kinds.size(); ++k) {
       double* out = r.scores[k].data_ptr<double>() + t * nL;
       Kind kind = opt.kinds[k];
@@ -322,8 +333,9 @@ bool trace_fast(const models::HookedModel& model, const BaseRun& base, TraceResu
         for (int l = 0; l < nL; ++l) out[l] = r.low_score;
         continue;
       }
+      auto& to = t == n - 1 ? last_token_units : units;
       if (kind == Kind::All) {
-        for (int l = 0; l < nL - 1; ++l) units.push_back({Cell{kind, l + 1, 0, 0, -1, out + l}});
+        for (int l = 0; l < nL - 1; ++l) to.push_back({Cell{kind, t, l + 1, 0, 0, -1, out + l}});
         // Restoring the last block's output: the last position is the clean one or the corrupted one.
         out[nL - 1] = t == n - 1 ? r.high_score : r.low_score;
         continue;
@@ -331,7 +343,7 @@ bool trace_fast(const models::HookedModel& model, const BaseRun& base, TraceResu
       std::map<int, std::vector<Cell>> by_lo;
       for (int l = 0; l < nL; ++l) {
         auto [lo, hi] = window_range(l, opt.window, nL);
-        by_lo[lo].push_back(Cell{kind, lo, lo, hi, -1, out + l});
+        by_lo[lo].push_back(Cell{kind, t, lo, lo, hi, -1, out + l});
       }
       for (auto& [lo, group] : by_lo) {
         std::stable_sort(group.begin(), group.end(), [](const Cell& x, const Cell& y) { return x.hi > y.hi; });
@@ -346,23 +358,32 @@ bool trace_fast(const models::HookedModel& model, const BaseRun& base, TraceResu
           c.parent = 0;
           unit.push_back(c);
         }
-        units.push_back(unit);
+        to.push_back(unit);
       }
     }
-    // Chunks of whole units, bounded in rows and runs; in a chunk, cells sorted by join with parents
-    // re-indexed.
-    const int64_t P = n - t;
+  // Chunks of whole units, bounded in rows and in runs (packed runs hold full-length keys, values and
+  // queries: ~32 MB); in a chunk, cells sorted by join with parents re-indexed.
+  const int64_t max_rows =
+      opt.max_batch_tokens > 0 ? opt.max_batch_tokens : std::max<int64_t>(256, (int64_t(8) << 20) / (4 * cfg.d_model));
+  const int64_t max_runs = std::max<int64_t>(S, (int64_t(32) << 20) / (12 * n * cfg.d_model));
+  int64_t done = (int64_t)opt.kinds.size() * nL * std::min<int64_t>(b, n);
+  if (opt.on_cells && done) opt.on_cells(done);
+  for (auto* list : {&units, &last_token_units}) {
     size_t u = 0;
-    while (u < units.size()) {
+    while (u < list->size()) {
       std::vector<Cell> chunk;
-      while (u < units.size()) {
-        int64_t cells = (int64_t)(chunk.size() + units[u].size());
-        if (!chunk.empty() && (cells * S * P > opt.max_batch_tokens || cells * S > max_runs)) break;
+      int64_t rows = 0, finished = 0;
+      while (u < list->size()) {
+        int64_t add = 0;
+        for (const Cell& c : (*list)[u]) add += S * (n - c.t);
+        int64_t count = (int64_t)(chunk.size() + (*list)[u].size());
+        if (!chunk.empty() && (rows + add > max_rows || count * S > max_runs)) break;
         int64_t first = (int64_t)chunk.size();
-        for (Cell c : units[u]) {
+        for (Cell c : (*list)[u]) {
           if (c.parent >= 0) c.parent += (int)first;
           chunk.push_back(c);
         }
+        rows += add;
         ++u;
       }
       std::vector<size_t> order(chunk.size());
@@ -376,11 +397,17 @@ bool trace_fast(const models::HookedModel& model, const BaseRun& base, TraceResu
         if (c.parent >= 0) c.parent = where[c.parent];
         sorted.push_back(c);
       }
-      if (!run_cells(model, base, sorted, t, S, r.answer_id)) return false;
+      if (!run_cells(model, base, sorted, S, r.answer_id)) return false;
+      finished = (int64_t)sorted.size();
+      if (opt.on_cells) opt.on_cells(finished);
     }
-    for (auto& [dst, src] : same) *dst = *src;
-    if (opt.on_cells) opt.on_cells((int64_t)opt.kinds.size() * nL);
   }
+  for (auto& [dst, src] : same) *dst = *src;
+  // The cells computed without a run: identical windows, and kind all at the last layer.
+  int64_t traced = done;
+  for (auto* list : {&units, &last_token_units})
+    for (auto& unit : *list) traced += (int64_t)unit.size();
+  if (opt.on_cells) opt.on_cells((int64_t)opt.kinds.size() * nL * n - traced);
   return true;
 }
 

@@ -63,8 +63,9 @@ struct TraceOptions {
   uint32_t seed = 1;
   std::vector<Kind> kinds{Kind::All, Kind::Mlp, Kind::Attn};
   bool naive = false;
-  // Fast path: at most this many (row × position) pairs per forward, to bound memory.
-  int64_t max_batch_tokens = 1 << 15;
+  // Fast path: at most this many packed rows (run × position) per batch; 0 = about 8 MB of residual
+  // stream (bigger batches spend more time moving memory than they gain in GEMM speed).
+  int64_t max_batch_tokens = 0;
   std::function<void(int64_t)> on_cells;  // called with the number of cells just finished (progress)
   // ROME's `expect`: when set and false for the answer, no cell is traced (TraceResult::rejected).
   std::function<bool(int64_t answer_id)> accept;
