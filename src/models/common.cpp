@@ -193,6 +193,13 @@ at::Tensor attention_out(const at::Tensor& z, const at::Tensor& w, const at::Ten
   return bias.defined() ? out + bias : out;
 }
 
+at::Tensor split_heads(const at::Tensor& x, int64_t heads) {
+  auto shape = x.sizes().vec();
+  shape.back() /= heads;
+  shape.insert(shape.end() - 1, heads);
+  return x.view(shape);
+}
+
 int64_t cache_past(const RunContext& ctx, int layer) {
   return ctx.cache && (int64_t)ctx.cache->k.size() > layer && ctx.cache->k[layer].defined()
              ? ctx.cache->k[layer].size(2) : 0;

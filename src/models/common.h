@@ -86,6 +86,9 @@ at::Tensor packed_attention(const at::Tensor& q, const at::Tensor& k, const at::
 at::Tensor attention_out(const at::Tensor& z, const at::Tensor& w, const at::Tensor& bias, const hooks::HookSet* hooks,
                          const BlockHookNames& names, int layer, int64_t pos0);
 
+// x [..., heads * dh] -> [..., heads, dh] (a view).
+at::Tensor split_heads(const at::Tensor& x, int64_t heads);
+
 // Keys/values already cached for `layer` (0 without a cache).
 int64_t cache_past(const RunContext& ctx, int layer);
 // With ctx.cache: appends k, v [b, n, h_kv, dh] for `layer` and replaces them with all keys/values

@@ -2,6 +2,7 @@
 // embeddings, pre-LayerNorm blocks, Conv1D weights stored [in, out], fused c_attn = [q | k | v],
 // tied unembedding. distilgpt2 and gpt2-medium/large/xl are the same code.
 #include <cmath>
+#include <tuple>
 
 #include "core/error.h"
 #include "models/common.h"
@@ -75,97 +76,24 @@ class Gpt2 final : public HookedModel {
   }
 
   at::Tensor block(int layer, const at::Tensor& resid_in, RunContext& ctx) const override {
-    const Gpt2Block& B = blocks_[layer];
-    const BlockHookNames& N = names_[layer];
-    const hooks::HookSet* H = ctx.hooks;
-    int64_t b = resid_in.size(0), n = resid_in.size(1), d = cfg_.d_model, h = cfg_.n_heads, dh = cfg_.d_head;
-    int64_t past = ctx.cache && (int64_t)ctx.cache->k.size() > layer && ctx.cache->k[layer].defined()
-                       ? ctx.cache->k[layer].size(2) : 0;
+    int64_t b = resid_in.size(0), n = resid_in.size(1), past = cache_past(ctx, layer);
     at::Tensor resid = resid_in;
-    fire(H, N.resid_pre, resid, layer, past);
-
-    // Attention: x [b, n, d] -> qkv [b, n, 3d] -> q, k, v [b, n, h, dh].
-    at::Tensor x = layer_norm(resid, B.ln1_w, B.ln1_b, cfg_.eps, H, N.ln1_scale, N.ln1_normalized, layer, past);
-    at::Tensor qkv = at::addmm(B.c_attn_b, x.reshape({b * n, d}), B.c_attn_w).view({b, n, 3, h, dh});
-    at::Tensor q = qkv.select(2, 0), k = qkv.select(2, 1), v = qkv.select(2, 2);
-    fire(H, N.q, q, layer, past);
-    fire(H, N.k, k, layer, past);
-    fire(H, N.v, v, layer, past);
-    if (ctx.cache) {
-      KVCache& c = *ctx.cache;
-      if ((int64_t)c.k.size() <= layer) c.k.resize(cfg_.n_layers), c.v.resize(cfg_.n_layers);
-      at::Tensor kt = k.transpose(1, 2), vt = v.transpose(1, 2);  // [b, h, n, dh]
-      c.k[layer] = past ? at::cat({c.k[layer], kt}, 2) : kt.contiguous();
-      c.v[layer] = past ? at::cat({c.v[layer], vt}, 2) : vt.contiguous();
-      k = c.k[layer].transpose(1, 2);
-      v = c.v[layer].transpose(1, 2);
-    }
+    auto [q, k, v] = attention_inputs(layer, resid, ctx.hooks, past);  // [b, n, h, dh]
+    cache_kv(ctx, layer, cfg_.n_layers, k, v);
     at::Tensor bias = attention_bias(ctx, b, n, past, true, 0, resid.scalar_type());
-    at::Tensor z = attention(q, k, v, bias, attn_scale_[layer], H, N, layer, past);  // [b, n, h, dh]
-    at::Tensor attn_out;
-    if (H && H->wants(N.result)) {
-      // Per-head contributions: z_h @ W_O[h] with W_O = c_proj viewed [h, dh, d].
-      at::Tensor result = at::einsum("bphe,hed->bphd", {z, B.c_proj_w.view({h, dh, d})});
-      H->fire(N.result, result, layer, past);
-      attn_out = result.sum(2) + B.c_proj_b;
-    } else {
-      attn_out = at::addmm(B.c_proj_b, z.reshape({b * n, d}), B.c_proj_w).view({b, n, d});
-    }
-    fire(H, N.attn_out, attn_out, layer, past);
-    at::Tensor mid = resid + attn_out;
-    fire(H, N.resid_mid, mid, layer, past);
-
-    // MLP: [b, n, d] -> [b, n, d_mlp] -> [b, n, d].
-    x = layer_norm(mid, B.ln2_w, B.ln2_b, cfg_.eps, H, N.ln2_scale, N.ln2_normalized, layer, past);
-    at::Tensor pre = at::addmm(B.fc_b, x.reshape({b * n, d}), B.fc_w).view({b, n, cfg_.d_mlp});
-    fire(H, N.mlp_pre, pre, layer, past);
-    at::Tensor post = activation(pre, cfg_.act_fn);
-    fire(H, N.mlp_post, post, layer, past);
-    at::Tensor mlp_out = at::addmm(B.proj_b, post.reshape({b * n, cfg_.d_mlp}), B.proj_w).view({b, n, d});
-    fire(H, N.mlp_out, mlp_out, layer, past);
-    at::Tensor out = mid + mlp_out;
-    fire(H, N.resid_post, out, layer, past);
-    return out;
+    at::Tensor z = attention(q, k, v, bias, attn_scale_[layer], ctx.hooks, names_[layer], layer, past);
+    return after_attention(layer, resid, z, ctx.hooks, past);
   }
 
-  // rows: [R, d] -> [R, d]; the same block as above with every run's rows in one GEMM per weight and
-  // attention batched over runs on full-length keys (the base run's, overwritten where recomputed).
+  // rows: [R, d] -> [R, d] (or [K, d] with P.keep); the same block with every run's rows in one GEMM
+  // per weight and attention batched over runs on full-length keys (the base run's, overwritten
+  // where recomputed).
   at::Tensor block_packed(int layer, const at::Tensor& rows_in, const PackedRuns& P) const override {
-    const Gpt2Block& B = blocks_[layer];
-    const BlockHookNames& N = names_[layer];
-    const hooks::HookSet* H = P.hooks;
-    int64_t R = rows_in.size(0), d = cfg_.d_model, h = cfg_.n_heads, dh = cfg_.d_head;
     at::Tensor resid = rows_in;
-    fire(H, N.resid_pre, resid, layer, 0);
-    at::Tensor x = layer_norm(resid, B.ln1_w, B.ln1_b, cfg_.eps, H, N.ln1_scale, N.ln1_normalized, layer, 0);
-    at::Tensor qkv = at::addmm(B.c_attn_b, x, B.c_attn_w).view({R, 3, h, dh});
-    at::Tensor q = qkv.select(1, 0), k = qkv.select(1, 1), v = qkv.select(1, 2);
-    fire(H, N.q, q, layer, 0);
-    fire(H, N.k, k, layer, 0);
-    fire(H, N.v, v, layer, 0);
-    at::Tensor z = packed_attention(q, k, v, P, attn_scale_[layer], 0, N, layer);  // [R or K, h, dh]
+    auto [q, k, v] = attention_inputs(layer, resid, P.hooks, 0);  // [R, h, dh]
+    at::Tensor z = packed_attention(q, k, v, P, attn_scale_[layer], 0, names_[layer], layer);
     if (P.keep.defined()) resid = resid.index_select(0, P.keep);
-    at::Tensor attn_out;
-    if (H && H->wants(N.result)) {
-      at::Tensor result = at::einsum("phe,hed->phd", {z, B.c_proj_w.view({h, dh, d})});
-      H->fire(N.result, result, layer, 0);
-      attn_out = result.sum(1) + B.c_proj_b;
-    } else {
-      attn_out = at::addmm(B.c_proj_b, z.flatten(1), B.c_proj_w);
-    }
-    fire(H, N.attn_out, attn_out, layer, 0);
-    at::Tensor mid = resid + attn_out;
-    fire(H, N.resid_mid, mid, layer, 0);
-    x = layer_norm(mid, B.ln2_w, B.ln2_b, cfg_.eps, H, N.ln2_scale, N.ln2_normalized, layer, 0);
-    at::Tensor pre = at::addmm(B.fc_b, x, B.fc_w);
-    fire(H, N.mlp_pre, pre, layer, 0);
-    at::Tensor post = activation(pre, cfg_.act_fn);
-    fire(H, N.mlp_post, post, layer, 0);
-    at::Tensor mlp_out = at::addmm(B.proj_b, post, B.proj_w);
-    fire(H, N.mlp_out, mlp_out, layer, 0);
-    at::Tensor out = mid + mlp_out;
-    fire(H, N.resid_post, out, layer, 0);
-    return out;
+    return after_attention(layer, resid, z, P.hooks, 0);
   }
 
   at::Tensor final_norm(const at::Tensor& resid, RunContext& ctx) const override {
@@ -198,6 +126,64 @@ class Gpt2 final : public HookedModel {
   }
 
  private:
+  // Conv1D: x [..., in] @ w [in, out] + bias.
+  static at::Tensor conv1d(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias) {
+    auto shape = x.sizes().vec();
+    shape.back() = w.size(1);
+    return at::addmm(bias, x.reshape({-1, x.size(-1)}), w).view(shape);
+  }
+
+  // The block up to attention, for resid [..., d] (hook_resid_pre may replace it): ln_1 and the fused
+  // c_attn -> q, k, v [..., h, dh], hooks fired.
+  std::tuple<at::Tensor, at::Tensor, at::Tensor> attention_inputs(int layer, at::Tensor& resid, const hooks::HookSet* H,
+                                                                  int64_t pos0) const {
+    const Gpt2Block& B = blocks_[layer];
+    const BlockHookNames& N = names_[layer];
+    fire(H, N.resid_pre, resid, layer, pos0);
+    at::Tensor x = layer_norm(resid, B.ln1_w, B.ln1_b, cfg_.eps, H, N.ln1_scale, N.ln1_normalized, layer, pos0);
+    auto shape = resid.sizes().vec();
+    shape.back() = 3;
+    shape.push_back(cfg_.n_heads);
+    shape.push_back(cfg_.d_head);
+    at::Tensor qkv = conv1d(x, B.c_attn_w, B.c_attn_b).view(shape);  // [..., 3, h, dh]
+    at::Tensor q = qkv.select(-3, 0), k = qkv.select(-3, 1), v = qkv.select(-3, 2);
+    fire(H, N.q, q, layer, pos0);
+    fire(H, N.k, k, layer, pos0);
+    fire(H, N.v, v, layer, pos0);
+    return {q, k, v};
+  }
+
+  // The block after attention: c_proj of z [..., h, dh] (per head as hook_result when hooked), the
+  // residual add, ln_2 and the MLP, for resid [..., d].
+  at::Tensor after_attention(int layer, const at::Tensor& resid, const at::Tensor& z, const hooks::HookSet* H,
+                             int64_t pos0) const {
+    const Gpt2Block& B = blocks_[layer];
+    const BlockHookNames& N = names_[layer];
+    int64_t h = cfg_.n_heads, dh = cfg_.d_head, d = cfg_.d_model;
+    at::Tensor attn_out;
+    if (H && H->wants(N.result)) {
+      // Per-head contributions: z_h @ W_O[h] with W_O = c_proj viewed [h, dh, d].
+      at::Tensor result = at::einsum("...he,hed->...hd", {z, B.c_proj_w.view({h, dh, d})});
+      H->fire(N.result, result, layer, pos0);
+      attn_out = result.sum(-2) + B.c_proj_b;
+    } else {
+      attn_out = conv1d(z.flatten(-2), B.c_proj_w, B.c_proj_b);
+    }
+    fire(H, N.attn_out, attn_out, layer, pos0);
+    at::Tensor mid = resid + attn_out;
+    fire(H, N.resid_mid, mid, layer, pos0);
+    at::Tensor x = layer_norm(mid, B.ln2_w, B.ln2_b, cfg_.eps, H, N.ln2_scale, N.ln2_normalized, layer, pos0);
+    at::Tensor pre = conv1d(x, B.fc_w, B.fc_b);
+    fire(H, N.mlp_pre, pre, layer, pos0);
+    at::Tensor post = activation(pre, cfg_.act_fn);
+    fire(H, N.mlp_post, post, layer, pos0);
+    at::Tensor mlp_out = conv1d(post, B.proj_w, B.proj_b);
+    fire(H, N.mlp_out, mlp_out, layer, pos0);
+    at::Tensor out = mid + mlp_out;
+    fire(H, N.resid_post, out, layer, pos0);
+    return out;
+  }
+
   at::Tensor wte_, wpe_, lnf_w_, lnf_b_, lm_head_;
   std::vector<Gpt2Block> blocks_;
   std::vector<BlockHookNames> names_;

@@ -2,6 +2,8 @@
 // nn.Linear weights, separate q/k/v projections without bias, attention scores NOT scaled by 1/sqrt(d)
 // (the Mesh-TensorFlow original did not), and layers alternating global and local attention, a local
 // layer seeing only the last `window_size` positions.
+#include <tuple>
+
 #include "core/error.h"
 #include "models/common.h"
 #include "models/registry.h"
@@ -109,77 +111,25 @@ class GptNeo final : public HookedModel {
   }
 
   at::Tensor block(int layer, const at::Tensor& resid_in, RunContext& ctx) const override {
-    const NeoBlock& B = blocks_[layer];
-    const BlockHookNames& N = names_[layer];
-    const hooks::HookSet* H = ctx.hooks;
-    int64_t b = resid_in.size(0), n = resid_in.size(1), h = cfg_.n_heads, dh = cfg_.d_head;
-    int64_t past = cache_past(ctx, layer);
+    int64_t b = resid_in.size(0), n = resid_in.size(1), past = cache_past(ctx, layer);
     at::Tensor resid = resid_in;
-    fire(H, N.resid_pre, resid, layer, past);
-
-    // Attention: x [b, n, d] -> q, k, v [b, n, h, dh].
-    at::Tensor x = layer_norm(resid, B.ln1_w, B.ln1_b, cfg_.eps, H, N.ln1_scale, N.ln1_normalized, layer, past);
-    at::Tensor q = at::linear(x, B.q_w).view({b, n, h, dh});
-    at::Tensor k = at::linear(x, B.k_w).view({b, n, h, dh});
-    at::Tensor v = at::linear(x, B.v_w).view({b, n, h, dh});
-    fire(H, N.q, q, layer, past);
-    fire(H, N.k, k, layer, past);
-    fire(H, N.v, v, layer, past);
+    auto [q, k, v] = attention_inputs(layer, resid, ctx.hooks, past);  // [b, n, h, dh]
     cache_kv(ctx, layer, cfg_.n_layers, k, v);
     // Unscaled scores grow large: transformers computes them (and the softmax) in float32 whatever
     // the model's dtype, float64 included, and the pattern meets v in v's dtype.
     at::Tensor bias = attention_bias(ctx, b, n, past, true, window_[layer], at::kFloat);
-    at::Tensor z = attention(q.to(at::kFloat), k.to(at::kFloat), v, bias, 1.0, H, N, layer, past);
-    at::Tensor attn_out = attention_out(z, B.out_w, B.out_b, H, N, layer, past);
-    fire(H, N.attn_out, attn_out, layer, past);
-    at::Tensor mid = resid + attn_out;
-    fire(H, N.resid_mid, mid, layer, past);
-
-    // MLP: [b, n, d] -> [b, n, d_mlp] -> [b, n, d].
-    x = layer_norm(mid, B.ln2_w, B.ln2_b, cfg_.eps, H, N.ln2_scale, N.ln2_normalized, layer, past);
-    at::Tensor pre = at::linear(x, B.fc_w, B.fc_b);
-    fire(H, N.mlp_pre, pre, layer, past);
-    at::Tensor post = activation(pre, cfg_.act_fn);
-    fire(H, N.mlp_post, post, layer, past);
-    at::Tensor mlp_out = at::linear(post, B.proj_w, B.proj_b);
-    fire(H, N.mlp_out, mlp_out, layer, past);
-    at::Tensor out = mid + mlp_out;
-    fire(H, N.resid_post, out, layer, past);
-    return out;
+    at::Tensor z = attention(q.to(at::kFloat), k.to(at::kFloat), v, bias, 1.0, ctx.hooks, names_[layer], layer, past);
+    return after_attention(layer, resid, z, ctx.hooks, past);
   }
 
   // rows: [R, d] -> [R, d] (or [K, d] with P.keep); block() on packed runs (PackedRuns).
   at::Tensor block_packed(int layer, const at::Tensor& rows_in, const PackedRuns& P) const override {
-    const NeoBlock& B = blocks_[layer];
-    const BlockHookNames& N = names_[layer];
-    const hooks::HookSet* H = P.hooks;
-    int64_t R = rows_in.size(0), h = cfg_.n_heads, dh = cfg_.d_head;
     at::Tensor resid = rows_in;
-    fire(H, N.resid_pre, resid, layer, 0);
-    at::Tensor x = layer_norm(resid, B.ln1_w, B.ln1_b, cfg_.eps, H, N.ln1_scale, N.ln1_normalized, layer, 0);
-    at::Tensor q = at::linear(x, B.q_w).view({R, h, dh});
-    at::Tensor k = at::linear(x, B.k_w).view({R, h, dh});
-    at::Tensor v = at::linear(x, B.v_w).view({R, h, dh});
-    fire(H, N.q, q, layer, 0);
-    fire(H, N.k, k, layer, 0);
-    fire(H, N.v, v, layer, 0);
+    auto [q, k, v] = attention_inputs(layer, resid, P.hooks, 0);  // [R, h, dh]
     // Scores in float32, as block() (packed_attention converts the keys to the queries' dtype).
-    at::Tensor z = packed_attention(q.to(at::kFloat), k, v, P, 1.0, window_[layer], N, layer);
+    at::Tensor z = packed_attention(q.to(at::kFloat), k, v, P, 1.0, window_[layer], names_[layer], layer);
     if (P.keep.defined()) resid = resid.index_select(0, P.keep);
-    at::Tensor attn_out = attention_out(z, B.out_w, B.out_b, H, N, layer, 0);
-    fire(H, N.attn_out, attn_out, layer, 0);
-    at::Tensor mid = resid + attn_out;
-    fire(H, N.resid_mid, mid, layer, 0);
-    x = layer_norm(mid, B.ln2_w, B.ln2_b, cfg_.eps, H, N.ln2_scale, N.ln2_normalized, layer, 0);
-    at::Tensor pre = at::linear(x, B.fc_w, B.fc_b);
-    fire(H, N.mlp_pre, pre, layer, 0);
-    at::Tensor post = activation(pre, cfg_.act_fn);
-    fire(H, N.mlp_post, post, layer, 0);
-    at::Tensor mlp_out = at::linear(post, B.proj_w, B.proj_b);
-    fire(H, N.mlp_out, mlp_out, layer, 0);
-    at::Tensor out = mid + mlp_out;
-    fire(H, N.resid_post, out, layer, 0);
-    return out;
+    return after_attention(layer, resid, z, P.hooks, 0);
   }
 
   at::Tensor final_norm(const at::Tensor& resid, RunContext& ctx) const override {
@@ -213,6 +163,45 @@ class GptNeo final : public HookedModel {
   }
 
  private:
+  // The block up to attention, for resid [..., d] (hook_resid_pre may replace it): ln_1 and the q, k,
+  // v projections -> [..., h, dh], hooks fired.
+  std::tuple<at::Tensor, at::Tensor, at::Tensor> attention_inputs(int layer, at::Tensor& resid, const hooks::HookSet* H,
+                                                                  int64_t pos0) const {
+    const NeoBlock& B = blocks_[layer];
+    const BlockHookNames& N = names_[layer];
+    fire(H, N.resid_pre, resid, layer, pos0);
+    at::Tensor x = layer_norm(resid, B.ln1_w, B.ln1_b, cfg_.eps, H, N.ln1_scale, N.ln1_normalized, layer, pos0);
+    at::Tensor q = split_heads(at::linear(x, B.q_w), cfg_.n_heads);
+    at::Tensor k = split_heads(at::linear(x, B.k_w), cfg_.n_heads);
+    at::Tensor v = split_heads(at::linear(x, B.v_w), cfg_.n_heads);
+    fire(H, N.q, q, layer, pos0);
+    fire(H, N.k, k, layer, pos0);
+    fire(H, N.v, v, layer, pos0);
+    return {q, k, v};
+  }
+
+  // The block after attention, for z [..., h, dh] and resid [..., d]: out_proj, the residual add,
+  // ln_2 and the MLP.
+  at::Tensor after_attention(int layer, const at::Tensor& resid, const at::Tensor& z, const hooks::HookSet* H,
+                             int64_t pos0) const {
+    const NeoBlock& B = blocks_[layer];
+    const BlockHookNames& N = names_[layer];
+    at::Tensor attn_out = attention_out(z, B.out_w, B.out_b, H, N, layer, pos0);
+    fire(H, N.attn_out, attn_out, layer, pos0);
+    at::Tensor mid = resid + attn_out;
+    fire(H, N.resid_mid, mid, layer, pos0);
+    at::Tensor x = layer_norm(mid, B.ln2_w, B.ln2_b, cfg_.eps, H, N.ln2_scale, N.ln2_normalized, layer, pos0);
+    at::Tensor pre = at::linear(x, B.fc_w, B.fc_b);
+    fire(H, N.mlp_pre, pre, layer, pos0);
+    at::Tensor post = activation(pre, cfg_.act_fn);
+    fire(H, N.mlp_post, post, layer, pos0);
+    at::Tensor mlp_out = at::linear(post, B.proj_w, B.proj_b);
+    fire(H, N.mlp_out, mlp_out, layer, pos0);
+    at::Tensor out = mid + mlp_out;
+    fire(H, N.resid_post, out, layer, pos0);
+    return out;
+  }
+
   at::Tensor wte_, wpe_, lnf_w_, lnf_b_, lm_head_;
   std::vector<NeoBlock> blocks_;
   std::vector<BlockHookNames> names_;

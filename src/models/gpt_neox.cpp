@@ -3,6 +3,7 @@
 // rotary_pct of each head, parallel residual (attention and MLP both read the block input) or the
 // sequential one, untied `embed_out`.
 #include <cmath>
+#include <tuple>
 
 #include "core/error.h"
 #include "models/common.h"
@@ -78,21 +79,11 @@ class GptNeox final : public HookedModel {
   }
 
   at::Tensor block(int layer, const at::Tensor& resid_in, RunContext& ctx) const override {
-    const NeoxBlock& B = blocks_[layer];
     const BlockHookNames& N = names_[layer];
     const hooks::HookSet* H = ctx.hooks;
-    int64_t b = resid_in.size(0), n = resid_in.size(1), h = cfg_.n_heads, dh = cfg_.d_head;
-    int64_t past = cache_past(ctx, layer);
+    int64_t b = resid_in.size(0), n = resid_in.size(1), past = cache_past(ctx, layer);
     at::Tensor resid = resid_in;
-    fire(H, N.resid_pre, resid, layer, past);
-
-    // Attention: x [b, n, d] -> qkv [b, n, h, 3 * dh] (per head: q | k | v) -> q, k, v [b, n, h, dh].
-    at::Tensor x = layer_norm(resid, B.ln1_w, B.ln1_b, cfg_.eps, H, N.ln1_scale, N.ln1_normalized, layer, past);
-    at::Tensor qkv = at::linear(x, B.qkv_w, B.qkv_b).view({b, n, h, 3 * dh});
-    at::Tensor q = qkv.narrow(-1, 0, dh), k = qkv.narrow(-1, dh, dh), v = qkv.narrow(-1, 2 * dh, dh);
-    fire(H, N.q, q, layer, past);
-    fire(H, N.k, k, layer, past);
-    fire(H, N.v, v, layer, past);
+    auto [q, k, v] = attention_inputs(layer, resid, H, past);  // [b, n, h, dh]
     RopeAngles rope = rope_angles(inv_freq_, position_ids(ctx, b, n, past), q.scalar_type());
     q = apply_rope(q, rope);
     k = apply_rope(k, rope);
@@ -100,65 +91,21 @@ class GptNeox final : public HookedModel {
     fire(H, N.rot_k, k, layer, past);
     cache_kv(ctx, layer, cfg_.n_layers, k, v);
     at::Tensor bias = attention_bias(ctx, b, n, past, true, 0, q.scalar_type());
-    at::Tensor z = attention(q, k, v, bias, 1.0 / std::sqrt((double)dh), H, N, layer, past);
-    at::Tensor attn_out = attention_out(z, B.dense_w, B.dense_b, H, N, layer, past);
-    fire(H, N.attn_out, attn_out, layer, past);
-
-    // Parallel residual (GPT-J style): the MLP reads the block input, not resid_mid, which then
-    // does not exist.
-    at::Tensor mlp_in = resid;
-    if (!parallel_) {
-      mlp_in = resid + attn_out;
-      fire(H, N.resid_mid, mlp_in, layer, past);
-    }
-    x = layer_norm(mlp_in, B.ln2_w, B.ln2_b, cfg_.eps, H, N.ln2_scale, N.ln2_normalized, layer, past);
-    at::Tensor pre = at::linear(x, B.fc_w, B.fc_b);  // [b, n, d_mlp]
-    fire(H, N.mlp_pre, pre, layer, past);
-    at::Tensor post = activation(pre, cfg_.act_fn);
-    fire(H, N.mlp_post, post, layer, past);
-    at::Tensor mlp_out = at::linear(post, B.proj_w, B.proj_b);
-    fire(H, N.mlp_out, mlp_out, layer, past);
-    at::Tensor out = parallel_ ? resid + attn_out + mlp_out : mlp_in + mlp_out;
-    fire(H, N.resid_post, out, layer, past);
-    return out;
+    at::Tensor z = attention(q, k, v, bias, 1.0 / std::sqrt((double)cfg_.d_head), H, N, layer, past);
+    return after_attention(layer, resid, z, H, past);
   }
 
   // rows: [R, d] -> [R, d] (or [K, d] with P.keep); block() on packed runs (PackedRuns).
   at::Tensor block_packed(int layer, const at::Tensor& rows_in, const PackedRuns& P) const override {
-    const NeoxBlock& B = blocks_[layer];
     const BlockHookNames& N = names_[layer];
-    const hooks::HookSet* H = P.hooks;
-    int64_t R = rows_in.size(0), h = cfg_.n_heads, dh = cfg_.d_head;
     at::Tensor resid = rows_in;
-    fire(H, N.resid_pre, resid, layer, 0);
-    at::Tensor x = layer_norm(resid, B.ln1_w, B.ln1_b, cfg_.eps, H, N.ln1_scale, N.ln1_normalized, layer, 0);
-    at::Tensor qkv = at::linear(x, B.qkv_w, B.qkv_b).view({R, h, 3 * dh});
-    at::Tensor q = qkv.narrow(-1, 0, dh), k = qkv.narrow(-1, dh, dh), v = qkv.narrow(-1, 2 * dh, dh);
-    fire(H, N.q, q, layer, 0);
-    fire(H, N.k, k, layer, 0);
-    fire(H, N.v, v, layer, 0);
+    auto [q, k, v] = attention_inputs(layer, resid, P.hooks, 0);  // [R, h, dh]
     apply_rope_rows(q, k, inv_freq_, P.positions);
-    fire(H, N.rot_q, q, layer, 0);
-    fire(H, N.rot_k, k, layer, 0);
-    at::Tensor z = packed_attention(q, k, v, P, 1.0 / std::sqrt((double)dh), 0, N, layer);
+    fire(P.hooks, N.rot_q, q, layer, 0);
+    fire(P.hooks, N.rot_k, k, layer, 0);
+    at::Tensor z = packed_attention(q, k, v, P, 1.0 / std::sqrt((double)cfg_.d_head), 0, N, layer);
     if (P.keep.defined()) resid = resid.index_select(0, P.keep);
-    at::Tensor attn_out = attention_out(z, B.dense_w, B.dense_b, H, N, layer, 0);
-    fire(H, N.attn_out, attn_out, layer, 0);
-    at::Tensor mlp_in = resid;
-    if (!parallel_) {
-      mlp_in = resid + attn_out;
-      fire(H, N.resid_mid, mlp_in, layer, 0);
-    }
-    x = layer_norm(mlp_in, B.ln2_w, B.ln2_b, cfg_.eps, H, N.ln2_scale, N.ln2_normalized, layer, 0);
-    at::Tensor pre = at::linear(x, B.fc_w, B.fc_b);
-    fire(H, N.mlp_pre, pre, layer, 0);
-    at::Tensor post = activation(pre, cfg_.act_fn);
-    fire(H, N.mlp_post, post, layer, 0);
-    at::Tensor mlp_out = at::linear(post, B.proj_w, B.proj_b);
-    fire(H, N.mlp_out, mlp_out, layer, 0);
-    at::Tensor out = parallel_ ? resid + attn_out + mlp_out : mlp_in + mlp_out;
-    fire(H, N.resid_post, out, layer, 0);
-    return out;
+    return after_attention(layer, resid, z, P.hooks, 0);
   }
 
   at::Tensor final_norm(const at::Tensor& resid, RunContext& ctx) const override {
@@ -193,6 +140,48 @@ class GptNeox final : public HookedModel {
   }
 
  private:
+  // The block up to rotary, for resid [..., d] (hook_resid_pre may replace it): input_layernorm and
+  // query_key_value (per head: q | k | v) -> q, k, v [..., h, dh], hooks fired.
+  std::tuple<at::Tensor, at::Tensor, at::Tensor> attention_inputs(int layer, at::Tensor& resid, const hooks::HookSet* H,
+                                                                  int64_t pos0) const {
+    const NeoxBlock& B = blocks_[layer];
+    const BlockHookNames& N = names_[layer];
+    int64_t dh = cfg_.d_head;
+    fire(H, N.resid_pre, resid, layer, pos0);
+    at::Tensor x = layer_norm(resid, B.ln1_w, B.ln1_b, cfg_.eps, H, N.ln1_scale, N.ln1_normalized, layer, pos0);
+    at::Tensor qkv = split_heads(at::linear(x, B.qkv_w, B.qkv_b), cfg_.n_heads);  // [..., h, 3 * dh]
+    at::Tensor q = qkv.narrow(-1, 0, dh), k = qkv.narrow(-1, dh, dh), v = qkv.narrow(-1, 2 * dh, dh);
+    fire(H, N.q, q, layer, pos0);
+    fire(H, N.k, k, layer, pos0);
+    fire(H, N.v, v, layer, pos0);
+    return {q, k, v};
+  }
+
+  // The block after attention, for z [..., h, dh] and resid [..., d]: dense, then the MLP. Parallel
+  // residual (GPT-J style): the MLP reads the block input, not resid_mid, which then does not exist.
+  at::Tensor after_attention(int layer, const at::Tensor& resid, const at::Tensor& z, const hooks::HookSet* H,
+                             int64_t pos0) const {
+    const NeoxBlock& B = blocks_[layer];
+    const BlockHookNames& N = names_[layer];
+    at::Tensor attn_out = attention_out(z, B.dense_w, B.dense_b, H, N, layer, pos0);
+    fire(H, N.attn_out, attn_out, layer, pos0);
+    at::Tensor mlp_in = resid;
+    if (!parallel_) {
+      mlp_in = resid + attn_out;
+      fire(H, N.resid_mid, mlp_in, layer, pos0);
+    }
+    at::Tensor x = layer_norm(mlp_in, B.ln2_w, B.ln2_b, cfg_.eps, H, N.ln2_scale, N.ln2_normalized, layer, pos0);
+    at::Tensor pre = at::linear(x, B.fc_w, B.fc_b);  // [..., d_mlp]
+    fire(H, N.mlp_pre, pre, layer, pos0);
+    at::Tensor post = activation(pre, cfg_.act_fn);
+    fire(H, N.mlp_post, post, layer, pos0);
+    at::Tensor mlp_out = at::linear(post, B.proj_w, B.proj_b);
+    fire(H, N.mlp_out, mlp_out, layer, pos0);
+    at::Tensor out = parallel_ ? resid + attn_out + mlp_out : mlp_in + mlp_out;
+    fire(H, N.resid_post, out, layer, pos0);
+    return out;
+  }
+
   bool parallel_ = true;
   at::Tensor embed_, lnf_w_, lnf_b_, unembed_, inv_freq_;
   std::vector<NeoxBlock> blocks_;

@@ -3,6 +3,7 @@
 // or untied unembedding. Mistral (sliding-window layers) and Qwen2 (biases on q/k/v) are the same
 // code with other config keys.
 #include <cmath>
+#include <tuple>
 
 #include "core/error.h"
 #include "models/common.h"
@@ -118,22 +119,12 @@ class Llama final : public HookedModel {
   }
 
   at::Tensor block(int layer, const at::Tensor& resid_in, RunContext& ctx) const override {
-    const LlamaBlock& B = blocks_[layer];
     const BlockHookNames& N = names_[layer];
     const hooks::HookSet* H = ctx.hooks;
-    int64_t b = resid_in.size(0), n = resid_in.size(1), dh = cfg_.d_head;
-    int64_t past = cache_past(ctx, layer);
+    int64_t b = resid_in.size(0), n = resid_in.size(1), past = cache_past(ctx, layer);
     at::Tensor resid = resid_in;
-    fire(H, N.resid_pre, resid, layer, past);
-
-    // Attention: x [b, n, d] -> q [b, n, h, dh], k, v [b, n, h_kv, dh], rotated by absolute position.
-    at::Tensor x = rms_norm(resid, B.ln1_w, cfg_.eps, H, N.ln1_scale, N.ln1_normalized, layer, past);
-    at::Tensor q = at::linear(x, B.q_w, B.q_b).view({b, n, cfg_.n_heads, dh});
-    at::Tensor k = at::linear(x, B.k_w, B.k_b).view({b, n, cfg_.n_kv_heads, dh});
-    at::Tensor v = at::linear(x, B.v_w, B.v_b).view({b, n, cfg_.n_kv_heads, dh});
-    fire(H, N.q, q, layer, past);
-    fire(H, N.k, k, layer, past);
-    fire(H, N.v, v, layer, past);
+    auto [q, k, v] = attention_inputs(layer, resid, H, past);  // q [b, n, h, dh], k, v [b, n, h_kv, dh]
+    // Rotated by absolute position.
     RopeAngles rope = rope_angles(inv_freq_, position_ids(ctx, b, n, past), q.scalar_type());
     q = apply_rope(q, rope);
     k = apply_rope(k, rope);
@@ -141,63 +132,21 @@ class Llama final : public HookedModel {
     fire(H, N.rot_k, k, layer, past);
     cache_kv(ctx, layer, cfg_.n_layers, k, v);
     at::Tensor bias = attention_bias(ctx, b, n, past, true, window_[layer], q.scalar_type());
-    at::Tensor z = attention(q, k, v, bias, 1.0 / std::sqrt((double)dh), H, N, layer, past);  // [b, n, h, dh]
-    at::Tensor attn_out = attention_out(z, B.o_w, B.o_b, H, N, layer, past);
-    fire(H, N.attn_out, attn_out, layer, past);
-    at::Tensor mid = resid + attn_out;
-    fire(H, N.resid_mid, mid, layer, past);
-
-    // SwiGLU MLP (Shazeer 2020): down(act(gate(x)) * up(x)); [b, n, d] -> [b, n, d_mlp] -> [b, n, d].
-    x = rms_norm(mid, B.ln2_w, cfg_.eps, H, N.ln2_scale, N.ln2_normalized, layer, past);
-    at::Tensor pre = at::linear(x, B.gate_w, B.gate_b);
-    fire(H, N.mlp_pre, pre, layer, past);
-    at::Tensor pre_linear = at::linear(x, B.up_w, B.up_b);
-    fire(H, N.mlp_pre_linear, pre_linear, layer, past);
-    at::Tensor post = activation(pre, cfg_.act_fn) * pre_linear;
-    fire(H, N.mlp_post, post, layer, past);
-    at::Tensor mlp_out = at::linear(post, B.down_w, B.down_b);
-    fire(H, N.mlp_out, mlp_out, layer, past);
-    at::Tensor out = mid + mlp_out;
-    fire(H, N.resid_post, out, layer, past);
-    return out;
+    at::Tensor z = attention(q, k, v, bias, 1.0 / std::sqrt((double)cfg_.d_head), H, N, layer, past);  // [b, n, h, dh]
+    return after_attention(layer, resid, z, H, past);
   }
 
   // rows: [R, d] -> [R, d] (or [K, d] with P.keep); block() on packed runs (PackedRuns).
   at::Tensor block_packed(int layer, const at::Tensor& rows_in, const PackedRuns& P) const override {
-    const LlamaBlock& B = blocks_[layer];
     const BlockHookNames& N = names_[layer];
-    const hooks::HookSet* H = P.hooks;
-    int64_t R = rows_in.size(0), dh = cfg_.d_head;
     at::Tensor resid = rows_in;
-    fire(H, N.resid_pre, resid, layer, 0);
-    at::Tensor x = rms_norm(resid, B.ln1_w, cfg_.eps, H, N.ln1_scale, N.ln1_normalized, layer, 0);
-    at::Tensor q = at::linear(x, B.q_w, B.q_b).view({R, cfg_.n_heads, dh});
-    at::Tensor k = at::linear(x, B.k_w, B.k_b).view({R, cfg_.n_kv_heads, dh});
-    at::Tensor v = at::linear(x, B.v_w, B.v_b).view({R, cfg_.n_kv_heads, dh});
-    fire(H, N.q, q, layer, 0);
-    fire(H, N.k, k, layer, 0);
-    fire(H, N.v, v, layer, 0);
+    auto [q, k, v] = attention_inputs(layer, resid, P.hooks, 0);  // [R, h or h_kv, dh]
     apply_rope_rows(q, k, inv_freq_, P.positions);
-    fire(H, N.rot_q, q, layer, 0);
-    fire(H, N.rot_k, k, layer, 0);
-    at::Tensor z = packed_attention(q, k, v, P, 1.0 / std::sqrt((double)dh), window_[layer], N, layer);
+    fire(P.hooks, N.rot_q, q, layer, 0);
+    fire(P.hooks, N.rot_k, k, layer, 0);
+    at::Tensor z = packed_attention(q, k, v, P, 1.0 / std::sqrt((double)cfg_.d_head), window_[layer], N, layer);
     if (P.keep.defined()) resid = resid.index_select(0, P.keep);
-    at::Tensor attn_out = attention_out(z, B.o_w, B.o_b, H, N, layer, 0);
-    fire(H, N.attn_out, attn_out, layer, 0);
-    at::Tensor mid = resid + attn_out;
-    fire(H, N.resid_mid, mid, layer, 0);
-    x = rms_norm(mid, B.ln2_w, cfg_.eps, H, N.ln2_scale, N.ln2_normalized, layer, 0);
-    at::Tensor pre = at::linear(x, B.gate_w, B.gate_b);
-    fire(H, N.mlp_pre, pre, layer, 0);
-    at::Tensor pre_linear = at::linear(x, B.up_w, B.up_b);
-    fire(H, N.mlp_pre_linear, pre_linear, layer, 0);
-    at::Tensor post = activation(pre, cfg_.act_fn) * pre_linear;
-    fire(H, N.mlp_post, post, layer, 0);
-    at::Tensor mlp_out = at::linear(post, B.down_w, B.down_b);
-    fire(H, N.mlp_out, mlp_out, layer, 0);
-    at::Tensor out = mid + mlp_out;
-    fire(H, N.resid_post, out, layer, 0);
-    return out;
+    return after_attention(layer, resid, z, P.hooks, 0);
   }
 
   at::Tensor final_norm(const at::Tensor& resid, RunContext& ctx) const override {
@@ -231,6 +180,47 @@ class Llama final : public HookedModel {
   }
 
  private:
+  // The block up to rotary, for resid [..., d] (hook_resid_pre may replace it): the RMSNorm and the
+  // projections -> q [..., h, dh], k, v [..., h_kv, dh], hooks fired.
+  std::tuple<at::Tensor, at::Tensor, at::Tensor> attention_inputs(int layer, at::Tensor& resid, const hooks::HookSet* H,
+                                                                  int64_t pos0) const {
+    const LlamaBlock& B = blocks_[layer];
+    const BlockHookNames& N = names_[layer];
+    fire(H, N.resid_pre, resid, layer, pos0);
+    at::Tensor x = rms_norm(resid, B.ln1_w, cfg_.eps, H, N.ln1_scale, N.ln1_normalized, layer, pos0);
+    at::Tensor q = split_heads(at::linear(x, B.q_w, B.q_b), cfg_.n_heads);
+    at::Tensor k = split_heads(at::linear(x, B.k_w, B.k_b), cfg_.n_kv_heads);
+    at::Tensor v = split_heads(at::linear(x, B.v_w, B.v_b), cfg_.n_kv_heads);
+    fire(H, N.q, q, layer, pos0);
+    fire(H, N.k, k, layer, pos0);
+    fire(H, N.v, v, layer, pos0);
+    return {q, k, v};
+  }
+
+  // The block after attention, for z [..., h, dh] and resid [..., d]: o_proj, the residual add and
+  // the SwiGLU MLP (Shazeer 2020): down(act(gate(x)) * up(x)).
+  at::Tensor after_attention(int layer, const at::Tensor& resid, const at::Tensor& z, const hooks::HookSet* H,
+                             int64_t pos0) const {
+    const LlamaBlock& B = blocks_[layer];
+    const BlockHookNames& N = names_[layer];
+    at::Tensor attn_out = attention_out(z, B.o_w, B.o_b, H, N, layer, pos0);
+    fire(H, N.attn_out, attn_out, layer, pos0);
+    at::Tensor mid = resid + attn_out;
+    fire(H, N.resid_mid, mid, layer, pos0);
+    at::Tensor x = rms_norm(mid, B.ln2_w, cfg_.eps, H, N.ln2_scale, N.ln2_normalized, layer, pos0);
+    at::Tensor pre = at::linear(x, B.gate_w, B.gate_b);
+    fire(H, N.mlp_pre, pre, layer, pos0);
+    at::Tensor pre_linear = at::linear(x, B.up_w, B.up_b);
+    fire(H, N.mlp_pre_linear, pre_linear, layer, pos0);
+    at::Tensor post = activation(pre, cfg_.act_fn) * pre_linear;
+    fire(H, N.mlp_post, post, layer, pos0);
+    at::Tensor mlp_out = at::linear(post, B.down_w, B.down_b);
+    fire(H, N.mlp_out, mlp_out, layer, pos0);
+    at::Tensor out = mid + mlp_out;
+    fire(H, N.resid_post, out, layer, pos0);
+    return out;
+  }
+
   at::Tensor embed_, norm_w_, lm_head_, inv_freq_;
   std::vector<LlamaBlock> blocks_;
   std::vector<BlockHookNames> names_;
