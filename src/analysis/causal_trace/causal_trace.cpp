@@ -325,12 +325,14 @@ bool trace_fast(const models::HookedModel& model, const BaseRun& base, TraceResu
   // part). Restores at the last token in the last block need hooks there, so those units go apart.
   std::vector<std::vector<Cell>> units, last_token_units;
   std::vector<std::pair<double*, const double*>> same;  // cells whose window equals their unit's first
+  int64_t direct = 0;  // cells whose score needs no run (progress)
   for (int64_t t = 0; t < n; ++t)
     for (size_t k = 0; k < opt.kinds.size(); ++k) {
       double* out = r.scores[k].data_ptr<double>() + t * nL;
       Kind kind = opt.kinds[k];
       if (t < b) {  // before the subject every row equals the clean one: restoring changes nothing
         for (int l = 0; l < nL; ++l) out[l] = r.low_score;
+        direct += nL;
         continue;
       }
       auto& to = t == n - 1 ? last_token_units : units;
@@ -338,6 +340,7 @@ bool trace_fast(const models::HookedModel& model, const BaseRun& base, TraceResu
         for (int l = 0; l < nL - 1; ++l) to.push_back({Cell{kind, t, l + 1, 0, 0, -1, out + l}});
         // Restoring the last block's output: the last position is the clean one or the corrupted one.
         out[nL - 1] = t == n - 1 ? r.high_score : r.low_score;
+        ++direct;
         continue;
       }
       std::map<int, std::vector<Cell>> by_lo;
@@ -352,6 +355,7 @@ bool trace_fast(const models::HookedModel& model, const BaseRun& base, TraceResu
           Cell c = group[i];
           if (c.hi == group[0].hi) {
             same.emplace_back(c.out, group[0].out);
+            ++direct;
             continue;
           }
           c.join = c.hi;
@@ -366,13 +370,11 @@ bool trace_fast(const models::HookedModel& model, const BaseRun& base, TraceResu
   const int64_t max_rows =
       opt.max_batch_tokens > 0 ? opt.max_batch_tokens : std::max<int64_t>(256, (int64_t(8) << 20) / (4 * cfg.d_model));
   const int64_t max_runs = std::max<int64_t>(S, (int64_t(32) << 20) / (12 * n * cfg.d_model));
-  int64_t done = (int64_t)opt.kinds.size() * nL * std::min<int64_t>(b, n);
-  if (opt.on_cells && done) opt.on_cells(done);
   for (auto* list : {&units, &last_token_units}) {
     size_t u = 0;
     while (u < list->size()) {
       std::vector<Cell> chunk;
-      int64_t rows = 0, finished = 0;
+      int64_t rows = 0;
       while (u < list->size()) {
         int64_t add = 0;
         for (const Cell& c : (*list)[u]) add += S * (n - c.t);
@@ -398,16 +400,11 @@ bool trace_fast(const models::HookedModel& model, const BaseRun& base, TraceResu
         sorted.push_back(c);
       }
       if (!run_cells(model, base, sorted, S, r.answer_id)) return false;
-      finished = (int64_t)sorted.size();
-      if (opt.on_cells) opt.on_cells(finished);
+      if (opt.on_cells) opt.on_cells((int64_t)sorted.size());
     }
   }
   for (auto& [dst, src] : same) *dst = *src;
-  // The cells computed without a run: identical windows, and kind all at the last layer.
-  int64_t traced = done;
-  for (auto* list : {&units, &last_token_units})
-    for (auto& unit : *list) traced += (int64_t)unit.size();
-  if (opt.on_cells) opt.on_cells((int64_t)opt.kinds.size() * nL * n - traced);
+  if (opt.on_cells) opt.on_cells(direct);
   return true;
 }
 

@@ -101,8 +101,8 @@ at::Tensor generic_block(const models::HookedModel& model, int layer, const at::
   }
   models::RunContext ctx;
   ctx.hooks = &adapter;
-  at::Tensor out = model.block(layer, full, ctx);
-  return out.reshape({C * n, d}).index_select(0, P.rows);
+  at::Tensor out = model.block(layer, full, ctx).reshape({C * n, d}).index_select(0, P.rows);
+  return P.keep.defined() ? out.index_select(0, P.keep) : out;  // as block_packed returns kept rows
 }
 
 // Writes each cell's source values into the packed activations of one hook point.
@@ -201,16 +201,11 @@ at::Tensor run_packed(const models::HookedModel& model, const BaseRun& base,
     if (last) P.keep = at::tensor(metric_rows, at::kLong);
     at::Tensor y;
     if (opt.use_packed && cfg.causal) y = model.block_packed(l, x, P);
-    if (!y.defined()) {
-      models::PackedRuns G = P;
-      G.keep = at::Tensor();
-      y = generic_block(model, l, x, G, base, layer_hooks[l]);
-      if (last) y = y.index_select(0, P.keep);
-    }
-    x = y;
-    if (last) metric_rows = [C] { std::vector<int64_t> v(C); for (int64_t c = 0; c < C; ++c) v[c] = c; return v; }();
+    x = y.defined() ? y : generic_block(model, l, x, P, base, layer_hooks[l]);
   }
-  at::Tensor final_rows = x.index_select(0, at::tensor(metric_rows, at::kLong)).unsqueeze(1);  // [C, 1, d]
+  // One row per cell: the last block kept only the metric's rows (unless an edit was in it).
+  if (x.size(0) != C) x = x.index_select(0, at::tensor(metric_rows, at::kLong));
+  at::Tensor final_rows = x.unsqueeze(1);  // [C, 1, d]
   return metric_from_logits(metric, logits_at(model, final_rows, 0, metric_columns(metric)));
 }
 
