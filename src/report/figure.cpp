@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "report/ticks.h"
 
 namespace mechscope::report {
 
@@ -62,7 +63,7 @@ Binned histogram_bins(const Histogram& h) {
   }
   std::sort(v.begin(), v.end());
   double lo = v.front(), hi = v.back();
-  bool integers = std::all_of(v.begin(), v.end(), [](double x) { return x == std::round(x); });
+  bool integers = all_whole(v);
   if (h.bins == 0 && integers && hi - lo <= 200) {
     // Integer data (best layer, token count): one bar per value, centred on it.
     for (double e = lo - 0.5; e <= hi + 0.5 + 1e-9; e += 1) b.edges.push_back(e);

@@ -349,7 +349,6 @@ void series_traces(Ctx& c, const Series& s, json& data, json& layout) {
       for (size_t i = 0; i < sf->rows; i++) ys.push_back(double(i));
     t["x"] = nums(xs);
     t["y"] = nums(ys);
-    auto whole = [](const std::vector<double>& v) { return std::all_of(v.begin(), v.end(), [](double x) { return x == std::round(x); }); };
     t["colorbar"] = colorbar(c, sf->z_title);
     t["hovertemplate"] = esc(sf->x_title.empty() ? "x" : sf->x_title) + ": %{x}<br>" + esc(sf->y_title.empty() ? "y" : sf->y_title) +
                          ": %{y}<br>" + esc(sf->z_title.empty() ? "z" : sf->z_title) + ": %{z:.4g}<extra></extra>";
@@ -361,8 +360,8 @@ void series_traces(Ctx& c, const Series& s, json& data, json& layout) {
                      {"camera", {{"eye", {{"x", 1.5}, {"y", -1.5}, {"z", 1.1}}}}}};
     auto [xlo, xhi] = std::minmax_element(xs.begin(), xs.end());
     auto [ylo, yhi] = std::minmax_element(ys.begin(), ys.end());
-    if (whole(xs)) whole_number_ticks(layout[scene]["xaxis"], *xlo, *xhi);
-    if (whole(ys)) whole_number_ticks(layout[scene]["yaxis"], *ylo, *yhi);
+    if (all_whole(xs)) whole_number_ticks(layout[scene]["xaxis"], *xlo, *xhi);
+    if (all_whole(ys)) whole_number_ticks(layout[scene]["yaxis"], *ylo, *yhi);
     layout[xa]["visible"] = false;
     layout[ya]["visible"] = false;
   }

@@ -99,8 +99,7 @@ void draw_surface(cairo_t* cr, const PanelPlan& pl) {
     cairo_stroke(cr);
   }
   // Grid coordinates that are all whole numbers (layers, positions) get whole-number ticks.
-  auto whole = [](const std::vector<double>& v) { return std::all_of(v.begin(), v.end(), [](double x) { return x == std::round(x); }); };
-  auto xt = nice_ticks(xlo, xhi, 5, whole(xs)), yt = nice_ticks(ylo, yhi, 5, whole(ys)), zt = nice_ticks(zlo, zhi, 4);
+  auto xt = nice_ticks(xlo, xhi, 5, all_whole(xs)), yt = nice_ticks(ylo, yhi, 5, all_whole(ys)), zt = nice_ticks(zlo, zhi, 4);
   auto line3 = [&](P3 a, P3 b) {
     double X0, Y0, X1, Y1;
     v.screen(a, X0, Y0), v.screen(b, X1, Y1);

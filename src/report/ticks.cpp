@@ -6,6 +6,10 @@
 
 namespace mechscope::report {
 
+bool all_whole(const std::vector<double>& v) {
+  return std::all_of(v.begin(), v.end(), [](double x) { return x == std::round(x); });
+}
+
 std::vector<double> nice_ticks(double lo, double hi, int target, bool integer) {
   if (!(hi > lo) || !std::isfinite(lo) || !std::isfinite(hi)) return {lo};
   target = std::max(target, 2);
