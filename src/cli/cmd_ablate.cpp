@@ -13,6 +13,7 @@
 #include "cli/patch_common.h"
 #include "cli/registry.h"
 #include "core/error.h"
+#include "core/json.h"
 #include "core/fs.h"
 #include "core/progress.h"
 #include "io/safetensors.h"
@@ -37,9 +38,8 @@ std::vector<std::vector<int64_t>> read_reference(const Args& a, const Loaded& m,
     if (line.find_first_not_of(" \t") == std::string::npos) continue;
     std::string where = path + ":" + std::to_string(lineno);
     if (line[0] == '{') {
-      nlohmann::json j;
+      nlohmann::json j = parse_json(line, where);
       try {
-        j = nlohmann::json::parse(line);
         if (j.contains("ids")) {
           std::vector<int64_t> ids = j["ids"].get<std::vector<int64_t>>();
           check_ids(ids, m.model->config(), where);

@@ -54,7 +54,7 @@ int run_demo(int argc, char** argv) {
   int rc = locate((int)av.size(), av.data());
   if (rc != 0) return rc;
 
-  auto s = io::read_json_file(join_path(out, "locating_summary.json"));
+  auto s = read_json_file(join_path(out, "locating_summary.json"));
   std::printf("\n%d facts traced (%d skipped: the model did not predict their answer).\n", s.value("facts_traced", 0),
               s.value("facts_skipped", 0));
   if (s.contains("aie")) {
@@ -76,6 +76,11 @@ int run_demo(int argc, char** argv) {
                   mlp >= attn ? "MLP" : "attention", mlp, attn,
                   mlp >= attn ? "as ROME found for GPT-2 XL." : "unlike ROME's finding for GPT-2 XL.");
     }
+  }
+  if (s.value("facts_traced", 0) == 0) {
+    std::printf("\nnothing was traced, so there are no figures: %s/locating_summary.json lists why each fact was skipped.\n",
+                out.c_str());
+    return 0;
   }
   std::printf("\nreport: %s/index.html (figures: %s/*.png, numbers: %s/locating_summary.json)\n", out.c_str(), out.c_str(),
               out.c_str());

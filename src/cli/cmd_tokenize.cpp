@@ -5,6 +5,7 @@
 #include "cli/common.h"
 #include "cli/registry.h"
 #include "core/error.h"
+#include "core/json.h"
 #include "core/utf8.h"
 #include "io/checkpoint.h"
 #include "tokenizers/hf_tokenizer.h"
@@ -53,12 +54,7 @@ int run_tokenize(int argc, char** argv) {
     std::string line, out;
     for (long long n = 1; std::getline(in, line); ++n) {
       if (line.empty()) continue;
-      nlohmann::json j;
-      try {
-        j = nlohmann::json::parse(line);
-      } catch (const std::exception& e) {
-        fail(file, ":", n, ": not JSON (", e.what(), ")");
-      }
+      nlohmann::json j = parse_json(line, cat(file, ":", n));
       if (!j.is_string()) fail(file, ":", n, ": expected a JSON string");
       out = nlohmann::json(encode(j.get<std::string>())).dump();
       out += '\n';

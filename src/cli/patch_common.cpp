@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "core/json.h"
 #include "core/utf8.h"
 #include "report/label.h"
 
@@ -149,12 +150,7 @@ PairInputs pairs_from_flags(const Args& a, const Loaded& m) {
       ++lineno;
       if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
       std::string where = path + ":" + std::to_string(lineno);
-      nlohmann::json j;
-      try {
-        j = nlohmann::json::parse(line);
-      } catch (const std::exception& e) {
-        fail(where, ": not valid JSON (", e.what(), ")");
-      }
+      nlohmann::json j = parse_json(line, where);
       if (!j.is_object()) fail(where, ": expected a JSON object");
       P::PromptPair pair;
       pair.metric = base;

@@ -6,21 +6,12 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/json.h"
 #include "core/fs.h"
 
 namespace mechscope::io {
 
 namespace fs = std::filesystem;
-
-nlohmann::json read_json_file(const std::string& path) {
-  if (dir_exists(path)) fail("'", path, "' is a directory, expected a JSON file");
-  std::string text = read_file(path);
-  try {
-    return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
-    fail("'", path, "' is not valid JSON: ", e.what());
-  }
-}
 
 namespace {
 

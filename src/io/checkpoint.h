@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/json.h"
 #include "io/safetensors.h"
 
 namespace mechscope::io {
@@ -20,8 +21,8 @@ namespace mechscope::io {
 // refs/main names (else the only/newest snapshot). Error saying how to download it when not found.
 std::string resolve_model_dir(const std::string& model);
 
-// Parses a JSON file; Error naming the file (and the position) when unreadable or malformed.
-nlohmann::json read_json_file(const std::string& path);
+// JSON files are read with mechscope::read_json_file (core/json.h).
+using mechscope::read_json_file;
 
 class Checkpoint {
  public:

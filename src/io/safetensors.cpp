@@ -13,6 +13,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/json.h"
 #include "core/fs.h"
 
 namespace mechscope::io {
@@ -152,12 +153,9 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
   f->data_ = base + 8 + header_len;
   uint64_t data_size = size - 8 - header_len;
 
-  nlohmann::json header;
-  try {
-    header = nlohmann::json::parse(base + 8, base + 8 + header_len);
-  } catch (const nlohmann::json::parse_error& e) {
-    fail("'", path, "': header is not valid JSON: ", e.what());
-  }
+  nlohmann::json header =
+      parse_json(reinterpret_cast<const char*>(base) + 8, reinterpret_cast<const char*>(base) + 8 + header_len,
+                 "the header of '" + path + "'");
   if (!header.is_object()) fail("'", path, "': header is not a JSON object");
 
   std::vector<std::pair<std::string, const TensorInfo*>> by_begin;

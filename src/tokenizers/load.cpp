@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/json.h"
 #include "tokenizers/hf_tokenizer.h"
 
 namespace mechscope::tokenizers {
@@ -25,13 +26,7 @@ std::string read_file(const fs::path& p) {
   return ss.str();
 }
 
-json read_json(const fs::path& p) {
-  try {
-    return json::parse(read_file(p));
-  } catch (const json::parse_error& e) {
-    fail(p.string(), ": malformed JSON: ", e.what());
-  }
-}
+json read_json(const fs::path& p) { return parse_json(read_file(p), "'" + p.string() + "'"); }
 
 // tokenizer_config.json stores special tokens as strings or {"content": ...} objects.
 std::optional<std::string> config_token(const json& cfg, const char* key) {

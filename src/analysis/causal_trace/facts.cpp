@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "core/json.h"
 #include "core/fs.h"
 #include "core/utf8.h"
 
@@ -18,14 +19,7 @@ static std::string field_string(const nlohmann::json& j, const std::string& key)
 }
 
 static Fact parse_fact(const std::string& text, int line) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    std::string what = e.what();
-    auto pos = what.find("] ");
-    fail("not valid JSON (", pos == std::string::npos ? what : what.substr(pos + 2), ")");
-  }
+  nlohmann::json j = parse_json(text, "the line");
   if (!j.is_object()) fail("expected a JSON object with \"prompt\" and \"subject\"");
   Fact f;
   f.line = line;
@@ -79,8 +73,27 @@ FactsFile read_facts(const std::string& path, bool skip_bad) {
   return out;
 }
 
+void check_known_words(const tokenizers::Tokenizer& tok, const std::string& text, const std::string& what) {
+  auto unk = tok.unk_id();
+  if (!unk) return;
+  size_t i = 0;
+  while (i < text.size()) {
+    size_t b = text.find_first_not_of(" \t\r\n", i);
+    if (b == std::string::npos) break;
+    size_t e = text.find_first_of(" \t\r\n", b);
+    if (e == std::string::npos) e = text.size();
+    std::string word = text.substr(b, e - b);
+    for (int64_t id : tok.encode(word))
+      if (id == *unk)
+        fail(what, " '", text, "': the word '", word, "' is not in the tokenizer's vocabulary (it becomes ",
+             tok.id_to_token(*unk), ")");
+    i = e;
+  }
+}
+
 std::pair<int64_t, int64_t> find_token_range(const tokenizers::Tokenizer& tok, const std::vector<int64_t>& ids,
                                              const std::string& subject, const std::string& prompt) {
+  check_known_words(tok, subject, "subject");
   // ROME: whole = "".join(decode([t]) for t in ids); char_loc = whole.index(subject); then the first
   // token whose end passes char_loc, and the first whose end reaches char_loc + len(subject).
   std::vector<size_t> ends;
@@ -106,7 +119,8 @@ std::pair<int64_t, int64_t> find_token_range(const tokenizers::Tokenizer& tok, c
 
 std::string file_safe(const std::string& id) {
   std::string s;
-  for (char c : id) s += (isalnum((unsigned char)c) || c == '-' || c == '_' || c == '.') ? c : '_';
+  // No '.': the id becomes part of figure ids and file stems, where a dot would start an extension.
+  for (char c : id) s += (isalnum((unsigned char)c) || c == '-' || c == '_') ? c : '_';
   return s;
 }
 

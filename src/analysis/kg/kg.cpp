@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/json.h"
 #include "core/fs.h"
 
 namespace mechscope::analysis {
@@ -167,9 +168,8 @@ KnowledgeGraph read_kg(const std::string& path) {
   std::string line;
   for (int n = 1; std::getline(in, line); ++n) {
     if (line.empty()) continue;
-    nlohmann::json j;
+    nlohmann::json j = parse_json(line, cat(path, ":", n));
     try {
-      j = nlohmann::json::parse(line);
       KgFact f;
       f.subject = entity(j.at("subject").get<std::string>(), j.at("subject_name").get<std::string>());
       f.object = entity(j.at("object").get<std::string>(), j.at("object_name").get<std::string>());
