@@ -1,6 +1,7 @@
 #include "cli/args.h"
 
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 
@@ -37,6 +38,16 @@ const Args::Spec* Args::find(const std::string& name) const {
   return nullptr;
 }
 
+namespace {
+// A flag whose value names a file or folder: an empty value can only be a mistake (and would become
+// a write to '' or to the current directory).
+bool is_path(const std::string& metavar) {
+  for (const char* w : {"DIR", "FILE", "PATH", ".json", ".safetensors"})
+    if (metavar.find(w) != std::string::npos) return true;
+  return false;
+}
+}  // namespace
+
 bool Args::parse(int argc, char** argv) {
   size_t npos = 0;
   for (int i = 0; i < argc; ++i) {
@@ -68,13 +79,20 @@ bool Args::parse(int argc, char** argv) {
         value = argv[++i];
       }
       if (!s->repeat && values_.count(name)) fail("--", name, " given twice");
+      if (value.empty() && is_path(s->metavar)) fail("--", name, " needs a path (", s->metavar, "), got ''");
       values_[name].push_back(value);
       order_.push_back({name, value});
       continue;
     }
-    if (npos >= positionals_.size()) fail("unexpected argument '", a, "' for '", command_, "'");
+    // One value per positional: a second word is a mistake (an unquoted text), never dropped.
+    if (npos >= positionals_.size()) {
+      if (!positionals_.empty())
+        fail("unexpected argument '", a, "' for '", command_, "': ", positionals_.back().name,
+             " is one argument (quote a text with spaces)");
+      fail("unexpected argument '", a, "' for '", command_, "'");
+    }
     values_[positionals_[npos].name].push_back(a);
-    if (npos + 1 < positionals_.size()) ++npos;
+    ++npos;
   }
   for (auto& p : positionals_)
     if (p.def.empty() && !values_.count(p.name)) fail("missing argument ", p.name, " (see mechscope ", command_, " --help)");
@@ -111,7 +129,24 @@ double Args::number(const std::string& name) const {
   errno = 0;
   char* end = nullptr;
   double x = std::strtod(v.c_str(), &end);
-  if (v.empty() || *end || errno) fail("--", name, ": expected a number, got '", v, "'");
+  if (v.empty() || *end || errno || !std::isfinite(x)) fail("--", name, ": expected a finite number, got '", v, "'");
+  return x;
+}
+
+long long Args::integer(const std::string& name, long long lo, long long hi) const {
+  std::string v = str(name);
+  errno = 0;
+  char* end = nullptr;
+  long long x = std::strtoll(v.c_str(), &end, 10);
+  if (v.empty() || *end || errno || x < lo || x > hi)
+    fail("--", name, " must be an integer in ", lo, " .. ", hi, ", got '", v, "'");
+  return x;
+}
+
+double Args::number(const std::string& name, double lo, double hi, bool lo_open) const {
+  double x = number(name);
+  if (x < lo || x > hi || (lo_open && x == lo))
+    fail("--", name, " must be in ", lo_open ? "(" : "[", lo, ", ", hi, "], got '", str(name), "'");
   return x;
 }
 

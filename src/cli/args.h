@@ -18,7 +18,7 @@ class Args {
   Args& multi(const std::string& name, const std::string& metavar, const std::string& help);
   // --name with no value.
   Args& flag(const std::string& name, const std::string& help);
-  // Positional argument(s) (the last one may collect the rest).
+  // A positional argument, one value each, in declaration order.
   Args& positional(const std::string& name, const std::string& help, bool required = true);
 
   // Returns false when --help was asked for (help already printed to stdout).
@@ -29,7 +29,12 @@ class Args {
   std::vector<std::string> all(const std::string& name) const;
   bool on(const std::string& name) const;
   long long integer(const std::string& name) const;
+  // Finite numbers only: "nan", "inf" and values beyond a double are refused, quoting what was typed.
   double number(const std::string& name) const;
+  // The same, checked for its domain [lo, hi] (or (lo, hi] when lo_open); the Error quotes the value
+  // as typed and states the domain.
+  long long integer(const std::string& name, long long lo, long long hi) const;
+  double number(const std::string& name, double lo, double hi, bool lo_open = false) const;
   // Values in command-line order for a set of flags, e.g. --prompt and --ids interleaved.
   std::vector<std::pair<std::string, std::string>> ordered(const std::vector<std::string>& names) const;
 

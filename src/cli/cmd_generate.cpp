@@ -1,5 +1,6 @@
 // mechscope generate: greedy or sampled continuation of a prompt.
 #include <cstdio>
+#include <limits>
 
 #include "cli/common.h"
 #include "cli/registry.h"
@@ -24,15 +25,12 @@ int run_generate(int argc, char** argv) {
   if (!a.parse(argc, argv)) return 0;
 
   models::GenerateOptions g;
-  g.max_new_tokens = a.integer("max-new-tokens");
-  if (g.max_new_tokens < 0) fail("--max-new-tokens must be >= 0");
-  g.temperature = a.number("temperature");
-  if (g.temperature < 0) fail("--temperature must be >= 0");
-  g.top_k = a.integer("top-k");
-  if (g.top_k < 0) fail("--top-k must be >= 0");
-  g.top_p = a.number("top-p");
-  if (!(g.top_p > 0 && g.top_p <= 1)) fail("--top-p must be in (0, 1]");
-  g.seed = (uint64_t)a.integer("seed");
+  // The context length bounds --max-new-tokens further once the model is loaded.
+  g.max_new_tokens = a.integer("max-new-tokens", 0, 1 << 24);
+  g.temperature = a.number("temperature", 0, 1e4);
+  g.top_k = a.integer("top-k", 0, 1LL << 31);
+  g.top_p = a.number("top-p", 0, 1, true);
+  g.seed = (uint64_t)a.integer("seed", 0, std::numeric_limits<long long>::max());
   if ((a.has("top-k") || a.has("top-p")) && g.temperature == 0)
     fail("--top-k/--top-p apply to sampling: give --temperature too (e.g. --temperature 1)");
 

@@ -1,5 +1,6 @@
 // mechscope kg generate: the synthetic knowledge graph of seed 000.
 #include <cstdio>
+#include <limits>
 #include <cstring>
 
 #include "analysis/kg/kg.h"
@@ -29,10 +30,10 @@ int run_kg(int argc, char** argv) {
   if (!a.parse(argc - 1, argv + 1)) return 0;
   if (!a.has("out")) fail("--out DIR is required");
   analysis::KgOptions o;
-  o.entities = (int)a.integer("entities");
-  o.relations = (int)a.integer("relations");
-  o.edges_per_node = (int)a.integer("edges-per-node");
-  o.seed = (uint64_t)a.integer("seed");
+  o.entities = (int)a.integer("entities", 4, 20000);
+  o.relations = (int)a.integer("relations", 1, 100);
+  o.edges_per_node = (int)a.integer("edges-per-node", 1, 1000);
+  o.seed = (uint64_t)a.integer("seed", 0, std::numeric_limits<long long>::max());
   auto kg = analysis::generate_kg(o);
   analysis::write_kg(kg, o, a.str("out"));
   std::printf("%zu entities, %zu relations, %zu edges, %zu facts -> %s/{graph.jsonl,facts.jsonl,tokenizer.json}\n",

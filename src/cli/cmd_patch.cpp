@@ -54,8 +54,7 @@ int run_patch(int argc, char** argv) {
   auto targets = P::parse_targets(a.str("targets"));
   auto formats = report::parse_formats(a.str("formats"));
   if (a.on("compare-exact") && method != P::Method::Attribution) fail("--compare-exact goes with --method attribution");
-  long long max_rows = a.integer("max-rows");
-  if (max_rows < 1) fail("--max-rows must be >= 1");
+  long long max_rows = a.integer("max-rows", 1, 1LL << 40);
 
   Loaded m = load_from_flags(a);
   PairInputs in = pairs_from_flags(a, m);

@@ -1,5 +1,7 @@
 #include "cli/common.h"
 
+#include "cli/threads.h"
+
 #include <ATen/Parallel.h>
 
 #include <cstdio>
@@ -34,9 +36,7 @@ void add_prompt_flags(Args& a, bool repeatable) {
 
 Loaded load_from_flags(const Args& a) {
   if (!a.has("model")) fail("--model is required (a model directory or a hub id)");
-  long long threads = a.integer("threads");
-  if (threads < 0) fail("--threads must be >= 0");
-  at::set_num_threads(threads ? threads : std::max(1u, std::thread::hardware_concurrency()));
+  set_threads(a.str("threads"));
 
   models::LoadOptions opts;
   std::string dt = a.str("dtype");

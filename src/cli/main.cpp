@@ -6,7 +6,9 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <strings.h>
 #include <new>
 
 #include "cli/registry.h"
@@ -35,14 +37,57 @@ void print_usage() {
   std::printf("\n  --version    print the version and the libtorch it runs on\n");
 }
 
+// mechscope sets its thread count itself (--threads), but libgomp parses the OpenMP variables when it
+// is loaded, before main, and prints a warning for a value it cannot read (OMP_NUM_THREADS=abc). Run
+// from the executable's preinit array, which the dynamic linker calls before any library's
+// constructors, this removes such values so libgomp never sees them.
+bool positive_list(const char* v, bool list) {
+  if (!*v) return false;
+  for (const char* p = v; *p;) {
+    if (*p < '1' || *p > '9') return false;
+    while (*p >= '0' && *p <= '9') ++p;
+    if (*p == ',' && list && p[1]) ++p;
+    else if (*p) return false;
+  }
+  return true;
+}
+
+// Called before libc has set `environ` (getenv/unsetenv do not work yet): edits the array it is given,
+// which becomes `environ`, by dropping the entries libgomp would reject.
+void sanitize_openmp_env(int, char**, char** env) {
+  auto bad = [](const char* entry) {
+    auto value = [&](const char* name) -> const char* {
+      size_t n = std::strlen(name);
+      return !std::strncmp(entry, name, n) && entry[n] == '=' ? entry + n + 1 : nullptr;
+    };
+    if (const char* v = value("OMP_NUM_THREADS")) return !positive_list(v, true);
+    if (const char* v = value("OMP_THREAD_LIMIT")) return !positive_list(v, false);
+    for (const char* name : {"OMP_DYNAMIC", "OMP_NESTED"})
+      if (const char* v = value(name)) return strcasecmp(v, "true") != 0 && strcasecmp(v, "false") != 0;
+    if (const char* v = value("OMP_WAIT_POLICY")) return strcasecmp(v, "active") != 0 && strcasecmp(v, "passive") != 0;
+    return false;
+  };
+  if (!env) return;
+  char** out = env;
+  for (char** e = env; *e; ++e)
+    if (!bad(*e)) *out++ = *e;
+  *out = nullptr;
+}
+
+__attribute__((section(".preinit_array"), used)) void (*const preinit_sanitize)(int, char**, char**) = sanitize_openmp_env;
+
 }  // namespace
 }  // namespace mechscope::cli
 
 int main(int argc, char** argv) {
   using namespace mechscope::cli;
-  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
+  if (argc < 2) {
+    std::fprintf(stderr, "mechscope: error: no command given (mechscope --help lists the commands)\n");
+    return 2;
+  }
+  if (!std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
     print_usage();
-    return argc < 2 ? 2 : 0;
+    return 0;
   }
   if (!std::strcmp(argv[1], "--version")) {
     std::string blas = mechscope::blas_core();
