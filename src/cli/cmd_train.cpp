@@ -1,10 +1,12 @@
 // mechscope train: a GPT-2-architecture model memorising a knowledge graph's facts.
 #include <cstdio>
+#include <limits>
 
 #include "analysis/kg/kg.h"
 #include "analysis/train/train.h"
 #include "cli/args.h"
 #include "cli/registry.h"
+#include "cli/threads.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/progress.h"
@@ -39,24 +41,23 @@ int run_train(int argc, char** argv) {
   if (!a.parse(argc, argv)) return 0;
   if (!a.has("kg") || !a.has("out")) fail("--kg FILE and --out DIR are required");
   analysis::TrainOptions o;
-  o.n_layers = (int)a.integer("layers");
-  o.d_model = (int)a.integer("d-model");
-  o.n_heads = (int)a.integer("heads");
-  o.n_ctx = (int)a.integer("n-ctx");
-  o.steps = (int)a.integer("steps");
-  o.batch = (int)a.integer("batch");
-  o.lr = a.number("lr");
-  o.warmup = (int)a.integer("warmup");
-  o.weight_decay = a.number("weight-decay");
-  o.clip = a.number("clip");
-  o.seed = (uint64_t)a.integer("seed");
-  o.eval_every = (int)a.integer("eval-every");
-  o.checkpoint_every = (int)a.integer("checkpoint-every");
+  const long long kBig = 1 << 30;  // sizes beyond this are refused by the memory estimate anyway
+  o.n_layers = (int)a.integer("layers", 1, 1024);
+  o.d_model = (int)a.integer("d-model", 1, kBig);
+  o.n_heads = (int)a.integer("heads", 1, kBig);
+  o.n_ctx = (int)a.integer("n-ctx", 2, kBig);
+  o.steps = (int)a.integer("steps", 1, kBig);
+  o.batch = (int)a.integer("batch", 1, kBig);
+  o.lr = a.number("lr", 0, 10, true);
+  o.warmup = (int)a.integer("warmup", 0, kBig);
+  o.weight_decay = a.number("weight-decay", 0, 10);
+  o.clip = a.number("clip", 0, 1e6);
+  o.seed = (uint64_t)a.integer("seed", 0, std::numeric_limits<long long>::max());
+  o.eval_every = (int)a.integer("eval-every", 1, kBig);
+  o.checkpoint_every = (int)a.integer("checkpoint-every", 1, kBig);
   o.save_dtype = a.str("save-dtype");
-  o.threads = (int)a.integer("threads");
   o.resume = a.on("resume");
-  if (o.n_layers < 1 || o.d_model < 1 || o.n_heads < 1 || o.n_ctx < 2 || o.eval_every < 1 || o.checkpoint_every < 1)
-    fail("--layers, --d-model, --heads, --eval-every, --checkpoint-every must be positive and --n-ctx >= 2");
+  set_threads(a.str("threads"));
   std::string kg_path = a.str("kg");
   auto kg = analysis::read_kg(kg_path);
   std::string tok = a.has("tokenizer") ? a.str("tokenizer") : join_path(kg_path.substr(0, kg_path.find_last_of('/') == std::string::npos ? 0 : kg_path.find_last_of('/')), "tokenizer.json");

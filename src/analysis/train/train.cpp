@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <random>
 
+#include <unistd.h>
+
 #include "core/error.h"
 #include "core/fs.h"
 #include "io/checkpoint.h"
@@ -185,6 +187,44 @@ std::vector<std::pair<std::string, at::Tensor>> make_trainable(models::HookedMod
   return params;
 }
 
+// What changes the trained numbers; a resumed run must have the same or it is not the run it claims.
+nlohmann::json options_json(const TrainOptions& o) {
+  return {{"steps", o.steps}, {"batch", o.batch}, {"lr", o.lr}, {"min_lr_ratio", o.min_lr_ratio}, {"warmup", o.warmup},
+          {"weight_decay", o.weight_decay}, {"clip", o.clip}, {"answer_weight", o.answer_weight}, {"seed", o.seed}};
+}
+
+// Refuses sizes the machine cannot hold before anything is allocated or created: weights, their copy,
+// gradients and AdamW's two moments (float32), plus one batch's saved activations and logits.
+void check_memory(const TrainOptions& o, int64_t vocab) {
+  double d = o.d_model, L = o.n_layers, T = o.n_ctx, B = o.batch, H = o.n_heads;
+  double params = vocab * d + T * d + L * (12 * d * d + 13 * d) + 2 * d;
+  double act = B * T * (L * (16 * d + 2 * H * T) + 3.0 * vocab);
+  double need = 4 * (5 * params + act);
+  double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGE_SIZE);
+  if (have > 0 && need > have)
+    fail("a model of ", o.n_layers, " layers x d_model ", o.d_model, " (", params / 1e6, " M parameters, n_ctx ", o.n_ctx,
+         ", batch ", o.batch, ") needs about ", need / 1e9, " GB to train; this machine has ", have / 1e9, " GB");
+}
+
+// A checkpoint continues only with the shape and settings it was made with.
+void check_resume(const std::string& ckpt, const TrainOptions& o, int64_t vocab) {
+  nlohmann::json cfg = read_json_file(join_path(ckpt, "config.json"));
+  std::pair<const char*, int64_t> shape[] = {{"n_layer", o.n_layers}, {"n_embd", o.d_model}, {"n_head", o.n_heads},
+                                             {"n_positions", o.n_ctx}, {"vocab_size", vocab}};
+  for (auto& [key, want] : shape)
+    if (cfg.value(key, nlohmann::json()) != nlohmann::json(want))
+      fail("resume: the checkpoint in '", ckpt, "' has ", key, " ", cfg.value(key, nlohmann::json()).dump(), ", this run asks for ",
+           want, "; give the checkpoint's sizes or a new output folder");
+  nlohmann::json st = read_json_file(join_path(ckpt, "state.json"));
+  if (!st.contains("options")) return;  // written before options were recorded: the shape is all we know
+  nlohmann::json now = options_json(o);
+  for (auto it = now.begin(); it != now.end(); ++it)
+    if (st["options"].value(it.key(), nlohmann::json()) != it.value())
+      fail("resume: the checkpoint in '", ckpt, "' was trained with ", it.key(), " ",
+           st["options"].value(it.key(), nlohmann::json()).dump(), ", this run has ", it.value().dump(),
+           "; resume with the same settings or start a new output folder");
+}
+
 }  // namespace
 
 TrainResult train_kg_model(const KnowledgeGraph& kg, const std::string& tokenizer_path, const TrainOptions& o,
@@ -192,7 +232,6 @@ TrainResult train_kg_model(const KnowledgeGraph& kg, const std::string& tokenize
   if (o.steps < 1 || o.batch < 1) fail("--steps and --batch must be positive");
   if (o.d_model % o.n_heads) fail("--d-model ", o.d_model, " is not divisible by --heads ", o.n_heads);
   if (o.save_dtype != "float16" && o.save_dtype != "float32") fail("--save-dtype must be float16 or float32");
-  if (o.threads > 0) at::set_num_threads(o.threads);
   auto tok = tokenizers::load_tokenizer(tokenizer_path);
   auto bos = tok->bos_id() ? *tok->bos_id() : tok->token_to_id("<|endoftext|>");
   if (bos < 0) fail("tokenizer '", tokenizer_path, "' has no <|endoftext|> token (the BOS/EOS of the saved config)");
@@ -200,13 +239,16 @@ TrainResult train_kg_model(const KnowledgeGraph& kg, const std::string& tokenize
   for (auto& e : examples)
     if ((int)e.ids.size() > o.n_ctx) fail("a fact has ", e.ids.size(), " tokens, more than --n-ctx ", o.n_ctx);
   int64_t vocab = tok->size();
+  check_memory(o, vocab);
 
-  make_dirs(out);
   std::string ckpt = join_path(out, "checkpoint");
   int start = 0;
   nlohmann::json state;
-  if (o.resume && file_exists(join_path(ckpt, "state.json"))) {
-    state = io::read_json_file(join_path(ckpt, "state.json"));
+  bool resuming = o.resume && file_exists(join_path(ckpt, "state.json"));
+  if (resuming) check_resume(ckpt, o, vocab);
+  make_dirs(out);
+  if (resuming) {
+    state = read_json_file(join_path(ckpt, "state.json"));
     start = state.at("step").get<int>();
   } else {
     write_initial_model(ckpt, o, vocab);
@@ -248,7 +290,9 @@ TrainResult train_kg_model(const KnowledgeGraph& kg, const std::string& tokenize
     // The state file is written last: a run killed in between resumes from the previous checkpoint.
     std::rename(join_path(ckpt, "model.safetensors.next").c_str(), join_path(ckpt, "model.safetensors").c_str());
     std::rename(join_path(ckpt, "optimizer.safetensors.next").c_str(), join_path(ckpt, "optimizer.safetensors").c_str());
-    nlohmann::json st{{"step", step}, {"seconds", prior_seconds + std::chrono::duration<double>(Clock::now() - t0).count()}};
+    nlohmann::json st{{"step", step},
+                      {"seconds", prior_seconds + std::chrono::duration<double>(Clock::now() - t0).count()},
+                      {"options", options_json(o)}};
     write_file_atomic(join_path(ckpt, "state.json"), st.dump());
     write_file_atomic(log_path, log);
   };

@@ -23,7 +23,6 @@ struct TrainOptions {
   int eval_every = 250, checkpoint_every = 500;
   std::string save_dtype = "float16";    // weights of the final model.safetensors
   bool resume = false;
-  int threads = 0;
 };
 
 struct TrainStatus {
