@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <map>
 
 #include "analysis/causal_trace/causal_trace.h"
@@ -17,6 +18,7 @@
 #include "cli/trace_common.h"
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/json.h"
 #include "core/progress.h"
 #include "io/safetensors.h"
 #include "report/run.h"
@@ -45,6 +47,25 @@ std::string fact_stem(int index, const ct::Fact& f) {
   return f.id.empty() ? std::string(num) : std::string(num) + "_" + ct::file_safe(f.id);
 }
 
+// The settings a fact's result depends on: a file traced with others is not this run's result.
+const char* const kFactSettings[] = {"model", "prepend_bos", "noise_level", "noise_distribution", "degrees_of_freedom",
+                                     "replace", "samples", "window", "kinds", "seed"};
+
+// A per-fact file (result or skip record) may be reused only when it was made with this run's
+// settings on the same token ids; otherwise the summary would claim numbers made another way.
+void check_reusable(const json& info, const json& run, const std::vector<int64_t>& ids, const std::string& path) {
+  if (!info.is_object()) fail(path, " is not a mechscope locate fact record; delete it to redo that fact");
+  for (const char* key : kFactSettings) {
+    json there = info.value(key, json()), now = run.value(key, json());
+    if (there != now)
+      fail(path, " was traced with ", key, " ", dump(there), ", this run has ", dump(now),
+           ": use the same settings, --overwrite to trace everything again, or a new --out");
+  }
+  if (info.value("input_ids", json()) != json(ids))
+    fail(path, " was traced on other token ids than this run's (", dump(info.value("input_ids", json())), " there, ",
+         dump(json(ids)), " now): the facts file or its tokenization changed; use --overwrite or a new --out");
+}
+
 Done load_done(const std::string& path, int index, const std::string& stem) {
   auto st = io::SafetensorsFile::open(path);
   Done d;
@@ -52,12 +73,28 @@ Done load_done(const std::string& path, int index, const std::string& stem) {
   d.stem = stem;
   auto it = st->metadata().find("fact");
   if (it == st->metadata().end()) fail(path, ": not a mechscope locate fact file (no 'fact' metadata); delete it to redo");
-  d.info = json::parse(it->second);
-  for (auto& k : d.info.at("kinds")) {
-    d.kinds.push_back(ct::parse_kind(k.get<std::string>()));
-    d.scores.push_back(st->get("scores." + k.get<std::string>(), at::kDouble).clone());
+  d.info = parse_json(it->second, "the 'fact' metadata of " + path);
+  try {
+    for (auto& k : d.info.at("kinds")) {
+      d.kinds.push_back(ct::parse_kind(k.get<std::string>()));
+      d.scores.push_back(st->get("scores." + k.get<std::string>(), at::kDouble).clone());
+    }
+  } catch (const json::exception& e) {
+    fail(path, ": malformed fact record (", e.what(), "); delete it to redo that fact");
   }
   return d;
+}
+
+// Per-fact files in `facts_dir` (results and skip records), by name.
+std::vector<std::string> fact_files(const std::string& facts_dir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (auto& e : std::filesystem::directory_iterator(facts_dir, ec)) {
+    std::string name = e.path().filename().string();
+    auto ends = [&](const std::string& s) { return name.size() > s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0; };
+    if (ends(".safetensors") || ends(".skipped.json")) out.push_back(name);
+  }
+  return out;
 }
 
 int run_locate(int argc, char** argv) {
@@ -100,10 +137,11 @@ int run_locate(int argc, char** argv) {
   for (auto& s : ff.skipped) std::fprintf(stderr, "skipped %s\n", s.c_str());
 
   std::string dir = a.str("out"), facts_dir = join_path(dir, "facts");
-  if (!a.on("resume") && !a.on("overwrite") && file_exists(join_path(facts_dir, "run.json")))
+  if (!a.on("resume") && !a.on("overwrite") && (file_exists(join_path(facts_dir, "run.json")) || !fact_files(facts_dir).empty()))
     fail("--out ", dir, " holds an earlier locate run: pass --resume to continue it or --overwrite to start again");
 
   Loaded m = load_from_flags(a);
+  ct::check_traceable(*m.model);
   const auto& cfg = m.model->config();
   const auto& tok = need_tokenizer(m, "locate");
   const int nL = (int)cfg.n_layers;
@@ -125,6 +163,7 @@ int run_locate(int argc, char** argv) {
     const ct::Fact& f = ff.facts[i];
     Item it{f, (int)i, fact_stem((int)i, f), {}};
     try {
+      if (f.answer) ct::check_known_words(tok, *f.answer, "answer");
       it.in.ids = encode_prompt(m, f.prompt, a.on("prepend-bos"), "prompt");
       check_ids(it.in.ids, cfg, "prompt");
       std::tie(it.in.subject_begin, it.in.subject_end) = ct::find_token_range(tok, it.in.ids, f.subject, f.prompt);
@@ -150,8 +189,14 @@ int run_locate(int argc, char** argv) {
   make_dirs(facts_dir);
   std::string run_path = join_path(facts_dir, "run.json");
   if (a.on("resume") && file_exists(run_path)) {
-    json old = json::parse(read_file(run_path));
-    for (auto& key : {"model", "noise_level", "samples", "window", "kinds", "seed", "replace", "noise_distribution", "prepend_bos"})
+    json old;
+    try {
+      old = read_json_file(run_path);
+      if (!old.is_object()) fail("'", run_path, "' is not a JSON object");
+    } catch (const Error& e) {
+      fail(e.what(), " (it records the run's settings; pass --overwrite instead of --resume to start again)");
+    }
+    for (const char* key : kFactSettings)
       if (old.value(key, json()) != run.value(key, json()))
         fail("--resume: ", key, " differs from the run in ", dir, " (", dump(old.value(key, json())), " there, ",
              dump(run.value(key, json())), " now); use the same settings or a new --out");
@@ -159,18 +204,21 @@ int run_locate(int argc, char** argv) {
     for (auto& it : items)
       for (const char* ext : {".safetensors", ".skipped.json"}) std::remove(join_path(facts_dir, it.stem + ext).c_str());
   }
-  write_file_atomic(run_path, dump(run, 2) + "\n");
 
   std::string model_name = ct::display_name(cfg.model_type);
   auto heatmap_id = [](const std::string& stem, ct::Kind k) {
     return "trace_" + stem + (k == ct::Kind::All ? "" : std::string("_") + ct::kind_name(k));
   };
 
-  // Trace what is not written yet.
+  // Trace what is not written yet; what is written must be this run's.
   std::vector<const Item*> todo;
-  for (auto& it : items)
-    if (!file_exists(join_path(facts_dir, it.stem + ".safetensors")) && !file_exists(join_path(facts_dir, it.stem + ".skipped.json")))
-      todo.push_back(&it);
+  for (auto& it : items) {
+    std::string res = join_path(facts_dir, it.stem + ".safetensors"), skip = join_path(facts_dir, it.stem + ".skipped.json");
+    if (file_exists(res)) check_reusable(load_done(res, it.index, it.stem).info, run, it.in.ids, res);
+    else if (file_exists(skip)) check_reusable(read_json_file(skip), run, it.in.ids, skip);
+    else todo.push_back(&it);
+  }
+  write_file_atomic(run_path, dump(run, 2) + "\n");
   if (items.size() != todo.size())
     std::fprintf(stderr, "resuming: %zu of %zu facts already done\n", items.size() - todo.size(), items.size());
   double traced_secs = 0;
@@ -188,7 +236,9 @@ int run_locate(int argc, char** argv) {
       if (r.rejected) {
         json skip{{"index", it->index}, {"id", it->fact.id}, {"line", it->fact.line},
                   {"reason", cat("the model predicts '", trim(answer), "', expected '", trim(*it->fact.answer), "'")},
-                  {"predicted", answer}, {"expected", *it->fact.answer}, {"high_score", r.high_score}};
+                  {"predicted", answer}, {"expected", *it->fact.answer}, {"high_score", r.high_score},
+                  {"input_ids", it->in.ids}};
+        for (const char* key : kFactSettings) skip[key] = run.value(key, json());
         write_file_atomic(join_path(facts_dir, it->stem + ".skipped.json"), dump(skip, 2) + "\n");
         progress.set_note(cat(it->stem, ": skipped (predicts '", trim(answer), "')"));
         progress.tick();
@@ -201,6 +251,8 @@ int run_locate(int argc, char** argv) {
         for (auto f : set.formats) report::render(fig, f, join_path(dir, fig.id + "." + report::extension(f)), ropt);
       }
       json info = trace_json(r, it->in, tokens, answer, set, emb_std);
+      info["model"] = run["model"];
+      info["prepend_bos"] = run["prepend_bos"];
       info["index"] = it->index;
       info["id"] = it->fact.id;
       info["line"] = it->fact.line;
@@ -227,7 +279,7 @@ int run_locate(int argc, char** argv) {
     std::string p = join_path(facts_dir, it.stem + ".safetensors");
     if (file_exists(p)) done.push_back(load_done(p, it.index, it.stem));
     else if (file_exists(join_path(facts_dir, it.stem + ".skipped.json")))
-      skipped.push_back(json::parse(read_file(join_path(facts_dir, it.stem + ".skipped.json"))));
+      skipped.push_back(read_json_file(join_path(facts_dir, it.stem + ".skipped.json")));
   }
 
   report::RunOutput out(dir, (int)args.size(), args.data(), "locate", cat("Locating factual knowledge: ", model_name),
@@ -289,7 +341,9 @@ int run_locate(int argc, char** argv) {
 
   json summary{{"model", m.dir}, {"kg_file", kg}, {"settings", run}, {"facts_in_file", ff.facts.size() + ff.skipped.size()},
                {"facts_selected", n_facts}, {"facts_traced", done.size()}, {"facts_skipped", skipped.size()},
-               {"skipped", skipped}, {"located_site", located}, {"seconds_tracing_this_run", traced_secs}};
+               {"skipped", skipped}, {"seconds_tracing_this_run", traced_secs}};
+  // With nothing traced there is no located site to name (and no figure of one).
+  summary["located_site"] = done.empty() ? json() : json(located);
   if (!done.empty()) {
     // The six AIE categories per kind (ROME's average_causal_effects), and its printed numbers.
     json aie = json::object();

@@ -51,6 +51,7 @@ int run_trace(int argc, char** argv) {
   TraceSettings set = trace_settings_from_flags(a);
 
   Loaded m = load_from_flags(a);
+  ct::check_traceable(*m.model);
   const auto& cfg = m.model->config();
   ct::TraceInput in;
   std::string prompt_text, subject_text = a.str("subject");

@@ -1,5 +1,7 @@
 #include "cli/trace_common.h"
 
+#include "analysis/causal_trace/facts.h"
+
 #include <cctype>
 
 #include "core/error.h"
@@ -33,12 +35,8 @@ void add_trace_flags(Args& a, bool locate) {
 TraceSettings trace_settings_from_flags(const Args& a, bool locate) {
   TraceSettings s;
   if (locate) {
-    std::string v = a.str("noise-level");
-    // The seed's run_locating.sh: --noise-level 3.0 is ROME's "s3"; "a0.1" is an absolute level.
-    if (!v.empty() && (std::isdigit((unsigned char)v[0]) || v[0] == '.')) v = "s" + v;
-    else if (!v.empty() && v[0] == 'a') v = v.substr(1);
-    s.rule = ct::parse_noise(v, "--noise-level");
-    s.rule.text = a.str("noise-level");
+    // The seed's run_locating.sh: --noise-level 3.0 is ROME's "s3"; "a=0.1" is an absolute level.
+    s.rule = ct::parse_noise(a.str("noise-level"), "--noise-level", true);
   } else {
     s.rule = ct::parse_noise(a.str("noise"), "--noise");
   }
@@ -80,6 +78,7 @@ std::vector<int64_t> encode_prompt(const Loaded& m, const std::string& text, boo
 
 int64_t answer_token(const Loaded& m, const std::string& text, const std::string& prompt, const std::string& what) {
   const auto& tok = need_tokenizer(m, what);
+  analysis::causal_trace::check_known_words(tok, text, what);
   std::vector<std::string> tries;
   bool space_before = !prompt.empty() && !std::isspace((unsigned char)prompt.back());
   if (space_before && !text.empty() && text[0] != ' ') tries.push_back(" " + text);

@@ -114,9 +114,14 @@ ModelConfig read_config(const std::string& dir) {
     cfg.*field = token_id(cfg, key);
     if (gen.raw.is_object() && token_id(gen, key)) cfg.*field = token_id(gen, key);
   }
-  if (cfg.n_layers <= 0 || cfg.d_model <= 0 || cfg.n_heads <= 0 || cfg.d_vocab <= 0)
+  if (cfg.n_layers <= 0 || cfg.d_model <= 0 || cfg.n_heads <= 0 || cfg.d_vocab <= 0 || cfg.d_head <= 0 || cfg.d_mlp <= 0 ||
+      cfg.n_ctx < 0)
     fail("'", path, "': sizes must be positive (n_layers ", cfg.n_layers, ", d_model ", cfg.d_model, ", n_heads ",
-         cfg.n_heads, ", vocab ", cfg.d_vocab, ")");
+         cfg.n_heads, ", d_head ", cfg.d_head, ", d_mlp ", cfg.d_mlp, ", vocab ", cfg.d_vocab, ", context ", cfg.n_ctx, ")");
+  if (cfg.n_kv_heads <= 0 || cfg.n_heads % cfg.n_kv_heads)
+    fail("'", path, "': ", cfg.n_heads, " attention heads cannot share ", cfg.n_kv_heads, " key/value heads (it must divide them)");
+  // A norm epsilon outside (0, 1) is a typo: 0 divides by zero on a zero row, and >= 1 swamps the variance.
+  if (!(cfg.eps > 0 && cfg.eps < 1)) fail("'", path, "': the norm epsilon must be in (0, 1), got ", cfg.eps);
   return cfg;
 }
 

@@ -37,6 +37,7 @@ RopeConfig parse_rope(const ModelConfig& cfg, int64_t d_head, double default_par
     fail("config.json (", cfg.model_type, "): 'rope_parameters' must be an object, got ", params->dump());
   RopeConfig r;
   r.theta = first_number(cfg, {{params, "rope_theta"}, {raw, "rope_theta"}, {raw, "rotary_emb_base"}}, 10000.0);
+  if (!(r.theta > 1)) fail("config.json (", cfg.model_type, "): the rotary base (rope_theta) must be greater than 1, got ", r.theta);
   double partial =
       first_number(cfg, {{params, "partial_rotary_factor"}, {raw, "partial_rotary_factor"}, {raw, "rotary_pct"}}, default_partial);
   if (!(partial > 0 && partial <= 1))

@@ -40,6 +40,11 @@ HfTokenizer::HfTokenizer(const nlohmann::json& j, const std::string& where) : wh
     size_ = model_->size();
     for (const auto& t : added) size_ = std::max<int64_t>(size_, t.id + 1);
     added_.build(std::move(added), normalizer_.get());
+    const auto& unk = j.at("model").find("unk_token");
+    if (unk != j.at("model").end() && unk->is_string()) {
+      int64_t id = token_to_id(unk->get<std::string>());
+      if (id >= 0) unk_ = id;
+    }
     post_processor_ = make_post_processor(get("post_processor"), [this](const std::string& tok) {
       int64_t id = token_to_id(tok);
       if (id < 0) fail("post_processor: special token '", tok, "' is not in the vocabulary");

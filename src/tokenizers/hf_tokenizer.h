@@ -39,6 +39,7 @@ class HfTokenizer : public Tokenizer {
   int64_t size() const override;
   std::optional<int64_t> bos_id() const override { return bos_; }
   std::optional<int64_t> eos_id() const override { return eos_; }
+  std::optional<int64_t> unk_id() const override { return unk_; }
 
   // bos/eos from tokenizer_config.json; error naming `where` when the token is not known.
   void set_bos_eos(const std::optional<std::string>& bos, const std::optional<std::string>& eos,
@@ -57,7 +58,7 @@ class HfTokenizer : public Tokenizer {
   std::unique_ptr<Decoder> decoder_;
   AddedVocab added_;
   int64_t size_ = 0;
-  std::optional<int64_t> bos_, eos_;
+  std::optional<int64_t> bos_, eos_, unk_;
 };
 
 // The HfTokenizer behind `t`; Error when `t` is another kind (none exists today).

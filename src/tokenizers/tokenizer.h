@@ -36,6 +36,8 @@ class Tokenizer {
 
   virtual std::optional<int64_t> bos_id() const = 0;
   virtual std::optional<int64_t> eos_id() const = 0;
+  // The id unknown text becomes (WordPiece's [UNK], a BPE's unk_token), when the model has one.
+  virtual std::optional<int64_t> unk_id() const { return std::nullopt; }
 };
 
 // Loads the tokenizer for `path`: a tokenizer.json file, or a directory holding tokenizer.json,

@@ -174,7 +174,7 @@ TEST(LocateCli, BadFactsFiles) {
   EXPECT_TRUE(contains(r.err, "no facts")) << r.err;
   r = run("{\"prompt\": \"Tokyo is the capital of\", \"subject\": \"Tokyo\"}\n{\"prompt\": \"oops\",\n");
   EXPECT_EQ(r.code, 2);
-  EXPECT_TRUE(contains(r.err, "facts.jsonl:2: not valid JSON")) << r.err;
+  EXPECT_TRUE(contains(r.err, "facts.jsonl:2: the line is not valid JSON")) << r.err;
   EXPECT_TRUE(contains(r.err, "--skip-bad")) << r.err;
   r = run("{\"prompt\": \"Tokyo is the capital of\"}\n");
   EXPECT_EQ(r.code, 2);

@@ -49,16 +49,20 @@ static double parse_number(const std::string& s, const std::string& flag, const 
     if (used == s.size() && std::isfinite(v)) return v;
   } catch (const std::exception&) {
   }
-  fail(flag, ": expected s<k> (k × embedding std), a number, u<x> (uniform) or t<d> (Student-t), got '", whole, "'");
+  fail(flag, ": expected s<k> (k × embedding std), a number or a=<level> (absolute), u<x> (uniform) or t<d> "
+       "(Student-t), got '", whole, "'");
 }
 
-NoiseRule parse_noise(const std::string& s, const std::string& flag) {
+NoiseRule parse_noise(const std::string& s, const std::string& flag, bool bare_number_is_std) {
   NoiseRule r;
   r.text = s;
   if (s.empty()) fail(flag, ": empty noise rule");
   char c = s[0];
   std::string rest = s.substr(1);
-  if (c == 's') {
+  if (c == 'a') {
+    r.type = NoiseRule::Absolute;
+    r.value = parse_number(!rest.empty() && rest[0] == '=' ? rest.substr(1) : rest, flag, s);
+  } else if (c == 's') {
     r.type = NoiseRule::StdMultiple;
     r.value = rest.empty() ? 1.0 : parse_number(rest, flag, s);
   } else if (c == 'u') {
@@ -69,7 +73,7 @@ NoiseRule parse_noise(const std::string& s, const std::string& flag) {
     r.value = parse_number(rest, flag, s);
     if (r.value <= 2) fail(flag, ": Student-t noise needs more than 2 degrees of freedom (finite variance), got '", s, "'");
   } else {
-    r.type = NoiseRule::Absolute;
+    r.type = bare_number_is_std ? NoiseRule::StdMultiple : NoiseRule::Absolute;
     r.value = parse_number(s, flag, s);
   }
   if (r.value < 0) fail(flag, ": the noise level must be >= 0, got '", s, "'");
@@ -91,6 +95,9 @@ Noise resolve_noise(const NoiseRule& rule, double embedding_std) {
       n.scale = std::sqrt((rule.value - 2) / rule.value) * embedding_std;
       break;
   }
+  // Beyond this the noisy embeddings' squares overflow float32 in the first norm (d_model x 1e30).
+  if (!(n.scale <= 1e15))
+    fail("noise rule '", rule.text, "' gives a noise scale of ", n.scale, ", too large for float32 activations (at most 1e15)");
   return n;
 }
 
@@ -410,7 +417,18 @@ bool trace_fast(const models::HookedModel& model, const BaseRun& base, TraceResu
 
 }  // namespace
 
+void check_traceable(const models::HookedModel& model) {
+  const auto& cfg = model.config();
+  if (!cfg.causal)
+    fail("causal tracing scores the next token a causal language model predicts after the prompt; '", cfg.model_type,
+         "' is a bidirectional encoder, which predicts no next token (use patch or ablate for encoders)");
+  if (!model.has_lm_head())
+    fail("causal tracing needs the model's output head (next-token logits); this '", cfg.model_type,
+         "' checkpoint has none");
+}
+
 TraceResult trace(const models::HookedModel& model, const TraceInput& in, const TraceOptions& opt) {
+  check_traceable(model);
   const auto& cfg = model.config();
   const int nL = (int)cfg.n_layers;
   const int64_t n = (int64_t)in.ids.size(), S = opt.samples;

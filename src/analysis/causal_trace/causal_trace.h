@@ -37,7 +37,9 @@ struct NoiseRule {
   std::string text;  // as given
   bool needs_embedding_std() const { return type == StdMultiple || type == StudentT; }
 };
-NoiseRule parse_noise(const std::string& s, const std::string& flag = "--noise");
+// "a=<x>" / "a<x>" is an absolute level too. With bare_number_is_std (the seed's --noise-level 3.0), a
+// plain number means s<number>. Errors name `flag` and quote `s` as given.
+NoiseRule parse_noise(const std::string& s, const std::string& flag = "--noise", bool bare_number_is_std = false);
 
 // The noise actually drawn: scale × (randn | uniform(-1, 1) | standard_t(df)).
 struct Noise {
@@ -46,6 +48,7 @@ struct Noise {
   double df = 0;
   bool replace = false;  // ROME's --replace: the embedding is replaced by the noise instead of shifted
 };
+// Error when the resolved scale would overflow float32 activations (above 1e15).
 Noise resolve_noise(const NoiseRule& rule, double embedding_std);
 
 // numpy.random.RandomState(seed) drawing [samples, subject_len, d_model] (C order) as ROME does,
@@ -91,6 +94,10 @@ struct TraceResult {
 
 // Layers restored for a window cell centred at `layer`: [max(0, layer - w/2), min(n, layer + ceil(w/2))).
 std::pair<int, int> window_range(int layer, int window, int n_layers);
+
+// Error unless `model` is a causal language model with an output head: ROME's scores are the
+// probability of the next token after the prompt, which an encoder (BERT) does not predict.
+void check_traceable(const models::HookedModel& model);
 
 // Validates the input (subject range inside the prompt, ids), runs the clean and corrupted runs and
 // every cell of every kind.

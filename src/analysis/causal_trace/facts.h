@@ -36,4 +36,8 @@ std::pair<int64_t, int64_t> find_token_range(const tokenizers::Tokenizer& tok, c
 // A fact id usable in a file name: characters other than letters, digits, '-', '_' and '.' become '_'.
 std::string file_safe(const std::string& id);
 
+// Error when a word of `text` becomes the tokenizer's unknown token: a subject or answer made of
+// [UNK] would trace a different text than the one given. `what` names it ("subject", "--answer").
+void check_known_words(const tokenizers::Tokenizer& tok, const std::string& text, const std::string& what);
+
 }  // namespace mechscope::analysis::causal_trace
