@@ -5,6 +5,7 @@
 // ln2_post, use_normalization_before_and_after), scores scaled by query_pre_attn_scalar^-0.5,
 // tanh soft-capping of the attention scores and of the final logits, and sliding-window attention on
 // the layers layer_types names (every even layer by default).
+#include <algorithm>
 #include <cmath>
 #include <tuple>
 
