@@ -133,7 +133,8 @@ at::Tensor attention_bias(const RunContext& ctx, int64_t batch, int64_t q_len, i
 }
 
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& bias,
-                     double scale, const hooks::HookSet* hooks, const BlockHookNames& names, int layer, int64_t pos0) {
+                     double scale, const hooks::HookSet* hooks, const BlockHookNames& names, int layer, int64_t pos0,
+                     double softcap) {
   int64_t n_heads = q.size(2), n_kv = k.size(2);
   at::Tensor qh = q.transpose(1, 2);  // [b, h, qp, dh]
   at::Tensor kh = k.transpose(1, 2);  // [b, h_kv, kp, dh]
@@ -144,6 +145,7 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
   }
   at::Tensor scores = at::matmul(qh, kh.transpose(-1, -2));
   if (scale != 1.0) scores = scores * scale;
+  if (softcap > 0) scores = at::tanh(scores / softcap) * softcap;
   scores = scores + bias;
   fire(hooks, names.attn_scores, scores, layer, pos0);
   at::Tensor pattern = at::softmax(scores, -1);
@@ -154,7 +156,7 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
 }
 
 at::Tensor packed_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const PackedRuns& runs,
-                            double scale, int64_t window, const BlockHookNames& names, int layer) {
+                            double scale, int64_t window, const BlockHookNames& names, int layer, double softcap) {
   const hooks::HookSet* hooks = runs.hooks;
   // Hooks after attention would see only the kept rows, not the packed layout they are promised.
   if (runs.keep.defined() && hooks && !hooks->empty()) fail("block_packed: PackedRuns::keep cannot be combined with hooks");
@@ -172,6 +174,7 @@ at::Tensor packed_attention(const at::Tensor& q, const at::Tensor& k, const at::
   at::Tensor qf = at::zeros({C * n, h, dh}, q.options()).index_copy_(0, runs.rows, q).view({C, n, h, dh}).transpose(1, 2);
   at::Tensor scores = at::matmul(qf, kf.to(q.scalar_type()).transpose(-1, -2));
   if (scale != 1.0) scores = scores * scale;
+  if (softcap > 0) scores = at::tanh(scores / softcap) * softcap;
   RunContext plain;
   scores = scores + attention_bias(plain, 1, n, 0, true, window, scores.scalar_type());
   fire(hooks, names.attn_scores, scores, layer, 0);

@@ -67,19 +67,22 @@ at::Tensor attention_bias(const RunContext& ctx, int64_t batch, int64_t q_len, i
 // (count of real tokens before each), else past .. past + n - 1.
 at::Tensor position_ids(const RunContext& ctx, int64_t batch, int64_t n, int64_t past);
 
-// Scaled dot-product attention with hooks on scores, pattern and z.
+// Scaled dot-product attention with hooks on scores, pattern and z. softcap > 0 caps the scaled scores
+// at softcap * tanh(scores / softcap) before the mask (Gemma-2's attn_logit_softcapping, as transformers
+// and TransformerLens apply it; hook_attn_scores sees them capped and masked).
 // q: [b, qp, h, dh]; k, v: [b, kp, h_kv, dh] (all keys, past included) -> z: [b, qp, h, dh].
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& bias,
-                     double scale, const hooks::HookSet* hooks, const BlockHookNames& names, int layer, int64_t pos0);
+                     double scale, const hooks::HookSet* hooks, const BlockHookNames& names, int layer, int64_t pos0,
+                     double softcap = 0.0);
 
 // block_packed's attention: q [R, h, dh], k, v [R, h_kv, dh] of the packed rows (after rotary; GQA
 // when h_kv < h). Each run attends over all n_pos keys/values, its base run's (runs.base at `layer`,
 // row base_index[r]) with its own rows written over them; causal, local window when window > 0.
 // Scores are taken in q's dtype (the keys converted to it: GPT-Neo's float32 scores) and the pattern
 // meets v in v's dtype. Fires attn_scores and pattern [n_runs, h, n_pos, n_pos] and z -> z [R, h, dh],
-// or with runs.keep only the kept rows' [K, h, dh].
+// or with runs.keep only the kept rows' [K, h, dh]. softcap as attention().
 at::Tensor packed_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const PackedRuns& runs,
-                            double scale, int64_t window, const BlockHookNames& names, int layer);
+                            double scale, int64_t window, const BlockHookNames& names, int layer, double softcap = 0.0);
 
 // Output projection of z [..., h, dh] with W_O in nn.Linear layout [d_model, h * dh] (bias may be
 // undefined) -> [..., d_model]. Computes and fires hook_result [..., h, d_model] only when asked.

@@ -11,6 +11,7 @@ const std::vector<Architecture>& architectures() {
       {{"gpt_neo"}, parse_gpt_neo, build_gpt_neo},
       {{"gpt_neox"}, parse_gpt_neox, build_gpt_neox},
       {{"llama", "mistral", "qwen2"}, parse_llama, build_llama},
+      {{"gemma", "gemma2"}, parse_gemma, build_gemma},
       {{"bert"}, parse_bert, build_bert},
   };
   return table;

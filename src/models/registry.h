@@ -46,6 +46,11 @@ std::unique_ptr<HookedModel> build_gpt_neox(const ModelConfig& cfg, const io::Ch
 void parse_llama(ModelConfig& cfg);
 std::unique_ptr<HookedModel> build_llama(const ModelConfig& cfg, const io::Checkpoint& ckpt, const LoadOptions& opts);
 
+// Gemma (gemma, gemma2): (1 + w) RMSNorms, GeGLU, sqrt(d_model)-scaled embeddings; Gemma-2 adds post-norms,
+// soft-capping, query_pre_attn_scalar and alternating sliding-window layers.
+void parse_gemma(ModelConfig& cfg);
+std::unique_ptr<HookedModel> build_gemma(const ModelConfig& cfg, const io::Checkpoint& ckpt, const LoadOptions& opts);
+
 // BERT (bert): BertModel / BertForMaskedLM, post-LayerNorm encoder with the MLM head.
 void parse_bert(ModelConfig& cfg);
 std::unique_ptr<HookedModel> build_bert(const ModelConfig& cfg, const io::Checkpoint& ckpt, const LoadOptions& opts);

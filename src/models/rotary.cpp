@@ -37,16 +37,20 @@ RopeConfig parse_rope(const ModelConfig& cfg, int64_t d_head, double default_par
     fail("config.json (", cfg.model_type, "): 'rope_parameters' must be an object, got ", params->dump());
   RopeConfig r;
   r.theta = first_number(cfg, {{params, "rope_theta"}, {raw, "rope_theta"}, {raw, "rotary_emb_base"}}, 10000.0);
-  if (!(r.theta > 1)) fail("config.json (", cfg.model_type, "): the rotary base (rope_theta) must be greater than 1, got ", r.theta);
+  if (!(r.theta > 0) || !std::isfinite(r.theta))
+    fail("config.json (", cfg.model_type, "): the rotary base (rope_theta / rotary_emb_base) must be a positive finite number, got ",
+         r.theta);
   double partial =
       first_number(cfg, {{params, "partial_rotary_factor"}, {raw, "partial_rotary_factor"}, {raw, "rotary_pct"}}, default_partial);
   if (!(partial > 0 && partial <= 1))
-    fail("config.json (", cfg.model_type, "): the rotary fraction of each head must be in (0, 1], got ", partial);
-  // Truncation, as transformers does (int(head_dim * partial_rotary_factor)).
+    fail("config.json (", cfg.model_type, "): the rotary fraction of each head (partial_rotary_factor / rotary_pct) must be in (0, 1], got ",
+         partial);
+  // Truncation, as transformers does (int(head_dim * partial_rotary_factor)); an odd count rotates one
+  // feature more (see RopeConfig), and a count of 0 rotates nothing, as there.
   r.dim = (int64_t)(d_head * partial);
-  if (r.dim < 2 || r.dim % 2)
-    fail("config.json (", cfg.model_type, "): rotary covers ", r.dim, " features of a ", d_head,
-         "-feature head; it must be a positive even number");
+  if (r.rotated() > d_head)
+    fail("config.json (", cfg.model_type, "): rotary covers int(", d_head, " * ", partial, ") = ", r.dim,
+         " features, which rotate in pairs: ", r.rotated(), " features of a ", d_head, "-feature head");
 
   // Scaling lives in rope_parameters (transformers >= 5) or in rope_scaling (older files).
   const nlohmann::json* scaling = params;
@@ -112,6 +116,7 @@ RopeAngles rope_angles(const at::Tensor& inv_freq, const at::Tensor& pos, at::Sc
 
 at::Tensor apply_rope(const at::Tensor& x, const RopeAngles& a) {
   int64_t dim = a.cos.size(-1), dh = x.size(-1);
+  if (dim == 0) return x;
   at::Tensor r = dim == dh ? x : x.narrow(-1, 0, dim);
   at::Tensor rotated = at::cat({-r.narrow(-1, dim / 2, dim / 2), r.narrow(-1, 0, dim / 2)}, -1);
   at::Tensor out = r * a.cos + rotated * a.sin;

@@ -98,7 +98,7 @@ TEST_P(Architectures, TokenizeUsesTheModelsTokenizerOrSaysThereIsNone) {
 INSTANTIATE_TEST_SUITE_P(Fixtures, Architectures,
                          ::testing::Values(Family{"gpt_neo", "gpt_neo", true}, Family{"gpt_neox", "gpt_neox", true},
                                            Family{"llama", "llama", true}, Family{"qwen2", "qwen2", true},
-                                           Family{"bert", "bert", false}),
+                                           Family{"gemma2", "gemma2", true}, Family{"bert", "bert", false}),
                          [](const auto& info) { return info.param.name; });
 
 TEST(ArchitecturesCli, BertPromptsRunWithTheirTokenizer) {

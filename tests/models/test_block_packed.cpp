@@ -11,11 +11,23 @@ using namespace mechscope;
 
 namespace {
 
-// Fixture families, plus variants for paths the fixtures leave out (sequential residual, sliding window).
+// Fixture families, plus variants for paths the fixtures leave out (sequential residual, sliding
+// window, an odd rotary count, soft-caps that bend every score, Gemma-1).
 std::string model_dir(const std::string& name) {
   if (name == "gpt_neox_sequential")
     return mstest::model_variant("gpt_neox", "packed-neox-sequential",
                                  [](nlohmann::json& c) { c["use_parallel_residual"] = false; });
+  if (name == "gpt_neox_odd_rotary")
+    return mstest::model_variant("gpt_neox", "packed-neox-odd-rotary",
+                                 [](nlohmann::json& c) { c["rope_parameters"]["partial_rotary_factor"] = 0.375; });
+  if (name == "gemma2_tight_caps")
+    return mstest::model_variant("gemma2", "packed-gemma2-caps", [](nlohmann::json& c) {
+      c["attn_logit_softcapping"] = 0.05;
+      c["final_logit_softcapping"] = 0.1;
+      c["sliding_window"] = 3;
+    });
+  if (name == "gemma")
+    return mstest::model_variant("gemma2", "packed-gemma1", [](nlohmann::json& c) { c["model_type"] = "gemma"; });
   if (name == "mistral")
     return mstest::model_variant("llama", "packed-mistral", [](nlohmann::json& c) {
       c["model_type"] = "mistral";
@@ -185,7 +197,8 @@ TEST_P(BlockPacked, FiresTheHooksOfBlockInOrderWithPackedLayouts) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Causal, BlockPacked,
-                         ::testing::Values("gpt2", "gpt_neo", "gpt_neox", "gpt_neox_sequential", "llama", "qwen2",
-                                           "llama_patch", "mistral"));
+                         ::testing::Values("gpt2", "gpt_neo", "gpt_neox", "gpt_neox_sequential", "gpt_neox_odd_rotary",
+                                           "llama", "qwen2", "llama_patch", "mistral", "gemma2", "gemma2_tight_caps",
+                                           "gemma"));
 
 }  // namespace

@@ -151,7 +151,7 @@ TEST(CausalTrace, RejectedAnswerTracesNoCell) {
 }
 
 TEST(CausalTrace, FastEqualsNaiveOnOtherArchitectures) {
-  for (std::string fx : {"gpt_neo/model", "gpt_neox/model", "llama/model", "qwen2/model"}) {
+  for (std::string fx : {"gpt_neo/model", "gpt_neox/model", "llama/model", "qwen2/model", "gemma2/model"}) {
     auto m = models::load_model(mstest::fixture(fx));
     ct::TraceInput in;
     int64_t V = m->config().d_vocab;

@@ -65,7 +65,7 @@ std::vector<std::string> model_dirs() {
   static std::vector<std::string> dirs = [] {
     std::vector<std::string> out{random_gpt2("patch-gpt2", 3, 16, 4, 37, false)};
     auto types = models::supported_model_types();
-    for (const char* f : {"gpt_neo", "gpt_neox", "llama", "qwen2", "bert"}) {
+    for (const char* f : {"gpt_neo", "gpt_neox", "llama", "qwen2", "gemma2", "bert"}) {
       std::string dir = mstest::fixture(std::string(f) + "/model");
       if (!file_exists(join_path(dir, "config.json"))) continue;
       auto t = models::read_config(dir).model_type;
