@@ -1,5 +1,6 @@
 // Seeded test texts shared by the tokenizer tests, and a runner for the node reference scripts.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <random>
 #include <string>
@@ -138,9 +139,11 @@ inline std::vector<std::string> make_mixed_corpus(size_t n, uint32_t seed, const
       u8(0x1F468) + u8(0x200D) + u8(0x2764) + u8(0xFE0F) + u8(0x200D) + u8(0x1F48B) + u8(0x200D) + u8(0x1F468),
       u8(0x1F1E9) + u8(0x1F1EA), "#" + u8(0xFE0F) + u8(0x20E3), u8(0x263A), u8(0x263A) + u8(0xFE0F), u8(0x1FAE0)};
   const std::string punct = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~";
-  std::vector<std::string> out;
+  std::vector<std::string> out = {"", " ", "  ", "\n", "\t \n", u8(0x3000), "a", "A", "'s", "1", "\xC3\xA9", "e\xCC\x81"};
+  for (const auto& t : specials) out.insert(out.end(), {t, " " + t, t + " ", " " + t + " "});
+  out.resize(std::min(out.size(), n));
   out.reserve(n);
-  for (size_t i = 0; i < n; ++i) {
+  for (size_t i = out.size(); i < n; ++i) {
     std::string s = pick(3) == 0 ? base[i] : std::string();
     size_t segments = 1 + pick(14);
     for (size_t k = 0; k < segments; ++k) {

