@@ -8,6 +8,7 @@ ms = json.loads((d / "forward.json").read_text())
 pt = json.loads((d / "torch.json").read_text())
 patch = json.loads((d / "patch.json").read_text())
 trace = json.loads((d / "trace.json").read_text())
+tok = json.loads((d / "tokenize.json").read_text())
 
 print("\nForward pass, GPT-2-small-shaped model (124M parameters): mechscope vs the same forward in plain PyTorch")
 print(f"| measure | mechscope | PyTorch | ratio |\n|---|---|---|---|")
@@ -28,3 +29,8 @@ print(f"peak memory {patch['peak_rss_mb']:.0f} MB (model weights are memory-mapp
 print("\nROME causal tracing of one fact (16 tokens, 3 kinds, 10 samples, 576 cells): fast path vs ROME's way (one batch of 11 per cell)")
 print(f"| fast | naive | speed-up | max difference |\n|---|---|---|---|")
 print(f"| {trace['fast_seconds']:.1f} s | {trace['naive_seconds']:.1f} s | {trace['speedup']:.1f}x | {trace['max_abs_diff']:.1e} |")
+
+print("\nGPT-2 tokenizer (real vocabulary), seeded multi-script texts, one thread: mechscope vs HF tokenizers (Rust, Node binding)")
+print("| texts | tokens | mechscope | HF tokenizers | ratio |\n|---|---|---|---|---|")
+print(f"| {tok['texts']} | {tok['tokens']} | {tok['mechscope_s']*1000:.0f} ms | {tok['hf_tokenizers_s']*1000:.0f} ms | "
+      f"{tok['speedup_vs_hf_tokenizers']:.1f}x |")

@@ -14,4 +14,5 @@ echo "OpenBLAS kernels: $(/usr/bin/python3 -c "import json,sys; print(json.load(
 /usr/bin/python3 bench/torch_gpt2.py "$MODEL" "$THREADS" > "$OUT/torch.json"
 "$BUILD/bench_patch" "$MODEL" "$THREADS" 8 > "$OUT/patch.json"
 "$BUILD/bench_trace" "$MODEL" "$THREADS" > "$OUT/trace.json"
+"$BUILD/bench_tokenize" . > "$OUT/tokenize.json"
 /usr/bin/python3 bench/report.py "$OUT"

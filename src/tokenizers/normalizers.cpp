@@ -62,11 +62,13 @@ std::string bert(std::string_view in, bool clean, bool chinese, bool strip, bool
   std::string s(in);
   if (clean) {
     s = map_chars(s, [](char32_t c, std::string& out) {
-      // HF removes controls (C* but \t \n \r) before mapping whitespace, so U+0085 goes.
+      // HF removes controls (Cc Cf Co, not \t \n \r) before mapping whitespace, so U+0085 goes.
+      // Unassigned code points (Cn) stay, as HF `tokenizers` keeps them (U+0378, U+50000, and
+      // U+FAF6, which is then spaced as a CJK compatibility ideograph).
       if (c == 0 || c == 0xFFFD) return;
       if (c == '\t' || c == '\n' || c == '\r') { out += ' '; return; }
       auto k = utf8proc_category(static_cast<utf8proc_int32_t>(c));
-      if (k == UTF8PROC_CATEGORY_CN || k >= UTF8PROC_CATEGORY_CC) return;  // Cc Cf Cs Co Cn
+      if (k >= UTF8PROC_CATEGORY_CC) return;  // Cc Cf Cs Co
       if (uni::is_space(c)) out += ' ';
       else utf8::append(out, c);
     });

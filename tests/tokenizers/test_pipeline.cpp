@@ -3,6 +3,7 @@
 // with and without special tokens.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 
 #include <nlohmann/json.hpp>
@@ -45,14 +46,30 @@ void check_reference(const std::string& name) {
   }
 }
 
-void check_bert_ids(const std::string& dir, const std::string& ref_dir) {
+// A BERT-family tokenizer loaded from `dir` against the HF `tokenizers` references of `ref_dir`:
+// ids with [CLS]/[SEP], tokens, and decode skipping the special tokens.
+void check_bert(const std::string& dir, const std::string& ref_dir) {
   auto tok = load_tokenizer(dir);
+  const HfTokenizer& hf = as_hf(*tok);
   json ref = read_json(ref_dir + "/reference.json");
+  ASSERT_EQ(ref["texts"].size(), 10u);
   for (size_t i = 0; i < ref["texts"].size(); ++i) {
     std::string text = ref["texts"][i].get<std::string>();
-    EXPECT_EQ(encode_with_special(*tok, text), ref["bert_ids"][i].get<std::vector<int64_t>>())
-        << json(text).dump();
+    auto want = ref["bert_ids"][i].get<std::vector<int64_t>>();
+    EXPECT_EQ(encode_with_special(*tok, text), want) << json(text).dump();
+    EXPECT_EQ(hf.tokens(want), ref["bert_tokens"][i].get<std::vector<std::string>>()) << json(text).dump();
+    EXPECT_EQ(hf.decode(want, true), ref["bert_decoded"][i].get<std::string>()) << json(text).dump();
   }
+}
+
+// Copies `files` of a fixture folder into a fresh directory (to load vocab.txt without tokenizer.json).
+std::string copy_of(const std::string& rel, const std::string& name, std::initializer_list<const char*> files) {
+  std::string dir = mstest::tmp_dir(name);
+  for (const char* f : files) {
+    std::ifstream in(mstest::fixture(rel + "/" + f), std::ios::binary);
+    std::ofstream(dir + "/" + f, std::ios::binary) << in.rdbuf();
+  }
+  return dir;
 }
 
 }  // namespace
@@ -62,38 +79,24 @@ TEST(Pipeline, Llama3Style) { check_reference("llama3_style"); }
 TEST(Pipeline, NeoxStyle) { check_reference("neox_style"); }
 TEST(Pipeline, WordLevel) { check_reference("wordlevel"); }
 
-TEST(Pipeline, BertTokenizerJson) {
-  check_bert_ids(mstest::fixture("tokenizers/bert"), mstest::fixture("tokenizers/bert"));
-}
+TEST(Pipeline, BertTokenizerJson) { check_bert(mstest::fixture("bert/model"), mstest::fixture("bert")); }
 TEST(Pipeline, DistilBertTokenizerJson) {
-  check_bert_ids(mstest::fixture("tokenizers/distilbert_sst"),
-                 mstest::fixture("tokenizers/distilbert_sst"));
+  check_bert(mstest::fixture("distilbert_sst/model"), mstest::fixture("distilbert_sst"));
 }
 
 TEST(Pipeline, BertBareVocabTxtMatchesTokenizerJson) {
-  // The fixture's tokenizer.json holds a 5-token vocab (its vocab.txt has 3,959 lines), so the
-  // reference ids come from those 5 tokens: write them as a vocab.txt and load it bare.
-  json tj = read_json(mstest::fixture("tokenizers/bert/tokenizer.json"));
-  std::vector<std::string> lines(tj["model"]["vocab"].size());
-  for (auto it = tj["model"]["vocab"].begin(); it != tj["model"]["vocab"].end(); ++it)
-    lines.at(it.value().get<size_t>()) = it.key();
-  std::string dir = mstest::tmp_dir("bert-vocab-txt");
-  {
-    std::ofstream v(dir + "/vocab.txt");
-    for (const auto& l : lines) v << l << "\n";
-    std::ifstream c(mstest::fixture("tokenizers/bert/tokenizer_config.json"));
-    std::ofstream(dir + "/tokenizer_config.json") << c.rdbuf();
+  // vocab.txt + tokenizer_config.json alone become the tokenizer.json BertConverter writes.
+  for (const char* family : {"bert", "distilbert_sst"}) {
+    SCOPED_TRACE(family);
+    std::string rel = std::string(family) + "/model";
+    check_bert(copy_of(rel, std::string("vocab-txt-") + family, {"vocab.txt", "tokenizer_config.json"}),
+               mstest::fixture(family));
   }
-  check_bert_ids(dir, mstest::fixture("tokenizers/bert"));
 }
 
 TEST(Pipeline, BertVocabTxtWordPiece) {
-  // The real 3,959-line vocab: ids are line numbers (0-based), words split greedily longest-first.
-  std::string dir = mstest::tmp_dir("bert-real-vocab");
-  for (const char* f : {"vocab.txt", "tokenizer_config.json"}) {
-    std::ifstream in(mstest::fixture(std::string("tokenizers/bert/") + f));
-    std::ofstream(dir + "/" + f) << in.rdbuf();
-  }
+  // Ids are vocab.txt line numbers (0-based); words split greedily longest-first.
+  std::string dir = copy_of("bert/model", "bert-real-vocab", {"vocab.txt"});
   auto tok = load_tokenizer(dir);
   std::vector<std::string> vocab;
   {
@@ -102,12 +105,15 @@ TEST(Pipeline, BertVocabTxtWordPiece) {
     while (std::getline(v, l)) vocab.push_back(l);
   }
   auto line_of = [&](const std::string& w) {
-    return int64_t(std::find(vocab.begin(), vocab.end(), w) - vocab.begin());
+    auto it = std::find(vocab.begin(), vocab.end(), w);
+    EXPECT_NE(it, vocab.end()) << w;
+    return int64_t(it - vocab.begin());
   };
-  ASSERT_LT(line_of("come"), int64_t(vocab.size()));
   EXPECT_EQ(tok->encode("COME, seem!"),
             (std::vector<int64_t>{line_of("come"), line_of(","), line_of("seem"), line_of("!")}));
+  EXPECT_EQ(tok->encode("bottle"), (std::vector<int64_t>{line_of("bott"), line_of("##le")}));
   EXPECT_EQ(encode_with_special(*tok, "come").front(), line_of("[CLS]"));
+  EXPECT_EQ(encode_with_special(*tok, "come").back(), line_of("[SEP]"));
   EXPECT_EQ(tok->decode(tok->encode("come , seem !")), "come, seem!");
 }
 
