@@ -45,7 +45,7 @@ int run_patch(int argc, char** argv) {
         "corrupt_ids, and optionally answer/wrong or answer_id/wrong_id; metrics are averaged over pairs");
   a.flag("raw", "write the plain metric instead of the normalised one");
   a.flag("no-skip-noops", "patch cells whose clean and corrupt values are identical too (benchmarking)");
-  a.opt("max-rows", "N", "packed rows per batch of the exact method (bounds memory)", "2048");
+  a.opt("max-rows", "N", "packed rows per batch of the exact method (bounds memory); 0 = about 8 MB of residual stream", "0");
   a.opt("formats", "LIST", "static figure formats: png, svg, pdf", "png");
   a.opt("out", "DIR", "output folder");
   if (!a.parse(argc, argv)) return 0;
@@ -54,7 +54,7 @@ int run_patch(int argc, char** argv) {
   auto targets = P::parse_targets(a.str("targets"));
   auto formats = report::parse_formats(a.str("formats"));
   if (a.on("compare-exact") && method != P::Method::Attribution) fail("--compare-exact goes with --method attribution");
-  long long max_rows = a.integer("max-rows", 1, 1LL << 40);
+  long long max_rows = a.integer("max-rows", 0, 1LL << 40);
 
   Loaded m = load_from_flags(a);
   PairInputs in = pairs_from_flags(a, m);

@@ -168,7 +168,7 @@ AblationResult ablate(const models::HookedModel& model, const std::vector<int64_
     } else {
       sources.emplace_back();
       for (auto& p : points) {
-        bool pattern = p.find("hook_pattern") != std::string::npos;
+        bool pattern = hooks::point_layout(p) == hooks::Layout::Pattern;
         if (!same_length && pattern)
           fail("mean ablation of attention patterns needs reference prompts of the prompt's length (", n, " tokens)");
         std::vector<at::Tensor> acts;

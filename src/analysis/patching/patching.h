@@ -97,7 +97,7 @@ std::string method_name(Method m);
 
 struct SweepOptions {
   bool skip_noops = true;      // a cell whose source values equal the base run's bit for bit is the base run
-  int64_t max_rows = 2048;     // packed rows per batch (bounds memory)
+  int64_t max_rows = 0;        // packed rows per batch; 0 = the shared packed budget (packed::budget)
   bool use_packed = true;      // the model's block_packed when it has one (false: the generic path)
   std::function<void(int64_t)> on_cells;  // called with the number of cells just finished (progress)
 };
