@@ -91,6 +91,7 @@ int run_ablate(int argc, char** argv) {
   if (a.has("prompt") == a.has("ids")) fail("give the prompt with --prompt TEXT or --ids IDS (one of them)");
 
   Loaded m = load_from_flags(a);
+  need_lm_head(m, "ablate");
   P::Metric metric = metric_from_flags(a, m);
   std::vector<int64_t> ids;
   if (a.has("prompt")) {
@@ -128,7 +129,7 @@ int run_ablate(int argc, char** argv) {
   nlohmann::json j{{"model", m.dir}, {"kind", kind_name}, {"method", P::method_name(method)},
                    {"metric", {{"kind", P::metric_name(metric.kind)}, {"answer_id", metric.answer},
                                {"wrong_id", metric.wrong}, {"position", metric.position}, {"clean", r.clean_metric}}},
-                   {"value", "metric(ablated) - metric(clean)"}, {"tokens", toks}, {"positions", labels},
+                   {"value", "metric(ablated) - metric(clean)"}, {"ids", ids}, {"tokens", toks}, {"positions", labels},
                    {"references", reference.size()}, {"n_pos", r.n_pos}};
   j["timings"] = {{"total_s", total}};
   std::string title = kind_name;

@@ -58,6 +58,7 @@ int run_patch(int argc, char** argv) {
   if (max_rows < 1) fail("--max-rows must be >= 1");
 
   Loaded m = load_from_flags(a);
+  need_lm_head(m, "patch");
   PairInputs in = pairs_from_flags(a, m);
   P::PatchOptions opt;
   opt.method = method;

@@ -19,7 +19,7 @@ void add_answer_flags(Args& a) {
   a.opt("wrong-id", "N", "the wrong answer as a token id");
   a.opt("metric", "M", "logit-diff (answer - wrong), prob or logprob (of the answer)", "logit-diff");
   a.opt("position", "N", "position whose logits the metric reads (negative: from the end)", "-1");
-  a.flag("prepend-bos", "put the BOS token before each text prompt (as TransformerLens's to_tokens does)");
+  add_encoding_flags(a);
 }
 
 void add_prompt_pair_flags(Args& a) {
@@ -71,22 +71,7 @@ P::Metric metric_from_flags(const Args& a, const Loaded& m, bool need_answer) {
 }
 
 std::vector<int64_t> prompt_ids(const Args& a, const Loaded& m, const std::string& text, const std::string& what) {
-  size_t bad = utf8::find_invalid(text);
-  if (bad != std::string::npos) fail(what, " is not valid UTF-8 (byte ", bad, ")");
-  const auto& tok = need_tokenizer(m, what);
-  std::vector<int64_t> ids;
-  if (a.on("prepend-bos")) {
-    auto bos = tok.bos_id() ? tok.bos_id() : m.model->config().bos_token_id;
-    if (!bos) fail("--prepend-bos: the tokenizer and config.json name no BOS token");
-    ids.push_back(*bos);
-  }
-  auto enc = tok.encode(text);
-  if (enc.empty() && !text.empty())
-    fail(what, " encodes to no tokens: the tokenizer has ", tok.size(), " tokens for a model vocabulary of ",
-         m.model->config().d_vocab, "; pass the model's real tokenizer with --tokenizer PATH");
-  ids.insert(ids.end(), enc.begin(), enc.end());
-  check_ids(ids, m.model->config(), what);
-  return ids;
+  return encode_text(a, m, text, what).ids;
 }
 
 static std::vector<int64_t> ids_of(const std::string& list, const Loaded& m, const std::string& what) {

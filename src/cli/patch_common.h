@@ -12,7 +12,8 @@
 
 namespace mechscope::cli {
 
-// --answer/--wrong (text, one token each) or --answer-id/--wrong-id, --metric, --position, --prepend-bos.
+// --answer/--wrong (text, one token each) or --answer-id/--wrong-id, --metric, --position, and the
+// encoding flags (--prepend-bos, --no-special-tokens).
 void add_answer_flags(Args& a);
 // --clean/--corrupt, --clean-ids/--corrupt-ids and the answer flags.
 void add_prompt_pair_flags(Args& a);
@@ -21,7 +22,7 @@ void add_prompt_pair_flags(Args& a);
 analysis::patching::Metric metric_from_flags(const Args& a, const Loaded& m, bool need_answer = true);
 // One token id for an answer text; Error naming the flag when it is not exactly one token.
 int64_t single_token(const Loaded& m, const std::string& text, const std::string& flag);
-// Prompt text (with BOS when --prepend-bos) or an id list -> checked ids.
+// Prompt text -> checked ids, by the one encoder of every command (encode_text).
 std::vector<int64_t> prompt_ids(const Args& a, const Loaded& m, const std::string& text, const std::string& what);
 
 struct PairInputs {
