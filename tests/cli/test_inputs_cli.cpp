@@ -246,6 +246,39 @@ TEST_F(BertSegments, TokenizeShowsThePairsTypeIds) {
   EXPECT_TRUE(contains(t.out, "5 tokens")) << t.out;  // [CLS] a [SEP] b [SEP]
 }
 
+TEST_F(BertSegments, PatchAndAblateRunThePairWithItsTokenTypes) {
+  // The clean run's metric is the reference's logit difference on the pair row (transformers' numbers);
+  // the corrupt run is the same ids without segments (all type 0).
+  std::string out = mstest::tmp_dir("inputs-bert-patch");
+  at::Tensor logits = ref->get("logits")[1][5];
+  double want = (logits[100] - logits[200]).item<double>();
+  std::vector<std::string> common{"--answer-id", "100", "--wrong-id", "200", "--position", "5", "--targets", "resid_pre"};
+  auto run = [&](std::vector<std::string> args) {
+    args.insert(args.end(), common.begin(), common.end());
+    auto r = run_cli(args);
+    EXPECT_EQ(r.code, 0) << r.err;
+    return r;
+  };
+  std::vector<json> results;
+  for (const char* method : {"exact", "naive"}) {
+    run({"patch", "--model", model, "--clean", text(1), "--clean-pair", text(2), "--corrupt-ids",
+         ids_arg(ref->get("input_ids")[1]), "--method", method, "--raw", "--out", out + "/" + method});
+    auto j = read_json(out + "/" + method + "/patch.json");
+    EXPECT_NEAR(j["metric"]["clean"].get<double>(), want, 1e-4);
+    EXPECT_GT(std::abs(j["metric"]["clean"].get<double>() - j["metric"]["corrupt"].get<double>()), 1e-4);
+    EXPECT_EQ(ids_of(j["clean_token_type_ids"]), mstest::to_vec(ref->get("token_type_ids")[1]));
+    results.push_back(j);
+  }
+  // resid_pre of layer 0 at every position: patching all of them gives the clean run back.
+  for (size_t p = 0; p < 29; ++p)
+    EXPECT_NEAR(results[0]["targets"][0]["values"][0][p].get<double>(),
+                results[1]["targets"][0]["values"][0][p].get<double>(), 1e-4) << p;
+  run({"ablate", "--model", model, "--prompt", text(1), "--pair", text(2), "--out", out + "/a"});
+  auto aj = read_json(out + "/a/ablate.json");
+  EXPECT_NEAR(aj["metric"]["clean"].get<double>(), want, 1e-4);
+  EXPECT_EQ(ids_of(aj["token_type_ids"]), mstest::to_vec(ref->get("token_type_ids")[1]));
+}
+
 TEST_F(BertSegments, BadSegmentsAreRefusedWithOneLine) {
   std::string out = mstest::tmp_dir("inputs-bert-bad") + "/r.safetensors";
   auto refused = [&](std::vector<std::string> args, const std::string& msg) {
