@@ -353,6 +353,42 @@ TEST_F(Classifier, RunWritesTheReferenceClassLogits) {
   EXPECT_EQ(ids_of(rj["inputs"][1]["ids"]), refj["bert_ids"][1].get<std::vector<int64_t>>());
 }
 
+TEST(BertClassifier, RunWritesClassLogitsOfThePairFromThePoolerAndClassifier) {
+  // A BertForSequenceClassification made from the BERT fixture's encoder with a random head; the
+  // expected class logits are the head's maths in plain torch on the reference's last hidden states
+  // (transformers' numbers), for the single text and the two-segment pair.
+  std::string dir = mstest::tmp_dir("inputs-bert-classifier");
+  auto src = io::SafetensorsFile::open(mstest::fixture("bert/model/model.safetensors"));
+  std::vector<std::pair<std::string, at::Tensor>> w;
+  for (auto& [name, info] : src->tensors())
+    if (name.rfind("bert.", 0) == 0) w.emplace_back(name, src->get(name));
+  at::manual_seed(5);
+  at::Tensor pw = at::randn({32, 32}) * 0.3, pb = at::randn({32}) * 0.1, cw = at::randn({2, 32}), cb = at::randn({2});
+  w.insert(w.end(), {{"bert.pooler.dense.weight", pw}, {"bert.pooler.dense.bias", pb}, {"classifier.weight", cw},
+                     {"classifier.bias", cb}});
+  io::write_safetensors(dir + "/model.safetensors", w);
+  json cfg = read_json(mstest::fixture("bert/model/config.json"));
+  cfg["architectures"] = {"BertForSequenceClassification"};
+  cfg["id2label"] = {{"0", "NEGATIVE"}, {"1", "POSITIVE"}};
+  write_file_atomic(dir + "/config.json", cfg.dump());
+  mstest::run_shell("cp " + mstest::fixture("bert/model/tokenizer.json") + " " + dir + "/");
+  auto info = run_cli({"info", "--model", dir});
+  ASSERT_EQ(info.code, 0) << info.err;
+  EXPECT_TRUE(contains(info.out, "0 NEGATIVE, 1 POSITIVE")) << info.out;
+  auto refj = read_json(mstest::fixture("bert/reference.json"));
+  auto ref = io::SafetensorsFile::open(mstest::fixture("bert/reference.safetensors"));
+  std::string out = dir + "/r.safetensors";
+  auto r = run_cli({"run", "--model", dir, "--prompt", refj["texts"][0].get<std::string>(), "--prompt",
+                    refj["texts"][1].get<std::string>(), "--pair", refj["texts"][2].get<std::string>(), "--out", out});
+  ASSERT_EQ(r.code, 0) << r.err;
+  at::Tensor cls = ref->get("hidden_states.2").select(1, 0);
+  at::Tensor expect = at::matmul(at::tanh(at::matmul(cls, pw.t()) + pb), cw.t()) + cb;
+  auto f = io::SafetensorsFile::open(out);
+  EXPECT_TRUE(mstest::close(f->get("class_logits"), expect));
+  EXPECT_TRUE(at::equal(f->get("token_type_ids"), ref->get("token_type_ids")));
+  EXPECT_TRUE(contains(r.out, "input 1: ")) << r.out;
+}
+
 TEST_F(Classifier, GenerateTraceAndPatchAreRefusedWithTheReason) {
   std::string out = mstest::tmp_dir("inputs-classifier-refused");
   for (std::vector<std::string> args :
