@@ -33,7 +33,7 @@ at::Tensor cell_slice(const at::Tensor& act, const Edit& e) {
 }  // namespace
 
 BaseRun base_run(const models::HookedModel& model, const at::Tensor& ids, const Metric& metric,
-                 const std::vector<std::string>& points) {
+                 const std::vector<std::string>& points, const at::Tensor& token_type_ids) {
   at::NoGradGuard no_grad;
   const auto& cfg = model.config();
   BaseRun b;
@@ -47,6 +47,9 @@ BaseRun base_run(const models::HookedModel& model, const at::Tensor& ids, const 
   }
   models::RunContext ctx;
   ctx.hooks = &hs;
+  // Segments only enter through the embeddings, so the sweeps' block re-runs inherit them.
+  b.token_type_ids = token_type_ids;
+  ctx.token_type_ids = token_type_ids;
   if (cfg.causal) ctx.cache = &b.kv;  // keys/values for the packed path (non-causal models recompute all)
   at::Tensor resid = model.embed(ids, ctx);
   for (int l = 0; l < cfg.n_layers; ++l) {
@@ -160,6 +163,7 @@ at::Tensor run_cells(const models::HookedModel& model, const BaseRun& base,
       hs.add(e.point, hooks::replace_with(source.at(e.point), where));
       models::RunContext ctx;
       ctx.hooks = &hs;
+      ctx.token_type_ids = base.token_type_ids;
       at::Tensor logits = model.forward(base.ids, ctx)[0][mpos];  // every logit, as TransformerLens computes
       if (cols.defined()) logits = logits.index_select(0, cols);
       out[i] = metric_from_logits(metric, logits.unsqueeze(0))[0];
