@@ -144,7 +144,7 @@ int run_locate(int argc, char** argv) {
   ct::check_traceable(*m.model);
   const auto& cfg = m.model->config();
   need_lm_head(m, "locate");
-  need_tokenizer(m, "locate");
+  const auto& tok = need_tokenizer(m, "locate");
   const int nL = (int)cfg.n_layers;
 
   // Tokenize every fact up front so bad facts fail before any tracing.
