@@ -396,7 +396,8 @@ int run_attnviz(int argc, char** argv) {
     std::string page_name = "result_layer" + std::to_string(L) + ".html";
     page.write(join_path(out.dir(), page_name));
     out.add_file(page_name);
-    auto gf = V::grid_figure("layer" + std::to_string(L) + "_heads", "Layer " + std::to_string(L) + ": all heads", views, axis);
+    auto gf = V::grid_figure("layer" + std::to_string(L) + "_heads", "Layer " + std::to_string(L) + ": all heads", views, axis,
+                              scope != V::Scope::Head);
     std::vector<std::string> files;
     for (auto f : formats) {
       std::string name = gf.id + "." + report::extension(f);

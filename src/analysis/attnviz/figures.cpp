@@ -119,10 +119,12 @@ Figure joint_figure(const std::string& id, const std::string& title, const HeadV
   return f;
 }
 
-Figure grid_figure(const std::string& id, const std::string& title, const std::vector<HeadView>& heads, const std::string& axis) {
+Figure grid_figure(const std::string& id, const std::string& title, const std::vector<HeadView>& heads, const std::string& axis,
+                   bool shared) {
   int n = (int)heads.size();
   int cols = (int)std::ceil(std::sqrt((double)n)), rows = (n + cols - 1) / cols;
   Figure f = grid(id, title, rows, cols, std::min(3.0 * cols, 18.0), std::min(3.0 * rows, 18.0));
+  f.share_x = f.share_y = shared;
   f.caption = "AttentionViz's matrix view: every head of the layer, queries green, keys pink, lines to the keys each query "
               "attends to.";
   for (int i = 0; i < n; ++i) {

@@ -37,8 +37,9 @@ HeadView make_view(const Extracted& ex, size_t li, int64_t h, const PointSet& ps
                    const std::vector<Highlight>& highlights, const std::string& title);
 
 report::Figure joint_figure(const std::string& id, const std::string& title, const HeadView& v, const std::string& axis);
+// shared: one range for every panel (the heads were embedded jointly: --scope layer or model).
 report::Figure grid_figure(const std::string& id, const std::string& title, const std::vector<HeadView>& heads,
-                           const std::string& axis);
+                           const std::string& axis, bool shared);
 // Fig. 4(b) for one head: q, k [text, pos, d] before (raw) and after normalisation, attn/allowed
 // [text, pos, pos]; each panel titled with the attention-weighted correlation of q·k with -distance.
 report::Figure dot_distance_figure(const std::string& id, const std::string& title, const at::Tensor& q0, const at::Tensor& k0,
