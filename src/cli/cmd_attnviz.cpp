@@ -255,27 +255,21 @@ int run_attnviz(int argc, char** argv) {
   t0 = Clock::now();
   std::vector<V::Group> groups = V::scope_groups(scope, ex, heads);
   std::vector<at::Tensor> qn, kn;
-  std::vector<V::Normalization> norms;
-  for (auto& g : groups) norms.push_back(V::normalize(ex, g, nopt, qn, kn));
+  std::vector<V::Normalization> norms = V::normalize_all(ex, groups, nopt, qn, kn);
   double t_norm = seconds_since(t0);
   t0 = Clock::now();
   std::vector<V::PointSet> pts, pts_raw;
   std::vector<at::Tensor> coords, coords_raw;
   std::vector<std::vector<double>> explained;
+  // The raw vectors' projection: PCA's is cheap and always written; t-SNE's only for highlights.
   bool need_raw = projection == "pca" || !highlights.empty();
-  auto project = [&](const at::Tensor& x, std::vector<double>* ev) {
-    if (projection == "pca") return V::pca(x, (int)dims, ev);
-    return V::tsne(x, topt);
-  };
   for (auto& g : groups) {
     pts.push_back(V::points(ex, g, qn, kn));
-    explained.emplace_back();
-    coords.push_back(project(pts.back().x, &explained.back()));
-    if (need_raw) {
-      pts_raw.push_back(V::points(ex, g, ex.q, ex.k));
-      coords_raw.push_back(project(pts_raw.back().x, nullptr));
-    }
+    if (need_raw) pts_raw.push_back(V::points(ex, g, ex.q, ex.k));
   }
+  V::Projection how = projection == "pca" ? V::Projection::Pca : V::Projection::Tsne;
+  coords = V::project_all(pts, how, (int)dims, topt, &explained);
+  if (need_raw) coords_raw = V::project_all(pts_raw, how, (int)dims, topt);
   double t_project = seconds_since(t0);
 
   // Which group each (layer, head) is in.

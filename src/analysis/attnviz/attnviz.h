@@ -104,6 +104,11 @@ struct Normalization {
 Normalization normalize(const Extracted& ex, const Group& g, const NormalizeOptions& opt, std::vector<at::Tensor>& q_out,
                         std::vector<at::Tensor>& k_out);
 
+// normalize() for every group, the groups in parallel (each is small work: one thread per group beats
+// many threads per tiny op); q_out / k_out as normalize().
+std::vector<Normalization> normalize_all(const Extracted& ex, const std::vector<Group>& groups, const NormalizeOptions& opt,
+                                         std::vector<at::Tensor>& q_out, std::vector<at::Tensor>& k_out);
+
 // The criteria on given vectors: q, k [text, pos, d], attention and allowed [text, pos, pos].
 double weighted_corr(const at::Tensor& q, const at::Tensor& k, const at::Tensor& attn, const at::Tensor& allowed, double c = 1);
 double cosine_corr(const at::Tensor& q, const at::Tensor& k, const at::Tensor& allowed);
@@ -121,8 +126,9 @@ struct PointSet {
 };
 PointSet points(const Extracted& ex, const Group& g, const std::vector<at::Tensor>& q, const std::vector<at::Tensor>& k);
 
-// Exact PCA: centred x [n, d] -> the first `dims` principal coordinates [n, dims] (U·S of the thin SVD,
-// each component's sign fixed so its largest-magnitude loading is positive); variance ratios out.
+// Exact PCA: centred x [n, d] -> the first `dims` principal coordinates [n, dims] (x projected on the
+// top eigenvectors of its d x d scatter matrix, which equals U·S of the thin SVD; each component's sign
+// fixed so its largest-magnitude loading is positive); variance ratios out.
 at::Tensor pca(const at::Tensor& x, int dims, std::vector<double>* explained = nullptr);
 
 struct TsneOptions {
@@ -137,6 +143,12 @@ struct TsneOptions {
 // Barnes-Hut t-SNE (van der Maaten 2014) to 2-D: x [n, d] -> [n, 2]. Error when n < 3 or the
 // perplexity is not below n - 1.
 at::Tensor tsne(const at::Tensor& x, const TsneOptions& opt);
+
+enum class Projection { Pca, Tsne };
+// PCA (dims components) or t-SNE (2-D) of every point set, the sets in parallel; PCA's variance
+// ratios into `explained` when given.
+std::vector<at::Tensor> project_all(const std::vector<PointSet>& pts, Projection how, int dims, const TsneOptions& opt,
+                                    std::vector<std::vector<double>>* explained = nullptr);
 
 // Lines from each query to keys: the top key, the top K, or the smallest set holding mass P.
 struct LineRule {

@@ -30,9 +30,9 @@ LineRule parse_lines(const std::string& s) {
       return r;
     }
   } catch (const std::logic_error&) {
-    bad();
   }
   bad();
+  return r;  // (bad() throws)
 }
 
 std::vector<Link> links(const at::Tensor& attn_in, const at::Tensor& allowed, const std::vector<int64_t>& lengths,

@@ -2,6 +2,7 @@
 // attention pattern as it is. Adding one vector t to every key of a head adds q·t to all scores of
 // query q, which the softmax removes; multiplying queries by c and keys by 1/c leaves each q·k as is.
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <cmath>
@@ -52,10 +53,27 @@ double wcorr(const at::Tensor& x, const at::Tensor& y, const at::Tensor& w) {
   return cov / std::sqrt(vx * vy);
 }
 
-// The paper's criterion at scale c: corr_w(q·k, -|cq - k/c|).
+// The paper's criterion at scale c: corr_w(q·k, -|cq - k/c|). A plain loop: the c search calls this
+// ~120 times per group, where a chain of tensor ops costs several times more than the arithmetic.
 double paper_criterion(const Pairs& p, double c) {
-  at::Tensor d2 = (p.qq * (c * c) + p.kk / (c * c) - 2 * p.dot).clamp_min(0);
-  return wcorr(p.dot, -d2.sqrt(), p.w);
+  at::Tensor w = p.w.contiguous(), x = p.dot.contiguous(), qq = p.qq.contiguous(), kk = p.kk.contiguous();
+  const double *W = w.data_ptr<double>(), *X = x.data_ptr<double>(), *Q = qq.data_ptr<double>(), *K = kk.data_ptr<double>();
+  int64_t n = x.numel();
+  double c2 = c * c, ic2 = 1 / c2;
+  double sw = 0, sx = 0, sy = 0;
+  std::vector<double> y(n);
+  for (int64_t i = 0; i < n; ++i) {
+    y[i] = -std::sqrt(std::max(0.0, Q[i] * c2 + K[i] * ic2 - 2 * X[i]));
+    sw += W[i], sx += W[i] * X[i], sy += W[i] * y[i];
+  }
+  if (!(sw > 0) || n < 2) return 0;
+  double mx = sx / sw, my = sy / sw, cov = 0, vx = 0, vy = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    double dx = X[i] - mx, dy = y[i] - my;
+    cov += W[i] * dx * dy, vx += W[i] * dx * dx, vy += W[i] * dy * dy;
+  }
+  if (!(vx > 0 && vy > 0)) return 0;
+  return cov / std::sqrt(vx * vy);
 }
 
 // The seed's criterion after keys += a, queries × c, keys × 1/c: |corr(q·k, 1 - cos(q, k))|, unweighted.
@@ -239,6 +257,20 @@ Normalization normalize(const Extracted& ex, const Group& g, const NormalizeOpti
   n.weighted_corr_after = paper_criterion(after, 1);
   n.cosine_corr_after = seed_criterion(after, 0, 1);
   return n;
+}
+
+std::vector<Normalization> normalize_all(const Extracted& ex, const std::vector<Group>& groups, const NormalizeOptions& opt,
+                                         std::vector<at::Tensor>& q_out, std::vector<at::Tensor>& k_out) {
+  size_t nl = ex.layers.size();
+  q_out.resize(nl), k_out.resize(nl);
+  for (size_t li = 0; li < nl; ++li)
+    if (!q_out[li].defined()) q_out[li] = ex.q[li].clone(), k_out[li] = ex.k[li].clone();
+  std::vector<Normalization> out(groups.size());
+  // Groups write disjoint heads of q_out / k_out (allocated above), so they can run side by side.
+  at::parallel_for(0, (int64_t)groups.size(), 1, [&](int64_t b, int64_t e) {
+    for (int64_t g = b; g < e; ++g) out[g] = normalize(ex, groups[g], opt, q_out, k_out);
+  });
+  return out;
 }
 
 }  // namespace mechscope::analysis::attnviz

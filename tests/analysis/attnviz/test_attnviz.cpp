@@ -144,6 +144,16 @@ TEST(Attnviz, NormalisationLeavesAttentionUnchanged) {
   }
 }
 
+TEST(Attnviz, NormalizeAllEqualsOneGroupAtATime) {
+  auto model = models::load_model(mstest::fixture("llama/model"));
+  auto ex = V::extract(*model, random_inputs(500, {9, 12}, 8), all_layers(*model));
+  auto groups = V::scope_groups(V::Scope::Head, ex, {0, 1, 2, 3});
+  std::vector<at::Tensor> q1, k1, q2, k2;
+  auto par = V::normalize_all(ex, groups, {}, q1, k1);
+  for (size_t g = 0; g < groups.size(); ++g) EXPECT_EQ(par[g].c, V::normalize(ex, groups[g], {}, q2, k2).c) << g;
+  for (size_t li = 0; li < ex.layers.size(); ++li) EXPECT_TRUE(at::equal(q1[li], q2[li]) && at::equal(k1[li], k2[li]));
+}
+
 TEST(Attnviz, PaperModeCentresKeysAndMaximisesTheWeightedCorrelation) {
   auto model = models::load_model(mstest::fixture("gpt2/model"));
   auto ex = V::extract(*model, random_inputs(5000, {12, 9}, 2), {1});
@@ -178,21 +188,26 @@ TEST(Attnviz, SearchModeCIsInertForTheCosineCriterion) {
   for (double t : n.translation) EXPECT_EQ(t, n.a);
 }
 
-TEST(Attnviz, PcaEqualsTheEigenvectorsOfTheCovariance) {
+TEST(Attnviz, PcaEqualsTheSvd) {
   at::manual_seed(0);
   at::Tensor x = at::randn({200, 6}, at::kDouble) * at::tensor({5.0, 3.0, 2.0, 1.0, 0.5, 0.1}, at::kDouble) + 3;
   std::vector<double> ratio;
   at::Tensor y = V::pca(x, 3, &ratio);
   at::Tensor xc = x - x.mean(0, true);
-  auto [evals, evecs] = at::linalg_eigh(at::matmul(xc.t(), xc));  // ascending
-  double total = evals.sum().item<double>();
+  auto [U, S, Vh] = at::linalg_svd(xc, false);
+  double total = (S * S).sum().item<double>();
   for (int c = 0; c < 3; ++c) {
-    at::Tensor v = evecs.select(1, 5 - c);
-    if (v[v.abs().argmax()].item<double>() < 0) v = -v;  // the sign rule
-    EXPECT_TRUE(mstest::close(y.select(1, c), at::matmul(xc, v), 1e-8, 1e-8)) << "component " << c;
-    EXPECT_NEAR(ratio[c], evals[5 - c].item<double>() / total, 1e-10);
+    at::Tensor v = Vh[c];
+    double sign = v[v.abs().argmax()].item<double>() < 0 ? -1 : 1;  // the sign rule
+    EXPECT_TRUE(mstest::close(y.select(1, c), U.select(1, c) * S[c] * sign, 1e-8, 1e-8)) << "component " << c;
+    EXPECT_NEAR(ratio[c], (S[c] * S[c]).item<double>() / total, 1e-10);
   }
   EXPECT_EQ(V::pca(x.narrow(1, 0, 2), 3).select(1, 2).abs().max().item<double>(), 0.0);  // rank 2: third is zero
+  // In parallel over point sets, the same numbers.
+  V::PointSet a{x, {}}, b{x * 2, {}};
+  auto all = V::project_all({a, b}, V::Projection::Pca, 3, {});
+  EXPECT_TRUE(at::equal(all[0], y));
+  EXPECT_TRUE(mstest::close(all[1], y * 2, 1e-10, 1e-10));
 }
 
 TEST(Attnviz, TsneIsSeededAndKeepsTwoBlobsApart) {
