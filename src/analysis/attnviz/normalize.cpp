@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "analysis/attnviz/attnviz.h"
+#include "analysis/attnviz/blas_threads.h"
 #include "core/error.h"
 
 namespace mechscope::analysis::attnviz {
@@ -266,6 +267,7 @@ std::vector<Normalization> normalize_all(const Extracted& ex, const std::vector<
   for (size_t li = 0; li < nl; ++li)
     if (!q_out[li].defined()) q_out[li] = ex.q[li].clone(), k_out[li] = ex.k[li].clone();
   std::vector<Normalization> out(groups.size());
+  OneBlasThread one;
   // Groups write disjoint heads of q_out / k_out (allocated above), so they can run side by side.
   at::parallel_for(0, (int64_t)groups.size(), 1, [&](int64_t b, int64_t e) {
     for (int64_t g = b; g < e; ++g) out[g] = normalize(ex, groups[g], opt, q_out, k_out);

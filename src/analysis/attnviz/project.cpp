@@ -7,6 +7,7 @@
 #include <random>
 
 #include "analysis/attnviz/attnviz.h"
+#include "analysis/attnviz/blas_threads.h"
 #include "core/error.h"
 
 namespace mechscope::analysis::attnviz {
@@ -53,6 +54,7 @@ std::vector<at::Tensor> project_all(const std::vector<PointSet>& pts, Projection
                                     std::vector<std::vector<double>>* explained) {
   std::vector<at::Tensor> out(pts.size());
   if (explained) explained->assign(pts.size(), {});
+  OneBlasThread one;
   at::parallel_for(0, (int64_t)pts.size(), 1, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i)
       out[i] = how == Projection::Pca ? pca(pts[i].x, dims, explained ? &(*explained)[i] : nullptr) : tsne(pts[i].x, opt);
