@@ -16,3 +16,6 @@ echo "OpenBLAS kernels: $(/usr/bin/python3 -c "import json,sys; print(json.load(
 "$BUILD/bench_trace" "$MODEL" "$THREADS" > "$OUT/trace.json"
 "$BUILD/bench_tokenize" . > "$OUT/tokenize.json"
 /usr/bin/python3 bench/report.py "$OUT"
+"$BUILD/bench_attnviz" "$BUILD/bench/bert-base-random" "$THREADS" 1 150 > "$OUT/attnviz.json"
+/usr/bin/python3 bench/torch_attnviz.py "$BUILD/bench/bert-base-random" "$THREADS" 1 150 > "$OUT/torch_attnviz.json"
+/usr/bin/python3 bench/report_attnviz.py "$OUT"
