@@ -9,6 +9,7 @@
 namespace mechscope::cli {
 
 int run_sae_stats(int argc, char** argv);  // cmd_sae_stats.cpp
+int run_sae_tsea(int argc, char** argv);   // cmd_sae_tsea.cpp
 
 namespace {
 
@@ -20,6 +21,7 @@ struct Sub {
 
 const Sub kSubs[] = {
     {"stats", "logit-weight statistics of every feature (W_dec W_U): moments, figures, feature queries", run_sae_stats},
+    {"tsea", "token-set enrichment analysis of the most skewed features, with Manhattan plots", run_sae_tsea},
 };
 
 void usage(std::FILE* f) {
@@ -41,7 +43,7 @@ int run_sae(int argc, char** argv) {
   fail("unknown subcommand '", argv[0], "' (", names, "; see mechscope sae --help)");
 }
 
-const Register reg{"sae", "sparse autoencoders: logit-weight statistics (sae stats)", 85, run_sae};
+const Register reg{"sae", "sparse autoencoders: logit-weight statistics, token-set enrichment (sae stats|tsea)", 85, run_sae};
 
 }  // namespace
 }  // namespace mechscope::cli

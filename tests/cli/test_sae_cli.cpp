@@ -146,6 +146,70 @@ TEST(SaeStatsCli, BadInputIsOneClearError) {
   EXPECT_FALSE(file_exists(join_path(out, "stats.csv")));
 }
 
+TEST(SaeTseaCli, ScoresEqualTheLoopAndFiguresAreWritten) {
+  std::string base = mstest::tmp_dir("sae-tsea");
+  std::string sae = make_sae(base + "/sae", 1, 60);
+  std::string out = base + "/out";
+  write_file_atomic(base + "/mine.txt", "\u0120the\n\u0120a\n");
+  auto r = run_cli({"sae", "tsea", "--model", kModel, "--tokenizer", mstest::gpt2_tokenizer(), "--sae", sae, "--top-features",
+                    "12", "--sets", "starts_with_space,all_digits,a,colors", "--token-set", "mine=@" + base + "/mine.txt",
+                    "--token-set", "caps3=^\u0120[A-Z]{3}$", "--pair", "a,colors", "--category", "all_digits", "--k", "2",
+                    "--out", out});
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const char* f : {"enrichment.csv", "enrichment.safetensors", "token_sets.json", "index.html", "manifest.json",
+                        "manhattan_sets_1.png", "manhattan_sets_2.png", "pair_1.png"})
+    EXPECT_TRUE(file_exists(join_path(out, f))) << f;
+  auto rows = read_csv(join_path(out, "enrichment.csv"));
+  ASSERT_EQ(rows.size(), 1u + 6 * 12);
+  EXPECT_EQ(rows[0], (std::vector<std::string>{"token_set", "feature", "score"}));
+  EXPECT_EQ(rows[1][0], "starts_with_space");
+  EXPECT_EQ(rows[1 + 4 * 12][0], "mine");
+  // Recompute one set by hand: the projection of each listed feature, ranked, walked.
+  auto st = io::SafetensorsFile::open(join_path(out, "enrichment.safetensors"));
+  at::Tensor feats = st->get("features");
+  std::ifstream js(join_path(out, "token_sets.json"));
+  auto sets = nlohmann::json::parse(js);
+  ASSERT_EQ(sets[0]["name"], "a");
+  auto ck = io::SafetensorsFile::open(kModel + "/model.safetensors");
+  at::Tensor W = ck->get("transformer.wte.weight").to(at::kDouble).t() *
+                 ck->get("transformer.ln_f.weight").to(at::kDouble).unsqueeze(1);
+  W = W - W.mean({0}, true);
+  W = W - W.mean({1}, true);
+  at::Tensor W_dec = io::SafetensorsFile::open(sae + "/sae_weights.safetensors")->get("W_dec").to(at::kDouble);
+  for (int64_t i = 0; i < 12; ++i) {
+    int64_t f = feats[i].item<int64_t>();
+    EXPECT_EQ(std::stoll(rows[1 + 4 * 12 + i][1]), f);
+    at::Tensor row = at::matmul(W_dec[f], W);
+    at::Tensor order = std::get<1>(row.sort(true, 0, true));
+    double sum = 0, best = 0;
+    for (int64_t p = 0; p < order.size(0); ++p) {
+      int64_t t = order[p].item<int64_t>();
+      sum += (t == 262 || t == 257) ? 0.5 : -1.0 / (50257 - 2);
+      best = std::max(best, std::abs(sum));
+    }
+    EXPECT_NEAR(std::stod(rows[1 + 4 * 12 + i][2]), best, 1e-6) << f;
+  }
+  EXPECT_TRUE(contains(r.out, "mine"));
+}
+
+TEST(SaeTseaCli, BadInputIsOneClearError) {
+  std::string base = mstest::tmp_dir("sae-tsea-bad");
+  std::string sae = make_sae(base + "/sae", 0);
+  std::string out = base + "/out";
+  std::vector<std::string> common{"sae", "tsea", "--model", kModel, "--tokenizer", mstest::gpt2_tokenizer(), "--sae", sae,
+                                  "--top-features", "5", "--out", out};
+  auto with = [&](std::vector<std::string> extra) {
+    auto v = common;
+    v.insert(v.end(), extra.begin(), extra.end());
+    return v;
+  };
+  expect_user_error(with({"--token-set", "broken=[a-"}), "token set 'broken': regex '[a-' does not compile");
+  expect_user_error(with({"--sets", "no_such_set"}), "unknown token set 'no_such_set'");
+  expect_user_error(with({"--pair", "a,b"}), "not among the scored sets");
+  expect_user_error(with({"--token-set", "a=x"}), "exists already");
+  EXPECT_FALSE(file_exists(join_path(out, "enrichment.csv")));
+}
+
 TEST(SaeStatsCli, HelpListsEveryFlag) {
   auto r = run_cli({"sae", "stats", "--help"});
   ASSERT_EQ(r.code, 0);
@@ -153,9 +217,15 @@ TEST(SaeStatsCli, HelpListsEveryFlag) {
                         "--where", "--sort", "--ascending", "--top", "--neuronpedia-model", "--neuronpedia-sae", "--list-name",
                         "--min-log-sparsity", "--formats", "--out"})
     EXPECT_TRUE(contains(r.out, f)) << f;
+  auto t = run_cli({"sae", "tsea", "--help"});
+  ASSERT_EQ(t.code, 0);
+  for (const char* f : {"--model", "--sae", "--hook", "--unembed", "--cosine-sim", "--top-features", "--sets", "--token-set",
+                        "--group", "--pair", "--category", "--k", "--label-threshold", "--top-n", "--block", "--formats", "--out"})
+    EXPECT_TRUE(contains(t.out, f)) << f;
   auto s = run_cli({"sae", "--help"});
   EXPECT_EQ(s.code, 0);
   EXPECT_TRUE(contains(s.out, "stats"));
+  EXPECT_TRUE(contains(s.out, "tsea"));
 }
 
 }  // namespace
