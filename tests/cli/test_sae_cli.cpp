@@ -210,6 +210,41 @@ TEST(SaeTseaCli, BadInputIsOneClearError) {
   EXPECT_FALSE(file_exists(join_path(out, "enrichment.csv")));
 }
 
+TEST(SaeTrainCli, TrainsSaelensFoldersThatStatsReads) {
+  std::string base = mstest::tmp_dir("sae-train");
+  write_file_atomic(base + "/corpus.txt", "The capital of France is Paris.\nThe Eiffel Tower is in Paris.\n\nA cat sat on the mat.\n");
+  std::string out = base + "/saes";
+  std::vector<std::string> args{"sae", "train", "--model", kModel, "--tokenizer", mstest::gpt2_tokenizer(), "--hook",
+                                "blocks.0.hook_resid_pre", "--hook", "blocks.1.hook_resid_pre", "--corpus", base + "/corpus.txt",
+                                "--d-sae", "24", "--steps", "40", "--batch", "16", "--log-every", "20", "--out", out};
+  auto r = run_cli(args);
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const char* f : {"blocks.0.hook_resid_pre/cfg.json", "blocks.0.hook_resid_pre/sae_weights.safetensors",
+                        "blocks.1.hook_resid_pre/sparsity.safetensors", "train_log.jsonl", "manifest.json"})
+    EXPECT_TRUE(file_exists(join_path(out, f))) << f;
+  std::ifstream cf(join_path(out, "blocks.1.hook_resid_pre/cfg.json"));
+  auto cfg = nlohmann::json::parse(cf);
+  EXPECT_EQ(cfg["hook_name"], "blocks.1.hook_resid_pre");
+  EXPECT_EQ(cfg["d_sae"], 24);
+  EXPECT_EQ(cfg["architecture"], "standard");
+  auto st = run_cli({"sae", "stats", "--model", kModel, "--sae-dir", out, "--out", base + "/stats"});
+  ASSERT_EQ(st.code, 0) << st.err;
+  EXPECT_EQ(read_csv(join_path(base, "stats/stats.csv")).size(), 49u);
+  // --resume with more steps continues from the checkpoint
+  args[args.size() - 7] = "60";
+  args.push_back("--resume");
+  auto rr = run_cli(args);
+  ASSERT_EQ(rr.code, 0) << rr.err;
+  std::ifstream mf(join_path(out, "manifest.json"));
+  EXPECT_EQ(nlohmann::json::parse(mf)["settings"]["saes"][0]["resumed_from"], 40);
+  expect_user_error({"sae", "train", "--model", kModel, "--tokenizer", mstest::gpt2_tokenizer(), "--hook", "blocks.7.hook_resid_pre",
+                     "--corpus", base + "/corpus.txt", "--d-sae", "8", "--out", base + "/bad"},
+                    "blocks.7.hook_resid_pre");
+  expect_user_error({"sae", "train", "--model", kModel, "--hook", "blocks.0.hook_resid_pre", "--corpus", base + "/corpus.txt",
+                     "--out", base + "/bad"},
+                    "--d-sae");
+}
+
 TEST(SaeStatsCli, HelpListsEveryFlag) {
   auto r = run_cli({"sae", "stats", "--help"});
   ASSERT_EQ(r.code, 0);
@@ -222,6 +257,11 @@ TEST(SaeStatsCli, HelpListsEveryFlag) {
   for (const char* f : {"--model", "--sae", "--hook", "--unembed", "--cosine-sim", "--top-features", "--sets", "--token-set",
                         "--group", "--pair", "--category", "--k", "--label-threshold", "--top-n", "--block", "--formats", "--out"})
     EXPECT_TRUE(contains(t.out, f)) << f;
+  auto tr = run_cli({"sae", "train", "--help"});
+  ASSERT_EQ(tr.code, 0);
+  for (const char* f : {"--model", "--hook", "--corpus", "--prepend-bos", "--d-sae", "--l1", "--lr", "--steps", "--batch",
+                        "--dead-window", "--checkpoint-every", "--log-every", "--seed", "--resume", "--model-name", "--out"})
+    EXPECT_TRUE(contains(tr.out, f)) << f;
   auto s = run_cli({"sae", "--help"});
   EXPECT_EQ(s.code, 0);
   EXPECT_TRUE(contains(s.out, "stats"));
