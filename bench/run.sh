@@ -14,4 +14,9 @@ echo "OpenBLAS kernels: $(/usr/bin/python3 -c "import json,sys; print(json.load(
 /usr/bin/python3 bench/torch_gpt2.py "$MODEL" "$THREADS" > "$OUT/torch.json"
 "$BUILD/bench_patch" "$MODEL" "$THREADS" 8 > "$OUT/patch.json"
 "$BUILD/bench_trace" "$MODEL" "$THREADS" > "$OUT/trace.json"
+"$BUILD/bench_sae" stats "$THREADS" > "$OUT/sae_stats.json"
+"$BUILD/bench_sae" tsea "$THREADS" > "$OUT/sae_tsea.json"
+/usr/bin/python3 bench/bench_sae_torch.py stats "$THREADS" 4096 > "$OUT/sae_stats_torch.json"  # SAELens's way needs ~5 copies of the projection
+/usr/bin/python3 bench/bench_sae_torch.py tsea "$THREADS" 1000 > "$OUT/sae_tsea_torch.json"
 /usr/bin/python3 bench/report.py "$OUT"
+/usr/bin/python3 bench/bench_sae_report.py "$OUT"

@@ -55,8 +55,6 @@ std::vector<std::string> read_corpus(const std::string& path) {
   return out;
 }
 
-std::string safe_name(const std::string& hook) { return hook; }  // hook names are [A-Za-z0-9_.]
-
 }  // namespace
 
 int run_sae_train(int argc, char** argv) {
@@ -142,8 +140,8 @@ int run_sae_train(int argc, char** argv) {
                           {"harvest_seconds", t_harvest}, {"threads", at::get_num_threads()}};
   std::string log_lines;
   for (size_t k = 0; k < hooks.size(); ++k) {
-    std::string dir = hooks.size() == 1 ? out : join_path(out, safe_name(hooks[k]));
-    o.checkpoint_dir = join_path(out, hooks.size() == 1 ? "checkpoint" : "checkpoint/" + safe_name(hooks[k]));
+    std::string dir = hooks.size() == 1 ? out : join_path(out, hooks[k]);
+    o.checkpoint_dir = join_path(out, hooks.size() == 1 ? "checkpoint" : "checkpoint/" + hooks[k]);
     mechscope::sae::SAEConfig base;
     base.hook_name = hooks[k];
     base.hook_layer = -1;
@@ -166,7 +164,7 @@ int run_sae_train(int argc, char** argv) {
     for (auto& s : r.log)
       log_lines += nlohmann::json{{"hook", hooks[k]}, {"step", s.step}, {"loss", s.loss}, {"mse", s.mse}, {"l1_loss", s.l1_loss},
                                   {"l0", s.l0}, {"explained_variance", s.explained_variance}, {"dead", s.dead}}.dump() + "\n";
-    std::string rel = hooks.size() == 1 ? "" : safe_name(hooks[k]) + "/";
+    std::string rel = hooks.size() == 1 ? "" : hooks[k] + "/";
     for (const char* f : {"cfg.json", "sae_weights.safetensors", "sparsity.safetensors"}) man.files.push_back(rel + f);
     const auto& last = r.log.back();
     settings["saes"].push_back({{"hook", hooks[k]}, {"tokens", acts[k].size(0)}, {"seconds", secs}, {"resumed_from", r.resumed_from},

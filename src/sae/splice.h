@@ -22,7 +22,7 @@ struct SpliceOptions {
 
 // A hook that replaces the activation by the SAE's reconstruction ([b, p, d_in]; hook_z SAEs flatten
 // [b, p, heads, d_head] and restore it). Error naming the hook and both sizes when the activation's
-// size is not the SAE's d_in.
+// size is not the SAE's d_in. The hook refers to `sae`, which must outlive it.
 hooks::HookFn splice(const SAE& sae, SpliceOptions opts = {});
 
 // Error when the SAE's hook is not one of the model's hook points, or when the hook's activation size

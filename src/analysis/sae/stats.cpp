@@ -1,5 +1,7 @@
 #include "analysis/sae/stats.h"
 
+#include <ATen/Parallel.h>
+
 #include <cmath>
 #include <cstdio>
 
@@ -19,11 +21,12 @@ Unembedding unembedding(const models::HookedModel& model, UnembedMode mode) {
   const int64_t d = model.config().d_model;
   const auto dt = model.dtype();
   // unembed is affine for every supported architecture; reading W_U through it keeps this file free
-  // of checkpoint names. A random probe catches a non-affine head (soft-capping) instead of lying.
+  // of checkpoint names. A probe catches a non-affine head (soft-capping) instead of lying.
   at::Tensor bias = model.unembed(at::zeros({1, d}, dt)).to(at::kDouble);                // [1, V]
   at::Tensor W = model.unembed(at::eye(d, at::TensorOptions().dtype(dt))).to(at::kDouble) - bias;  // [d, V]
   {
-    at::Tensor gen = at::randn({2, d}, at::TensorOptions().dtype(at::kDouble)) * 0.5;
+    // a fixed probe (not the global generator, which would shift every later random draw)
+    at::Tensor gen = (at::arange(2 * d, at::kDouble).reshape({2, d}) * 0.37).sin() * 0.5;
     at::Tensor want = at::matmul(gen, W) + bias, got = model.unembed(gen.to(dt)).to(at::kDouble);
     double err = (want - got).abs().max().item<double>(), scale = want.abs().max().item<double>() + 1e-30;
     if (err > 1e-3 * scale)
@@ -81,17 +84,46 @@ FeatureStats logit_weight_stats(const at::Tensor& W_dec, const at::Tensor& W_U_i
     int64_t f1 = std::min(n, f0 + opt.block);
     at::Tensor P = at::matmul(Wd.slice(0, f0, f1), W_U);  // [rows, V] float32, as SAELens projects
     if (opt.on_block) opt.on_block(f0, P);
-    at::Tensor D = P.to(at::kDouble);
-    at::Tensor mean = D.mean({1}, true);
-    D.sub_(mean);
-    at::Tensor D2 = D * D;
-    at::Tensor m2 = D2.mean({1});
-    at::Tensor m4 = (D2 * D2).mean({1});
-    at::Tensor m3 = D2.mul_(D).mean({1});
-    s.mean.slice(0, f0, f1).copy_(mean.squeeze(1));
-    s.std.slice(0, f0, f1).copy_(m2.sqrt());
-    s.skewness.slice(0, f0, f1).copy_(m3 / m2.pow(1.5));
-    s.kurtosis.slice(0, f0, f1).copy_(m4 / (m2 * m2));
+    // Two passes per row over the float32 block with double accumulators: no [rows, V] temporaries
+    // (SAELens's z-score route makes several), the same moments to rounding.
+    P = P.contiguous();
+    const float* pp = P.data_ptr<float>();
+    const int64_t V = P.size(1);
+    double *mo = s.mean.data_ptr<double>(), *so = s.std.data_ptr<double>(), *ko = s.skewness.data_ptr<double>(),
+           *uo = s.kurtosis.data_ptr<double>();
+    at::parallel_for(0, f1 - f0, 1, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const float* x = pp + r * V;
+        // four independent accumulators per sum: the loop is latency-bound otherwise
+        double a[4] = {0, 0, 0, 0};
+        int64_t v = 0;
+        for (; v + 4 <= V; v += 4)
+          for (int k = 0; k < 4; ++k) a[k] += x[v + k];
+        for (; v < V; ++v) a[0] += x[v];
+        double mean = (a[0] + a[1] + a[2] + a[3]) / (double)V;
+        double q2[4] = {0, 0, 0, 0}, q3[4] = {0, 0, 0, 0}, q4[4] = {0, 0, 0, 0};
+        for (v = 0; v + 4 <= V; v += 4)
+          for (int k = 0; k < 4; ++k) {
+            double d = (double)x[v + k] - mean, d2 = d * d;
+            q2[k] += d2;
+            q3[k] += d2 * d;
+            q4[k] += d2 * d2;
+          }
+        for (; v < V; ++v) {
+          double d = (double)x[v] - mean, d2 = d * d;
+          q2[0] += d2;
+          q3[0] += d2 * d;
+          q4[0] += d2 * d2;
+        }
+        double s2 = q2[0] + q2[1] + q2[2] + q2[3], s3 = q3[0] + q3[1] + q3[2] + q3[3], s4 = q4[0] + q4[1] + q4[2] + q4[3];
+        double m2 = s2 / (double)V, m3 = s3 / (double)V, m4 = s4 / (double)V;
+        int64_t f = f0 + r;
+        mo[f] = mean;
+        so[f] = std::sqrt(m2);
+        ko[f] = m3 / std::pow(m2, 1.5);
+        uo[f] = m4 / (m2 * m2);
+      }
+    });
   }
   return s;
 }
