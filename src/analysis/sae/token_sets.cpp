@@ -185,6 +185,18 @@ TokenSet user_set(const std::string& spec, const std::vector<std::string>& vocab
   return s;
 }
 
+std::vector<TokenSet> name_sets(const std::vector<std::string>& vocab) {
+  std::set<std::string> boys, girls;
+  for (auto& n : male_first_names()) boys.insert("\u0120" + n);
+  for (auto& n : female_first_names()) girls.insert("\u0120" + n);
+  TokenSet b{"boy_names", "names", {}}, g{"girl_names", "names", {}};
+  for (size_t id = 0; id < vocab.size(); ++id) {
+    if (boys.count(vocab[id])) b.ids.push_back((int64_t)id);
+    else if (girls.count(vocab[id])) g.ids.push_back((int64_t)id);
+  }
+  return {b, g};
+}
+
 std::vector<TokenSet> test_gene_sets(const tokenizers::Tokenizer& tok, int64_t d_vocab) {
   std::vector<TokenSet> out;
   for (const auto& [name, words] : test_gene_words()) {

