@@ -11,6 +11,7 @@ namespace mechscope::cli {
 int run_sae_stats(int argc, char** argv);  // cmd_sae_stats.cpp
 int run_sae_tsea(int argc, char** argv);   // cmd_sae_tsea.cpp
 int run_sae_train(int argc, char** argv);  // cmd_sae_train.cpp
+int run_sae_eval(int argc, char** argv);   // cmd_sae_eval.cpp
 
 namespace {
 
@@ -24,6 +25,7 @@ const Sub kSubs[] = {
     {"stats", "logit-weight statistics of every feature (W_dec W_U): moments, figures, feature queries", run_sae_stats},
     {"tsea", "token-set enrichment analysis of the most skewed features, with Manhattan plots", run_sae_tsea},
     {"train", "train a standard ReLU SAE on a model's activations, saved in SAELens's format", run_sae_train},
+    {"eval", "L0, MSE, explained variance and CE loss (clean / spliced / zero-ablated) over a corpus", run_sae_eval},
 };
 
 void usage(std::FILE* f) {
@@ -45,7 +47,7 @@ int run_sae(int argc, char** argv) {
   fail("unknown subcommand '", argv[0], "' (", names, "; see mechscope sae --help)");
 }
 
-const Register reg{"sae", "sparse autoencoders: logit-weight statistics, token-set enrichment (sae stats|tsea|train)", 85, run_sae};
+const Register reg{"sae", "sparse autoencoders: sae stats, tsea, train, eval (seed 004)", 85, run_sae};
 
 }  // namespace
 }  // namespace mechscope::cli

@@ -19,11 +19,9 @@ namespace mechscope::cli {
 
 namespace S = analysis::sae;
 
-namespace {
-
 // One text per line; .jsonl lines are objects with "text", or "prompt" (+ " " + "answer" when given:
-// a fact file trains on the whole fact).
-std::vector<std::string> read_corpus(const std::string& path) {
+// a fact file trains on the whole fact). Shared with sae eval.
+std::vector<std::string> read_sae_corpus(const std::string& path) {
   std::string data = read_file(path);
   bool jsonl = path.size() > 6 && path.compare(path.size() - 6, 6, ".jsonl") == 0;
   std::vector<std::string> out;
@@ -55,7 +53,25 @@ std::vector<std::string> read_corpus(const std::string& path) {
   return out;
 }
 
-}  // namespace
+// --corpus as token ids, each checked against the model (BOS first with --prepend-bos).
+std::vector<std::vector<int64_t>> sae_corpus_ids(const Args& a, const Loaded& m) {
+  const auto& tok = need_tokenizer(m, "--corpus");
+  std::vector<std::vector<int64_t>> seqs;
+  auto texts = read_sae_corpus(a.str("corpus"));
+  for (size_t i = 0; i < texts.size(); ++i) {
+    if (!utf8::valid(texts[i])) fail("--corpus line ", i + 1, " is not valid UTF-8");
+    std::vector<int64_t> ids;
+    if (a.on("prepend-bos")) {
+      auto bos = tok.bos_id() ? tok.bos_id() : m.model->config().bos_token_id;
+      if (!bos) fail("--prepend-bos: the tokenizer and config.json name no BOS token");
+      ids.push_back(*bos);
+    }
+    for (int64_t id : tok.encode(texts[i])) ids.push_back(id);
+    check_ids(ids, m.model->config(), "--corpus line " + std::to_string(i + 1));
+    seqs.push_back(ids);
+  }
+  return seqs;
+}
 
 int run_sae_train(int argc, char** argv) {
   Args a("sae train", "--model M --hook NAME [--hook NAME ...] --corpus FILE --d-sae N [--l1 X] [--steps N] --out DIR",
@@ -104,21 +120,7 @@ int run_sae_train(int argc, char** argv) {
   auto hooks = a.all("hook");
 
   Loaded m = load_from_flags(a);
-  const auto& tok = need_tokenizer(m, "--corpus");
-  std::vector<std::vector<int64_t>> seqs;
-  auto texts = read_corpus(a.str("corpus"));
-  for (size_t i = 0; i < texts.size(); ++i) {
-    if (!utf8::valid(texts[i])) fail("--corpus line ", i + 1, " is not valid UTF-8");
-    std::vector<int64_t> ids;
-    if (a.on("prepend-bos")) {
-      auto bos = tok.bos_id() ? tok.bos_id() : m.model->config().bos_token_id;
-      if (!bos) fail("--prepend-bos: the tokenizer and config.json name no BOS token");
-      ids.push_back(*bos);
-    }
-    for (int64_t id : tok.encode(texts[i])) ids.push_back(id);
-    check_ids(ids, m.model->config(), "--corpus line " + std::to_string(i + 1));
-    seqs.push_back(ids);
-  }
+  std::vector<std::vector<int64_t>> seqs = sae_corpus_ids(a, m);
   auto t0 = std::chrono::steady_clock::now();
   std::vector<at::Tensor> acts = S::harvest_activations(*m.model, seqs, hooks);
   double t_harvest = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -136,7 +138,7 @@ int run_sae_train(int argc, char** argv) {
   man.seed = o.seed;
   man.versions["libtorch"] = TORCH_VERSION;
   nlohmann::json settings{{"d_sae", o.d_sae}, {"l1", o.l1}, {"lr", o.lr}, {"steps", o.steps}, {"batch", o.batch},
-                          {"dead_window", o.dead_window}, {"corpus", a.str("corpus")}, {"texts", texts.size()},
+                          {"dead_window", o.dead_window}, {"corpus", a.str("corpus")}, {"texts", seqs.size()},
                           {"harvest_seconds", t_harvest}, {"threads", at::get_num_threads()}};
   std::string log_lines;
   for (size_t k = 0; k < hooks.size(); ++k) {

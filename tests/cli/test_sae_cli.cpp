@@ -8,6 +8,9 @@
 
 #include "core/fs.h"
 #include "io/safetensors.h"
+#include "models/model.h"
+#include "sae/splice.h"
+#include "tokenizers/tokenizer.h"
 #include "tensor_util.h"
 #include "test_util.h"
 
@@ -245,6 +248,29 @@ TEST(SaeTrainCli, TrainsSaelensFoldersThatStatsReads) {
                     "--d-sae");
 }
 
+TEST(SaeEvalCli, WritesWhatTheLibraryEvaluationGives) {
+  std::string base = mstest::tmp_dir("sae-eval");
+  std::string sae_dir = make_sae(base + "/sae", 1, 48);
+  write_file_atomic(base + "/corpus.txt", "The capital of France is Paris.\nA cat sat on the mat.\n");
+  auto r = run_cli({"sae", "eval", "--model", kModel, "--tokenizer", mstest::gpt2_tokenizer(), "--sae", sae_dir, "--corpus",
+                    base + "/corpus.txt", "--out", base + "/out"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::ifstream f(join_path(base, "out/eval.json"));
+  auto j = nlohmann::json::parse(f);
+  auto model = models::load_model(kModel);
+  auto tok = tokenizers::load_tokenizer(mstest::gpt2_tokenizer());
+  sae::SAE s = sae::load_sae(sae_dir);
+  sae::EvalResult want = sae::evaluate(*model, s, {tok->encode("The capital of France is Paris."), tok->encode("A cat sat on the mat.")});
+  EXPECT_EQ(j["tokens"], want.n_tokens);
+  EXPECT_DOUBLE_EQ(j["l0"].get<double>(), want.l0);
+  EXPECT_NEAR(j["explained_variance"].get<double>(), want.explained_variance, 1e-9);
+  EXPECT_NEAR(j["ce_spliced"].get<double>(), want.ce_spliced, 1e-9);
+  EXPECT_NEAR(j["ce_loss_score"].get<double>(), want.ce_loss_score, 1e-9);
+  expect_user_error({"sae", "eval", "--model", kModel, "--tokenizer", mstest::gpt2_tokenizer(), "--sae", make_sae(base + "/d8", 0, 8, 8),
+                     "--corpus", base + "/corpus.txt", "--out", base + "/bad"},
+                    "d_in 8");
+}
+
 TEST(SaeStatsCli, HelpListsEveryFlag) {
   auto r = run_cli({"sae", "stats", "--help"});
   ASSERT_EQ(r.code, 0);
@@ -262,10 +288,15 @@ TEST(SaeStatsCli, HelpListsEveryFlag) {
   for (const char* f : {"--model", "--hook", "--corpus", "--prepend-bos", "--d-sae", "--l1", "--lr", "--steps", "--batch",
                         "--dead-window", "--checkpoint-every", "--log-every", "--seed", "--resume", "--model-name", "--out"})
     EXPECT_TRUE(contains(tr.out, f)) << f;
+  auto ev = run_cli({"sae", "eval", "--help"});
+  ASSERT_EQ(ev.code, 0);
+  for (const char* f : {"--model", "--sae", "--hook", "--corpus", "--prepend-bos", "--out"}) EXPECT_TRUE(contains(ev.out, f)) << f;
   auto s = run_cli({"sae", "--help"});
   EXPECT_EQ(s.code, 0);
   EXPECT_TRUE(contains(s.out, "stats"));
   EXPECT_TRUE(contains(s.out, "tsea"));
+  EXPECT_TRUE(contains(s.out, "train"));
+  EXPECT_TRUE(contains(s.out, "eval"));
 }
 
 }  // namespace
