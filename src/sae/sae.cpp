@@ -121,8 +121,26 @@ SAE load_npz(const std::string& file, const LoadOptions& opts) {
   return s;
 }
 
-std::string resolve_spec(const std::string& spec) {
-  if (dir_exists(spec) || file_exists(spec)) return spec;
+// SAELens release names (pretrained_saes.yaml) mechscope knows: release -> HF repo, with the model and
+// Neuronpedia ids SAELens attaches. Only the seed's release so far; other releases work by repo id.
+struct Release {
+  const char* release;
+  const char* repo;
+  const char* model_name;
+  const char* neuronpedia_suffix;  // neuronpedia_id = model_name/<layer><suffix>
+};
+const Release kReleases[] = {{"gpt2-small-res-jb", "jbloom/GPT2-Small-SAEs-Reformatted", "gpt2-small", "-res-jb"}};
+
+const Release* release_of(const std::string& spec) {
+  for (const Release& r : kReleases)
+    if (spec.rfind(std::string(r.release) + "/", 0) == 0) return &r;
+  return nullptr;
+}
+
+std::string resolve_spec(const std::string& spec_in) {
+  if (dir_exists(spec_in) || file_exists(spec_in)) return spec_in;
+  std::string spec = spec_in;
+  if (const Release* r = release_of(spec)) spec = std::string(r->repo) + spec.substr(std::string(r->release).size());
   // ORG/REPO/SUBFOLDER...: the repo from the Hugging Face cache, then the subfolder inside its snapshot.
   size_t a = spec.find('/');
   size_t b = a == std::string::npos ? a : spec.find('/', a + 1);
@@ -207,7 +225,20 @@ SAEConfig parse_config(const nlohmann::json& j, const std::string& what) {
   return c;
 }
 
+static SAE load_resolved(const std::string& spec, const LoadOptions& opts);
+
 SAE load_sae(const std::string& spec, const LoadOptions& opts) {
+  SAE s = load_resolved(spec, opts);
+  // A release name gives what SAELens's from_pretrained attaches from its directory.
+  if (const Release* r = release_of(spec); r && !dir_exists(spec)) {
+    if (s.cfg.model_name.empty()) s.cfg.model_name = r->model_name;
+    if (s.cfg.neuronpedia_id.empty() && s.cfg.hook_layer >= 0)
+      s.cfg.neuronpedia_id = std::string(r->model_name) + "/" + std::to_string(s.cfg.hook_layer) + r->neuronpedia_suffix;
+  }
+  return s;
+}
+
+static SAE load_resolved(const std::string& spec, const LoadOptions& opts) {
   std::string path = resolve_spec(spec);
   if (file_exists(path) && !dir_exists(path)) {
     if (path.size() > 4 && path.compare(path.size() - 4, 4, ".npz") == 0) return load_npz(path, opts);

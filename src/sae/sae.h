@@ -44,7 +44,9 @@ struct LoadOptions {
 
 // `spec` is a folder with cfg.json + sae_weights.safetensors or with params.npz, a params.npz file, or
 // "ORG/REPO/SUBFOLDER..." found in the local Hugging Face cache (the repo's snapshot + subfolder, as
-// SAELens's from_pretrained downloads it: e.g. jbloom/GPT2-Small-SAEs-Reformatted/blocks.8.hook_resid_pre).
+// SAELens's from_pretrained downloads it: e.g. jbloom/GPT2-Small-SAEs-Reformatted/blocks.8.hook_resid_pre),
+// or RELEASE/SAE_ID for the SAELens releases mechscope knows (gpt2-small-res-jb/blocks.8.hook_resid_pre),
+// which also sets model_name and neuronpedia_id as SAELens's directory does.
 // Error naming the file and key for a missing file, unknown architecture or normalisation, a weight
 // whose shape disagrees with d_in / d_sae, or a config without a hook name.
 SAE load_sae(const std::string& spec, const LoadOptions& opts = {});

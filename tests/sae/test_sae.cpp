@@ -152,6 +152,17 @@ TEST(LoadSae, SaveRoundTripsAndHfCacheLookup) {
   write_file_atomic(hub + "/models--someone--my-saes/refs/main", "abc123");
   setenv("HF_HUB_CACHE", hub.c_str(), 1);
   sae::SAE r = sae::load_sae("someone/my-saes/blocks.1.hook_resid_pre");
+  // The seed's release name resolves to its repo and gets SAELens's Neuronpedia id.
+  std::string jb = hub + "/models--jbloom--GPT2-Small-SAEs-Reformatted/snapshots/0123/blocks.1.hook_resid_pre";
+  sae::SAE noid = s;
+  noid.cfg.model_name.clear();
+  noid.cfg.neuronpedia_id.clear();
+  noid.cfg.raw = nlohmann::json::object();
+  sae::save_sae(noid, jb);
+  sae::SAE rel = sae::load_sae("gpt2-small-res-jb/blocks.1.hook_resid_pre");
+  EXPECT_EQ(rel.cfg.neuronpedia_id, "gpt2-small/1-res-jb");
+  EXPECT_EQ(rel.cfg.model_name, "gpt2-small");
+  EXPECT_TRUE(mstest::close(rel.W_dec, s.W_dec, 0, 0));
   unsetenv("HF_HUB_CACHE");
   EXPECT_EQ(r.cfg.architecture, sae::Architecture::JumpReLU);
   EXPECT_TRUE(mstest::close(r.W_enc, s.W_enc, 0, 0));
