@@ -49,30 +49,13 @@ std::vector<std::pair<int, std::string>> read_texts(const std::string& path) {
   return out;
 }
 
-// Through the shared --prompt path (so texts are encoded exactly as every command encodes prompts),
-// with its messages naming this command's inputs.
+// Through the one prompt encoder (texts are encoded exactly as every command encodes prompts), with
+// its messages naming this command's inputs.
 std::vector<std::vector<int64_t>> encode_texts(const std::vector<std::string>& texts, const std::vector<std::string>& names,
                                                const Args& a, const Loaded& m) {
-  Args sub("attnviz", "", "");
-  add_prompt_flags(sub, true);
-  std::vector<std::string> av;
-  for (auto& t : texts) av.push_back("--prompt=" + t);
-  if (a.on("prepend-bos")) av.push_back("--prepend-bos");
-  if (a.on("no-special-tokens")) av.push_back("--no-special-tokens");
-  std::vector<char*> ptrs;
-  for (auto& s : av) ptrs.push_back(s.data());
-  sub.parse((int)ptrs.size(), ptrs.data());
-  try {
-    return inputs_from_flags(sub, m);
-  } catch (const Error& e) {
-    std::string msg = e.what();
-    for (size_t i = names.size(); i-- > 0;) {
-      std::string from = "--prompt #" + std::to_string(i + 1);
-      for (size_t p = msg.find(from); p != std::string::npos; p = msg.find(from, p + 1))
-        if (p + from.size() == msg.size() || !std::isdigit((unsigned char)msg[p + from.size()])) msg.replace(p, from.size(), names[i]);
-    }
-    throw Error(msg);
-  }
+  std::vector<std::vector<int64_t>> out;
+  for (size_t i = 0; i < texts.size(); ++i) out.push_back(encode_text(a, m, texts[i], names[i]).ids);
+  return out;
 }
 
 std::vector<int64_t> selection(const std::string& s, int64_t n, const std::string& flag, const std::string& what) {
