@@ -211,7 +211,7 @@ struct Cell {
 // cell is S runs (one per noise sample) over positions t .. n-1 attending to their corrupted run;
 // writes each cell's score.
 void run_cells(const models::HookedModel& model, const BaseRun& base, const std::vector<Cell>& cells, int64_t S,
-               int64_t answer) {
+               int64_t answer, bool use_packed) {
   const int nL = (int)model.config().n_layers;
   const int64_t n = base.resid[0].size(1), C = (int64_t)cells.size();
   std::vector<packed::Run> runs;
@@ -248,7 +248,7 @@ void run_cells(const models::HookedModel& model, const BaseRun& base, const std:
     if (!attn_rows.empty()) hs.add(cat("blocks.", l, ".hook_attn_out"), restore(attn_rows, attn_t, base.attn_out[l]));
   };
   packed::Bases bases{std::vector<at::Tensor>(base.resid.begin(), base.resid.begin() + nL), base.kv};
-  at::Tensor x = packed::run(model, bases, runs, edits);  // [C * S, d] at the last position
+  at::Tensor x = packed::run(model, bases, runs, edits, use_packed);  // [C * S, d] at the last position
   at::Tensor p = at::softmax(packed::logits(model, x).to(at::kFloat), -1).select(1, answer).view({C, S}).mean(1);
   at::Tensor pc = p.to(at::kDouble).cpu().contiguous();
   for (int64_t c = 0; c < C; ++c) *cells[c].out = pc.data_ptr<double>()[c];
@@ -361,7 +361,7 @@ void trace_fast(const models::HookedModel& model, const BaseRun& base, TraceResu
         if (c.parent >= 0) c.parent = where[c.parent];
         sorted.push_back(c);
       }
-      run_cells(model, base, sorted, S, r.answer_id);
+      run_cells(model, base, sorted, S, r.answer_id, opt.use_packed);
       if (opt.on_cells) opt.on_cells((int64_t)sorted.size());
     }
   }

@@ -69,6 +69,9 @@ struct TraceOptions {
   // Fast path: at most this many packed rows (run × position) per batch; 0 = about 8 MB of residual
   // stream (bigger batches spend more time moving memory than they gain in GEMM speed).
   int64_t max_batch_tokens = 0;
+  // Fast path through the model's block_packed (false: the packed engine's generic path through
+  // block() on full-length runs, the same numbers; for checking).
+  bool use_packed = true;
   std::function<void(int64_t)> on_cells;  // called with the number of cells just finished (progress)
   // ROME's `expect`: when set and false for the answer, no cell is traced (TraceResult::rejected).
   std::function<bool(int64_t answer_id)> accept;

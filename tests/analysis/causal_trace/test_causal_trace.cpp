@@ -57,9 +57,16 @@ void expect_fast_equals_naive(const models::HookedModel& m, const ct::TraceInput
   opt.naive = false;
   ct::TraceResult fast = ct::trace(m, in, opt);
   EXPECT_EQ(fast.method, "fast");  // every causal architecture has block_packed
+  // The packed engine's generic path (block() on full-length runs rebuilt from each run's corrupted
+  // base run), which serves models without block_packed.
+  opt.use_packed = false;
+  ct::TraceResult generic = ct::trace(m, in, opt);
+  opt.use_packed = true;
   opt.naive = true;
   ct::TraceResult naive = ct::trace(m, in, opt);
   EXPECT_EQ(naive.method, "naive");
+  for (size_t k = 0; k < opt.kinds.size(); ++k)
+    EXPECT_TRUE(mstest::close(generic.scores[k], naive.scores[k], 0, tol)) << "generic " << ct::kind_name(opt.kinds[k]);
   EXPECT_EQ(fast.answer_id, naive.answer_id);
   EXPECT_DOUBLE_EQ(fast.low_score, naive.low_score);
   for (size_t k = 0; k < opt.kinds.size(); ++k)
