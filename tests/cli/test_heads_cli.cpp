@@ -1,0 +1,122 @@
+// Head ablation and patching primitives through the CLI: the GPT-2 fixture's `heads` references
+// (transformers, float64) on both checkpoint layouts, and the user errors.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "core/fs.h"
+#include "io/safetensors.h"
+#include "tensor_util.h"
+#include "test_util.h"
+
+using namespace mechscope;
+using mstest::contains;
+using mstest::ids_arg;
+using mstest::run_cli;
+
+namespace {
+
+std::shared_ptr<io::SafetensorsFile> ref() {
+  static auto f = io::SafetensorsFile::open(mstest::fixture("gpt2/reference.safetensors"));
+  return f;
+}
+const char* kLayouts[] = {"gpt2/model", "gpt2/model-hub-layout"};
+const std::pair<int, int> kHeads[] = {{0, 1}, {1, 3}};
+std::string head_name(std::pair<int, int> h) { return "L" + std::to_string(h.first) + "H" + std::to_string(h.second); }
+
+std::vector<int64_t> generate_ids(const std::string& model, const std::vector<std::string>& extra) {
+  std::vector<std::string> args{"generate", "--model", model, "--ids", ids_arg(ref()->get("heads.prompt_ids")),
+                                "--max-new-tokens", "10", "--json"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  auto r = run_cli(args);
+  EXPECT_EQ(r.code, 0) << r.err;
+  if (r.code != 0) return {};
+  auto j = nlohmann::json::parse(r.out);
+  auto ids = j["prompt_ids"].get<std::vector<int64_t>>();
+  for (int64_t x : j["new_ids"]) ids.push_back(x);
+  return ids;
+}
+
+TEST(HeadsCli, GenerateWithAblatedHeadMatchesTransformers) {
+  for (const char* layout : kLayouts) {
+    std::string model = mstest::fixture(layout);
+    EXPECT_EQ(generate_ids(model, {}), mstest::to_vec(ref()->get("heads.generate_base"))) << layout;
+    for (auto h : kHeads) {
+      std::string spec = std::to_string(h.first) + ":" + std::to_string(h.second);
+      auto want = mstest::to_vec(ref()->get("heads.generate_ablate_" + head_name(h)));
+      EXPECT_EQ(generate_ids(model, {"--ablate-heads", spec}), want) << layout << " " << spec;
+      EXPECT_EQ(generate_ids(model, {"--ablate-heads", spec, "--ablation", "zero"}), want) << layout << " " << spec;
+    }
+  }
+}
+
+TEST(HeadsCli, RunWithPatchedHeadMatchesTransformers) {
+  for (const char* layout : kLayouts) {
+    for (auto h : kHeads) {
+      std::string out = join_path(mstest::tmp_dir("heads-run-patch"), "patched.safetensors");
+      auto r = run_cli({"run", "--model", mstest::fixture(layout), "--ids", ids_arg(ref()->get("heads.prompt_ids")),
+                        "--patch-heads", std::to_string(h.first) + ":" + std::to_string(h.second),
+                        "--patch-source-ids", ids_arg(ref()->get("heads.source_ids")), "--out", out});
+      ASSERT_EQ(r.code, 0) << r.err;
+      at::Tensor logits = io::SafetensorsFile::open(out)->get("logits");
+      at::Tensor last = logits[0][-1];
+      EXPECT_TRUE(mstest::close(last, ref()->get("heads.patch_logits_" + head_name(h)), 1e-4, 1e-4))
+          << layout << " " << head_name(h);
+    }
+  }
+}
+
+TEST(HeadsCli, MeanAblationChangesGenerationAndPatchAppliesPerInput) {
+  std::string model = mstest::fixture("gpt2/model");
+  auto zero = generate_ids(model, {"--ablate-heads", "1:*"});
+  auto mean = generate_ids(model, {"--ablate-heads", "1:*", "--ablation", "mean"});
+  EXPECT_EQ(mean.size(), zero.size());
+  EXPECT_NE(mean, mstest::to_vec(ref()->get("heads.generate_base")));
+  // Two inputs, one source each: the second input patched from itself keeps its plain logits.
+  std::string dir = mstest::tmp_dir("heads-run-batch");
+  std::string p = ids_arg(ref()->get("heads.prompt_ids")), s = ids_arg(ref()->get("heads.source_ids"));
+  auto r = run_cli({"run", "--model", model, "--ids", p, "--ids", s, "--patch-heads", "0:1", "--patch-source-ids", s,
+                    "--patch-source-ids", s, "--out", join_path(dir, "b.safetensors")});
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = run_cli({"run", "--model", model, "--ids", s, "--out", join_path(dir, "plain.safetensors")});
+  ASSERT_EQ(r.code, 0) << r.err;
+  at::Tensor batch = io::SafetensorsFile::open(join_path(dir, "b.safetensors"))->get("logits");
+  at::Tensor plain = io::SafetensorsFile::open(join_path(dir, "plain.safetensors"))->get("logits");
+  EXPECT_TRUE(mstest::close(batch[1], plain[0], 1e-5, 1e-5));
+  EXPECT_TRUE(mstest::close(batch[0][-1], ref()->get("heads.patch_logits_L0H1"), 1e-4, 1e-4));
+}
+
+void expect_error(const std::vector<std::string>& args, const std::string& needle) {
+  auto r = run_cli(args);
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_TRUE(contains(r.err, needle)) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+}
+
+TEST(HeadsCli, BadHeadsAndSourcesAreOneClearError) {
+  std::string model = mstest::fixture("gpt2/model");
+  std::string p = ids_arg(ref()->get("heads.prompt_ids"));
+  std::vector<std::string> gen{"generate", "--model", model, "--ids", p, "--max-new-tokens", "3"};
+  auto with = [](std::vector<std::string> a, std::vector<std::string> more) {
+    a.insert(a.end(), more.begin(), more.end());
+    return a;
+  };
+  expect_error(with(gen, {"--ablate-heads", "2:0"}), "layer 2 is out of range (the model has 2 layers");
+  expect_error(with(gen, {"--ablate-heads", "0:4"}), "head 4 is out of range");
+  expect_error(with(gen, {"--ablate-heads", "a:b"}), "--ablate-heads item 'a:b'");
+  expect_error(with(gen, {"--ablate-heads", "0:1", "--ablation", "half"}), "--ablation: expected zero or mean, got 'half'");
+  expect_error(with(gen, {"--ablation", "mean"}), "--ablation applies to --ablate-heads");
+  std::string dir = mstest::tmp_dir("heads-run-bad");
+  std::string out = join_path(dir, "x.safetensors");
+  std::vector<std::string> run{"run", "--model", model, "--ids", p, "--out", out};
+  expect_error(with(run, {"--patch-heads", "0:1"}), "--patch-heads needs --patch-source-ids");
+  expect_error(with(run, {"--patch-heads", "0:1", "--patch-source-ids", "1,2,3"}),
+               "--patch-source-ids has 3 tokens but input 1 has 6");
+  expect_error(with(run, {"--patch-heads", "0:1", "--patch-source-ids", "1,2,3,4,5,99999999"}), "--patch-source-ids");
+  expect_error(with(run, {"--patch-heads", "1:x", "--patch-source-ids", p}), "--patch-heads item '1:x'");
+  expect_error(with(run, {"--patch-source-ids", p}), "--patch-source-ids applies to --patch-heads");
+  expect_error(with(run, {"--patch-heads", "0:1", "--patch-source-ids", p, "--patch-source-ids", p}),
+               "--patch-source-ids given 2 times for 1 inputs");
+  EXPECT_FALSE(file_exists(out));
+}
+
+}  // namespace
