@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <fstream>
+
 #include "core/fs.h"
 #include "io/safetensors.h"
 #include "tensor_util.h"
@@ -117,6 +119,48 @@ TEST(HeadsCli, BadHeadsAndSourcesAreOneClearError) {
   expect_error(with(run, {"--patch-heads", "0:1", "--patch-source-ids", p, "--patch-source-ids", p}),
                "--patch-source-ids given 2 times for 1 inputs");
   EXPECT_FALSE(file_exists(out));
+}
+
+void write_file(const std::string& path, const std::string& text) {
+  std::ofstream f(path);
+  f << text;
+}
+
+TEST(SentimentCli, OneObjectPerTextWithTheNpmScores) {
+  std::string dir = mstest::tmp_dir("sentiment-cli");
+  std::string file = join_path(dir, "texts.jsonl");
+  write_file(file, "\"VADER is smart, handsome, and funny!!! But not GOOD at all :)\"\n\n{\"text\": \"The book was good.\", \"id\": 3}\n\"\"\n");
+  auto r = run_cli({"sentiment", "--texts", file});
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::vector<nlohmann::json> lines;
+  size_t start = 0;
+  for (size_t nl; (nl = r.out.find('\n', start)) != std::string::npos; start = nl + 1)
+    lines.push_back(nlohmann::json::parse(r.out.substr(start, nl - start)));
+  ASSERT_EQ(lines.size(), 3u) << r.out;
+  EXPECT_EQ(lines[0]["text"], "VADER is smart, handsome, and funny!!! But not GOOD at all :)");
+  EXPECT_EQ(lines[0]["vader"]["neg"].get<double>(), 0.13);
+  EXPECT_EQ(lines[0]["vader"]["neu"].get<double>(), 0.309);
+  EXPECT_EQ(lines[0]["vader"]["pos"].get<double>(), 0.56);
+  EXPECT_EQ(lines[0]["vader"]["compound"].get<double>(), 0.8666);
+  EXPECT_EQ(lines[1]["vader"]["compound"].get<double>(), 0.4404);  // npm: polarity_scores("The book was good.")
+  EXPECT_EQ(lines[2]["vader"]["compound"].get<double>(), 0.0);
+  r = run_cli({"sentiment", "--text", "I hate this.", "--text", "Thank you!"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, "\"compound\":-0.5719")) << r.out;
+}
+
+TEST(SentimentCli, BadInputIsOneClearError) {
+  std::string dir = mstest::tmp_dir("sentiment-bad");
+  std::string empty = join_path(dir, "empty.jsonl"), broken = join_path(dir, "broken.jsonl"),
+              notext = join_path(dir, "notext.jsonl");
+  write_file(empty, "\n\n");
+  write_file(broken, "\"fine\"\n\"unterminated\n");
+  write_file(notext, "{\"prompt\": \"x\"}\n");
+  expect_error({"sentiment", "--texts", empty}, "has no texts");
+  expect_error({"sentiment", "--texts", broken}, "broken.jsonl:2 is not valid JSON");
+  expect_error({"sentiment", "--texts", notext}, "notext.jsonl:1: expected a JSON string or an object with a \"text\" string");
+  expect_error({"sentiment", "--texts", join_path(dir, "missing.jsonl")}, "cannot read --texts file");
+  expect_error({"sentiment"}, "give the texts with --texts");
 }
 
 }  // namespace
