@@ -5,7 +5,10 @@
 
 #include <fstream>
 
+#include "analysis/heads/screen.h"
 #include "core/fs.h"
+#include "models/model.h"
+#include "tokenizers/tokenizer.h"
 #include "io/safetensors.h"
 #include "tensor_util.h"
 #include "test_util.h"
@@ -161,6 +164,92 @@ TEST(SentimentCli, BadInputIsOneClearError) {
   expect_error({"sentiment", "--texts", notext}, "notext.jsonl:1: expected a JSON string or an object with a \"text\" string");
   expect_error({"sentiment", "--texts", join_path(dir, "missing.jsonl")}, "cannot read --texts file");
   expect_error({"sentiment"}, "give the texts with --texts");
+}
+
+// A two-emotion profile of two pairs each (one of them of different token lengths).
+std::string small_profile(const std::string& name) {
+  std::string dir = mstest::tmp_dir(name);
+  write_file(join_path(dir, "joy.jsonl"),
+             "{\"emotion\": \"Today I really appreciate the gift, and\", \"neutral\": \"Today I just noticed the gift, and\"}\n"
+             "{\"emotion\": \"Honestly, I am so thankful for your help. I\", \"neutral\": \"Honestly, I saw your help. I\"}\n");
+  write_file(join_path(dir, "rage.jsonl"),
+             "{\"emotion\": \"I am furious about the noise, so\", \"neutral\": \"I am thinking about the noise, so\"}\n"
+             "{\"emotion\": \"We hate the new schedule. It\", \"neutral\": \"We saw the new schedule. It\"}\n");
+  write_file(join_path(dir, "keywords.json"), "{\"joy\": [\"thank\", \"glad\"], \"rage\": [\"angry\", \"hate\"]}");
+  return dir;
+}
+
+TEST(HeadsScreenCli, ScoresEqualTheLibraryOnTheSamePairs) {
+  std::string prof = small_profile("screen-prof");
+  std::string model_dir = mstest::fixture("gpt2/model");
+  auto model = models::load_model(model_dir);
+  auto tok = tokenizers::load_tokenizer(model_dir);
+  namespace H = analysis::heads;
+  auto profile = H::load_profile(prof);
+  for (const char* score : {"keyword-attention", "output-norm", "causal"}) {
+    std::string out = join_path(mstest::tmp_dir(std::string("screen-") + score), "out");
+    auto r = run_cli({"heads", "screen", "--model", model_dir, "--profile", prof, "--score", score, "--out", out});
+    ASSERT_EQ(r.code, 0) << r.err;
+    auto j = nlohmann::json::parse(read_file(join_path(out, "head_scores.json")));
+    EXPECT_EQ(j["scores"].size(), 2u * 4u * 2u);
+    EXPECT_EQ(j["score"], score);
+    EXPECT_EQ(j["length_mismatched_pairs"]["joy"], 1);
+    EXPECT_EQ(j["length_mismatched_pairs"]["rage"], 0);
+    auto st = io::SafetensorsFile::open(join_path(out, "head_scores.safetensors"));
+    for (const char* e : {"joy", "rage"}) {
+      std::vector<H::AlignedPair> pairs;
+      for (auto& p : profile.of(e)) pairs.push_back(H::align_pair(tok->encode(p.emotion), tok->encode(p.neutral)));
+      at::Tensor want;
+      if (std::string(score) == "keyword-attention") want = H::keyword_attention_scores(*model, pairs);
+      else if (std::string(score) == "output-norm") want = H::output_norm_scores(*model, pairs);
+      else {
+        std::vector<int64_t> kw;
+        for (auto& w : profile.keywords.at(e)) kw.push_back(tok->encode(" " + w)[0]);
+        want = H::causal_scores(*model, pairs, kw);
+      }
+      EXPECT_TRUE(mstest::close(st->get(e), want, 1e-5, 1e-6)) << score << " " << e;
+      for (auto& row : j["scores"])
+        if (row["emotion"] == e)
+          EXPECT_NEAR(row["score"].get<double>(), want[row["layer"].get<int>()][row["head"].get<int>()].item<double>(), 1e-9);
+    }
+    EXPECT_TRUE(file_exists(join_path(out, "manifest.json")));
+    EXPECT_TRUE(file_exists(join_path(out, "index.html")));
+  }
+  // The shipped profile by name, one emotion.
+  std::string out = join_path(mstest::tmp_dir("screen-shipped"), "out");
+  auto r = run_cli({"heads", "screen", "--model", model_dir, "--profile", "baseline", "--emotion", "anger", "--out", out});
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(read_file(join_path(out, "head_scores.json")));
+  EXPECT_EQ(j["pairs"]["anger"], 70);
+  EXPECT_EQ(j["length_mismatched_pairs"]["anger"], 0);
+  EXPECT_EQ(j["top"].size(), 8u);
+}
+
+TEST(HeadsScreenCli, BadProfilesAndFlagsAreOneClearErrorWithNothingWritten) {
+  std::string model_dir = mstest::fixture("gpt2/model");
+  std::string prof = small_profile("screen-bad");
+  std::string out = join_path(mstest::tmp_dir("screen-bad-out"), "out");
+  std::vector<std::string> base{"heads", "screen", "--model", model_dir, "--out", out, "--profile"};
+  auto with = [&](std::vector<std::string> more) {
+    auto a = base;
+    a.insert(a.end(), more.begin(), more.end());
+    return a;
+  };
+  expect_error(with({prof, "--emotion", "fear"}), "unknown emotion 'fear'");
+  expect_error(with({prof, "--emotion", "fear"}), "(known: joy, rage)");
+  expect_error(with({prof, "--score", "attention"}), "--score: expected keyword-attention, output-norm or causal");
+  expect_error(with({"no-such-profile"}), "--profile 'no-such-profile' is neither a directory nor a shipped profile");
+  write_file(join_path(prof, "fear.jsonl"), "\n");
+  expect_error(with({prof}), "fear.jsonl' has no pairs");
+  write_file(join_path(prof, "fear.jsonl"), "{\"emotion\": \"I fear it. I\", \"neutral\": \"I see it. I\"}\nnot json\n");
+  expect_error(with({prof}), "fear.jsonl:2 is not valid JSON");
+  write_file(join_path(prof, "fear.jsonl"), "{\"emotion\": \"I fear it. I\", \"neutral\": \"I see it. I\"}\n");
+  expect_error(with({prof}), "keywords.json has no keywords for emotion 'fear'");
+  write_file(join_path(prof, "keywords.json"), "{\"joy\": [\"glad\"], \"rage\": [\"mad\"], \"fear\": [\"afraid\"]}");
+  write_file(join_path(prof, "fear.jsonl"), "{\"emotion\": \"I fear\", \"neutral\": \"I see\"}\n");
+  expect_error(with({prof}), "fear.jsonl:1: the emotional phrase ends the prompt");
+  expect_error({"heads", "scrn"}, "unknown heads subcommand 'scrn' (known: screen)");
+  EXPECT_FALSE(dir_exists(out));
 }
 
 }  // namespace
