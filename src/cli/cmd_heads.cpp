@@ -1,5 +1,6 @@
 // mechscope heads: attention-head analysis of emotion over prompt profiles (issue 14, seed 001).
-// Subcommands: screen (a score per layer × head × emotion).
+// Subcommands: screen (a score per layer × head × emotion), ablate (generations with heads ablated,
+// scored against the unablated ones).
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
 #include <torch/version.h>
@@ -9,9 +10,15 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <limits>
+#include <optional>
 
+#include "analysis/heads/generate_batch.h"
+#include "analysis/heads/interventions.h"
 #include "analysis/heads/profile.h"
 #include "analysis/heads/screen.h"
+#include "analysis/heads/stats.h"
+#include "analysis/sentiment/vader.h"
 #include "cli/common.h"
 #include "cli/registry.h"
 #include "core/error.h"
@@ -177,22 +184,220 @@ int run_screen(int argc, char** argv) {
   return 0;
 }
 
+// What each generation is scored by: VADER compound of the continuation, and keyword counts per emotion.
+struct Scores {
+  std::vector<double> sentiment;
+  std::map<std::string, std::vector<double>> keywords;
+};
+
+Scores score_texts(const std::vector<std::string>& texts, const H::Profile& prof) {
+  Scores s;
+  for (auto& t : texts) {
+    s.sentiment.push_back(analysis::sentiment::vader(t).compound);
+    for (auto& [e, words] : prof.keywords) s.keywords[e].push_back((double)H::count_keywords(t, words));
+  }
+  return s;
+}
+
+nlohmann::json comparison_json(const H::PairedComparison& c) {
+  return {{"n", c.n}, {"baseline_mean", c.mean_a}, {"intervened_mean", c.mean_b}, {"mean_diff", c.mean_diff},
+          {"ci95", {c.ci_low, c.ci_high}}, {"p_value", c.p_value}, {"exact_permutation", c.exact_permutation},
+          {"resamples", c.resamples}, {"seed", c.seed}};
+}
+
+// "0:0,3:5" -> "00_35" as the seed names its files (L-H where a number has two digits).
+std::string spec_tag(const std::vector<H::HeadRef>& heads) {
+  std::string s;
+  for (auto& h : heads) {
+    std::string one = h.layer < 10 && h.head < 10 ? cat(h.layer, h.head) : cat(h.layer, "-", h.head);
+    s += (s.empty() ? "" : "_") + one;
+  }
+  return s.size() > 80 ? cat(heads.size(), "heads") : s;
+}
+
+std::string base_name(std::string p) {
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  auto slash = p.find_last_of('/');
+  return slash == std::string::npos ? p : p.substr(slash + 1);
+}
+
+int run_ablate(int argc, char** argv) {
+  Args a("heads ablate", "--model M --profile P --head-spec L:H,... --emotion E|all --out DIR [--kind zero|mean]",
+         "Generates from each emotion prompt of the profile with and without the heads ablated (their hook_z\n"
+         "zeroed, or set to its mean over every prompt of the profile, at every position and every generated\n"
+         "step), greedy, batched with a KV cache; scores both continuations (VADER compound, keyword counts\n"
+         "per emotion) and reports per-prompt paired differences: mean, bootstrap 95% interval and a seeded\n"
+         "paired permutation p-value. Writes <model>_<emotion>_<heads>.json per emotion (every prompt's ids\n"
+         "and texts, both runs, each score) and head_ablation.safetensors (the per-prompt scores).");
+  add_model_flags(a);
+  a.opt("profile", "P", "profile folder or shipped profile name", "baseline");
+  a.opt("head-spec", "L:H,...", "heads to ablate: '0:0,3:5', 'L:*' for a whole layer");
+  a.opt("emotion", "E", "one emotion of the profile, or all", "all");
+  a.opt("prompts-file", "FILE", "a pairs file whose emotion prompts replace the profile's (one --emotion)");
+  a.opt("kind", "K", "zero, or mean (over every prompt of the profile, both sides, without ablation)", "zero");
+  a.opt("max-tokens", "N", "tokens to generate per prompt", "15");
+  a.opt("batch-size", "N", "prompts generated together", "32");
+  a.opt("resamples", "N", "bootstrap and permutation resamples", "10000");
+  a.opt("seed", "N", "seed of the bootstrap and permutation draws", "0");
+  a.flag("no-eos-stop", "keep generating after the end-of-sequence token");
+  a.opt("out", "DIR", "output folder");
+  if (!a.parse(argc, argv)) return 0;
+  if (!a.has("out")) fail("--out DIR is required");
+  if (!a.has("head-spec")) fail("--head-spec L:H,... is required (e.g. --head-spec 0:0,3:5)");
+  auto kind = H::parse_head_ablation(a.str("kind"), "--kind");
+  int64_t max_tokens = a.integer("max-tokens", 1, 1 << 20);
+  int64_t batch = a.integer("batch-size", 1, 1 << 20);
+  int64_t resamples = a.integer("resamples", 1, 100000000);
+  uint64_t seed = (uint64_t)a.integer("seed", 0, std::numeric_limits<long long>::max());
+  H::Profile prof = H::load_profile(resolve_profile(a.str("profile")));
+  auto emotions = prof.select(a.str("emotion"));
+  if (a.has("prompts-file")) {
+    if (emotions.size() != 1) fail("--prompts-file replaces one emotion's prompts: give --emotion NAME too");
+    prof.pairs[emotions[0]] = H::read_pairs(a.str("prompts-file"));
+  }
+  Loaded m = load_from_flags(a);
+  const auto& cfg = m.model->config();
+  auto heads = H::parse_head_spec(a.str("head-spec"), cfg.n_layers, cfg.n_heads, "--head-spec");
+  const auto& tok = need_tokenizer(m, "heads ablate");
+  std::optional<int64_t> eos;
+  if (!a.on("no-eos-stop")) eos = cfg.eos_token_id;
+
+  auto t0 = std::chrono::steady_clock::now();
+  std::map<std::string, std::vector<std::vector<int64_t>>> prompts;
+  for (auto& e : emotions)
+    for (auto& p : prof.of(e)) {
+      prompts[e].push_back(tok.encode(p.emotion));
+      check_ids(prompts[e].back(), cfg, cat(e, " prompt at line ", p.line), max_tokens);
+    }
+  std::map<int64_t, at::Tensor> means;
+  int64_t mean_prompts = 0;
+  if (kind == H::HeadAblation::Mean) {
+    std::vector<std::vector<int64_t>> all;
+    for (auto& [e, ps] : prof.pairs)
+      for (auto& p : ps) {
+        all.push_back(tok.encode(p.emotion));
+        all.push_back(tok.encode(p.neutral));
+      }
+    mean_prompts = (int64_t)all.size();
+    means = H::mean_z(*m.model, all, heads);
+  }
+  hooks::HookSet hs;
+  hooks::ScopedHooks scope(hs);
+  H::add_ablation(scope, heads, kind, means);
+
+  std::string model_name = base_name(a.str("model")), tag = spec_tag(heads);
+  std::map<std::string, nlohmann::json> files;
+  std::vector<std::pair<std::string, at::Tensor>> tensors;
+  nlohmann::json summary;
+  for (auto& e : emotions) {
+    auto s0 = std::chrono::steady_clock::now();
+    auto base_ids = H::generate_greedy_batch(*m.model, prompts[e], max_tokens, eos, nullptr, batch);
+    auto abl_ids = H::generate_greedy_batch(*m.model, prompts[e], max_tokens, eos, &hs, batch);
+    std::vector<std::string> base_text, abl_text;
+    for (auto& ids : base_ids) base_text.push_back(decode_known(tok, ids));
+    for (auto& ids : abl_ids) abl_text.push_back(decode_known(tok, ids));
+    Scores bs = score_texts(base_text, prof), as = score_texts(abl_text, prof);
+    nlohmann::json j;
+    j["model"] = m.dir;
+    j["profile"] = prof.dir;
+    j["emotion"] = e;
+    j["head_spec"] = H::format_head_spec(heads);
+    for (auto& h : heads) j["heads"].push_back({h.layer, h.head});
+    j["kind"] = H::head_ablation_name(kind);
+    if (kind == H::HeadAblation::Mean) j["mean_over_prompts"] = mean_prompts;
+    j["max_tokens"] = max_tokens;
+    j["sentiment"] = "VADER compound of the continuation";
+    const auto& pairs = prof.of(e);
+    for (size_t i = 0; i < pairs.size(); ++i) {
+      nlohmann::json p{{"index", i}, {"prompt", pairs[i].emotion}, {"prompt_ids", prompts[e][i]}};
+      auto side = [&](const std::vector<int64_t>& ids, const std::string& text, const Scores& s) {
+        nlohmann::json k;
+        for (auto& [ke, v] : s.keywords) k[ke] = v[i];
+        return nlohmann::json{{"ids", ids}, {"text", text}, {"sentiment", s.sentiment[i]}, {"keywords", k}};
+      };
+      p["baseline"] = side(base_ids[i], base_text[i], bs);
+      p["ablated"] = side(abl_ids[i], abl_text[i], as);
+      j["prompts"].push_back(p);
+    }
+    auto cmp = H::compare_paired(bs.sentiment, as.sentiment, resamples, seed);
+    j["comparison"]["sentiment"] = comparison_json(cmp);
+    for (auto& [ke, v] : bs.keywords) {
+      j["comparison"]["keywords"][ke] = comparison_json(H::compare_paired(v, as.keywords[ke], resamples, seed));
+      double tb = 0, ta = 0;
+      for (size_t i = 0; i < v.size(); ++i) {
+        tb += v[i];
+        ta += as.keywords[ke][i];
+      }
+      j["keyword_totals"][ke] = {{"baseline", tb}, {"ablated", ta}};
+    }
+    j["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - s0).count();
+    summary[e] = j["comparison"];
+    tensors.emplace_back(e + ".baseline.sentiment", at::tensor(bs.sentiment, at::kDouble).to(at::kFloat));
+    tensors.emplace_back(e + ".ablated.sentiment", at::tensor(as.sentiment, at::kDouble).to(at::kFloat));
+    for (auto& [ke, v] : bs.keywords) {
+      tensors.emplace_back(e + ".baseline.keywords." + ke, at::tensor(v, at::kDouble).to(at::kFloat));
+      tensors.emplace_back(e + ".ablated.keywords." + ke, at::tensor(as.keywords[ke], at::kDouble).to(at::kFloat));
+    }
+    files[model_name + "_" + e + "_" + tag + ".json"] = j;
+    std::fprintf(stderr, "%s: %zu prompts x 2 runs x %lld tokens in %.2fs\n", e.c_str(), pairs.size(),
+                 (long long)max_tokens, j["seconds"].get<double>());
+  }
+  double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+  report::RunOutput out(a.str("out"), argc, argv, "heads ablate", "Head ablation: " + m.dir,
+                        H::head_ablation_name(kind) + " ablation of " + H::format_head_spec(heads));
+  out.manifest.model = m.dir;
+  out.manifest.seed = seed;
+  out.manifest.versions["libtorch"] = TORCH_VERSION;
+  out.manifest.extra = {{"head_spec", H::format_head_spec(heads)}, {"kind", H::head_ablation_name(kind)},
+                        {"profile", prof.dir}, {"emotions", emotions}, {"max_tokens", max_tokens}, {"total_s", total}};
+  for (auto& [name, j] : files) {
+    write_file_atomic(join_path(out.dir(), name), j.dump(1));
+    out.add_file(name);
+  }
+  io::write_safetensors(join_path(out.dir(), "head_ablation.safetensors"), tensors,
+                        {{"model", m.dir}, {"head_spec", H::format_head_spec(heads)}, {"kind", H::head_ablation_name(kind)}});
+  out.add_file("head_ablation.safetensors");
+  for (auto& e : emotions) {
+    auto& c = summary[e]["sentiment"];
+    out.html.add_paragraph(cat(e, ": sentiment ", c["baseline_mean"].get<double>(), " -> ", c["intervened_mean"].get<double>(),
+                               " (diff ", c["mean_diff"].get<double>(), ", p = ", c["p_value"].get<double>(), ")"));
+  }
+  out.finish();
+
+  std::printf("%s ablation of %s, %lld new tokens -> %s\n", H::head_ablation_name(kind).c_str(),
+              H::format_head_spec(heads).c_str(), (long long)max_tokens, out.dir().c_str());
+  std::printf("%-10s %-18s %9s %9s %9s  %-21s %8s\n", "emotion", "metric", "baseline", "ablated", "change", "95% CI", "p");
+  for (auto& e : emotions) {
+    auto row = [&](const std::string& name, const nlohmann::json& c) {
+      std::printf("%-10s %-18s %9.4f %9.4f %+9.4f  [%+.4f, %+.4f] %8.4f\n", e.c_str(), name.c_str(),
+                  c["baseline_mean"].get<double>(), c["intervened_mean"].get<double>(), c["mean_diff"].get<double>(),
+                  c["ci95"][0].get<double>(), c["ci95"][1].get<double>(), c["p_value"].get<double>());
+    };
+    row("sentiment", summary[e]["sentiment"]);
+    for (auto& [ke, c] : summary[e]["keywords"].items()) row(ke + " keywords", c);
+  }
+  return 0;
+}
+
 int run_heads(int argc, char** argv) {
   const char* usage =
       "usage: mechscope heads SUBCOMMAND ...\n\n"
       "Attention-head analysis of emotion over prompt profiles.\n\n"
-      "  screen   a score per layer x head x emotion (keyword-attention, output-norm, causal)\n\n"
+      "  screen   a score per layer x head x emotion (keyword-attention, output-norm, causal)\n"
+      "  ablate   generations with heads ablated vs without, sentiment and keywords, paired statistics\n\n"
       "mechscope heads SUBCOMMAND --help lists its flags.\n";
   if (argc < 1 || !std::strcmp(argv[0], "--help") || !std::strcmp(argv[0], "-h")) {
-    if (argc < 1) fail("heads needs a subcommand: screen (see mechscope heads --help)");
+    if (argc < 1) fail("heads needs a subcommand: screen or ablate (see mechscope heads --help)");
     std::printf("%s", usage);
     return 0;
   }
   if (!std::strcmp(argv[0], "screen")) return run_screen(argc - 1, argv + 1);
-  fail("unknown heads subcommand '", argv[0], "' (known: screen)");
+  if (!std::strcmp(argv[0], "ablate")) return run_ablate(argc - 1, argv + 1);
+  fail("unknown heads subcommand '", argv[0], "' (known: screen, ablate)");
 }
 
-const Register reg{"heads", "attention-head analysis of emotion (heads screen)", 75, run_heads};
+const Register reg{"heads", "attention-head analysis of emotion (heads screen, heads ablate)", 75, run_heads};
 
 }  // namespace
 }  // namespace mechscope::cli

@@ -5,7 +5,10 @@
 
 #include <fstream>
 
+#include "analysis/heads/interventions.h"
 #include "analysis/heads/screen.h"
+#include "analysis/sentiment/vader.h"
+#include "models/generate.h"
 #include "core/fs.h"
 #include "models/model.h"
 #include "tokenizers/tokenizer.h"
@@ -248,7 +251,93 @@ TEST(HeadsScreenCli, BadProfilesAndFlagsAreOneClearErrorWithNothingWritten) {
   write_file(join_path(prof, "keywords.json"), "{\"joy\": [\"glad\"], \"rage\": [\"mad\"], \"fear\": [\"afraid\"]}");
   write_file(join_path(prof, "fear.jsonl"), "{\"emotion\": \"I fear\", \"neutral\": \"I see\"}\n");
   expect_error(with({prof}), "fear.jsonl:1: the emotional phrase ends the prompt");
-  expect_error({"heads", "scrn"}, "unknown heads subcommand 'scrn' (known: screen)");
+  expect_error({"heads", "scrn"}, "unknown heads subcommand 'scrn' (known: screen, ablate)");
+  EXPECT_FALSE(dir_exists(out));
+}
+
+TEST(HeadsAblateCli, GenerationsEqualGenerateWithTheSameHeadsAndScoresAreTheirs) {
+  std::string prof = small_profile("ablate-prof");
+  std::string model_dir = mstest::fixture("gpt2/model");
+  namespace H = analysis::heads;
+  auto model = models::load_model(model_dir);
+  auto tok = tokenizers::load_tokenizer(model_dir);
+  auto profile = H::load_profile(prof);
+  for (const char* kind : {"zero", "mean"}) {
+    std::string out = join_path(mstest::tmp_dir(std::string("ablate-") + kind), "out");
+    auto r = run_cli({"heads", "ablate", "--model", model_dir, "--profile", prof, "--head-spec", "0:1,1:*", "--emotion",
+                      "joy", "--max-tokens", "5", "--kind", kind, "--batch-size", "1", "--resamples", "200", "--out", out});
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_TRUE(contains(r.out, "sentiment")) << r.out;
+    auto j = nlohmann::json::parse(read_file(join_path(out, "model_joy_01_10_11_12_13.json")));
+    EXPECT_EQ(j["kind"], kind);
+    ASSERT_EQ(j["prompts"].size(), 2u);
+    // The same heads ablated by the library, one prompt at a time (mean: over every prompt of the profile).
+    auto heads = H::parse_head_spec("0:1,1:*", 2, 4, "--h");
+    std::map<int64_t, at::Tensor> means;
+    if (std::string(kind) == "mean") {
+      std::vector<std::vector<int64_t>> all;
+      for (auto& [e, ps] : profile.pairs)
+        for (auto& p : ps) {
+          all.push_back(tok->encode(p.emotion));
+          all.push_back(tok->encode(p.neutral));
+        }
+      means = H::mean_z(*model, all, heads);
+    }
+    hooks::HookSet hs;
+    hooks::ScopedHooks scope(hs);
+    H::add_ablation(scope, heads, std::string(kind) == "mean" ? H::HeadAblation::Mean : H::HeadAblation::Zero, means);
+    std::vector<double> diffs;
+    for (auto& p : j["prompts"]) {
+      auto ids = p["prompt_ids"].get<std::vector<int64_t>>();
+      models::GenerateOptions g;
+      g.max_new_tokens = 5;
+      g.eos_token_id = model->config().eos_token_id;
+      EXPECT_EQ(p["baseline"]["ids"].get<std::vector<int64_t>>(), models::generate(*model, ids, g));
+      g.hooks = &hs;
+      EXPECT_EQ(p["ablated"]["ids"].get<std::vector<int64_t>>(), models::generate(*model, ids, g)) << kind;
+      for (const char* side : {"baseline", "ablated"})
+        EXPECT_EQ(p[side]["sentiment"].get<double>(),
+                  analysis::sentiment::vader(p[side]["text"].get<std::string>()).compound);
+      diffs.push_back(p["ablated"]["sentiment"].get<double>() - p["baseline"]["sentiment"].get<double>());
+    }
+    EXPECT_NEAR(j["comparison"]["sentiment"]["mean_diff"].get<double>(), (diffs[0] + diffs[1]) / 2, 1e-12);
+    EXPECT_TRUE(j["comparison"]["keywords"].contains("rage"));
+    EXPECT_TRUE(file_exists(join_path(out, "head_ablation.safetensors")));
+    EXPECT_TRUE(file_exists(join_path(out, "manifest.json")));
+  }
+  // The zero-ablated continuations also equal `generate --ablate-heads` through the CLI.
+  std::string out = join_path(mstest::tmp_dir("ablate-cli-zero"), "out");
+  auto r = run_cli({"heads", "ablate", "--model", model_dir, "--profile", prof, "--head-spec", "1:3", "--emotion", "rage",
+                    "--max-tokens", "4", "--out", out});
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(read_file(join_path(out, "model_rage_13.json")));
+  for (auto& p : j["prompts"]) {
+    auto g = run_cli({"generate", "--model", model_dir, "--ids", ids_arg(at::tensor(p["prompt_ids"].get<std::vector<int64_t>>())),
+                      "--max-new-tokens", "4", "--ablate-heads", "1:3", "--json"});
+    ASSERT_EQ(g.code, 0) << g.err;
+    EXPECT_EQ(nlohmann::json::parse(g.out)["new_ids"], p["ablated"]["ids"]);
+  }
+}
+
+TEST(HeadsAblateCli, BadInputIsOneClearErrorWithNothingWritten) {
+  std::string model_dir = mstest::fixture("gpt2/model");
+  std::string prof = small_profile("ablate-bad");
+  std::string out = join_path(mstest::tmp_dir("ablate-bad-out"), "out");
+  std::vector<std::string> base{"heads", "ablate", "--model", model_dir, "--profile", prof, "--out", out};
+  auto with = [&](std::vector<std::string> more) {
+    auto a = base;
+    a.insert(a.end(), more.begin(), more.end());
+    return a;
+  };
+  expect_error(with({"--head-spec", "2:0"}), "--head-spec item '2:0': layer 2 is out of range (the model has 2 layers");
+  expect_error(with({"--head-spec", "a:b"}), "--head-spec item 'a:b'");
+  expect_error(with({}), "--head-spec L:H,... is required");
+  expect_error(with({"--head-spec", "0:0", "--kind", "half"}), "--kind: expected zero or mean, got 'half'");
+  expect_error(with({"--head-spec", "0:0", "--emotion", "fear"}), "unknown emotion 'fear'");
+  expect_error(with({"--head-spec", "0:0", "--prompts-file", join_path(prof, "joy.jsonl")}),
+               "--prompts-file replaces one emotion's prompts");
+  expect_error(with({"--head-spec", "0:0", "--emotion", "joy", "--prompts-file", join_path(prof, "missing.jsonl")}),
+               "missing.jsonl");
   EXPECT_FALSE(dir_exists(out));
 }
 
