@@ -251,7 +251,7 @@ TEST(HeadsScreenCli, BadProfilesAndFlagsAreOneClearErrorWithNothingWritten) {
   write_file(join_path(prof, "keywords.json"), "{\"joy\": [\"glad\"], \"rage\": [\"mad\"], \"fear\": [\"afraid\"]}");
   write_file(join_path(prof, "fear.jsonl"), "{\"emotion\": \"I fear\", \"neutral\": \"I see\"}\n");
   expect_error(with({prof}), "fear.jsonl:1: the emotional phrase ends the prompt");
-  expect_error({"heads", "scrn"}, "unknown heads subcommand 'scrn' (known: screen, ablate)");
+  expect_error({"heads", "scrn"}, "unknown heads subcommand 'scrn' (known: screen, ablate, patch)");
   EXPECT_FALSE(dir_exists(out));
 }
 
@@ -338,6 +338,60 @@ TEST(HeadsAblateCli, BadInputIsOneClearErrorWithNothingWritten) {
                "--prompts-file replaces one emotion's prompts");
   expect_error(with({"--head-spec", "0:0", "--emotion", "joy", "--prompts-file", join_path(prof, "missing.jsonl")}),
                "missing.jsonl");
+  EXPECT_FALSE(dir_exists(out));
+}
+
+TEST(HeadsPatchCli, GenerationsEqualTheHandWrittenPatchOnePromptAtATime) {
+  std::string prof = small_profile("patch-prof");
+  std::string model_dir = mstest::fixture("gpt2/model");
+  namespace H = analysis::heads;
+  auto model = models::load_model(model_dir);
+  for (const char* pg : {"none", "mean"}) {
+    std::string out = join_path(mstest::tmp_dir(std::string("patch-") + pg), "out");
+    auto r = run_cli({"heads", "patch", "--model", model_dir, "--profile", prof, "--head-spec", "0:*,1:2", "--emotion",
+                      "joy", "--max-tokens", "5", "--patch-generated", pg, "--resamples", "100", "--out", out});
+    ASSERT_EQ(r.code, 0) << r.err;
+    auto j = nlohmann::json::parse(read_file(join_path(out, "model_joy_00_01_02_03_12.json")));
+    EXPECT_EQ(j["length_mismatched_pairs"], 1);
+    ASSERT_EQ(j["prompts"].size(), 2u);
+    auto heads = H::parse_head_spec("0:*,1:2", 2, 4, "--h");
+    for (auto& p : j["prompts"]) {
+      auto nids = p["prompt_ids"].get<std::vector<int64_t>>(), eids = p["source_ids"].get<std::vector<int64_t>>();
+      int64_t n = (int64_t)nids.size();
+      hooks::HookSet hs;
+      std::vector<int64_t> gen_pos;
+      for (int64_t q = n; q < n + 5; ++q) gen_pos.push_back(q);
+      for (auto& [l, hl] : H::heads_by_layer(heads)) {
+        at::Tensor ez = H::capture_z(*model, at::tensor(eids, at::kLong).unsqueeze(0), {l})[l];
+        at::Tensor nz = H::capture_z(*model, at::tensor(nids, at::kLong).unsqueeze(0), {l})[l];
+        auto patch = hooks::replace_with(H::aligned_source(ez, nz), {{}, hl});
+        hs.add(H::z_hook(l), [patch, n](at::Tensor& t, const hooks::HookContext& c) {
+          if (c.pos0 < n) patch(t, c);
+        });
+        if (std::string(pg) == "mean")
+          hs.add(H::z_hook(l), hooks::fill(ez[0].index_select(1, at::tensor(hl, at::kLong)).mean(0), {gen_pos, hl}));
+      }
+      models::GenerateOptions g;
+      g.max_new_tokens = 5;
+      g.eos_token_id = model->config().eos_token_id;
+      EXPECT_EQ(p["baseline"]["ids"].get<std::vector<int64_t>>(), models::generate(*model, nids, g));
+      g.hooks = &hs;
+      EXPECT_EQ(p["patched"]["ids"].get<std::vector<int64_t>>(), models::generate(*model, nids, g)) << pg;
+      EXPECT_EQ(p["patched"]["sentiment"].get<double>(),
+                analysis::sentiment::vader(p["patched"]["text"].get<std::string>()).compound);
+    }
+    EXPECT_TRUE(file_exists(join_path(out, "head_patching.safetensors")));
+  }
+  std::string out = join_path(mstest::tmp_dir("patch-bad"), "out");
+  std::vector<std::string> base{"heads", "patch", "--model", model_dir, "--profile", prof, "--out", out};
+  auto with = [&](std::vector<std::string> more) {
+    auto a = base;
+    a.insert(a.end(), more.begin(), more.end());
+    return a;
+  };
+  expect_error(with({"--head-spec", "0:0", "--patch-generated", "all"}), "--patch-generated: expected none or mean, got 'all'");
+  expect_error(with({"--head-spec", "0:9"}), "head 9 is out of range");
+  expect_error(with({"--head-spec", "0:0", "--emotion", "fear"}), "(known: joy, rage)");
   EXPECT_FALSE(dir_exists(out));
 }
 
