@@ -16,3 +16,11 @@ echo "OpenBLAS kernels: $(/usr/bin/python3 -c "import json,sys; print(json.load(
 "$BUILD/bench_trace" "$MODEL" "$THREADS" > "$OUT/trace.json"
 "$BUILD/bench_tokenize" . > "$OUT/tokenize.json"
 /usr/bin/python3 bench/report.py "$OUT"
+"$BUILD/bench_attnviz" "$BUILD/bench/bert-base-random" "$THREADS" 1 150 > "$OUT/attnviz.json"
+/usr/bin/python3 bench/torch_attnviz.py "$BUILD/bench/bert-base-random" "$THREADS" 1 150 > "$OUT/torch_attnviz.json"
+/usr/bin/python3 bench/report_attnviz.py "$OUT"
+"$BUILD/bench_sae" stats "$THREADS" > "$OUT/sae_stats.json"
+"$BUILD/bench_sae" tsea "$THREADS" > "$OUT/sae_tsea.json"
+/usr/bin/python3 bench/bench_sae_torch.py stats "$THREADS" 4096 > "$OUT/sae_stats_torch.json"  # SAELens's way needs ~5 copies of the projection
+/usr/bin/python3 bench/bench_sae_torch.py tsea "$THREADS" 1000 > "$OUT/sae_tsea_torch.json"
+/usr/bin/python3 bench/bench_sae_report.py "$OUT"

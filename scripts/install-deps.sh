@@ -11,6 +11,7 @@ APT_PACKAGES=(
   nlohmann-json3-dev      # config.json, tokenizer.json, safetensors headers
   libutf8proc-dev         # Unicode categories and normalisation for tokenizers
   libgtest-dev            # unit tests
+  zlib1g-dev              # deflate entries of .npz files (Gemma Scope SAEs)
   libcairo2-dev libpango1.0-dev fonts-noto-cjk fonts-noto-color-emoji fonts-dejavu-core
   chromium                # headless check of index.html
   python3-torch python3-numpy   # benchmark baseline (plain PyTorch)

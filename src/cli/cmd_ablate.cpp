@@ -72,6 +72,8 @@ int run_ablate(int argc, char** argv) {
   add_model_flags(a);
   a.opt("prompt", "TEXT", "the prompt");
   a.opt("ids", "IDS", "the prompt as token ids");
+  a.opt("pair", "TEXT", "second segment of --prompt (BERT-family: the tokenizer's pair template, token types 0/1; "
+                        "reference prompts run with type 0)");
   add_answer_flags(a);
   a.opt("targets", "LIST", "comma-separated targets (see mechscope patch --help)", "z_all_pos");
   a.opt("kind", "K", "zero, mean or resample", "zero");
@@ -91,10 +93,16 @@ int run_ablate(int argc, char** argv) {
   if (a.has("prompt") == a.has("ids")) fail("give the prompt with --prompt TEXT or --ids IDS (one of them)");
 
   Loaded m = load_from_flags(a);
+  need_lm_head(m, "ablate");
   P::Metric metric = metric_from_flags(a, m);
-  std::vector<int64_t> ids;
+  std::vector<int64_t> ids, types;
+  if (a.has("pair") && !a.has("prompt")) fail("--pair goes with --prompt TEXT (the first segment), not with --ids");
   if (a.has("prompt")) {
-    ids = prompt_ids(a, m, a.str("prompt"), "--prompt");
+    std::optional<std::string> second;
+    if (a.has("pair")) second = a.str("pair");
+    auto enc = prompt_encoding(a, m, a.str("prompt"), "--prompt", second);
+    ids = enc.ids;
+    types = enc.type_ids;
   } else {
     for (long long x : parse_int_list(a.str("ids"), "--ids")) ids.push_back(x);
     check_ids(ids, m.model->config(), "--ids");
@@ -111,7 +119,7 @@ int run_ablate(int argc, char** argv) {
     Progress progress("ablate cells", cells);  // its line ends before the summary is printed
     P::SweepOptions sweep;
     sweep.on_cells = [&progress](int64_t k) { progress.tick(k); };
-    r = P::ablate(*m.model, ids, metric, targets, kind, reference, method, sweep);
+    r = P::ablate(*m.model, ids, metric, targets, kind, reference, method, sweep, types);
   }
   double total = std::chrono::duration<double>(Clock::now() - t0).count();
 
@@ -128,9 +136,10 @@ int run_ablate(int argc, char** argv) {
   nlohmann::json j{{"model", m.dir}, {"kind", kind_name}, {"method", P::method_name(method)},
                    {"metric", {{"kind", P::metric_name(metric.kind)}, {"answer_id", metric.answer},
                                {"wrong_id", metric.wrong}, {"position", metric.position}, {"clean", r.clean_metric}}},
-                   {"value", "metric(ablated) - metric(clean)"}, {"tokens", toks}, {"positions", labels},
+                   {"value", "metric(ablated) - metric(clean)"}, {"ids", ids}, {"tokens", toks}, {"positions", labels},
                    {"references", reference.size()}, {"n_pos", r.n_pos}};
   j["timings"] = {{"total_s", total}};
+  if (a.has("pair")) j["token_type_ids"] = types;
   std::string title = kind_name;
   title[0] = (char)std::toupper((unsigned char)title[0]);
   P::FigureLabels fl{labels, value_name, title + " ablation"};

@@ -22,7 +22,7 @@ int run_generate(int argc, char** argv) {
   a.opt("top-p", "P", "nucleus sampling: smallest set of tokens with probability >= P (1 = off)", "1");
   a.opt("seed", "N", "random seed for sampling", "0");
   a.flag("no-eos-stop", "keep generating after the end-of-sequence token");
-  a.flag("json", "print {\"prompt_ids\": [...], \"new_ids\": [...], \"text\": \"...\"}");
+  a.flag("json", "print {\"prompt_ids\": [...], \"prompt_tokens\": [...], \"new_ids\": [...], \"text\": \"...\"}");
   // Head ablation (issue 14): kept as its own block so the prompt handling above merges cleanly.
   a.opt("ablate-heads", "L:H,...", "ablate these attention heads (their hook_z) at every position, generated ones included; 'L:*' = a whole layer");
   a.opt("ablation", "KIND", "with --ablate-heads: zero, or mean (each head's z averaged over the prompt's positions, without ablation)", "zero");
@@ -39,8 +39,10 @@ int run_generate(int argc, char** argv) {
     fail("--top-k/--top-p apply to sampling: give --temperature too (e.g. --temperature 1)");
 
   Loaded m = load_from_flags(a);
-  auto inputs = inputs_from_flags(a, m, g.max_new_tokens);
-  if (inputs.size() != 1) fail("generate takes one prompt");
+  need_lm_head(m, "generate");
+  auto seqs = inputs_from_flags(a, m, g.max_new_tokens).seqs;
+  if (seqs.size() != 1) fail("generate takes one prompt");
+  std::vector<std::vector<int64_t>> inputs{seqs[0].ids};
   if (!a.on("no-eos-stop")) g.eos_token_id = m.model->config().eos_token_id;
 
   hooks::HookSet head_hooks;
@@ -64,6 +66,11 @@ int run_generate(int argc, char** argv) {
   if (a.on("json")) {
     nlohmann::json j{{"prompt_ids", inputs[0]}, {"new_ids", out}};
     j["text"] = m.tokenizer ? nlohmann::json(text) : nlohmann::json();
+    if (m.tokenizer) {
+      std::vector<std::string> toks;
+      for (int64_t id : inputs[0]) toks.push_back(id < m.tokenizer->size() ? m.tokenizer->id_to_token(id) : "");
+      j["prompt_tokens"] = toks;
+    }
     std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     return 0;
   }

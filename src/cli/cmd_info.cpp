@@ -33,6 +33,13 @@ int run_info(int argc, char** argv) {
                    {"dtype", std::string(at::toString(m.model->dtype()))},
                    {"tokenizer", m.tokenizer ? nlohmann::json(m.tokenizer->size()) : nlohmann::json()},
                    {"hooks", hooks}};
+  if (m.model->has_classifier()) {
+    j["labels"] = c.labels;
+    j["head"] = "sequence classification";
+  } else {
+    j["head"] = m.model->has_lm_head() ? "language model" : "none";
+  }
+  if (c.n_token_types) j["token_types"] = c.n_token_types;
   if (a.on("json")) {
     std::printf("%s\n", j.dump(2).c_str());
     return 0;
@@ -45,6 +52,14 @@ int run_info(int argc, char** argv) {
   std::printf("d_mlp        %lld (%s)\ncontext      %lld\nvocabulary   %lld%s\n", (long long)c.d_mlp, c.act_fn.c_str(),
               (long long)c.n_ctx, (long long)c.d_vocab, c.tied_embeddings ? " (tied unembedding)" : "");
   std::printf("parameters   %lld\ndtype        %s\n", (long long)m.model->parameter_count(), at::toString(m.model->dtype()));
+  if (m.model->has_classifier()) {
+    std::string labels;
+    for (size_t i = 0; i < c.labels.size(); ++i) labels += cat(i ? ", " : "", i, " ", c.labels[i]);
+    std::printf("head         sequence classification, %zu labels: %s\n", c.labels.size(), labels.c_str());
+  } else if (!m.model->has_lm_head()) {
+    std::printf("head         none (activations only)\n");
+  }
+  if (c.n_token_types) std::printf("token types  %lld\n", (long long)c.n_token_types);
   if (m.tokenizer) std::printf("tokenizer    %lld tokens\n", (long long)m.tokenizer->size());
   else std::printf("tokenizer    none (use --ids, or --tokenizer PATH)\n");
   std::printf("hook points  %zu\n", hooks.size());

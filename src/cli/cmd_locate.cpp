@@ -121,7 +121,7 @@ int run_locate(int argc, char** argv) {
   a.flag("resume", "continue a run in --out: facts already written are kept");
   a.flag("overwrite", "start again in an --out that holds an earlier run");
   a.flag("skip-bad", "report and skip malformed lines and facts whose subject is not in the prompt");
-  a.flag("prepend-bos", "put the BOS token before each prompt");
+  add_encoding_flags(a);
   a.opt("html-facts", "N", "per-fact heatmaps shown interactively in index.html (the PNGs are all written)", "30");
   if (!a.parse((int)args.size(), args.data())) return 0;
   if (!a.has("kg-file")) fail("--kg-file FACTS.jsonl is required");
@@ -143,6 +143,7 @@ int run_locate(int argc, char** argv) {
   Loaded m = load_from_flags(a);
   ct::check_traceable(*m.model);
   const auto& cfg = m.model->config();
+  need_lm_head(m, "locate");
   const auto& tok = need_tokenizer(m, "locate");
   const int nL = (int)cfg.n_layers;
 
@@ -157,16 +158,22 @@ int run_locate(int argc, char** argv) {
   std::vector<json> bad_facts;
   for (auto& s : ff.skipped) bad_facts.push_back({{"reason", s}});
   std::vector<std::vector<int64_t>> subjects;
-  for (auto& f : ff.facts) subjects.push_back(tok.encode(f.subject));
+  for (auto& f : ff.facts) {
+    try {
+      subjects.push_back(subject_ids(a, m, f.subject, "subject"));
+    } catch (const Error&) {
+      subjects.emplace_back();  // its fact fails below, where the subject is looked for in its prompt
+    }
+  }
   size_t n_facts = limit ? std::min<size_t>(ff.facts.size(), (size_t)limit) : ff.facts.size();
   for (size_t i = 0; i < n_facts; ++i) {
     const ct::Fact& f = ff.facts[i];
     Item it{f, (int)i, fact_stem((int)i, f), {}};
     try {
       if (f.answer) ct::check_known_words(tok, *f.answer, "answer");
-      it.in.ids = encode_prompt(m, f.prompt, a.on("prepend-bos"), "prompt");
-      check_ids(it.in.ids, cfg, "prompt");
-      std::tie(it.in.subject_begin, it.in.subject_end) = ct::find_token_range(tok, it.in.ids, f.subject, f.prompt);
+      tokenizers::Encoding enc = encode_prompt(a, m, f.prompt, "prompt");
+      it.in.ids = enc.ids;
+      std::tie(it.in.subject_begin, it.in.subject_end) = subject_range(m, enc, f.subject, f.prompt, "subject");
     } catch (const Error& e) {
       std::string msg = cat(kg, ":", f.line, ": ", e.what());
       if (!skip_bad) fail(msg, " (pass --skip-bad to report and skip such facts)");
@@ -186,6 +193,7 @@ int run_locate(int argc, char** argv) {
   run["model"] = m.dir;
   run["kg_file"] = kg;
   run["prepend_bos"] = a.on("prepend-bos");
+  run["special_tokens"] = !a.on("no-special-tokens");
   make_dirs(facts_dir);
   std::string run_path = join_path(facts_dir, "run.json");
   if (a.on("resume") && file_exists(run_path)) {
@@ -200,6 +208,9 @@ int run_locate(int argc, char** argv) {
       if (old.value(key, json()) != run.value(key, json()))
         fail("--resume: ", key, " differs from the run in ", dir, " (", dump(old.value(key, json())), " there, ",
              dump(run.value(key, json())), " now); use the same settings or a new --out");
+    // Runs written before prompts got the tokenizer's special tokens lack the key (and had none).
+    if (old.contains("special_tokens") && old["special_tokens"] != run["special_tokens"])
+      fail("--resume: special_tokens differs from the run in ", dir, "; use the same settings or a new --out");
   } else if (a.on("overwrite")) {
     for (auto& it : items)
       for (const char* ext : {".safetensors", ".skipped.json"}) std::remove(join_path(facts_dir, it.stem + ext).c_str());

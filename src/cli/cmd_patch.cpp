@@ -42,10 +42,11 @@ int run_patch(int argc, char** argv) {
   a.opt("method", "M", "exact (fast path), attribution (gradient approximation) or naive (one forward per cell)", "exact");
   a.flag("compare-exact", "with --method attribution: also run exact patching and plot one against the other");
   a.opt("pairs", "FILE.jsonl", "a dataset of pairs, one JSON object per line: clean/corrupt (text) or clean_ids/"
-        "corrupt_ids, and optionally answer/wrong or answer_id/wrong_id; metrics are averaged over pairs");
+        "corrupt_ids, optionally clean_pair/corrupt_pair (second segments), answer/wrong or answer_id/wrong_id; metrics are "
+        "averaged over pairs");
   a.flag("raw", "write the plain metric instead of the normalised one");
   a.flag("no-skip-noops", "patch cells whose clean and corrupt values are identical too (benchmarking)");
-  a.opt("max-rows", "N", "packed rows per batch of the exact method (bounds memory)", "2048");
+  a.opt("max-rows", "N", "packed rows per batch of the exact method (bounds memory); 0 = about 8 MB of residual stream", "0");
   a.opt("formats", "LIST", "static figure formats: png, svg, pdf", "png");
   a.opt("out", "DIR", "output folder");
   if (!a.parse(argc, argv)) return 0;
@@ -54,9 +55,10 @@ int run_patch(int argc, char** argv) {
   auto targets = P::parse_targets(a.str("targets"));
   auto formats = report::parse_formats(a.str("formats"));
   if (a.on("compare-exact") && method != P::Method::Attribution) fail("--compare-exact goes with --method attribution");
-  long long max_rows = a.integer("max-rows", 1, 1LL << 40);
+  long long max_rows = a.integer("max-rows", 0, 1LL << 40);
 
   Loaded m = load_from_flags(a);
+  need_lm_head(m, "patch");
   PairInputs in = pairs_from_flags(a, m);
   P::PatchOptions opt;
   opt.method = method;
@@ -105,6 +107,10 @@ int run_patch(int argc, char** argv) {
   j["positions"] = in.position_labels;
   j["clean_ids"] = in.pairs[0].clean;
   j["corrupt_ids"] = in.pairs[0].corrupt;
+  if (in.segments) {
+    j["clean_token_type_ids"] = in.pairs[0].clean_types;
+    j["corrupt_token_type_ids"] = in.pairs[0].corrupt_types;
+  }
   j["clean_tokens"] = in.clean_tokens;
   j["corrupt_tokens"] = in.corrupt_tokens;
   j["threads"] = at::get_num_threads();

@@ -1,5 +1,7 @@
-// mechscope run: one forward pass over a batch of prompts, writing logits and cached activations.
+// mechscope run: one forward pass over a batch of prompts, writing logits (or a classifier's class
+// logits) and cached activations.
 #include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
 
 #include <cstdio>
 
@@ -14,22 +16,42 @@
 namespace mechscope::cli {
 namespace {
 
+using json = nlohmann::json;
+
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+// [b, n] -> nested arrays.
+json rows_json(const at::Tensor& t) {
+  at::Tensor c = t.to(at::kDouble).contiguous();
+  json out = json::array();
+  for (int64_t i = 0; i < c.size(0); ++i) {
+    const double* p = c[i].data_ptr<double>();
+    out.push_back(std::vector<double>(p, p + c.size(1)));
+  }
+  return out;
+}
+
 int run_run(int argc, char** argv) {
-  Args a("run", "--model M (--prompt TEXT | --ids 1,2,3)... [--cache GLOB]... --out FILE.safetensors",
+  Args a("run", "--model M (--prompt TEXT [--pair TEXT] | --ids 1,2,3 [--token-type-ids 0,0,1])... [--cache GLOB]... "
+                "--out FILE.safetensors",
          "Runs the model on one or more inputs (a batch, right-padded with an attention mask) and writes\n"
-         "input_ids, attention_mask, logits [batch, pos, vocab] and every cached hook under its hook name.");
+         "input_ids, attention_mask, token_type_ids (models that take them), logits [batch, pos, vocab] (or, for a\n"
+         "sequence classifier, class_logits [batch, labels], with each input's labels and probabilities printed)\n"
+         "and every cached hook under its hook name. Prompts are encoded as transformers' tokenizer(text) does.");
   add_model_flags(a);
-  add_prompt_flags(a, true);
+  add_prompt_flags(a, true, true);
   a.multi("cache", "GLOB", "hook names to save, exact or glob (e.g. 'blocks.*.hook_resid_pre')");
   a.opt("out", "FILE", "output .safetensors file");
   a.flag("no-logits", "do not write logits (large for big vocabularies)");
+  a.flag("json", "print the inputs (ids, tokens, token types) and class logits/probabilities as one JSON object");
   // Head patching (issue 14): kept as its own block so the prompt handling above merges cleanly.
   a.opt("patch-heads", "L:H,...", "replace these heads' hook_z at every position by their z on --patch-source-ids; 'L:*' = a whole layer");
   a.multi("patch-source-ids", "1,2,3", "with --patch-heads: the source ids (same length as the input); once for every input, or once per input");
   if (!a.parse(argc, argv)) return 0;
   if (!a.has("out")) fail("--out FILE.safetensors is required");
   Loaded m = load_from_flags(a);
-  auto seqs = inputs_from_flags(a, m);
+  Inputs in = inputs_from_flags(a, m);
+  const auto& cfg = m.model->config();
 
   auto names = m.model->hook_names();
   for (auto& pat : a.all("cache")) {
@@ -38,9 +60,17 @@ int run_run(int argc, char** argv) {
     if (!any) fail("--cache '", pat, "' matches no hook point of this model (see mechscope info --model ...)");
   }
 
-  at::Tensor ids, mask;
-  const auto& cfg = m.model->config();
+  std::vector<std::vector<int64_t>> seqs, types;
+  for (auto& e : in.seqs) {
+    seqs.push_back(e.ids);
+    types.push_back(e.type_ids);
+  }
+  at::Tensor ids, mask, type_ids;
   models::pad_batch(seqs, cfg.pad_token_id.value_or(cfg.eos_token_id.value_or(0)), ids, mask);
+  if (cfg.n_token_types > 0) {
+    at::Tensor unused;
+    models::pad_batch(types, 0, type_ids, unused);
+  }
   hooks::HookSet hs;
   hooks::ActivationCache cache;
   hooks::ScopedHooks patch_scope(hs);
@@ -79,31 +109,81 @@ int run_run(int argc, char** argv) {
   ctx.hooks = &hs;
   bool padded = mask.sum().item<int64_t>() != mask.numel();
   if (padded) ctx.attention_mask = mask;
+  if (type_ids.defined()) ctx.token_type_ids = type_ids;
   at::NoGradGuard no_grad;
-  at::Tensor logits;
+  at::Tensor logits, class_logits;
   if (m.model->has_lm_head()) {
     logits = m.model->forward(ids, ctx);
   } else {
-    // No output head (a bare BertModel): the run is for its activations only.
+    // A classifier reads its head from the last block; a bare encoder has activations only.
     at::Tensor resid = m.model->embed(ids, ctx);
     for (int l = 0; l < cfg.n_layers; ++l) resid = m.model->block(l, resid, ctx);
-    m.model->final_norm(resid, ctx);
-    if (!a.on("no-logits")) std::fprintf(stderr, "note: the model has no output head: no logits written\n");
+    resid = m.model->final_norm(resid, ctx);
+    if (m.model->has_classifier()) class_logits = m.model->classify(resid, ctx);
+    else if (!a.on("no-logits")) std::fprintf(stderr, "note: the model has no output head: no logits written\n");
   }
 
   std::vector<std::pair<std::string, at::Tensor>> out{{"input_ids", ids}, {"attention_mask", mask}};
+  if (type_ids.defined()) out.emplace_back("token_type_ids", type_ids);
   if (!a.on("no-logits") && logits.defined()) out.emplace_back("logits", logits.to(at::kFloat));
+  if (class_logits.defined()) out.emplace_back("class_logits", class_logits.to(at::kFloat));
   for (auto& [name, t] : cache.all()) out.emplace_back(name, t.to(at::kFloat));
+
+  // What it ran on: every input's ids, tokens and token types.
+  json inputs = json::array();
+  for (auto& e : in.seqs) {
+    json ij{{"ids", e.ids}};
+    if (m.tokenizer) {
+      std::vector<std::string> toks;
+      for (int64_t id : e.ids) toks.push_back(id < m.tokenizer->size() ? m.tokenizer->id_to_token(id) : "");
+      ij["tokens"] = toks;
+    }
+    if (type_ids.defined() || in.segments) ij["token_type_ids"] = e.type_ids;
+    inputs.push_back(ij);
+  }
+  std::map<std::string, std::string> meta{{"model", m.dir}, {"format", "mechscope run"}, {"inputs", dump(inputs)}};
+  json report{{"output", a.str("out")}, {"inputs", inputs}};
+  at::Tensor probs;
+  if (class_logits.defined()) {
+    // As transformers' text-classification pipeline: softmax, sigmoid for multi-label, none for regression.
+    std::string problem = cfg.raw.value("problem_type", json()).is_string() ? cfg.raw["problem_type"].get<std::string>() : "";
+    if (problem == "multi_label_classification") probs = at::sigmoid(class_logits.to(at::kDouble));
+    else if (problem != "regression" && class_logits.size(1) > 1) probs = at::softmax(class_logits.to(at::kDouble), 1);
+    meta["labels"] = dump(cfg.labels);
+    report["labels"] = cfg.labels;
+    report["class_logits"] = rows_json(class_logits);
+    if (probs.defined()) {
+      report["probabilities"] = rows_json(probs);
+      std::vector<std::string> pred;
+      for (int64_t i = 0; i < probs.size(0); ++i) pred.push_back(cfg.labels[probs[i].argmax().item<int64_t>()]);
+      report["predicted"] = pred;
+    }
+  }
+
   std::string path = a.str("out");
   auto slash = path.find_last_of('/');
   if (slash != std::string::npos && slash > 0) make_dirs(path.substr(0, slash));
-  io::write_safetensors(path, out, {{"model", m.dir}, {"format", "mechscope run"}});
+  io::write_safetensors(path, out, meta);
   std::fprintf(stderr, "wrote %s: %zu tensors (batch %lld, %lld positions)\n", path.c_str(), out.size(),
                (long long)ids.size(0), (long long)ids.size(1));
+  if (a.on("json")) {
+    std::printf("%s\n", dump(report).c_str());
+  } else if (class_logits.defined()) {
+    for (int64_t i = 0; i < class_logits.size(0); ++i) {
+      std::string line = cat("input ", i, ":");
+      if (probs.defined()) line += " " + cfg.labels[probs[i].argmax().item<int64_t>()] + " (";
+      for (int64_t k = 0; k < class_logits.size(1); ++k) {
+        char num[32];
+        std::snprintf(num, sizeof num, "%.4f", (probs.defined() ? probs : class_logits)[i][k].item<double>());
+        line += cat(k ? ", " : probs.defined() ? "" : " ", cfg.labels[k], " ", num);
+      }
+      std::printf("%s%s\n", line.c_str(), probs.defined() ? ")" : "");
+    }
+  }
   return 0;
 }
 
-const Register reg{"run", "forward pass: logits and cached activations to .safetensors", 30, run_run};
+const Register reg{"run", "forward pass: logits (or class logits) and cached activations to .safetensors", 30, run_run};
 
 }  // namespace
 }  // namespace mechscope::cli

@@ -8,42 +8,56 @@
 #include "core/json.h"
 #include "core/utf8.h"
 #include "io/checkpoint.h"
-#include "tokenizers/hf_tokenizer.h"
+#include "models/model.h"
+#include "tokenizers/encoding.h"
 #include <iostream>
 
 namespace mechscope::cli {
 namespace {
 
 int run_tokenize(int argc, char** argv) {
-  Args a("tokenize", "--model M [--json] TEXT | --jsonl FILE",
-         "Token ids and token strings of TEXT. With --jsonl, FILE holds one JSON string per line and one JSON\n"
-         "array of ids is printed per line.");
+  Args a("tokenize", "--model M [--json] [--pair TEXT] TEXT | --jsonl FILE",
+         "Token ids and token strings of TEXT, encoded as transformers' tokenizer(TEXT) does (and as every other\n"
+         "command encodes its prompts). With --jsonl, FILE holds one JSON string per line and one JSON array of\n"
+         "ids is printed per line.");
   a.opt("model", "DIR|HUB_ID", "model directory or hub id (only its tokenizer is read)");
   a.opt("tokenizer", "PATH", "tokenizer.json or a directory with tokenizer files (instead of --model)");
   a.flag("json", "print {\"ids\": [...], \"tokens\": [...]}");
   a.opt("jsonl", "FILE", "tokenize every line of FILE (a JSON string each; - for stdin)");
-  a.flag("prepend-bos", "put the BOS token first (when the tokenizer does not already)");
-  a.flag("no-special-tokens", "leave out the tokenizer's special tokens (BERT's [CLS]/[SEP], Llama's <s>)");
+  a.opt("pair", "TEXT", "second segment (BERT-family: the tokenizer's pair template; token types are shown)");
+  add_encoding_flags(a);
   a.positional("TEXT", "text to tokenize", false);
   if (!a.parse(argc, argv)) return 0;
   if (!a.has("model") && !a.has("tokenizer")) fail("--model or --tokenizer is required");
-  std::string path = a.has("tokenizer") ? a.str("tokenizer") : io::resolve_model_dir(a.str("model"));
+  std::string dir = a.has("model") ? io::resolve_model_dir(a.str("model")) : "";
+  std::string path = a.has("tokenizer") ? a.str("tokenizer") : dir;
   auto tok = tokenizers::load_tokenizer(path);
-  std::vector<int64_t> bos;
-  if (a.on("prepend-bos")) {
-    if (!tok->bos_id()) fail("--prepend-bos: the tokenizer names no BOS token");
-    bos.push_back(*tok->bos_id());
+  // The encoder every command uses (tokenizers/encoding.h), so these are the ids `run` and the analyses see.
+  tokenizers::EncodeOptions opt;
+  opt.special_tokens = !a.on("no-special-tokens");
+  opt.prepend_bos = a.on("prepend-bos");
+  if (opt.prepend_bos && !tok->bos_id() && !dir.empty()) opt.bos_fallback = models::read_config(dir).bos_token_id;
+  if (opt.prepend_bos && !tok->bos_id() && !opt.bos_fallback)
+    fail("--prepend-bos: the tokenizer names no BOS token", dir.empty() ? "" : " and neither does config.json");
+  std::optional<std::string> pair;
+  if (a.has("pair")) {
+    pair = a.str("pair");
+    size_t bad = utf8::find_invalid(*pair);
+    if (bad != std::string::npos) fail("--pair is not valid UTF-8 (byte ", bad, ")");
   }
-  // As transformers' tokenizer(text): with the post-processor's special tokens unless told not to.
-  bool special = !a.on("no-special-tokens");
-  auto encode = [&](const std::string& text) {
-    auto ids = special ? tokenizers::encode_with_special(*tok, text) : tok->encode(text);
-    if (!bos.empty() && (ids.empty() || ids[0] != bos[0])) ids.insert(ids.begin(), bos[0]);
-    return ids;
+  auto encode_full = [&](const std::string& text) {
+    if (!pair) return tokenizers::encode_input(*tok, text, opt);
+    try {
+      return tokenizers::encode_input(*tok, text, opt, pair);
+    } catch (const Error& e) {
+      fail("--pair: ", e.what());
+    }
   };
+  auto encode = [&](const std::string& text) { return encode_full(text).ids; };
 
   if (a.has("jsonl")) {
     if (a.has("TEXT")) fail("give either TEXT or --jsonl, not both");
+    if (pair) fail("--pair goes with one TEXT, not with --jsonl");
     std::string file = a.str("jsonl");
     std::ifstream f;
     if (file != "-") {
@@ -66,17 +80,21 @@ int run_tokenize(int argc, char** argv) {
   std::string text = a.str("TEXT");
   size_t bad = utf8::find_invalid(text);
   if (bad != std::string::npos) fail("TEXT is not valid UTF-8 (byte ", bad, ")");
-  auto ids = encode(text);
+  auto enc = encode_full(text);
+  const auto& ids = enc.ids;
   std::vector<std::string> tokens;
   for (int64_t id : ids) tokens.push_back(tok->id_to_token(id));
   if (a.on("json")) {
     nlohmann::json j{{"ids", ids}, {"tokens", tokens}};
+    if (pair) j["token_type_ids"] = enc.type_ids;
     std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     return 0;
   }
   std::printf("%zu tokens\n", ids.size());
-  for (size_t i = 0; i < ids.size(); ++i)
-    std::printf("%6zu %8lld  %s\n", i, (long long)ids[i], json_quote(tok->display(ids[i])).c_str());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (pair) std::printf("%6zu %8lld %4lld  %s\n", i, (long long)ids[i], (long long)enc.type_ids[i], json_quote(tok->display(ids[i])).c_str());
+    else std::printf("%6zu %8lld  %s\n", i, (long long)ids[i], json_quote(tok->display(ids[i])).c_str());
+  }
   return 0;
 }
 

@@ -39,7 +39,7 @@ int run_trace(int argc, char** argv) {
   a.opt("answer", "TEXT", "trace p(this token) instead of the clean run's top token (one token)");
   a.opt("answer-id", "N", "trace p(this token id)");
   a.opt("expect", "TEXT", "fail unless the model's top prediction is this text (ROME's expect)");
-  a.flag("prepend-bos", "put the BOS token before --prompt");
+  add_encoding_flags(a);
   a.opt("out", "DIR", "output folder");
   if (!a.parse(argc, argv)) return 0;
   if (!a.has("out")) fail("--out DIR is required");
@@ -51,15 +51,18 @@ int run_trace(int argc, char** argv) {
   TraceSettings set = trace_settings_from_flags(a);
 
   Loaded m = load_from_flags(a);
+  need_lm_head(m, "trace");
   ct::check_traceable(*m.model);
   const auto& cfg = m.model->config();
   ct::TraceInput in;
   std::string prompt_text, subject_text = a.str("subject");
+  tokenizers::Encoding enc;
   if (a.has("ids")) {
     for (long long x : parse_int_list(a.str("ids"), "--ids")) in.ids.push_back(x);
   } else {
     prompt_text = a.str("prompt");
-    in.ids = encode_prompt(m, prompt_text, a.on("prepend-bos"), "--prompt");
+    enc = encode_prompt(a, m, prompt_text, "--prompt");
+    in.ids = enc.ids;
   }
   check_ids(in.ids, cfg, a.has("ids") ? "--ids" : "--prompt");
   if (a.has("subject-range")) {
@@ -71,8 +74,7 @@ int run_trace(int argc, char** argv) {
       fail("--subject-range ", r[0], ",", r[1], " is not a non-empty token range inside the prompt's ", in.ids.size(),
            " tokens");
   } else {
-    const auto& tok = need_tokenizer(m, "--subject");
-    std::tie(in.subject_begin, in.subject_end) = ct::find_token_range(tok, in.ids, subject_text, prompt_text);
+    std::tie(in.subject_begin, in.subject_end) = subject_range(m, enc, subject_text, prompt_text, "--subject");
   }
   if (a.has("answer-id")) in.answer = a.integer("answer-id");
   if (a.has("answer")) in.answer = answer_token(m, a.str("answer"), prompt_text, "--answer");
@@ -82,7 +84,7 @@ int run_trace(int argc, char** argv) {
   double emb_std = 0;
   if (set.rule.needs_embedding_std()) {
     std::vector<int64_t> subj;
-    if (a.has("subject") && m.tokenizer) subj = m.tokenizer->encode(subject_text);
+    if (a.has("subject") && m.tokenizer) subj = subject_ids(a, m, subject_text, "--subject");
     else subj.assign(in.ids.begin() + in.subject_begin, in.ids.begin() + in.subject_end);
     emb_std = ct::embedding_std(*m.model, {subj});
   }

@@ -22,7 +22,13 @@ void add_model_flags(Args& a) {
   a.opt("threads", "N", "CPU threads for tensor ops (0 = all cores)", "0");
 }
 
-void add_prompt_flags(Args& a, bool repeatable) {
+void add_encoding_flags(Args& a) {
+  a.flag("prepend-bos", "put the BOS token first when the tokenizer does not start with a special token itself "
+                        "(as TransformerLens's to_tokens)");
+  a.flag("no-special-tokens", "encode text without the tokenizer's special tokens (BERT's [CLS]/[SEP], Llama's <s>)");
+}
+
+void add_prompt_flags(Args& a, bool repeatable, bool segments) {
   if (repeatable) {
     a.multi("prompt", "TEXT", "input text");
     a.multi("ids", "1,2,3", "input token ids, used exactly as given");
@@ -30,8 +36,12 @@ void add_prompt_flags(Args& a, bool repeatable) {
     a.opt("prompt", "TEXT", "input text");
     a.opt("ids", "1,2,3", "input token ids, used exactly as given");
   }
-  a.flag("prepend-bos", "put the BOS token before each --prompt (when the tokenizer does not already)");
-  a.flag("no-special-tokens", "tokenize --prompt without the tokenizer's special tokens (BERT's [CLS]/[SEP], Llama's <s>)");
+  if (segments) {
+    a.multi("pair", "TEXT", "second segment of the --prompt before it (BERT-family: the tokenizer's pair template, "
+                            "token types 0 then 1)");
+    a.multi("token-type-ids", "0,0,1", "token type (segment) ids of the --ids before it");
+  }
+  add_encoding_flags(a);
 }
 
 Loaded load_from_flags(const Args& a) {
@@ -73,37 +83,99 @@ void check_ids(const std::vector<int64_t>& ids, const models::ModelConfig& cfg, 
   }
 }
 
-std::vector<std::vector<int64_t>> inputs_from_flags(const Args& a, const Loaded& m, int64_t extra) {
-  std::vector<std::vector<int64_t>> out;
-  auto given = a.ordered({"prompt", "ids"});
-  if (given.empty()) fail("give the input with --prompt TEXT or --ids 1,2,3");
-  int n = 0;
-  for (auto& [flag, value] : given) {
-    ++n;
-    std::vector<int64_t> ids;
-    std::string what = cat("--", flag, " #", n);
-    if (flag == "ids") {
-      for (long long x : parse_int_list(value, "--ids")) ids.push_back(x);
-    } else {
-      size_t bad = utf8::find_invalid(value);
-      if (bad != std::string::npos) fail("--prompt #", n, " is not valid UTF-8 (byte ", bad, ")");
-      const auto& tok = need_tokenizer(m, "--prompt");
-      // As transformers' tokenizer(text): the post-processor's special tokens are added (none for
-      // GPT-2, <s> for Llama 2, [CLS] … [SEP] for BERT) unless --no-special-tokens.
-      auto enc = a.on("no-special-tokens") ? tok.encode(value) : tokenizers::encode_with_special(tok, value);
-      if (a.on("prepend-bos")) {
-        auto bos = tok.bos_id() ? tok.bos_id() : m.model->config().bos_token_id;
-        if (!bos) fail("--prepend-bos: the tokenizer and config.json name no BOS token");
-        if (enc.empty() || enc[0] != *bos) ids.push_back(*bos);
-      }
-      if (enc.empty() && !value.empty())
-        fail("--prompt #", n, " encodes to no tokens: the tokenizer has ", tok.size(), " tokens for a model vocabulary of ",
-             m.model->config().d_vocab, "; pass the model's real tokenizer with --tokenizer PATH");      ids.insert(ids.end(), enc.begin(), enc.end());
-    }
-    check_ids(ids, m.model->config(), what, extra);
-    out.push_back(std::move(ids));
+tokenizers::EncodeOptions encode_options(const Args& a, const Loaded& m) {
+  tokenizers::EncodeOptions o;
+  o.special_tokens = !a.on("no-special-tokens");
+  o.prepend_bos = a.on("prepend-bos");
+  o.bos_fallback = m.model->config().bos_token_id;
+  return o;
+}
+
+tokenizers::Encoding encode_text(const Args& a, const Loaded& m, const std::string& text, const std::string& what,
+                                 const std::optional<std::string>& pair, int64_t extra) {
+  for (const std::string* t : {&text, pair ? &*pair : nullptr}) {
+    if (!t) continue;
+    size_t bad = utf8::find_invalid(*t);
+    if (bad != std::string::npos) fail(what, t == &text ? "" : " (its pair)", " is not valid UTF-8 (byte ", bad, ")");
   }
-  return out;
+  const auto& tok = need_tokenizer(m, what);
+  tokenizers::Encoding e;
+  try {
+    e = tokenizers::encode_input(tok, text, encode_options(a, m), pair);
+  } catch (const Error& err) {
+    std::string msg = err.what();
+    if (msg.rfind("prepend_bos:", 0) == 0) fail("--prepend-bos", msg.substr(11));
+    fail(what, ": ", msg);
+  }
+  if (e.a_end == e.a_begin && !text.empty())
+    fail(what, " encodes to no tokens: the tokenizer has ", tok.size(), " tokens for a model vocabulary of ",
+         m.model->config().d_vocab, "; pass the model's real tokenizer with --tokenizer PATH");
+  check_ids(e.ids, m.model->config(), what, extra);
+  return e;
+}
+
+void check_token_types(const std::vector<int64_t>& types, size_t n_ids, const models::ModelConfig& cfg,
+                       const std::string& what) {
+  if (cfg.n_token_types == 0)
+    fail(what, ": ", cfg.model_type, " models take no token type ids (segments are for BERT-family encoders)");
+  if (types.size() != n_ids) fail(what, " has ", types.size(), " token type ids for ", n_ids, " token ids");
+  for (int64_t t : types)
+    if (t < 0 || t >= cfg.n_token_types)
+      fail(what, ": token type id ", t, " is outside 0 .. ", cfg.n_token_types - 1, " (type_vocab_size ",
+           cfg.n_token_types, ")");
+}
+
+Inputs inputs_from_flags(const Args& a, const Loaded& m, int64_t extra) {
+  Inputs in;
+  auto given = a.ordered({"prompt", "ids", "pair", "token-type-ids"});
+  int n = 0;
+  const auto& cfg = m.model->config();
+  for (size_t i = 0; i < given.size(); ++i) {
+    const auto& [flag, value] = given[i];
+    std::string next = i + 1 < given.size() ? given[i + 1].first : "";
+    if (flag == "pair" || flag == "token-type-ids") {
+      const char* after = flag == "pair" ? "--prompt" : "--ids";
+      fail("--", flag, " '", value, "' must come right after the ", after, " it belongs to");
+    }
+    ++n;
+    std::string what = cat("--", flag, " #", n);
+    tokenizers::Encoding e;
+    if (flag == "ids") {
+      for (long long x : parse_int_list(value, "--ids")) e.ids.push_back(x);
+      check_ids(e.ids, cfg, what, extra);
+      e.type_ids.assign(e.ids.size(), 0);
+      e.a_end = e.b_begin = e.b_end = e.ids.size();
+      if (next == "token-type-ids") {
+        std::string tw = cat("--token-type-ids of ", what);
+        std::vector<int64_t> types;
+        for (long long x : parse_int_list(given[++i].second, "--token-type-ids")) types.push_back(x);
+        check_token_types(types, e.ids.size(), cfg, tw);
+        e.type_ids = types;
+        in.segments = true;
+      }
+    } else {
+      std::optional<std::string> pair;
+      if (next == "pair") pair = given[++i].second, in.segments = true;
+      e = encode_text(a, m, value, what, pair, extra);
+      if (pair && cfg.n_token_types > 0) check_token_types(e.type_ids, e.ids.size(), cfg, what);
+    }
+    in.seqs.push_back(std::move(e));
+  }
+  if (in.seqs.empty()) fail("give the input with --prompt TEXT or --ids 1,2,3");
+  return in;
+}
+
+void need_lm_head(const Loaded& m, const std::string& command) {
+  const auto& c = m.model->config();
+  if (m.model->has_classifier()) {
+    std::string labels;
+    for (auto& l : c.labels) labels += (labels.empty() ? "" : ", ") + l;
+    fail(command, ": '", m.dir, "' is a sequence classifier (", c.architecture, ", labels ", labels,
+         "): it has no language-model head to predict tokens with; use mechscope run for its class logits");
+  }
+  if (!m.model->has_lm_head())
+    fail(command, ": '", m.dir, "' has no language-model head (a bare ", c.architecture.empty() ? c.model_type : c.architecture,
+         "): it predicts no tokens; use mechscope run --cache ... for its activations");
 }
 
 std::string decode_known(const tokenizers::Tokenizer& tok, const std::vector<int64_t>& ids) {

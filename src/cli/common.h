@@ -2,11 +2,13 @@
 // validated token ids.
 #pragma once
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "cli/args.h"
 #include "models/model.h"
+#include "tokenizers/encoding.h"
 #include "tokenizers/tokenizer.h"
 
 namespace mechscope::cli {
@@ -19,18 +21,38 @@ struct Loaded {
 
 // --model, --tokenizer, --dtype, --threads.
 void add_model_flags(Args& a);
-// --prompt/--ids (repeatable for batches), --prepend-bos, --no-special-tokens.
-void add_prompt_flags(Args& a, bool repeatable);
+// --prompt/--ids (repeatable for batches), with --pair / --token-type-ids for encoders when `segments`,
+// and the encoding flags.
+void add_prompt_flags(Args& a, bool repeatable, bool segments = false);
+// --prepend-bos and --no-special-tokens: the encoding policy of every command that takes text.
+void add_encoding_flags(Args& a);
 // Applies --threads, loads the model (and its tokenizer when it has one, or --tokenizer).
 Loaded load_from_flags(const Args& a);
 // The tokenizer, or an Error saying how to provide one (`why` names what needs it).
 const tokenizers::Tokenizer& need_tokenizer(const Loaded& m, const std::string& why);
 
-// One input sequence per --prompt / --ids, in command-line order. --ids are used exactly as given;
-// prompts are tokenized as transformers' tokenizer(text) does (special tokens of the post-processor
-// included), with the BOS token first when --prepend-bos is on. Validates UTF-8, vocabulary range and
-// context length (`extra` positions are reserved, e.g. for generated tokens).
-std::vector<std::vector<int64_t>> inputs_from_flags(const Args& a, const Loaded& m, int64_t extra = 0);
+// The encoding policy of the flags (--no-special-tokens, --prepend-bos), the model's BOS as fallback.
+tokenizers::EncodeOptions encode_options(const Args& a, const Loaded& m);
+// The one prompt encoder of every command (tokenizers::encode_input under the flags' policy): `text`,
+// and `pair` as the second segment, as transformers' tokenizer(text[, pair]) encodes them. Error naming
+// `what` when the text is not valid UTF-8, gives no tokens, or does not fit the model.
+tokenizers::Encoding encode_text(const Args& a, const Loaded& m, const std::string& text, const std::string& what,
+                                 const std::optional<std::string>& pair = std::nullopt, int64_t extra = 0);
+
+// One input per --prompt / --ids, in command-line order. --ids are used exactly as given (with
+// --token-type-ids after them when given); prompts go through encode_text, a --pair right after a
+// --prompt as its second segment. Validates UTF-8, vocabulary range, token types and context length
+// (`extra` positions are reserved, e.g. for generated tokens).
+struct Inputs {
+  std::vector<tokenizers::Encoding> seqs;
+  bool segments = false;  // a --pair or --token-type-ids was given
+};
+Inputs inputs_from_flags(const Args& a, const Loaded& m, int64_t extra = 0);
+// Checks token type ids against their ids and the model (length, [0, n_token_types)).
+void check_token_types(const std::vector<int64_t>& types, size_t n_ids, const models::ModelConfig& cfg,
+                       const std::string& what);
+// Error naming `command` when the model has no language-model head (a classifier, a bare encoder).
+void need_lm_head(const Loaded& m, const std::string& command);
 // Checks one sequence against the model (ids in range, length within the context).
 void check_ids(const std::vector<int64_t>& ids, const models::ModelConfig& cfg, const std::string& what,
                int64_t extra = 0);

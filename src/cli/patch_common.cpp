@@ -20,7 +20,7 @@ void add_answer_flags(Args& a) {
   a.opt("wrong-id", "N", "the wrong answer as a token id");
   a.opt("metric", "M", "logit-diff (answer - wrong), prob or logprob (of the answer)", "logit-diff");
   a.opt("position", "N", "position whose logits the metric reads (negative: from the end)", "-1");
-  a.flag("prepend-bos", "put the BOS token before each text prompt (as TransformerLens's to_tokens does)");
+  add_encoding_flags(a);
 }
 
 void add_prompt_pair_flags(Args& a) {
@@ -28,6 +28,8 @@ void add_prompt_pair_flags(Args& a) {
   a.opt("corrupt", "TEXT", "the corrupted prompt (same number of tokens)");
   a.opt("clean-ids", "IDS", "the clean prompt as token ids");
   a.opt("corrupt-ids", "IDS", "the corrupted prompt as token ids");
+  a.opt("clean-pair", "TEXT", "second segment of --clean (BERT-family: the tokenizer's pair template, token types 0/1)");
+  a.opt("corrupt-pair", "TEXT", "second segment of --corrupt");
   add_answer_flags(a);
 }
 
@@ -72,22 +74,15 @@ P::Metric metric_from_flags(const Args& a, const Loaded& m, bool need_answer) {
 }
 
 std::vector<int64_t> prompt_ids(const Args& a, const Loaded& m, const std::string& text, const std::string& what) {
-  size_t bad = utf8::find_invalid(text);
-  if (bad != std::string::npos) fail(what, " is not valid UTF-8 (byte ", bad, ")");
-  const auto& tok = need_tokenizer(m, what);
-  std::vector<int64_t> ids;
-  if (a.on("prepend-bos")) {
-    auto bos = tok.bos_id() ? tok.bos_id() : m.model->config().bos_token_id;
-    if (!bos) fail("--prepend-bos: the tokenizer and config.json name no BOS token");
-    ids.push_back(*bos);
-  }
-  auto enc = tok.encode(text);
-  if (enc.empty() && !text.empty())
-    fail(what, " encodes to no tokens: the tokenizer has ", tok.size(), " tokens for a model vocabulary of ",
-         m.model->config().d_vocab, "; pass the model's real tokenizer with --tokenizer PATH");
-  ids.insert(ids.end(), enc.begin(), enc.end());
-  check_ids(ids, m.model->config(), what);
-  return ids;
+  return encode_text(a, m, text, what).ids;
+}
+
+tokenizers::Encoding prompt_encoding(const Args& a, const Loaded& m, const std::string& text, const std::string& what,
+                                     const std::optional<std::string>& pair) {
+  tokenizers::Encoding e = encode_text(a, m, text, what, pair);
+  if (m.model->config().n_token_types == 0) e.type_ids.clear();
+  else if (pair) check_token_types(e.type_ids, e.ids.size(), m.model->config(), what);
+  return e;
 }
 
 static std::vector<int64_t> ids_of(const std::string& list, const Loaded& m, const std::string& what) {
@@ -139,7 +134,7 @@ PairInputs pairs_from_flags(const Args& a, const Loaded& m) {
       fail(where, ": no wrong answer (wrong / wrong_id, or --wrong on the command line)");
   };
   if (a.has("pairs")) {
-    for (const char* f : {"clean", "corrupt", "clean-ids", "corrupt-ids"})
+    for (const char* f : {"clean", "corrupt", "clean-ids", "corrupt-ids", "clean-pair", "corrupt-pair"})
       if (a.has(f)) fail("--pairs and --", f, " exclude each other");
     std::string path = a.str("pairs");
     std::ifstream f(path);
@@ -155,16 +150,20 @@ PairInputs pairs_from_flags(const Args& a, const Loaded& m) {
       P::PromptPair pair;
       pair.metric = base;
       for (const char* side : {"clean", "corrupt"}) {
-        std::vector<int64_t> ids;
-        std::string k = side, kid = std::string(side) + "_ids";
+        tokenizers::Encoding enc;
+        std::string k = side, kid = std::string(side) + "_ids", kpair = std::string(side) + "_pair";
         try {
-          if (j.contains(kid)) ids = ids_of(nlohmann::json(j[kid]).dump(), m, where + " " + kid);
-          else if (j.contains(k) && j[k].is_string()) ids = prompt_ids(a, m, j[k].get<std::string>(), where + " " + k);
+          std::optional<std::string> second;
+          if (j.contains(kpair)) second = j[kpair].get<std::string>(), in.segments = true;
+          if (j.contains(kid)) enc.ids = ids_of(nlohmann::json(j[kid]).dump(), m, where + " " + kid);
+          else if (j.contains(k) && j[k].is_string()) enc = prompt_encoding(a, m, j[k].get<std::string>(), where + " " + k, second);
           else fail(where, ": needs \"", k, "\" (text) or \"", kid, "\" (token ids)");
+          if (second && j.contains(kid)) fail(where, ": \"", kpair, "\" goes with \"", k, "\" (text), not \"", kid, "\"");
         } catch (const nlohmann::json::exception& e) {
-          fail(where, ": bad \"", kid, "\" (", e.what(), ")");
+          fail(where, ": bad \"", kid, "\" or \"", kpair, "\" (", e.what(), ")");
         }
-        (std::string(side) == "clean" ? pair.clean : pair.corrupt) = ids;
+        (std::string(side) == "clean" ? pair.clean : pair.corrupt) = enc.ids;
+        (std::string(side) == "clean" ? pair.clean_types : pair.corrupt_types) = enc.type_ids;
       }
       try {
         if (j.contains("answer")) pair.metric.answer = single_token(m, j["answer"].get<std::string>(), where + " answer");
@@ -185,8 +184,20 @@ PairInputs pairs_from_flags(const Args& a, const Loaded& m) {
     pair.metric = base;
     if (a.has("clean") == a.has("clean-ids")) fail("give the clean prompt with --clean TEXT or --clean-ids IDS (one of them)");
     if (a.has("corrupt") == a.has("corrupt-ids")) fail("give the corrupt prompt with --corrupt TEXT or --corrupt-ids IDS (one of them)");
-    pair.clean = a.has("clean") ? prompt_ids(a, m, a.str("clean"), "--clean") : ids_of(a.str("clean-ids"), m, "--clean-ids");
-    pair.corrupt = a.has("corrupt") ? prompt_ids(a, m, a.str("corrupt"), "--corrupt") : ids_of(a.str("corrupt-ids"), m, "--corrupt-ids");
+    for (const char* side : {"clean", "corrupt"}) {
+      std::string s = side, flag = "--" + s;
+      std::optional<std::string> second;
+      if (a.has(s + "-pair")) {
+        if (!a.has(s)) fail("--", s, "-pair goes with --", s, " TEXT (the first segment), not with --", s, "-ids");
+        second = a.str(s + "-pair");
+        in.segments = true;
+      }
+      tokenizers::Encoding enc;
+      if (a.has(s)) enc = prompt_encoding(a, m, a.str(s), flag, second);
+      else enc.ids = ids_of(a.str(s + "-ids"), m, flag + "-ids");
+      (s == "clean" ? pair.clean : pair.corrupt) = enc.ids;
+      (s == "clean" ? pair.clean_types : pair.corrupt_types) = enc.type_ids;
+    }
     in.pairs.push_back(pair);
   }
   const auto& p0 = in.pairs[0];

@@ -12,23 +12,29 @@
 
 namespace mechscope::cli {
 
-// --answer/--wrong (text, one token each) or --answer-id/--wrong-id, --metric, --position, --prepend-bos.
+// --answer/--wrong (text, one token each) or --answer-id/--wrong-id, --metric, --position, and the
+// encoding flags (--prepend-bos, --no-special-tokens).
 void add_answer_flags(Args& a);
-// --clean/--corrupt, --clean-ids/--corrupt-ids and the answer flags.
+// --clean/--corrupt (with --clean-pair/--corrupt-pair, their second segments), --clean-ids/--corrupt-ids
+// and the answer flags.
 void add_prompt_pair_flags(Args& a);
 
 // The metric of the flags (answer/wrong as given on the command line; -1 when absent).
 analysis::patching::Metric metric_from_flags(const Args& a, const Loaded& m, bool need_answer = true);
 // One token id for an answer text; Error naming the flag when it is not exactly one token.
 int64_t single_token(const Loaded& m, const std::string& text, const std::string& flag);
-// Prompt text (with BOS when --prepend-bos) or an id list -> checked ids.
+// Prompt text -> checked ids, by the one encoder of every command (encode_text).
 std::vector<int64_t> prompt_ids(const Args& a, const Loaded& m, const std::string& text, const std::string& what);
+// The same with an optional second segment (BERT); type ids are kept only for models that take them.
+tokenizers::Encoding prompt_encoding(const Args& a, const Loaded& m, const std::string& text, const std::string& what,
+                                     const std::optional<std::string>& pair);
 
 struct PairInputs {
   std::vector<analysis::patching::PromptPair> pairs;
   analysis::patching::MetricKind metric_kind = analysis::patching::MetricKind::LogitDiff;
   int64_t position = -1;
   std::vector<std::string> clean_tokens, corrupt_tokens;  // of the first pair
+  bool segments = false;                                   // a second segment was given
   std::vector<std::string> position_labels;               // "3 Mary/John" (clean/corrupt where they differ)
 };
 PairInputs pairs_from_flags(const Args& a, const Loaded& m);

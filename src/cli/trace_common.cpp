@@ -4,6 +4,7 @@
 
 #include <cctype>
 
+#include "analysis/causal_trace/facts.h"
 #include "core/error.h"
 #include "core/utf8.h"
 #include "report/run.h"
@@ -58,22 +59,23 @@ TraceSettings trace_settings_from_flags(const Args& a, bool locate) {
   return s;
 }
 
-std::vector<int64_t> encode_prompt(const Loaded& m, const std::string& text, bool bos, const std::string& what) {
-  size_t bad = utf8::find_invalid(text);
-  if (bad != std::string::npos) fail(what, " is not valid UTF-8 (byte ", bad, ")");
+tokenizers::Encoding encode_prompt(const Args& a, const Loaded& m, const std::string& text, const std::string& what) {
+  return encode_text(a, m, text, what);
+}
+
+std::pair<int64_t, int64_t> subject_range(const Loaded& m, const tokenizers::Encoding& e, const std::string& subject,
+                                          const std::string& prompt, const std::string& what) {
   const auto& tok = need_tokenizer(m, what);
-  std::vector<int64_t> ids;
-  if (bos) {
-    auto b = tok.bos_id() ? tok.bos_id() : m.model->config().bos_token_id;
-    if (!b) fail("--prepend-bos: the tokenizer and config.json name no BOS token");
-    ids.push_back(*b);
-  }
-  auto enc = tok.encode(text);
-  if (enc.empty())
-    fail(what, " encodes to no tokens: the tokenizer has ", tok.size(), " tokens for a model vocabulary of ",
-         m.model->config().d_vocab, "; pass the model's real tokenizer with --tokenizer PATH");
-  ids.insert(ids.end(), enc.begin(), enc.end());
-  return ids;
+  // ROME's find_token_range over the prompt's own tokens, then past the special tokens the tokenizer
+  // put before them (Llama's <s>, BERT's [CLS]), which decode to text a subject could match.
+  std::vector<int64_t> own(e.ids.begin() + e.a_begin, e.ids.begin() + e.a_end);
+  auto [b, end] = ct::find_token_range(tok, own, subject, prompt);
+  return {b + (int64_t)e.a_begin, end + (int64_t)e.a_begin};
+}
+
+std::vector<int64_t> subject_ids(const Args& a, const Loaded& m, const std::string& subject, const std::string& what) {
+  // As ROME's collect_embedding_std, which runs each subject through make_inputs (tokenizer(subject)).
+  return encode_text(a, m, subject, what).ids;
 }
 
 int64_t answer_token(const Loaded& m, const std::string& text, const std::string& prompt, const std::string& what) {

@@ -23,7 +23,15 @@ struct TraceSettings {
 void add_trace_flags(Args& a, bool locate_names = false);
 TraceSettings trace_settings_from_flags(const Args& a, bool locate_names = false);
 
-std::vector<int64_t> encode_prompt(const Loaded& m, const std::string& text, bool bos, const std::string& what);
+// The prompt by the one encoder of every command (encode_text: tokenizer(text), --prepend-bos,
+// --no-special-tokens).
+tokenizers::Encoding encode_prompt(const Args& a, const Loaded& m, const std::string& text, const std::string& what);
+// The subject's tokens [begin, end) in the encoded prompt (ROME's find_token_range, offset past the
+// special tokens before the prompt's own); Error naming the subject when it is not in the prompt.
+std::pair<int64_t, int64_t> subject_range(const Loaded& m, const tokenizers::Encoding& e, const std::string& subject,
+                                          const std::string& prompt, const std::string& what);
+// The subject encoded alone as the prompts are (for the noise level's embedding std, as ROME).
+std::vector<int64_t> subject_ids(const Args& a, const Loaded& m, const std::string& subject, const std::string& what);
 // One token for an answer text: " TEXT" first (answers follow a space), then TEXT; Error otherwise.
 int64_t answer_token(const Loaded& m, const std::string& text, const std::string& prompt, const std::string& what);
 std::vector<std::string> token_labels(const Loaded& m, const std::vector<int64_t>& ids);  // ids as text without a tokenizer

@@ -79,9 +79,7 @@ void ActivationCache::attach(HookSet& set, const std::vector<std::string>& patte
       }
       // Generation with a KV cache: the pos axis is 2 for [batch, head, q, k] patterns/scores
       // (whose key axis also grows: pad earlier rows with zeros = no attention), else 1.
-      bool pattern_like = ctx.name.size() >= 12 && (ctx.name.compare(ctx.name.size() - 12, 12, "hook_pattern") == 0 ||
-                                                     ctx.name.find("hook_attn_scores") != std::string::npos);
-      if (pattern_like) {
+      if (point_layout(ctx.name) == Layout::Pattern) {
         at::Tensor old = it->second;
         int64_t k_new = copy.size(3);
         bool scores = ctx.name.find("hook_attn_scores") != std::string::npos;
@@ -102,21 +100,27 @@ const at::Tensor& ActivationCache::get(const std::string& name) const {
   return it->second;
 }
 
-namespace {
-
-bool ends_with(const std::string& s, const char* suffix) {
-  size_t n = std::char_traits<char>::length(suffix);
-  return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
+// The hook points whose layout is not per position, by their last name component (the same in every
+// block and every architecture: blocks.L.attn.hook_z, TransformerLens's names).
+Layout point_layout(const std::string& name) {
+  static const std::pair<const char*, Layout> kTable[] = {
+      {"hook_attn_scores", Layout::Pattern}, {"hook_pattern", Layout::Pattern}, {"hook_q", Layout::PerHead},
+      {"hook_k", Layout::PerHead},           {"hook_v", Layout::PerHead},       {"hook_z", Layout::PerHead},
+      {"hook_rot_q", Layout::PerHead},       {"hook_rot_k", Layout::PerHead},   {"hook_result", Layout::PerHead},
+  };
+  size_t dot = name.rfind('.');
+  std::string last = dot == std::string::npos ? name : name.substr(dot + 1);
+  for (const auto& [point, layout] : kTable)
+    if (last == point) return layout;
+  return Layout::PerPosition;
 }
+
+namespace {
 
 // Axes of an activation by hook name: (pos axis, head axis or -1).
 std::pair<int64_t, int64_t> axes_of(const std::string& name) {
-  if (ends_with(name, "hook_pattern") || ends_with(name, "hook_attn_scores")) return {2, 1};
-  if (ends_with(name, "hook_z") || ends_with(name, "hook_q") || ends_with(name, "hook_k") ||
-      ends_with(name, "hook_v") || ends_with(name, "hook_rot_q") || ends_with(name, "hook_rot_k") ||
-      ends_with(name, "hook_result"))
-    return {1, 2};
-  return {1, -1};
+  Layout l = point_layout(name);
+  return {pos_axis(l), head_axis(l)};
 }
 
 // Index tensors selecting `where` inside an activation covering positions [pos0, pos0 + n).

@@ -22,6 +22,17 @@ struct HookContext {
 // t: the activation; assign to t to replace it (same shape), or edit it in place.
 using HookFn = std::function<void(at::Tensor& t, const HookContext& ctx)>;
 
+// The axis layout of a hook point, from the one table of TransformerLens point names (hooks.cpp):
+// what caching, interventions, patch targets and the packed engine read instead of guessing.
+enum class Layout {
+  PerPosition,  // [batch, pos, d] (resid, attn_out, mlp pre/post, normalized, embed) and [batch, pos, 1] (scale)
+  PerHead,      // [batch, pos, head, d] (q, k, v, z, rot_q, rot_k, result)
+  Pattern,      // [batch, head, query_pos, key_pos] (attn_scores, pattern)
+};
+Layout point_layout(const std::string& name);
+inline int64_t pos_axis(Layout l) { return l == Layout::Pattern ? 2 : 1; }
+inline int64_t head_axis(Layout l) { return l == Layout::Pattern ? 1 : l == Layout::PerHead ? 2 : -1; }
+
 // True when `name` matches `pattern`: exact, or a glob where '*' matches any run of characters
 // and '?' one character.
 bool glob_match(const std::string& pattern, const std::string& name);

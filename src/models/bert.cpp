@@ -1,12 +1,14 @@
-// BERT (Devlin et al. 2019) as Hugging Face's BertModel / BertForMaskedLM computes it: word +
-// position + token-type embeddings and a LayerNorm, post-LayerNorm blocks, bidirectional attention
-// that masks padding keys, and the MLM head (dense + activation + LayerNorm, then a decoder tied to the
-// word embeddings). Hook names are TransformerLens's HookedEncoder ones: embed.hook_embed, ...,
-// blocks.L.hook_normalized_resid_post (the block output), mlm_head.ln.*.
+// BERT (Devlin et al. 2019) as Hugging Face's BertModel / BertForMaskedLM / BertForSequenceClassification
+// compute it: word + position + token-type embeddings and a LayerNorm, post-LayerNorm blocks,
+// bidirectional attention that masks padding keys, and either the MLM head (dense + activation +
+// LayerNorm, then a decoder tied to the word embeddings) or the classification head (pooler: dense +
+// tanh on the [CLS] row, then a linear classifier). Hook names are TransformerLens's HookedEncoder
+// ones: embed.hook_embed, ..., blocks.L.hook_normalized_resid_post (the block output), mlm_head.ln.*.
 #include <cmath>
 
 #include "core/error.h"
 #include "models/common.h"
+#include "models/encoder_block.h"
 #include "models/registry.h"
 
 namespace mechscope::models {
@@ -21,6 +23,8 @@ void parse_bert(ModelConfig& cfg) {
   cfg.eps = cfg_double(cfg, "layer_norm_eps", 1e-12);
   cfg.tied_embeddings = cfg_bool(cfg, "tie_word_embeddings", true);
   cfg.causal = false;
+  cfg.n_token_types = cfg_int(cfg, "type_vocab_size", 2);
+  if (cfg.n_token_types <= 0) fail("config.json (bert): type_vocab_size must be positive, got ", cfg.n_token_types);
   check_activation(cfg.act_fn);
   std::string pos = cfg_string(cfg, "position_embedding_type", "absolute");
   if (pos != "absolute")
@@ -31,10 +35,7 @@ void parse_bert(ModelConfig& cfg) {
 
 namespace {
 
-struct BertBlock {
-  at::Tensor q_w, q_b, k_w, k_b, v_w, v_b, o_w, o_b, ln1_w, ln1_b;
-  at::Tensor fc_w, fc_b, proj_w, proj_b, ln2_w, ln2_b;
-};
+using BertBlock = EncoderBlockWeights;
 
 class Bert final : public HookedModel {
  public:
@@ -47,7 +48,7 @@ class Bert final : public HookedModel {
     int64_t d = cfg.d_model, m = cfg.d_mlp;
     word_ = w.get("embeddings.word_embeddings.weight", {cfg.d_vocab, d});
     pos_ = w.get("embeddings.position_embeddings.weight", {cfg.n_ctx, d});
-    type_ = w.get("embeddings.token_type_embeddings.weight", {cfg_int(cfg, "type_vocab_size", 2), d});
+    type_ = w.get("embeddings.token_type_embeddings.weight", {cfg.n_token_types, d});
     emb_ln_w_ = w.get("embeddings.LayerNorm.weight", {d});
     emb_ln_b_ = w.get("embeddings.LayerNorm.bias", {d});
     for (int l = 0; l < cfg.n_layers; ++l) {
@@ -74,18 +75,35 @@ class Bert final : public HookedModel {
       decoder_ = cfg.tied_embeddings ? word_ : root.get(c + "decoder.weight", {cfg.d_vocab, d});
       decoder_b_ = root.get(root.has(c + "bias") ? c + "bias" : c + "decoder.bias", {cfg.d_vocab});
     }
+    // BertForSequenceClassification: the pooler under the model prefix, the classifier at the root.
+    classifier_ = !mlm_ && root.has("classifier.weight");
+    if (classifier_) {
+      std::vector<int64_t> n = ckpt.info("classifier.weight").shape;
+      if (n.size() != 2 || n[1] != d) fail("BERT: classifier.weight has shape ", at::IntArrayRef(n), ", expected [n_labels, ", d, "]");
+      pool_w_ = w.get("pooler.dense.weight", {d, d});
+      pool_b_ = w.get("pooler.dense.bias", {d});
+      cls_w_ = root.get("classifier.weight", {n[0], d});
+      cls_b_ = root.get("classifier.bias", {n[0]});
+      cfg_.labels = read_labels(cfg_, n[0]);
+    }
   }
 
   bool has_lm_head() const override { return mlm_; }
+  bool has_classifier() const override { return classifier_; }
+
+  // The pooler (dense + tanh) on the [CLS] row, then the classifier: [b, p, d] -> [b, n_labels].
+  at::Tensor classify(const at::Tensor& resid, RunContext& ctx) const override {
+    if (!classifier_) return HookedModel::classify(resid, ctx);
+    at::Tensor pooled = at::tanh(at::linear(resid.select(1, 0), pool_w_, pool_b_));
+    return at::linear(pooled, cls_w_, cls_b_);
+  }
 
   std::vector<std::string> hook_names() const override {
     std::vector<std::string> out{"embed.hook_embed", "embed.hook_pos_embed", "embed.hook_token_type_embed",
                                  "embed.ln.hook_scale", "embed.ln.hook_normalized"};
     for (int l = 0; l < cfg_.n_layers; ++l) {
-      const BlockHookNames& n = names_[l];
-      out.insert(out.end(), {n.resid_pre, n.q, n.k, n.v, n.attn_scores, n.pattern, n.z, n.result, n.attn_out,
-                             n.resid_mid, n.ln1_scale, n.ln1_normalized, n.mlp_pre, n.mlp_post, n.mlp_out,
-                             n.resid_post, n.ln2_scale, n.ln2_normalized, normalized_resid_post_[l]});
+      auto names = encoder_block_hook_names(names_[l], normalized_resid_post_[l]);
+      out.insert(out.end(), names.begin(), names.end());
     }
     if (mlm_) out.insert(out.end(), {"mlm_head.ln.hook_scale", "mlm_head.ln.hook_normalized"});
     return out;
@@ -100,7 +118,8 @@ class Bert final : public HookedModel {
     if (types.sizes() != ids.sizes())
       fail("token_type_ids have shape ", types.sizes(), ", the input ids ", ids.sizes());
     if (types.numel() && (types.min().item<int64_t>() < 0 || types.max().item<int64_t>() >= type_.size(0)))
-      fail("token_type_ids must be in [0, ", type_.size(0), ")");
+      fail("token_type_ids must be in 0 .. ", type_.size(0) - 1, " (type_vocab_size ", type_.size(0), "), got values ",
+           types.min().item<int64_t>(), " .. ", types.max().item<int64_t>());
     at::Tensor tok = at::embedding(word_, ids);  // [b, p, d]
     fire(ctx.hooks, "embed.hook_embed", tok, -1, past);
     at::Tensor pe = at::embedding(pos_, pos);
@@ -112,43 +131,7 @@ class Bert final : public HookedModel {
   }
 
   at::Tensor block(int layer, const at::Tensor& resid_in, RunContext& ctx) const override {
-    const BertBlock& B = blocks_[layer];
-    const BlockHookNames& N = names_[layer];
-    const hooks::HookSet* H = ctx.hooks;
-    int64_t b = resid_in.size(0), n = resid_in.size(1), h = cfg_.n_heads, dh = cfg_.d_head;
-    int64_t past = cache_past(ctx, layer);
-    at::Tensor resid = resid_in;
-    fire(H, N.resid_pre, resid, layer, past);
-
-    // Attention over every real token (padding keys masked): [b, n, d] -> q, k, v [b, n, h, dh].
-    at::Tensor q = at::linear(resid, B.q_w, B.q_b).view({b, n, h, dh});
-    at::Tensor k = at::linear(resid, B.k_w, B.k_b).view({b, n, h, dh});
-    at::Tensor v = at::linear(resid, B.v_w, B.v_b).view({b, n, h, dh});
-    fire(H, N.q, q, layer, past);
-    fire(H, N.k, k, layer, past);
-    fire(H, N.v, v, layer, past);
-    cache_kv(ctx, layer, cfg_.n_layers, k, v);
-    at::Tensor bias = attention_bias(ctx, b, n, past, false, 0, resid.scalar_type());
-    at::Tensor z = attention(q, k, v, bias, 1.0 / std::sqrt((double)dh), H, N, layer, past);
-    at::Tensor attn_out = attention_out(z, B.o_w, B.o_b, H, N, layer, past);
-    fire(H, N.attn_out, attn_out, layer, past);
-    at::Tensor mid = resid + attn_out;
-    fire(H, N.resid_mid, mid, layer, past);
-
-    // Post-LayerNorm: ln1 normalises resid_mid, the MLP reads that and ln2 normalises the sum
-    // (TransformerLens's BertBlock: hook_resid_post is before ln2, the block output after).
-    at::Tensor x = layer_norm(mid, B.ln1_w, B.ln1_b, cfg_.eps, H, N.ln1_scale, N.ln1_normalized, layer, past);
-    at::Tensor pre = at::linear(x, B.fc_w, B.fc_b);  // [b, n, d_mlp]
-    fire(H, N.mlp_pre, pre, layer, past);
-    at::Tensor post = activation(pre, cfg_.act_fn);
-    fire(H, N.mlp_post, post, layer, past);
-    at::Tensor mlp_out = at::linear(post, B.proj_w, B.proj_b);
-    fire(H, N.mlp_out, mlp_out, layer, past);
-    at::Tensor sum = x + mlp_out;
-    fire(H, N.resid_post, sum, layer, past);
-    at::Tensor out = layer_norm(sum, B.ln2_w, B.ln2_b, cfg_.eps, H, N.ln2_scale, N.ln2_normalized, layer, past);
-    fire(H, normalized_resid_post_[layer], out, layer, past);
-    return out;
+    return encoder_block(blocks_[layer], cfg_, names_[layer], normalized_resid_post_[layer], layer, resid_in, ctx);
   }
 
   // The MLM head's transform (dense + activation + LayerNorm); identity for a bare BertModel.
@@ -161,6 +144,9 @@ class Bert final : public HookedModel {
   }
 
   at::Tensor unembed(const at::Tensor& x, const at::Tensor& columns) const override {
+    if (classifier_)
+      fail("this BERT checkpoint is a sequence classifier (BertForSequenceClassification): it has class logits "
+           "(classify), no token logits");
     if (!mlm_)
       fail("this BERT checkpoint is a bare BertModel (no cls.predictions.* masked-LM head): it has no logits; "
            "use hook activations instead (mechscope run --no-logits --cache ...)");
@@ -195,6 +181,12 @@ class Bert final : public HookedModel {
       out.emplace_back("cls.predictions.bias", decoder_b_);
       if (!cfg_.tied_embeddings) out.emplace_back("cls.predictions.decoder.weight", decoder_);
     }
+    if (classifier_) {
+      out.emplace_back("bert.pooler.dense.weight", pool_w_);
+      out.emplace_back("bert.pooler.dense.bias", pool_b_);
+      out.emplace_back("classifier.weight", cls_w_);
+      out.emplace_back("classifier.bias", cls_b_);
+    }
     return out;
   }
 
@@ -202,12 +194,60 @@ class Bert final : public HookedModel {
   at::Tensor word_, pos_, type_, emb_ln_w_, emb_ln_b_;
   bool mlm_ = false;
   at::Tensor mlm_w_, mlm_b_, mlm_ln_w_, mlm_ln_b_, decoder_, decoder_b_;
+  bool classifier_ = false;
+  at::Tensor pool_w_, pool_b_, cls_w_, cls_b_;
   std::vector<BertBlock> blocks_;
   std::vector<BlockHookNames> names_;
   std::vector<std::string> normalized_resid_post_;
 };
 
 }  // namespace
+
+std::vector<std::string> encoder_block_hook_names(const BlockHookNames& n, const std::string& normalized_resid_post) {
+  return {n.resid_pre, n.q, n.k, n.v, n.attn_scores, n.pattern, n.z, n.result, n.attn_out,
+          n.resid_mid, n.ln1_scale, n.ln1_normalized, n.mlp_pre, n.mlp_post, n.mlp_out,
+          n.resid_post, n.ln2_scale, n.ln2_normalized, normalized_resid_post};
+}
+
+at::Tensor encoder_block(const EncoderBlockWeights& B, const ModelConfig& cfg, const BlockHookNames& N,
+                         const std::string& normalized_resid_post, int layer, const at::Tensor& resid_in,
+                         RunContext& ctx) {
+  const hooks::HookSet* H = ctx.hooks;
+  int64_t b = resid_in.size(0), n = resid_in.size(1), h = cfg.n_heads, dh = cfg.d_head;
+  int64_t past = cache_past(ctx, layer);
+  at::Tensor resid = resid_in;
+  fire(H, N.resid_pre, resid, layer, past);
+
+  // Attention over every real token (padding keys masked): [b, n, d] -> q, k, v [b, n, h, dh].
+  at::Tensor q = at::linear(resid, B.q_w, B.q_b).view({b, n, h, dh});
+  at::Tensor k = at::linear(resid, B.k_w, B.k_b).view({b, n, h, dh});
+  at::Tensor v = at::linear(resid, B.v_w, B.v_b).view({b, n, h, dh});
+  fire(H, N.q, q, layer, past);
+  fire(H, N.k, k, layer, past);
+  fire(H, N.v, v, layer, past);
+  cache_kv(ctx, layer, cfg.n_layers, k, v);
+  at::Tensor bias = attention_bias(ctx, b, n, past, false, 0, resid.scalar_type());
+  at::Tensor z = attention(q, k, v, bias, 1.0 / std::sqrt((double)dh), H, N, layer, past);
+  at::Tensor attn_out = attention_out(z, B.o_w, B.o_b, H, N, layer, past);
+  fire(H, N.attn_out, attn_out, layer, past);
+  at::Tensor mid = resid + attn_out;
+  fire(H, N.resid_mid, mid, layer, past);
+
+  // Post-LayerNorm: ln1 normalises resid_mid, the MLP reads that and ln2 normalises the sum
+  // (TransformerLens's BertBlock: hook_resid_post is before ln2, the block output after).
+  at::Tensor x = layer_norm(mid, B.ln1_w, B.ln1_b, cfg.eps, H, N.ln1_scale, N.ln1_normalized, layer, past);
+  at::Tensor pre = at::linear(x, B.fc_w, B.fc_b);  // [b, n, d_mlp]
+  fire(H, N.mlp_pre, pre, layer, past);
+  at::Tensor post = activation(pre, cfg.act_fn);
+  fire(H, N.mlp_post, post, layer, past);
+  at::Tensor mlp_out = at::linear(post, B.proj_w, B.proj_b);
+  fire(H, N.mlp_out, mlp_out, layer, past);
+  at::Tensor sum = x + mlp_out;
+  fire(H, N.resid_post, sum, layer, past);
+  at::Tensor out = layer_norm(sum, B.ln2_w, B.ln2_b, cfg.eps, H, N.ln2_scale, N.ln2_normalized, layer, past);
+  fire(H, normalized_resid_post, out, layer, past);
+  return out;
+}
 
 std::unique_ptr<HookedModel> build_bert(const ModelConfig& cfg, const io::Checkpoint& ckpt, const LoadOptions& opts) {
   return std::make_unique<Bert>(cfg, ckpt, opts);

@@ -29,6 +29,8 @@ struct ModelConfig {
   bool gated_mlp = false;      // SwiGLU-style: mlp.hook_pre_linear exists
   bool rotary = false;         // hook_rot_q / hook_rot_k exist
   bool tied_embeddings = false;
+  int64_t n_token_types = 0;   // BERT's type_vocab_size; 0 = the model takes no token type ids
+  std::vector<std::string> labels;  // a classifier's id2label, in id order (empty for other models)
   std::optional<int64_t> bos_token_id, eos_token_id, pad_token_id;
   nlohmann::json raw;          // config.json as read
 };
@@ -99,6 +101,13 @@ class HookedModel {
   // False for checkpoints without an output head (a bare BertModel): unembed() and forward() then
   // throw an Error, and callers that only want activations run embed/block/final_norm themselves.
   virtual bool has_lm_head() const { return true; }
+
+  // A sequence-classification head (BertForSequenceClassification, DistilBertForSequenceClassification):
+  // config().labels names its classes. Such models have no language-model head.
+  virtual bool has_classifier() const { return false; }
+  // Output of the last block [batch, pos, d_model] -> class logits [batch, n_labels], from the first
+  // ([CLS]) position as transformers does. The default throws an Error (no classification head).
+  virtual at::Tensor classify(const at::Tensor& resid, RunContext& ctx) const;
 
   // Full forward: ids [batch, pos] -> logits [batch, pos, d_vocab].
   at::Tensor forward(const at::Tensor& ids, RunContext& ctx) const;

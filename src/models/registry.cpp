@@ -3,6 +3,8 @@
 #include "core/error.h"
 #include "core/fs.h"
 
+#include <cstdlib>
+
 namespace mechscope::models {
 
 const std::vector<Architecture>& architectures() {
@@ -13,6 +15,7 @@ const std::vector<Architecture>& architectures() {
       {{"llama", "mistral", "qwen2"}, parse_llama, build_llama},
       {{"gemma", "gemma2"}, parse_gemma, build_gemma},
       {{"bert"}, parse_bert, build_bert},
+      {{"distilbert"}, parse_distilbert, build_distilbert},
   };
   return table;
 }
@@ -71,6 +74,25 @@ void set_mha_heads(ModelConfig& cfg, const char* width_key, const char* heads_ke
     fail("config.json (", cfg.model_type, "): ", width_key, " ", cfg.d_model, " is not divisible by ", heads_key, " ",
          cfg.n_heads);
   cfg.d_head = cfg.d_model / cfg.n_heads;
+}
+
+std::vector<std::string> read_labels(const ModelConfig& cfg, int64_t n) {
+  std::vector<std::string> out;
+  for (int64_t i = 0; i < n; ++i) out.push_back("LABEL_" + std::to_string(i));
+  const nlohmann::json* m = find_key(cfg, "id2label");
+  if (!m) return out;
+  if (!m->is_object()) fail("config.json (", cfg.model_type, "): 'id2label' must be an object, got ", m->dump());
+  if ((int64_t)m->size() != n)
+    fail("config.json (", cfg.model_type, "): 'id2label' names ", m->size(), " labels, the classifier has ", n, " outputs");
+  for (auto& [key, value] : m->items()) {
+    char* end = nullptr;
+    long long i = std::strtoll(key.c_str(), &end, 10);
+    if (key.empty() || *end || i < 0 || i >= n)
+      fail("config.json (", cfg.model_type, "): 'id2label' key '", key, "' is not a label id in 0 .. ", n - 1);
+    if (!value.is_string()) fail("config.json (", cfg.model_type, "): 'id2label' \"", key, "\" must be a string");
+    out[i] = value.get<std::string>();
+  }
+  return out;
 }
 
 static std::optional<int64_t> token_id(const ModelConfig& cfg, const char* key) {
@@ -137,6 +159,10 @@ at::Tensor HookedModel::forward(const at::Tensor& ids, RunContext& ctx) const {
   at::Tensor resid = embed(ids, ctx);
   for (int l = 0; l < cfg_.n_layers; ++l) resid = block(l, resid, ctx);
   return unembed(final_norm(resid, ctx));
+}
+
+at::Tensor HookedModel::classify(const at::Tensor& resid, RunContext& ctx) const {
+  fail(cfg_.model_type, " (", cfg_.architecture, ") has no sequence-classification head");
 }
 
 int64_t HookedModel::parameter_count() const {

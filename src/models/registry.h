@@ -51,8 +51,16 @@ std::unique_ptr<HookedModel> build_llama(const ModelConfig& cfg, const io::Check
 void parse_gemma(ModelConfig& cfg);
 std::unique_ptr<HookedModel> build_gemma(const ModelConfig& cfg, const io::Checkpoint& ckpt, const LoadOptions& opts);
 
-// BERT (bert): BertModel / BertForMaskedLM, post-LayerNorm encoder with the MLM head.
+// BERT (bert): BertModel / BertForMaskedLM / BertForSequenceClassification, post-LayerNorm encoder.
 void parse_bert(ModelConfig& cfg);
 std::unique_ptr<HookedModel> build_bert(const ModelConfig& cfg, const io::Checkpoint& ckpt, const LoadOptions& opts);
+
+// DistilBERT (distilbert): DistilBertModel / DistilBertForSequenceClassification.
+void parse_distilbert(ModelConfig& cfg);
+std::unique_ptr<HookedModel> build_distilbert(const ModelConfig& cfg, const io::Checkpoint& ckpt, const LoadOptions& opts);
+
+// A classifier's labels from config.json's id2label (LABEL_i where it has none), for `n` classes;
+// Error naming the key when id2label has another count or ids outside 0 .. n - 1.
+std::vector<std::string> read_labels(const ModelConfig& cfg, int64_t n);
 
 }  // namespace mechscope::models

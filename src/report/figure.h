@@ -113,7 +113,21 @@ struct Surface {
   double vmin = kAuto, vmax = kAuto;
 };
 
-using Series = std::variant<Heatmap, Line, Scatter, Bar, Histogram, Cdf, Text, Surface>;
+// Straight segments between point pairs, each with its own width and colour: links between points
+// (AttentionViz's query-key lines, width proportional to attention). Drawn under markers of the same
+// panel when listed before them.
+struct Segments {
+  std::vector<double> x0, y0, x1, y1;
+  std::vector<double> widths;       // points per segment (empty: `width` for all)
+  double width = 1;
+  std::vector<Rgb> colors;          // per segment (empty: `color`, else the next colour of the cycle)
+  std::optional<Rgb> color;
+  double alpha = 0.6;
+  std::vector<std::string> hover;   // index.html: per segment, shown at its midpoint
+  std::string name;                 // legend entry (none when empty)
+};
+
+using Series = std::variant<Heatmap, Line, Scatter, Bar, Histogram, Cdf, Text, Surface, Segments>;
 
 // A reference line across the panel: y = value, x = value, or the diagonal y = x.
 struct RefLine {

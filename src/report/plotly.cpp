@@ -332,6 +332,54 @@ void series_traces(Ctx& c, const Series& s, json& data, json& layout) {
     t["showlegend"] = false;
     t["hoverinfo"] = "skip";
     data.push_back(t);
+  } else if (auto* sg = std::get_if<Segments>(&s)) {
+    // Plotly has one width and colour per trace: segments are grouped by colour and by width rounded
+    // to 0.25 pt, each group one trace with null breaks between its segments.
+    Rgb col = next_color(sg->color);
+    std::vector<std::pair<std::pair<std::string, long>, std::vector<size_t>>> groups;
+    for (size_t i = 0; i < sg->x0.size(); i++) {
+      double w = sg->widths.empty() ? sg->width : sg->widths[i];
+      std::pair<std::string, long> key{rgba(sg->colors.empty() ? col : sg->colors[i], sg->alpha), std::lround(w * 4)};
+      auto it = std::find_if(groups.begin(), groups.end(), [&](auto& g) { return g.first == key; });
+      if (it == groups.end()) groups.push_back({key, {i}});
+      else it->second.push_back(i);
+    }
+    bool legend = !sg->name.empty();
+    for (auto& [key, idx] : groups) {
+      json t = base("scatter");
+      json xs = json::array(), ys = json::array();
+      for (size_t i : idx) {
+        xs.push_back(num(sg->x0[i])), xs.push_back(num(sg->x1[i])), xs.push_back(nullptr);
+        ys.push_back(num(sg->y0[i])), ys.push_back(num(sg->y1[i])), ys.push_back(nullptr);
+      }
+      t["x"] = xs;
+      t["y"] = ys;
+      t["mode"] = "lines";
+      t["line"] = {{"color", key.first}, {"width", std::max(0.25, key.second / 4.0) * 1.33}};
+      t["hoverinfo"] = "skip";
+      t["showlegend"] = legend;
+      if (legend) t["name"] = esc(sg->name), t["legendgroup"] = esc(sg->name);
+      else t["showlegend"] = false;
+      legend = false;
+      data.push_back(t);
+    }
+    if (!sg->hover.empty()) {
+      json t = base("scatter");
+      std::vector<double> mx, my;
+      json ht = json::array();
+      for (size_t i = 0; i < sg->x0.size(); i++) {
+        mx.push_back(0.5 * (sg->x0[i] + sg->x1[i])), my.push_back(0.5 * (sg->y0[i] + sg->y1[i]));
+        ht.push_back(esc(sg->hover[i]));
+      }
+      t["x"] = nums(mx);
+      t["y"] = nums(my);
+      t["mode"] = "markers";
+      t["marker"] = {{"size", 6}, {"opacity", 0}};
+      t["hovertext"] = ht;
+      t["hovertemplate"] = "%{hovertext}<extra></extra>";
+      t["showlegend"] = false;
+      data.push_back(t);
+    }
   } else if (auto* sf = std::get_if<Surface>(&s)) {
     std::string scene = "scene" + suffix(c.k);
     auto [lo, hi] = color_range(sf->z, sf->vmin, sf->vmax, false, 0);
@@ -388,6 +436,10 @@ void panel_extent(const std::vector<Series>& series, double& lo, double& hi, boo
       }
     if (auto* sc = std::get_if<Scatter>(&s))
       for (double v : y ? sc->y : sc->x) add(v);
+    if (auto* sg = std::get_if<Segments>(&s)) {
+      for (double v : y ? sg->y0 : sg->x0) add(v);
+      for (double v : y ? sg->y1 : sg->x1) add(v);
+    }
     if (auto* b = std::get_if<Bar>(&s); b && y) {
       add(0);
       for (double v : b->values) add(v);

@@ -157,6 +157,13 @@ PanelPlan plan_panel(const Panel& p) {
         double m = median(c->values);
         plan.legend.push_back({"median = " + format_number(m), {0.84, 0.15, 0.16}, Marker::None, Dash::Dashed, true, false, false});
       }
+    } else if (auto* sg = std::get_if<Segments>(&s)) {
+      color = series_color(sg->color, next_color);
+      for (size_t i = 0; i < sg->x0.size(); i++) {
+        ex.add(sg->x0[i], p.x.log), ex.add(sg->x1[i], p.x.log);
+        ey.add(sg->y0[i], p.y.log), ey.add(sg->y1[i], p.y.log);
+      }
+      if (!sg->name.empty()) plan.legend.push_back({sg->name, sg->colors.empty() ? color : sg->colors[0], Marker::None, Dash::Solid, true, false, false});
     } else if (auto* sf = std::get_if<Surface>(&s)) {
       if (!plan.cb.on) {
         auto [lo, hi] = color_range(sf->z, sf->vmin, sf->vmax, false, 0);
@@ -289,6 +296,9 @@ std::vector<std::pair<double, double>> device_points(const PanelPlan& pl) {
       }
     } else if (auto* sc = std::get_if<Scatter>(&s)) {
       for (size_t i = 0; i < sc->x.size(); i++) add(sc->x[i], sc->y[i]);
+    } else if (auto* sg = std::get_if<Segments>(&s)) {
+      for (size_t i = 0; i < sg->x0.size(); i++)
+        for (double t : {0.0, 0.5, 1.0}) add(sg->x0[i] + t * (sg->x1[i] - sg->x0[i]), sg->y0[i] + t * (sg->y1[i] - sg->y0[i]));
     } else if (auto* h = std::get_if<Histogram>(&s)) {
       Binned bins = histogram_bins(*h);
       for (size_t i = 0; i < bins.counts.size(); i++)

@@ -102,6 +102,22 @@ void draw_line(cairo_t* cr, const PanelPlan& pl, const Line& l, Rgb color) {
   for (size_t i = 0; i < n; i++) draw_marker(cr, l.marker, X(l.x[i]), Y(l.y[i]), 3.2, color, 1, true);
 }
 
+void draw_segments(cairo_t* cr, const PanelPlan& pl, const Segments& s, Rgb color) {
+  const Box& b = pl.plot;
+  cairo_set_line_cap(cr, CAIRO_LINE_CAP_ROUND);
+  for (size_t i = 0; i < s.x0.size(); i++) {
+    double x0 = pl.x.map(s.x0[i], b.x, b.right()), y0 = pl.y.map(s.y0[i], b.bottom(), b.y);
+    double x1 = pl.x.map(s.x1[i], b.x, b.right()), y1 = pl.y.map(s.y1[i], b.bottom(), b.y);
+    double w = s.widths.empty() ? s.width : s.widths[i];
+    if (!std::isfinite(x0) || !std::isfinite(y0) || !std::isfinite(x1) || !std::isfinite(y1) || w <= 0) continue;
+    set_color(cr, s.colors.empty() ? color : s.colors[i], s.alpha);
+    cairo_set_line_width(cr, w);
+    cairo_move_to(cr, x0, y0);
+    cairo_line_to(cr, x1, y1);
+    cairo_stroke(cr);
+  }
+}
+
 void draw_scatter(cairo_t* cr, const PanelPlan& pl, const Scatter& s, Rgb color) {
   const Box& b = pl.plot;
   const Colormap& m = colormap(s.cmap);
@@ -233,6 +249,7 @@ void draw_series(cairo_t* cr, const PanelPlan& pl) {
     if (auto* h = std::get_if<Heatmap>(&series[i])) draw_heatmap(cr, pl, *h);
     else if (auto* l = std::get_if<Line>(&series[i])) draw_line(cr, pl, *l, color);
     else if (auto* s = std::get_if<Scatter>(&series[i])) draw_scatter(cr, pl, *s, color);
+    else if (auto* sg = std::get_if<Segments>(&series[i])) draw_segments(cr, pl, *sg, color);
     else if (auto* b = std::get_if<Bar>(&series[i])) draw_bar(cr, pl, *b, color);
     else if (auto* hi = std::get_if<Histogram>(&series[i])) draw_histogram(cr, pl, *hi, color);
     else if (auto* c = std::get_if<Cdf>(&series[i])) draw_cdf(cr, pl, *c, color);

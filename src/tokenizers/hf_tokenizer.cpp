@@ -79,11 +79,31 @@ std::vector<int64_t> HfTokenizer::encode(std::string_view text) const {
 }
 
 std::vector<int64_t> HfTokenizer::encode_with_special(std::string_view text) const {
-  std::vector<int64_t> ids = encode(text);
-  if (!post_processor_) return ids;
-  std::vector<int32_t> narrow(ids.begin(), ids.end());
-  auto out = post_processor_->process(narrow);
-  return std::vector<int64_t>(out.begin(), out.end());
+  return encode_full(text, nullptr, true).ids;
+}
+
+Encoding HfTokenizer::encode_full(std::string_view text, const std::string_view* pair, bool special) const {
+  auto narrow = [this](std::string_view t) {
+    std::vector<int64_t> ids = encode(t);
+    return std::vector<int32_t>(ids.begin(), ids.end());
+  };
+  std::vector<int32_t> a = narrow(text), b;
+  if (pair) b = narrow(*pair);
+  Processed p;
+  try {
+    p = special && post_processor_ ? post_processor_->process(a, pair ? &b : nullptr)
+                                   : concat_sequences(a, pair ? &b : nullptr);
+  } catch (const Error& e) {
+    throw Error(cat(where_, ": ", e.what()));
+  }
+  Encoding e;
+  e.ids.assign(p.ids.begin(), p.ids.end());
+  e.type_ids.assign(p.type_ids.begin(), p.type_ids.end());
+  e.a_begin = p.a_begin;
+  e.a_end = p.a_end;
+  e.b_begin = p.b_begin;
+  e.b_end = p.b_end;
+  return e;
 }
 
 const std::string& HfTokenizer::token_ref(int64_t id) const {
@@ -168,6 +188,10 @@ const HfTokenizer& as_hf(const Tokenizer& t) {
 
 std::vector<int64_t> encode_with_special(const Tokenizer& t, std::string_view text) {
   return as_hf(t).encode_with_special(text);
+}
+
+Encoding encode_full(const Tokenizer& t, std::string_view text, const std::string_view* pair, bool special) {
+  return as_hf(t).encode_full(text, pair, special);
 }
 
 std::string decode_skip_special(const Tokenizer& t, const std::vector<int64_t>& ids) {

@@ -27,6 +27,10 @@ class HfTokenizer : public Tokenizer {
   // encode, then the post-processor's special tokens (HF's add_special_tokens=True), e.g.
   // [CLS] ... [SEP] for BERT, <s> ... for Llama 2; as encode when there is no post-processor.
   std::vector<int64_t> encode_with_special(std::string_view text) const;
+  // HF's tokenizer(text, pair, add_special_tokens=special): the single or pair template's special
+  // tokens, the token type ids, and where each text's tokens are. Error when the post-processor has
+  // no pair template and `pair` is given.
+  Encoding encode_full(std::string_view text, const std::string_view* pair, bool special) const;
   std::string decode(const std::vector<int64_t>& ids) const override;
   // HF's decode(ids, skip_special_tokens=skip_special).
   std::string decode(const std::vector<int64_t>& ids, bool skip_special) const;
@@ -65,6 +69,7 @@ class HfTokenizer : public Tokenizer {
 const HfTokenizer& as_hf(const Tokenizer& t);
 // Free-function forms of the HfTokenizer extras, for callers holding a Tokenizer.
 std::vector<int64_t> encode_with_special(const Tokenizer& t, std::string_view text);
+Encoding encode_full(const Tokenizer& t, std::string_view text, const std::string_view* pair, bool special);
 std::string decode_skip_special(const Tokenizer& t, const std::vector<int64_t>& ids);
 
 }  // namespace mechscope::tokenizers

@@ -54,10 +54,21 @@ struct SpecialInsert {
   std::vector<int32_t> ids;
 };
 
+// What a post-processor makes of one sequence or a pair: the ids with its special tokens, the token
+// type id of each, and where each input sequence's own tokens lie ([begin, end) in ids).
+struct Processed {
+  std::vector<int32_t> ids, type_ids;
+  size_t a_begin = 0, a_end = 0, b_begin = 0, b_end = 0;
+};
+
+// Without special tokens (or a post-processor): a then b, type ids 0 then 1 (HF's default_process).
+Processed concat_sequences(const std::vector<int32_t>& a, const std::vector<int32_t>* b);
+
 struct PostProcessor {
   virtual ~PostProcessor() = default;
-  // ids of a single sequence -> ids with the special tokens the template adds.
-  virtual std::vector<int32_t> process(const std::vector<int32_t>& ids) const = 0;
+  // a (and b, the pair's second sequence, when not null) -> with the special tokens and token type
+  // ids of the single or pair template (HF's add_special_tokens=True).
+  virtual Processed process(const std::vector<int32_t>& a, const std::vector<int32_t>* b) const = 0;
 };
 
 // Applies f(piece_text, emit) to every piece not yet matched as an added token; emit(offset, len,

@@ -10,6 +10,14 @@
 
 namespace mechscope::tokenizers {
 
+// A text, or a pair of texts, as the model takes it (Hugging Face's BatchEncoding of one input).
+struct Encoding {
+  std::vector<int64_t> ids;
+  std::vector<int64_t> type_ids;  // token type of each id: 0 for the text, 1 for a pair's second text (BERT)
+  // [begin, end) of each text's own tokens in ids (special tokens excluded); b_* = ids.size() without a pair.
+  size_t a_begin = 0, a_end = 0, b_begin = 0, b_end = 0;
+};
+
 class Tokenizer {
  public:
   virtual ~Tokenizer() = default;

@@ -53,8 +53,10 @@ TEST_P(Architectures, RunWritesTheReferenceLogitsAndCachedHooks) {
   for (int64_t b = 0; b < ids.size(0); ++b) {
     // Padding is dropped here: the CLI pads again (with the model's pad id) and masks it.
     at::Tensor row = ids[b];
-    if (ref->has("attention_mask")) row = row.narrow(0, 0, ref->get("attention_mask")[b].sum().item<int64_t>());
-    args.insert(args.end(), {"--ids", ids_arg(row)});
+    int64_t n = ref->has("attention_mask") ? ref->get("attention_mask")[b].sum().item<int64_t>() : row.size(0);
+    args.insert(args.end(), {"--ids", ids_arg(row.narrow(0, 0, n))});
+    // BERT's second row is a two-segment pair.
+    if (ref->has("token_type_ids")) args.insert(args.end(), {"--token-type-ids", ids_arg(ref->get("token_type_ids")[b].narrow(0, 0, n))});
   }
   auto r = run_cli(args);
   ASSERT_EQ(r.code, 0) << r.err;

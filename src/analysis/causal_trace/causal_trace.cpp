@@ -5,6 +5,7 @@
 #include <limits>
 #include <map>
 
+#include "analysis/packed/packed.h"
 #include "core/error.h"
 #include "core/rng_numpy.h"
 
@@ -187,9 +188,7 @@ BaseRun base_run(const models::HookedModel& model, const at::Tensor& ids, const 
     x = model.block(l, x, ctx);
   }
   r.resid.push_back(x);
-  models::RunContext plain;
-  at::Tensor h = model.final_norm(x.select(1, x.size(1) - 1).unsqueeze(1), plain);
-  r.last_logits = model.unembed(h).squeeze(1).to(at::kFloat);
+  r.last_logits = packed::logits(model, x.select(1, x.size(1) - 1)).to(at::kFloat);
   return r;
 }
 
@@ -208,91 +207,51 @@ struct Cell {
   double* out;
 };
 
-// Runs cells sorted by join (parents before children), of any tokens, as packed runs through
-// block_packed; writes each cell's score. Returns false when the model has no block_packed.
-bool run_cells(const models::HookedModel& model, const BaseRun& base, const std::vector<Cell>& cells, int64_t S,
+// Runs cells sorted by join (parents before children), of any tokens, through the packed engine: a
+// cell is S runs (one per noise sample) over positions t .. n-1 attending to their corrupted run;
+// writes each cell's score.
+void run_cells(const models::HookedModel& model, const BaseRun& base, const std::vector<Cell>& cells, int64_t S,
                int64_t answer) {
   const int nL = (int)model.config().n_layers;
-  const int64_t n = base.resid[0].size(1), d = base.resid[0].size(2), C = (int64_t)cells.size(), runs = C * S;
-  // Packed layout: cell c's runs are rows offset[c] .. offset[c + 1] - 1, sample after sample, each
-  // over positions t .. n-1. `source` indexes base.resid[l] flattened to [(1 + S) * n, d].
-  std::vector<int64_t> rows, positions, base_index, source, first_rows, last_rows, offset(C + 1, 0);
-  bool restore_last = false;  // a cell restores at the last position in the last block: keep hooks there
-  for (int64_t c = 0; c < C; ++c) {
-    const Cell& cell = cells[c];
-    offset[c] = (int64_t)rows.size();
+  const int64_t n = base.resid[0].size(1), C = (int64_t)cells.size();
+  std::vector<packed::Run> runs;
+  for (const Cell& cell : cells)
     for (int64_t s = 0; s < S; ++s) {
-      first_rows.push_back((int64_t)rows.size());
-      for (int64_t p = cell.t; p < n; ++p) {
-        rows.push_back((c * S + s) * n + p);
-        positions.push_back(p);
-        source.push_back(cell.kind == Kind::All && p == cell.t ? p : (1 + s) * n + p);
-      }
-      base_index.push_back(1 + s);
-      last_rows.push_back((int64_t)rows.size() - 1);
+      packed::Run r;
+      r.start = cell.t;
+      r.join = cell.join;
+      r.base = 1 + s;
+      if (cell.parent >= 0) r.parent = (int)(cell.parent * S + s);
+      if (cell.kind == Kind::All) r.clean_at = cell.t;  // the restored hidden state is the clean run's
+      runs.push_back(r);
     }
-    restore_last |= cell.kind != Kind::All && cell.t == n - 1 && cell.hi == nL;
-  }
-  offset[C] = (int64_t)rows.size();
-  auto L = [](const std::vector<int64_t>& v) { return at::tensor(v, at::kLong); };
-  at::Tensor all_rows = L(rows), all_positions = L(positions), all_bases = L(base_index), all_sources = L(source);
-  at::Tensor x;  // [offset[active], d]
-  int64_t active = 0;
-  for (int l = cells.front().join; l < nL; ++l) {
-    // Cells joining here: from the corrupted run (token t clean for kind all), or their parent's rows.
-    std::vector<at::Tensor> more;
-    while (active < C && cells[active].join == l) {
-      const Cell& c = cells[active];
-      int64_t R = offset[active + 1] - offset[active];
-      if (c.parent >= 0) more.push_back(x.narrow(0, offset[c.parent], R));
-      else more.push_back(base.resid[l].reshape({-1, d}).index_select(0, all_sources.narrow(0, offset[active], R)));
-      ++active;
-    }
-    if (!more.empty()) {
-      if (x.defined()) more.insert(more.begin(), x);
-      x = more.size() == 1 ? more[0] : at::cat(more);
-    }
-    // Restored rows (token t of each run) per sublayer, with the clean values at their tokens. In the
-    // last block only the last position matters, so a restore at an earlier token there is left out.
+  // Restored rows (token t of each run) per sublayer, with the clean values at their tokens. In the
+  // last block only the last position matters, so a restore at an earlier token there is left out.
+  auto edits = [&](int l, size_t active, const packed::Layout& layout, hooks::HookSet& hs) {
     bool last = l == nL - 1;
     std::vector<int64_t> mlp_rows, mlp_t, attn_rows, attn_t;
-    for (int64_t c = 0; c < active; ++c) {
+    for (int64_t c = 0; c * S < (int64_t)active; ++c) {
       const Cell& cell = cells[c];
       if (cell.kind == Kind::All || l < cell.lo || l >= cell.hi || (last && cell.t < n - 1)) continue;
       for (int64_t s = 0; s < S; ++s) {
-        (cell.kind == Kind::Mlp ? mlp_rows : attn_rows).push_back(first_rows[c * S + s]);
+        (cell.kind == Kind::Mlp ? mlp_rows : attn_rows).push_back(layout.row(c * S + s, cell.t));
         (cell.kind == Kind::Mlp ? mlp_t : attn_t).push_back(cell.t);
       }
     }
+    auto L = [](const std::vector<int64_t>& v) { return at::tensor(v, at::kLong); };
     auto restore = [&L](const std::vector<int64_t>& which, const std::vector<int64_t>& tokens, const at::Tensor& clean) {
       return [idx = L(which), values = clean.index_select(0, L(tokens))](at::Tensor& h, const hooks::HookContext&) {
         h = h.index_copy(0, idx.to(h.device()), values.to(h.device(), h.scalar_type()));
       };
     };
-    hooks::HookSet hs;
     if (!mlp_rows.empty()) hs.add(cat("blocks.", l, ".hook_mlp_out"), restore(mlp_rows, mlp_t, base.mlp_out[l]));
     if (!attn_rows.empty()) hs.add(cat("blocks.", l, ".hook_attn_out"), restore(attn_rows, attn_t, base.attn_out[l]));
-    models::PackedRuns pr;
-    pr.n_runs = active * S;
-    pr.n_pos = n;
-    pr.rows = all_rows.narrow(0, 0, offset[active]);
-    pr.positions = all_positions.narrow(0, 0, offset[active]);
-    pr.base = base.kv;
-    pr.base_index = all_bases.narrow(0, 0, active * S);
-    pr.hooks = hs.empty() ? nullptr : &hs;
-    if (last && !restore_last) pr.keep = L(std::vector<int64_t>(last_rows.begin(), last_rows.begin() + active * S));
-    at::Tensor y = model.block_packed(l, x, pr);
-    if (!y.defined()) return false;
-    x = y;
-  }
-  // One row per run: the last block kept only the last positions (or all rows, with restores there).
-  if (x.size(0) != runs) x = x.index_select(0, L(last_rows));
-  models::RunContext plain;
-  at::Tensor h = model.final_norm(x.view({runs, 1, d}), plain);
-  at::Tensor p = at::softmax(model.unembed(h).squeeze(1).to(at::kFloat), -1).select(1, answer).view({C, S}).mean(1);
+  };
+  packed::Bases bases{std::vector<at::Tensor>(base.resid.begin(), base.resid.begin() + nL), base.kv};
+  at::Tensor x = packed::run(model, bases, runs, edits);  // [C * S, d] at the last position
+  at::Tensor p = at::softmax(packed::logits(model, x).to(at::kFloat), -1).select(1, answer).view({C, S}).mean(1);
   at::Tensor pc = p.to(at::kDouble).cpu().contiguous();
   for (int64_t c = 0; c < C; ++c) *cells[c].out = pc.data_ptr<double>()[c];
-  return true;
 }
 
 // ROME's trace_with_patch for one cell: a full forward of the clean row + S corrupted rows.
@@ -320,9 +279,8 @@ double naive_cell(const models::HookedModel& model, const at::Tensor& ids, const
   return probs.select(1, answer).mean().item<double>();
 }
 
-// Every cell of every token through run_cells, cells of many tokens packed together; false when the
-// model has no block_packed.
-bool trace_fast(const models::HookedModel& model, const BaseRun& base, TraceResult& r, const TraceOptions& opt,
+// Every cell of every token through run_cells, cells of many tokens packed together.
+void trace_fast(const models::HookedModel& model, const BaseRun& base, TraceResult& r, const TraceOptions& opt,
                 int64_t b, int64_t n) {
   const auto& cfg = model.config();
   const int nL = (int)cfg.n_layers;
@@ -372,28 +330,25 @@ bool trace_fast(const models::HookedModel& model, const BaseRun& base, TraceResu
         to.push_back(unit);
       }
     }
-  // Chunks of whole units, bounded in rows and in runs (packed runs hold full-length keys, values and
-  // queries: ~32 MB); in a chunk, cells sorted by join with parents re-indexed.
-  const int64_t max_rows =
-      opt.max_batch_tokens > 0 ? opt.max_batch_tokens : std::max<int64_t>(256, (int64_t(8) << 20) / (4 * cfg.d_model));
-  const int64_t max_runs = std::max<int64_t>(S, (int64_t(32) << 20) / (12 * n * cfg.d_model));
+  // Batches of whole units within the shared packed budget; in a batch, cells sorted by join with
+  // parents re-indexed.
+  const packed::Budget budget = packed::budget(cfg, n, opt.max_batch_tokens);
   for (auto* list : {&units, &last_token_units}) {
-    size_t u = 0;
-    while (u < list->size()) {
-      std::vector<Cell> chunk;
+    std::vector<int64_t> unit_rows, unit_runs;
+    for (auto& unit : *list) {
       int64_t rows = 0;
-      while (u < list->size()) {
-        int64_t add = 0;
-        for (const Cell& c : (*list)[u]) add += S * (n - c.t);
-        int64_t count = (int64_t)(chunk.size() + (*list)[u].size());
-        if (!chunk.empty() && (rows + add > max_rows || count * S > max_runs)) break;
+      for (const Cell& c : unit) rows += S * (n - c.t);
+      unit_rows.push_back(rows);
+      unit_runs.push_back((int64_t)unit.size() * S);
+    }
+    for (auto [begin, end] : packed::chunk(unit_rows, unit_runs, budget)) {
+      std::vector<Cell> chunk;
+      for (size_t u = begin; u < end; ++u) {
         int64_t first = (int64_t)chunk.size();
         for (Cell c : (*list)[u]) {
           if (c.parent >= 0) c.parent += (int)first;
           chunk.push_back(c);
         }
-        rows += add;
-        ++u;
       }
       std::vector<size_t> order(chunk.size());
       for (size_t i = 0; i < order.size(); ++i) order[i] = i;
@@ -406,13 +361,12 @@ bool trace_fast(const models::HookedModel& model, const BaseRun& base, TraceResu
         if (c.parent >= 0) c.parent = where[c.parent];
         sorted.push_back(c);
       }
-      if (!run_cells(model, base, sorted, S, r.answer_id)) return false;
+      run_cells(model, base, sorted, S, r.answer_id);
       if (opt.on_cells) opt.on_cells((int64_t)sorted.size());
     }
   }
   for (auto& [dst, src] : same) *dst = *src;
   if (opt.on_cells) opt.on_cells(direct);
-  return true;
 }
 
 }  // namespace
@@ -461,9 +415,9 @@ TraceResult trace(const models::HookedModel& model, const TraceInput& in, const 
   }
   for (size_t k = 0; k < opt.kinds.size(); ++k) r.scores.push_back(at::zeros({n, nL}, at::kDouble));
 
-  // The fast path needs causal attention (nothing before token t sees the restored state) and the
-  // model's block_packed; otherwise every cell runs ROME's way.
-  if (!opt.naive && cfg.causal && trace_fast(model, base, r, opt, b, n)) {
+  // The fast path needs causal attention: nothing before token t sees the restored state.
+  if (!opt.naive && cfg.causal) {
+    trace_fast(model, base, r, opt, b, n);
     r.method = "fast";
     return r;
   }

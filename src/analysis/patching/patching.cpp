@@ -14,6 +14,8 @@ using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 at::Tensor ids_tensor(const std::vector<int64_t>& ids) { return at::tensor(ids, at::kLong).unsqueeze(0); }
+// Token type ids [1, n]; undefined (all 0) when none are given.
+at::Tensor types_tensor(const std::vector<int64_t>& types) { return types.empty() ? at::Tensor() : ids_tensor(types); }
 
 std::vector<std::string> points_of(const std::vector<TargetSpec>& specs, const models::ModelConfig& cfg) {
   std::vector<std::string> out;
@@ -40,7 +42,8 @@ at::Tensor PatchResult::normalised(size_t i) const {
 }
 
 std::vector<at::Tensor> attribution(const models::HookedModel& model, const BaseRun& clean, const at::Tensor& corrupt_ids,
-                                    const Metric& metric, const std::vector<TargetSpec>& targets, double* corrupt_metric) {
+                                    const Metric& metric, const std::vector<TargetSpec>& targets, double* corrupt_metric,
+                                    const at::Tensor& corrupt_types) {
   at::AutoGradMode grad(true);
   const auto& cfg = model.config();
   std::map<std::string, at::Tensor> delta, act;
@@ -57,6 +60,7 @@ std::vector<at::Tensor> attribution(const models::HookedModel& model, const Base
   }
   models::RunContext ctx;
   ctx.hooks = &hs;
+  ctx.token_type_ids = corrupt_types;
   int64_t n = corrupt_ids.size(1), pos = metric_position(metric, n);
   at::Tensor resid = model.embed(corrupt_ids, ctx);
   for (int l = 0; l < cfg.n_layers; ++l) resid = model.block(l, resid, ctx);
@@ -93,6 +97,9 @@ PatchResult patch(const models::HookedModel& model, const std::vector<PromptPair
     if (pairs[i].clean.size() != pairs[i].corrupt.size())
       fail("pair ", i + 1, ": the clean prompt has ", pairs[i].clean.size(), " tokens and the corrupt one ",
            pairs[i].corrupt.size(), "; patching needs prompts of the same token length");
+    for (const auto* t : {&pairs[i].clean_types, &pairs[i].corrupt_types})
+      if (!t->empty() && t->size() != pairs[i].clean.size())
+        fail("pair ", i + 1, ": ", t->size(), " token type ids for ", pairs[i].clean.size(), " token ids");
     if (by_pos && pairs[i].clean.size() != pairs[0].clean.size())
       fail("pair ", i + 1, " has ", pairs[i].clean.size(), " tokens, pair 1 has ", pairs[0].clean.size(),
            "; targets with a position axis need pairs of one length");
@@ -103,8 +110,8 @@ PatchResult patch(const models::HookedModel& model, const std::vector<PromptPair
   for (auto& s : specs) r.targets.push_back({s.name, target_axes(s), {}, {}, 0});
   for (const auto& pair : pairs) {
     auto t0 = Clock::now();
-    BaseRun clean = base_run(model, ids_tensor(pair.clean), pair.metric, points);
-    BaseRun corrupt = base_run(model, ids_tensor(pair.corrupt), pair.metric, points);
+    BaseRun clean = base_run(model, ids_tensor(pair.clean), pair.metric, points, types_tensor(pair.clean_types));
+    BaseRun corrupt = base_run(model, ids_tensor(pair.corrupt), pair.metric, points, types_tensor(pair.corrupt_types));
     r.base_seconds += since(t0);
     r.clean_metric += clean.metric / pairs.size();
     r.corrupt_metric += corrupt.metric / pairs.size();
@@ -112,7 +119,7 @@ PatchResult patch(const models::HookedModel& model, const std::vector<PromptPair
     std::vector<at::Tensor> attr;
     if (opt.method == Method::Attribution) {
       auto ta = Clock::now();
-      attr = attribution(model, clean, corrupt.ids, pair.metric, specs);
+      attr = attribution(model, clean, corrupt.ids, pair.metric, specs, nullptr, corrupt.token_type_ids);
       double each = since(ta) / specs.size();
       for (auto& t : r.targets) t.seconds += each;
     }
@@ -139,14 +146,17 @@ PatchResult patch(const models::HookedModel& model, const std::vector<PromptPair
 
 AblationResult ablate(const models::HookedModel& model, const std::vector<int64_t>& ids, const Metric& metric,
                       const std::vector<std::string>& targets, AblationKind kind,
-                      const std::vector<std::vector<int64_t>>& reference, Method method, const SweepOptions& sweep) {
+                      const std::vector<std::vector<int64_t>>& reference, Method method, const SweepOptions& sweep,
+                      const std::vector<int64_t>& token_types) {
   if (method == Method::Attribution) fail("ablation supports the exact and naive methods");
   const auto& cfg = model.config();
   std::vector<TargetSpec> specs;
   for (auto& t : targets) specs.push_back(target_spec(t));
   auto points = points_of(specs, cfg);
   int64_t n = (int64_t)ids.size();
-  BaseRun base = base_run(model, ids_tensor(ids), metric, points);
+  if (!token_types.empty() && token_types.size() != ids.size())
+    fail("ablate: ", token_types.size(), " token type ids for ", ids.size(), " token ids");
+  BaseRun base = base_run(model, ids_tensor(ids), metric, points, types_tensor(token_types));
 
   // One source per run to average over: zeros, the reference mean, or each reference prompt.
   std::vector<std::map<std::string, at::Tensor>> sources;
@@ -168,7 +178,7 @@ AblationResult ablate(const models::HookedModel& model, const std::vector<int64_
     } else {
       sources.emplace_back();
       for (auto& p : points) {
-        bool pattern = p.find("hook_pattern") != std::string::npos;
+        bool pattern = hooks::point_layout(p) == hooks::Layout::Pattern;
         if (!same_length && pattern)
           fail("mean ablation of attention patterns needs reference prompts of the prompt's length (", n, " tokens)");
         std::vector<at::Tensor> acts;

@@ -85,11 +85,12 @@ struct BaseRun {
   at::Tensor ids;                       // [1, n]
   std::vector<at::Tensor> resid_pre;    // per layer [1, n, d]
   models::KVCache kv;                   // per layer [1, n_kv, n, d_head]
+  at::Tensor token_type_ids;            // [1, n] segments (BERT); undefined = all 0
   std::map<std::string, at::Tensor> acts;  // the requested hook points
   double metric = 0;
 };
 BaseRun base_run(const models::HookedModel& model, const at::Tensor& ids, const Metric& metric,
-                 const std::vector<std::string>& points);
+                 const std::vector<std::string>& points, const at::Tensor& token_type_ids = {});
 
 enum class Method { Exact, Naive, Attribution };
 Method parse_method(const std::string& s);  // "exact" | "naive" | "attribution"
@@ -97,7 +98,7 @@ std::string method_name(Method m);
 
 struct SweepOptions {
   bool skip_noops = true;      // a cell whose source values equal the base run's bit for bit is the base run
-  int64_t max_rows = 2048;     // packed rows per batch (bounds memory)
+  int64_t max_rows = 0;        // packed rows per batch; 0 = the shared packed budget (packed::budget)
   bool use_packed = true;      // the model's block_packed when it has one (false: the generic path)
   std::function<void(int64_t)> on_cells;  // called with the number of cells just finished (progress)
 };
@@ -118,6 +119,7 @@ std::vector<std::string> target_points(const TargetSpec& t, const models::ModelC
 struct PromptPair {
   std::vector<int64_t> clean, corrupt;
   Metric metric;  // answer/wrong per pair
+  std::vector<int64_t> clean_types, corrupt_types;  // token type ids (BERT segments); empty = all 0
 };
 
 struct TargetResult {
@@ -163,10 +165,11 @@ struct AblationResult {
 // Ablates each cell of each target in the run on `ids`. Mean: the mean activation over `reference`
 // (per position when all have the prompt's length, else over positions too; patterns need the same
 // length). Resample: each reference prompt's activation in turn (same length as the prompt), averaged.
+// token_types: the prompt's segments (BERT; empty = all 0); the references run with type 0.
 AblationResult ablate(const models::HookedModel& model, const std::vector<int64_t>& ids, const Metric& metric,
                       const std::vector<std::string>& targets, AblationKind kind,
                       const std::vector<std::vector<int64_t>>& reference, Method method,
-                      const SweepOptions& sweep = {});
+                      const SweepOptions& sweep = {}, const std::vector<int64_t>& token_types = {});
 
 // ---- attribution patching ------------------------------------------------------------------------
 
@@ -174,6 +177,7 @@ AblationResult ablate(const models::HookedModel& model, const std::vector<int64_
 // target, an estimate of metric(patched) - metric(corrupt).
 std::vector<at::Tensor> attribution(const models::HookedModel& model, const BaseRun& clean,
                                     const at::Tensor& corrupt_ids, const Metric& metric,
-                                    const std::vector<TargetSpec>& targets, double* corrupt_metric = nullptr);
+                                    const std::vector<TargetSpec>& targets, double* corrupt_metric = nullptr,
+                                    const at::Tensor& corrupt_types = {});
 
 }  // namespace mechscope::analysis::patching

@@ -1,0 +1,206 @@
+#include "analysis/sae/train.h"
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+
+#include "core/error.h"
+#include "core/fs.h"
+#include "io/safetensors.h"
+
+namespace mechscope::analysis::sae {
+
+std::vector<at::Tensor> harvest_activations(const models::HookedModel& model, const std::vector<std::vector<int64_t>>& seqs,
+                                            const std::vector<std::string>& hooks) {
+  auto names = model.hook_names();
+  for (auto& h : hooks)
+    if (std::find(names.begin(), names.end(), h) == names.end())
+      fail("--hook '", h, "' is not a hook point of the model (see `mechscope info`)");
+  std::vector<std::vector<at::Tensor>> parts(hooks.size());
+  at::NoGradGuard ng;
+  hooks::HookSet hs;
+  for (size_t k = 0; k < hooks.size(); ++k)
+    hs.add(hooks[k], [&parts, k](at::Tensor& t, const hooks::HookContext&) {
+      at::Tensor x = t.dim() == 4 ? t.flatten(2) : t;  // hook_z: [b, p, heads * d_head]
+      parts[k].push_back(x.reshape({-1, x.size(-1)}).to(at::kFloat).clone());
+    });
+  models::RunContext ctx;
+  ctx.hooks = &hs;
+  for (auto& s : seqs) {
+    if (s.empty()) continue;
+    at::Tensor ids = at::tensor(s, at::kLong).unsqueeze(0);
+    at::Tensor r = model.embed(ids, ctx);
+    for (int l = 0; l < (int)model.config().n_layers; ++l) r = model.block(l, r, ctx);
+    model.final_norm(r, ctx);
+  }
+  std::vector<at::Tensor> out;
+  for (auto& p : parts) {
+    if (p.empty()) fail("the corpus gave no activations");
+    out.push_back(at::cat(p, 0));
+  }
+  return out;
+}
+
+namespace {
+
+struct Adam {
+  double b1 = 0.9, b2 = 0.999, eps = 1e-8;
+  std::vector<at::Tensor> m, v;
+  void step(std::vector<at::Tensor>& p, int64_t t, double lr) {
+    at::NoGradGuard ng;
+    double c1 = 1 - std::pow(b1, (double)t), c2 = 1 - std::pow(b2, (double)t);
+    for (size_t i = 0; i < p.size(); ++i) {
+      at::Tensor g = p[i].grad();
+      m[i].mul_(b1).add_(g, 1 - b1);
+      v[i].mul_(b2).addcmul_(g, g, 1 - b2);
+      p[i].addcdiv_(m[i], (v[i] / c2).sqrt_().add_(eps), -lr / c1);
+    }
+  }
+};
+
+at::Tensor batch_rows(uint64_t seed, int64_t step, int64_t n, int64_t b) {
+  std::mt19937_64 rng(seed * 1000003ULL + (uint64_t)step);
+  std::uniform_int_distribution<int64_t> d(0, n - 1);
+  std::vector<int64_t> idx(b);
+  for (auto& i : idx) i = d(rng);
+  return at::tensor(idx, at::kLong);
+}
+
+}  // namespace
+
+SaeTrainResult train_sae(const at::Tensor& acts_in, const mechscope::sae::SAEConfig& base, const SaeTrainOptions& o,
+                         const std::function<void(const SaeTrainStatus&)>& on_log) {
+  if (acts_in.dim() != 2 || acts_in.size(0) < 1) fail("SAE training needs activations [n, d_in]");
+  if (o.d_sae < 1) fail("--d-sae must be >= 1");
+  if (o.steps < 1 || o.batch < 1) fail("--steps and --batch must be >= 1");
+  if (!(o.l1 >= 0)) fail("--l1 must be >= 0");
+  if (!(o.lr > 0)) fail("--lr must be > 0");
+  at::Tensor acts = acts_in.to(at::kFloat).contiguous();
+  const int64_t n = acts.size(0), d = acts.size(1), ds = o.d_sae;
+
+  // Initialisation (SAELens: kaiming-uniform W_dec, rows normalised, W_enc = W_dec^T, b_enc = 0,
+  // b_dec = the activations' mean, its b_dec_init_method "mean").
+  at::manual_seed(o.seed);
+  at::Tensor W_dec = at::empty({ds, d}).uniform_(-1, 1) * std::sqrt(6.0 / (double)d) / std::sqrt(2.0);
+  W_dec = W_dec / W_dec.norm(2, {1}, true);
+  at::Tensor W_enc = W_dec.t().contiguous(), b_enc = at::zeros({ds}), b_dec = acts.mean({0});
+  std::vector<at::Tensor> params{W_enc, b_enc, W_dec, b_dec};
+  Adam adam;
+  for (auto& p : params) adam.m.push_back(at::zeros_like(p)), adam.v.push_back(at::zeros_like(p));
+  at::Tensor since_fired = at::zeros({ds}, at::kLong);
+  int64_t start = 0;
+  SaeTrainResult res;
+
+  std::string state_json = o.checkpoint_dir.empty() ? "" : join_path(o.checkpoint_dir, "state.json");
+  if (o.resume && !state_json.empty() && file_exists(state_json)) {
+    nlohmann::json js = nlohmann::json::parse(read_file(state_json));
+    if (js.value("d_sae", (int64_t)-1) != ds || js.value("d_in", (int64_t)-1) != d)
+      fail("--resume: the checkpoint in ", o.checkpoint_dir, " is for d_in ", js.value("d_in", 0), ", d_sae ",
+           js.value("d_sae", 0), ", not ", d, ", ", ds);
+    auto f = io::SafetensorsFile::open(join_path(o.checkpoint_dir, "state.safetensors"));
+    const char* names[] = {"W_enc", "b_enc", "W_dec", "b_dec"};
+    for (int i = 0; i < 4; ++i) {
+      params[i] = f->get(names[i]).clone();
+      adam.m[i] = f->get(std::string("adam_m.") + names[i]).clone();
+      adam.v[i] = f->get(std::string("adam_v.") + names[i]).clone();
+    }
+    since_fired = f->get("steps_since_fired").clone();
+    start = js["step"].get<int64_t>();
+    res.resumed_from = start;
+    for (auto& l : js["log"]) {
+      SaeTrainStatus s;
+      s.step = l["step"], s.loss = l["loss"], s.mse = l["mse"], s.l1_loss = l["l1_loss"], s.l0 = l["l0"];
+      s.explained_variance = l["explained_variance"], s.dead = l["dead"];
+      res.log.push_back(s);
+    }
+  }
+  for (auto& p : params) p.requires_grad_(true);
+  auto log_json = [&]() {
+    nlohmann::json a = nlohmann::json::array();
+    for (auto& s : res.log)
+      a.push_back({{"step", s.step}, {"loss", s.loss}, {"mse", s.mse}, {"l1_loss", s.l1_loss}, {"l0", s.l0},
+                   {"explained_variance", s.explained_variance}, {"dead", s.dead}});
+    return a;
+  };
+  auto save_checkpoint = [&](int64_t step) {
+    make_dirs(o.checkpoint_dir);
+    const char* names[] = {"W_enc", "b_enc", "W_dec", "b_dec"};
+    std::vector<std::pair<std::string, at::Tensor>> t;
+    for (int i = 0; i < 4; ++i) {
+      t.emplace_back(names[i], params[i].detach());
+      t.emplace_back(std::string("adam_m.") + names[i], adam.m[i]);
+      t.emplace_back(std::string("adam_v.") + names[i], adam.v[i]);
+    }
+    t.emplace_back("steps_since_fired", since_fired);
+    io::write_safetensors(join_path(o.checkpoint_dir, "state.safetensors"), t);
+    // state.json last: a run killed in between resumes from the previous checkpoint
+    write_file_atomic(state_json, nlohmann::json{{"step", step}, {"d_in", d}, {"d_sae", ds}, {"log", log_json()}}.dump());
+  };
+
+  for (int64_t step = start; step < o.steps; ++step) {
+    at::Tensor x = acts.index_select(0, batch_rows(o.seed, step, n, o.batch));
+    at::Tensor& We = params[0];
+    at::Tensor& be = params[1];
+    at::Tensor& Wd = params[2];
+    at::Tensor& bd = params[3];
+    at::Tensor a = at::relu(at::matmul(x - bd, We) + be);
+    at::Tensor xh = at::matmul(a, Wd) + bd;
+    at::Tensor mse = (xh - x).pow(2).sum(-1).mean();
+    at::Tensor l1 = (a * Wd.norm(2, {1})).abs().sum(-1).mean();
+    at::Tensor loss = mse + o.l1 * l1;
+    for (auto& p : params)
+      if (p.grad().defined()) p.mutable_grad().zero_();
+    loss.backward();
+    {
+      at::NoGradGuard ng;
+      // remove_gradient_parallel_to_decoder_directions: keeps the unit-norm constraint first-order.
+      at::Tensor g = Wd.grad();
+      g.sub_((g * Wd).sum(-1, true) * Wd);
+    }
+    adam.step(params, step + 1, o.lr);
+    at::NoGradGuard ng;
+    Wd.div_(Wd.norm(2, {1}, true));
+    at::Tensor fired = (a > 0).any(0);
+    since_fired.add_(1).masked_fill_(fired, 0);
+    bool last = step + 1 == o.steps;
+    if ((step + 1) % o.log_every == 0 || last) {
+      SaeTrainStatus s;
+      s.step = step + 1;
+      s.loss = loss.item<double>();
+      s.mse = mse.item<double>();
+      s.l1_loss = l1.item<double>();
+      s.l0 = (a > 0).sum(-1).to(at::kDouble).mean().item<double>();
+      double tv = (x - x.mean({0}, true)).pow(2).sum(-1).mean().item<double>();
+      s.explained_variance = 1 - s.mse / tv;
+      s.dead = (since_fired > o.dead_window).sum().item<int64_t>();
+      res.log.push_back(s);
+      if (on_log) on_log(s);
+    }
+    // The last step is checkpointed too, so --resume with more --steps continues a finished run.
+    if (!o.checkpoint_dir.empty() && ((o.checkpoint_every > 0 && (step + 1) % o.checkpoint_every == 0) || last))
+      save_checkpoint(step + 1);
+  }
+
+  mechscope::sae::SAE& s = res.sae;
+  s.cfg = base;
+  s.cfg.architecture = mechscope::sae::Architecture::Standard;
+  s.cfg.d_in = d;
+  s.cfg.d_sae = ds;
+  s.cfg.apply_b_dec_to_input = true;
+  s.cfg.normalize = mechscope::sae::Normalize::None;
+  at::NoGradGuard ng;
+  s.W_enc = params[0].detach().clone();
+  s.b_enc = params[1].detach().clone();
+  s.W_dec = params[2].detach().clone();
+  s.b_dec = params[3].detach().clone();
+  // SAELens's log_feature_sparsity: log10 of the fraction of tokens on which a feature fires (+1e-10).
+  at::Tensor frac = at::zeros({ds}, at::kDouble);
+  for (int64_t i = 0; i < n; i += 4096) {
+    at::Tensor a = mechscope::sae::encode(s, acts.slice(0, i, std::min(n, i + 4096)));
+    frac += (a > 0).sum(0).to(at::kDouble);
+  }
+  s.log_sparsity = (frac / (double)n + 1e-10).log10().to(at::kFloat);
+  return res;
+}
+
+}  // namespace mechscope::analysis::sae
