@@ -4,6 +4,7 @@
 
 #include "cli/common.h"
 #include "cli/registry.h"
+#include "analysis/heads/interventions.h"
 #include "core/error.h"
 #include "models/generate.h"
 
@@ -22,6 +23,9 @@ int run_generate(int argc, char** argv) {
   a.opt("seed", "N", "random seed for sampling", "0");
   a.flag("no-eos-stop", "keep generating after the end-of-sequence token");
   a.flag("json", "print {\"prompt_ids\": [...], \"prompt_tokens\": [...], \"new_ids\": [...], \"text\": \"...\"}");
+  // Head ablation (issue 14): kept as its own block so the prompt handling above merges cleanly.
+  a.opt("ablate-heads", "L:H,...", "ablate these attention heads (their hook_z) at every position, generated ones included; 'L:*' = a whole layer");
+  a.opt("ablation", "KIND", "with --ablate-heads: zero, or mean (each head's z averaged over the prompt's positions, without ablation)", "zero");
   if (!a.parse(argc, argv)) return 0;
 
   models::GenerateOptions g;
@@ -40,6 +44,21 @@ int run_generate(int argc, char** argv) {
   if (seqs.size() != 1) fail("generate takes one prompt");
   std::vector<std::vector<int64_t>> inputs{seqs[0].ids};
   if (!a.on("no-eos-stop")) g.eos_token_id = m.model->config().eos_token_id;
+
+  hooks::HookSet head_hooks;
+  hooks::ScopedHooks head_scope(head_hooks);
+  if (a.has("ablation") && !a.has("ablate-heads")) fail("--ablation applies to --ablate-heads: give the heads too");
+  if (a.has("ablate-heads")) {
+    namespace H = analysis::heads;
+    const auto& cfg = m.model->config();
+    auto kind = H::parse_head_ablation(a.str("ablation"), "--ablation");
+    auto heads = H::parse_head_spec(a.str("ablate-heads"), cfg.n_layers, cfg.n_heads, "--ablate-heads");
+    std::map<int64_t, at::Tensor> means;
+    if (kind == H::HeadAblation::Mean) means = H::mean_z(*m.model, {inputs[0]}, heads);
+    H::add_ablation(head_scope, heads, kind, means);
+    g.hooks = &head_hooks;
+  }
+
   auto out = models::generate(*m.model, inputs[0], g);
 
   std::string text;

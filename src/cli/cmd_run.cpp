@@ -7,6 +7,7 @@
 
 #include "cli/common.h"
 #include "cli/registry.h"
+#include "analysis/heads/interventions.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "io/safetensors.h"
@@ -43,6 +44,9 @@ int run_run(int argc, char** argv) {
   a.opt("out", "FILE", "output .safetensors file");
   a.flag("no-logits", "do not write logits (large for big vocabularies)");
   a.flag("json", "print the inputs (ids, tokens, token types) and class logits/probabilities as one JSON object");
+  // Head patching (issue 14): kept as its own block so the prompt handling above merges cleanly.
+  a.opt("patch-heads", "L:H,...", "replace these heads' hook_z at every position by their z on --patch-source-ids; 'L:*' = a whole layer");
+  a.multi("patch-source-ids", "1,2,3", "with --patch-heads: the source ids (same length as the input); once for every input, or once per input");
   if (!a.parse(argc, argv)) return 0;
   if (!a.has("out")) fail("--out FILE.safetensors is required");
   Loaded m = load_from_flags(a);
@@ -69,7 +73,38 @@ int run_run(int argc, char** argv) {
   }
   hooks::HookSet hs;
   hooks::ActivationCache cache;
-  cache.attach(hs, a.all("cache"));
+  hooks::ScopedHooks patch_scope(hs);
+  if (a.has("patch-source-ids") && !a.has("patch-heads")) fail("--patch-source-ids applies to --patch-heads: give the heads too");
+  if (a.has("patch-heads")) {
+    namespace H = analysis::heads;
+    auto heads = H::parse_head_spec(a.str("patch-heads"), cfg.n_layers, cfg.n_heads, "--patch-heads");
+    auto srcs = a.all("patch-source-ids");
+    if (srcs.empty()) fail("--patch-heads needs --patch-source-ids 1,2,3 (the ids whose z is patched in)");
+    if (srcs.size() != 1 && srcs.size() != seqs.size())
+      fail("--patch-source-ids given ", srcs.size(), " times for ", seqs.size(), " inputs: give it once, or once per input");
+    std::vector<int64_t> layers;
+    for (auto& [l, hl] : H::heads_by_layer(heads)) layers.push_back(l);
+    std::map<int64_t, std::vector<at::Tensor>> parts;
+    for (size_t i = 0; i < seqs.size(); ++i) {
+      if (srcs.size() == 1 && i > 0) break;
+      std::vector<int64_t> src;
+      for (long long x : parse_int_list(srcs[i], "--patch-source-ids")) src.push_back(x);
+      std::string what = "--patch-source-ids" + (srcs.size() > 1 ? " #" + std::to_string(i + 1) : std::string());
+      check_ids(src, cfg, what);
+      for (size_t j = (srcs.size() == 1 ? 0 : i); j < (srcs.size() == 1 ? seqs.size() : i + 1); ++j)
+        if (seqs[j].size() != src.size())
+          fail(what, " has ", src.size(), " tokens but input ", j + 1, " has ", seqs[j].size(),
+               ": a head patch replaces z position by position, so they must be the same length");
+      auto z = H::capture_z(*m.model, at::tensor(src, at::kLong).unsqueeze(0), layers);
+      // Right-pad to the batch length: padded positions are never attended to by real ones.
+      for (auto& [l, t] : z)
+        parts[l].push_back(at::constant_pad_nd(t, {0, 0, 0, 0, 0, ids.size(1) - t.size(1)}));
+    }
+    std::map<int64_t, at::Tensor> source_z;
+    for (auto& [l, v] : parts) source_z[l] = at::cat(v, 0);
+    H::add_patch(patch_scope, heads, source_z);
+  }
+  cache.attach(hs, a.all("cache"));  // after the patch, so cached activations are the patched run's
   models::RunContext ctx;
   ctx.hooks = &hs;
   bool padded = mask.sum().item<int64_t>() != mask.numel();

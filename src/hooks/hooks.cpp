@@ -219,6 +219,22 @@ HookFn add(at::Tensor delta, Select where) {
   };
 }
 
+HookFn fill(at::Tensor value, Select where) {
+  return [value, where](at::Tensor& t, const HookContext& ctx) {
+    at::Tensor v = value.to(t.device(), t.scalar_type());
+    apply(t, ctx, where, [&](const at::Tensor& cur, const auto&) {
+      std::vector<int64_t> vs = v.sizes().vec(), cs = cur.sizes().vec();
+      bool fits = vs.size() <= cs.size();
+      for (size_t i = 0; fits && i < vs.size(); ++i) {
+        int64_t c = cs[cs.size() - vs.size() + i];
+        fits = vs[i] == c || vs[i] == 1;
+      }
+      if (!fits) fail("fill value for '", ctx.name, "' has shape ", v.sizes(), ", the selection ", cur.sizes());
+      return v.expand_as(cur).clone();
+    });
+  };
+}
+
 HookFn scale(double factor, Select where) {
   return [factor, where](at::Tensor& t, const HookContext& ctx) {
     apply(t, ctx, where, [&](const at::Tensor& cur, const auto&) { return cur * factor; });

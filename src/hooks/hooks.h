@@ -108,5 +108,8 @@ HookFn replace_with(at::Tensor value, Select where = {});  // value: same shape 
 HookFn zero(Select where = {});
 HookFn add(at::Tensor delta, Select where = {});
 HookFn scale(double factor, Select where = {});
+// Sets the selection to `value` at every position the call covers, generated ones included (mean
+// ablation): value broadcasts to the selected block, e.g. [heads, d_head] for z with heads selected.
+HookFn fill(at::Tensor value, Select where = {});
 
 }  // namespace mechscope::hooks

@@ -82,6 +82,24 @@ TEST(Interventions, ReplaceTakesTheSameIndicesFromTheSource) {
   EXPECT_TRUE(mstest::close(step, src.narrow(1, 2, 1), 0, 0));
 }
 
+TEST(Interventions, FillSetsSelectedHeadsAtEveryPositionOfEveryCall) {
+  at::Tensor mean = at::tensor({7.0f, 8.0f}).view({1, 2});  // [heads 1, d_head 2]
+  HookContext ctx{"blocks.0.attn.hook_z", 0, 0};
+  at::Tensor t = z_like();
+  fill(mean, {{}, {1}})(t, ctx);
+  at::Tensor expect = z_like();
+  expect.select(2, 1).copy_(mean.expand({1, 3, 2}));
+  EXPECT_TRUE(mstest::close(t, expect, 0, 0));
+  // A generation step (one position at absolute position 5) is filled the same way.
+  at::Tensor step = at::zeros({1, 1, 2, 2});
+  HookContext later{"blocks.0.attn.hook_z", 0, 5};
+  fill(mean, {{}, {0}})(step, later);
+  EXPECT_EQ(step[0][0][0][1].item<float>(), 8.0f);
+  EXPECT_EQ(step[0][0][1][1].item<float>(), 0.0f);
+  at::Tensor wrong = z_like();
+  EXPECT_THROW(fill(at::zeros({3}), {{}, {1}})(wrong, ctx), Error);
+}
+
 TEST(Interventions, AddAndScaleOnResidualPositions) {
   at::Tensor r = at::ones({2, 4, 3});
   HookContext ctx{"blocks.1.hook_resid_pre", 1, 0};
