@@ -223,11 +223,21 @@ int run_locate(int argc, char** argv) {
 
   // Trace what is not written yet; what is written must be this run's.
   std::vector<const Item*> todo;
+  std::map<int, Done> reused;         // checked results of earlier runs, kept for the aggregation
+  std::map<int, json> reused_skips;
   for (auto& it : items) {
     std::string res = join_path(facts_dir, it.stem + ".safetensors"), skip = join_path(facts_dir, it.stem + ".skipped.json");
-    if (file_exists(res)) check_reusable(load_done(res, it.index, it.stem).info, run, it.in.ids, res);
-    else if (file_exists(skip)) check_reusable(read_json_file(skip), run, it.in.ids, skip);
-    else todo.push_back(&it);
+    if (file_exists(res)) {
+      Done d = load_done(res, it.index, it.stem);
+      check_reusable(d.info, run, it.in.ids, res);
+      reused.emplace(it.index, std::move(d));
+    } else if (file_exists(skip)) {
+      json j = read_json_file(skip);
+      check_reusable(j, run, it.in.ids, skip);
+      reused_skips.emplace(it.index, std::move(j));
+    } else {
+      todo.push_back(&it);
+    }
   }
   write_file_atomic(run_path, dump(run, 2) + "\n");
   if (items.size() != todo.size())
@@ -288,7 +298,9 @@ int run_locate(int argc, char** argv) {
   std::vector<json> skipped = bad_facts;
   for (auto& it : items) {
     std::string p = join_path(facts_dir, it.stem + ".safetensors");
-    if (file_exists(p)) done.push_back(load_done(p, it.index, it.stem));
+    if (auto r = reused.find(it.index); r != reused.end()) done.push_back(std::move(r->second));
+    else if (auto k = reused_skips.find(it.index); k != reused_skips.end()) skipped.push_back(std::move(k->second));
+    else if (file_exists(p)) done.push_back(load_done(p, it.index, it.stem));
     else if (file_exists(join_path(facts_dir, it.stem + ".skipped.json")))
       skipped.push_back(read_json_file(join_path(facts_dir, it.stem + ".skipped.json")));
   }
