@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "io/checkpoint.h"
+#include "core/source_dir.h"  // MECHSCOPE_SOURCE_DIR, MECHSCOPE_BINARY
 
 namespace mechscope::cli {
 namespace {

@@ -26,6 +26,7 @@
 #include "core/fs.h"
 #include "io/safetensors.h"
 #include "report/run.h"
+#include "core/source_dir.h"  // MECHSCOPE_SOURCE_DIR, MECHSCOPE_BINARY
 
 namespace mechscope::cli {
 namespace {

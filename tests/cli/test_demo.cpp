@@ -5,6 +5,7 @@
 #include "../report/png_util.h"
 #include "core/fs.h"
 #include "test_util.h"
+#include "core/source_dir.h"  // MECHSCOPE_SOURCE_DIR, MECHSCOPE_BINARY
 
 using namespace mechscope;
 

@@ -13,6 +13,7 @@
 
 #include "core/fs.h"
 #include "test_util.h"
+#include "core/source_dir.h"  // MECHSCOPE_SOURCE_DIR, MECHSCOPE_BINARY
 
 using namespace mechscope;
 using mstest::contains;

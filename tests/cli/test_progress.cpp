@@ -5,6 +5,7 @@
 #include <string>
 
 #include "test_util.h"
+#include "core/source_dir.h"  // MECHSCOPE_SOURCE_DIR, MECHSCOPE_BINARY
 
 using mstest::contains;
 
