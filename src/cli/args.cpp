@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 #include "core/error.h"
+#include "report/output.h"
 
 namespace mechscope::cli {
 
@@ -49,6 +50,10 @@ bool is_path(const std::string& metavar) {
 }  // namespace
 
 bool Args::parse(int argc, char** argv) {
+  // Every command that writes gets --overwrite (report/output.h: what mechscope did not write is never
+  // replaced without it); commands with their own meaning of it (locate) declare it themselves.
+  if (find("out") && !find("overwrite"))
+    flag("overwrite", "write into an --out that mechscope did not make (a folder's other files are kept; a file is replaced)");
   size_t npos = 0;
   for (int i = 0; i < argc; ++i) {
     std::string a = argv[i];
@@ -96,6 +101,7 @@ bool Args::parse(int argc, char** argv) {
   }
   for (auto& p : positionals_)
     if (p.def.empty() && !values_.count(p.name)) fail("missing argument ", p.name, " (see mechscope ", command_, " --help)");
+  if (find("out")) report::set_overwrite(has("overwrite"));
   return true;
 }
 

@@ -15,8 +15,10 @@
 #include "core/error.h"
 #include "core/json.h"
 #include "core/fs.h"
+#include "core/fs_guard.h"
 #include "core/progress.h"
 #include "io/safetensors.h"
+#include "report/output.h"
 #include "report/run.h"
 
 namespace mechscope::cli {
@@ -27,15 +29,11 @@ using Clock = std::chrono::steady_clock;
 
 // Reference prompts: one per line, plain text or a JSON object {"prompt": TEXT} / {"ids": [...]}.
 std::vector<std::vector<int64_t>> read_reference(const Args& a, const Loaded& m, const std::string& path) {
-  std::ifstream f(path);
-  if (!f) fail("--reference: cannot open '", path, "'");
+  if (!file_exists(path)) fail("--reference: cannot open '", path, "'");
   std::vector<std::vector<int64_t>> out;
-  std::string line;
-  int lineno = 0;
-  while (std::getline(f, line)) {
-    ++lineno;
+  for_each_line(path, [&](std::string line, long long lineno) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.find_first_not_of(" \t") == std::string::npos) continue;
+    if (line.find_first_not_of(" \t") == std::string::npos) return;
     std::string where = path + ":" + std::to_string(lineno);
     if (line[0] == '{') {
       nlohmann::json j = parse_json(line, where);
@@ -55,7 +53,7 @@ std::vector<std::vector<int64_t>> read_reference(const Args& a, const Loaded& m,
     } else {
       out.push_back(prompt_ids(a, m, line, where));
     }
-  }
+  });
   if (out.empty()) fail("--reference: '", path, "' has no prompts");
   return out;
 }
@@ -91,6 +89,7 @@ int run_ablate(int argc, char** argv) {
   if (kind != P::AblationKind::Zero && !a.has("reference"))
     fail("--kind ", a.str("kind"), " needs reference prompts: --reference FILE");
   if (a.has("prompt") == a.has("ids")) fail("give the prompt with --prompt TEXT or --ids IDS (one of them)");
+  report::claim_output_dir(a.str("out"), "ablate");
 
   Loaded m = load_from_flags(a);
   need_lm_head(m, "ablate");

@@ -18,7 +18,9 @@
 #include "cli/registry.h"
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/fs_guard.h"
 #include "io/safetensors.h"
+#include "report/output.h"
 #include "report/run.h"
 
 namespace mechscope::cli {
@@ -32,19 +34,11 @@ double seconds_since(Clock::time_point t0) { return std::chrono::duration<double
 
 // (line number, text) of each non-empty line.
 std::vector<std::pair<int, std::string>> read_texts(const std::string& path) {
-  std::string all = read_file(path);
   std::vector<std::pair<int, std::string>> out;
-  size_t at = 0;
-  int number = 0;
-  while (at <= all.size()) {
-    size_t nl = all.find('\n', at);
-    std::string line = all.substr(at, nl == std::string::npos ? std::string::npos : nl - at);
-    ++number;
+  for_each_line(path, [&](std::string line, long long number) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.find_first_not_of(" \t") != std::string::npos) out.push_back({number, line});
-    if (nl == std::string::npos) break;
-    at = nl + 1;
-  }
+    if (line.find_first_not_of(" \t") != std::string::npos) out.push_back({(int)number, line});
+  });
   if (out.empty()) fail("--texts ", path, ": no text in the file (one text per line)");
   return out;
 }
@@ -168,6 +162,7 @@ int run_attnviz(int argc, char** argv) {
     texts = a.all("text");
     for (size_t i = 0; i < texts.size(); ++i) names.push_back("--text #" + std::to_string(i + 1));
   }
+  report::claim_output_dir(a.str("out"), "attnviz");
   Loaded m = load_from_flags(a);
   const auto& cfg = m.model->config();
   const auto& tok = need_tokenizer(m, "attnviz (--text/--texts)");

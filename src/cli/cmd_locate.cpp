@@ -18,9 +18,11 @@
 #include "cli/trace_common.h"
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/fs_guard.h"
 #include "core/json.h"
 #include "core/progress.h"
 #include "io/safetensors.h"
+#include "report/output.h"
 #include "report/run.h"
 
 namespace mechscope::cli {
@@ -139,6 +141,8 @@ int run_locate(int argc, char** argv) {
   std::string dir = a.str("out"), facts_dir = join_path(dir, "facts");
   if (!a.on("resume") && !a.on("overwrite") && (file_exists(join_path(facts_dir, "run.json")) || !fact_files(facts_dir).empty()))
     fail("--out ", dir, " holds an earlier locate run: pass --resume to continue it or --overwrite to start again");
+  // In place: each fact is a result of its own, kept by --resume; the manifest says how far it got.
+  report::claim_output_dir(dir, "locate", report::OutputMode::InPlace);
 
   Loaded m = load_from_flags(a);
   ct::check_traceable(*m.model);
@@ -195,6 +199,7 @@ int run_locate(int argc, char** argv) {
   run["prepend_bos"] = a.on("prepend-bos");
   run["special_tokens"] = !a.on("no-special-tokens");
   make_dirs(facts_dir);
+  remove_stale_temps(facts_dir);
   std::string run_path = join_path(facts_dir, "run.json");
   if (a.on("resume") && file_exists(run_path)) {
     json old;

@@ -17,6 +17,7 @@
 #include "core/fs.h"
 #include "core/progress.h"
 #include "io/safetensors.h"
+#include "report/output.h"
 #include "report/run.h"
 
 namespace mechscope::cli {
@@ -56,6 +57,7 @@ int run_patch(int argc, char** argv) {
   auto formats = report::parse_formats(a.str("formats"));
   if (a.on("compare-exact") && method != P::Method::Attribution) fail("--compare-exact goes with --method attribution");
   long long max_rows = a.integer("max-rows", 0, 1LL << 40);
+  report::claim_output_dir(a.str("out"), "patch");
 
   Loaded m = load_from_flags(a);
   need_lm_head(m, "patch");

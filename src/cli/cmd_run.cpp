@@ -12,6 +12,7 @@
 #include "core/fs.h"
 #include "io/safetensors.h"
 #include "models/generate.h"
+#include "report/output.h"
 
 namespace mechscope::cli {
 namespace {
@@ -49,6 +50,7 @@ int run_run(int argc, char** argv) {
   a.multi("patch-source-ids", "1,2,3", "with --patch-heads: the source ids (same length as the input); once for every input, or once per input");
   if (!a.parse(argc, argv)) return 0;
   if (!a.has("out")) fail("--out FILE.safetensors is required");
+  report::claim_output_file(a.str("out"));
   Loaded m = load_from_flags(a);
   Inputs in = inputs_from_flags(a, m);
   const auto& cfg = m.model->config();
@@ -161,8 +163,6 @@ int run_run(int argc, char** argv) {
   }
 
   std::string path = a.str("out");
-  auto slash = path.find_last_of('/');
-  if (slash != std::string::npos && slash > 0) make_dirs(path.substr(0, slash));
   io::write_safetensors(path, out, meta);
   std::fprintf(stderr, "wrote %s: %zu tensors (batch %lld, %lld positions)\n", path.c_str(), out.size(),
                (long long)ids.size(0), (long long)ids.size(1));

@@ -15,6 +15,7 @@
 #include "core/fs.h"
 #include "core/progress.h"
 #include "io/safetensors.h"
+#include "report/output.h"
 #include "report/run.h"
 
 namespace mechscope::cli {
@@ -49,6 +50,7 @@ int run_trace(int argc, char** argv) {
     fail("--prompt needs --subject TEXT (or --subject-range B,E)");
   if (a.has("answer") && a.has("answer-id")) fail("give --answer or --answer-id, not both");
   TraceSettings set = trace_settings_from_flags(a);
+  report::claim_output_dir(a.str("out"), "trace");
 
   Loaded m = load_from_flags(a);
   need_lm_head(m, "trace");
@@ -116,14 +118,14 @@ int run_trace(int argc, char** argv) {
   std::vector<std::pair<std::string, at::Tensor>> tensors{{"input_ids", at::tensor(in.ids, at::kLong)}};
   for (size_t k = 0; k < r.kinds.size(); ++k)
     tensors.emplace_back(std::string("scores.") + ct::kind_name(r.kinds[k]), r.scores[k].to(at::kFloat));
-  io::write_safetensors(join_path(dir, "trace.safetensors"), tensors, {{"format", "mechscope trace"}});
+  io::write_safetensors(join_path(out.dir(), "trace.safetensors"), tensors, {{"format", "mechscope trace"}});
   out.add_file("trace.safetensors");
 
   nlohmann::json j = trace_json(r, in, tokens, answer, set, emb_std);
   if (!prompt_text.empty()) j["prompt"] = prompt_text;
   if (!subject_text.empty()) j["subject"] = subject_text;
   j["seconds"] = secs;
-  write_file_atomic(join_path(dir, "trace.json"), j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+  write_file_atomic(join_path(out.dir(), "trace.json"), j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
   out.add_file("trace.json");
   out.manifest.extra = settings_json(set, emb_std);
 

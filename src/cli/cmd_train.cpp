@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/progress.h"
+#include "report/output.h"
 
 namespace mechscope::cli {
 namespace {
@@ -62,6 +63,7 @@ int run_train(int argc, char** argv) {
   auto kg = analysis::read_kg(kg_path);
   std::string tok = a.has("tokenizer") ? a.str("tokenizer") : join_path(kg_path.substr(0, kg_path.find_last_of('/') == std::string::npos ? 0 : kg_path.find_last_of('/')), "tokenizer.json");
   if (!file_exists(tok)) fail("no tokenizer at '", tok, "' (give --tokenizer PATH)");
+  report::claim_output_dir(a.str("out"), "train", report::OutputMode::InPlace);  // issue 17: lock, status, no foreign folder
 
   analysis::TrainResult r;
   {

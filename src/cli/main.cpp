@@ -14,7 +14,9 @@
 #include "cli/registry.h"
 #include "core/blas.h"
 #include "core/error.h"
+#include "core/fs_guard.h"
 #include "core/version.h"
+#include "report/output.h"
 
 namespace mechscope::cli {
 
@@ -98,19 +100,29 @@ int main(int argc, char** argv) {
   std::string name = argv[1];
   for (auto& c : commands()) {
     if (c.name != name) continue;
+    mechscope::install_interrupt_handler(name);
+    // Every way out marks or removes what the run was writing (report/output.h) before the message,
+    // which names the output folder rather than its staging folder.
+    auto failed = [&](const std::string& why, const char* kind) {
+      std::string msg = mechscope::report::public_paths(why);
+      mechscope::report::close_outputs(false, msg);
+      std::fprintf(stderr, "mechscope %s: %s: %s\n", name.c_str(), kind, msg.c_str());
+    };
     try {
-      return c.run(argc - 2, argv + 2);
+      int rc = c.run(argc - 2, argv + 2);
+      mechscope::report::close_outputs(rc == 0, mechscope::cat("exit code ", rc));
+      return rc;
     } catch (const mechscope::Error& e) {
-      std::fprintf(stderr, "mechscope %s: error: %s\n", name.c_str(), e.what());
+      failed(e.what(), "error");
       return 2;
     } catch (const c10::Error& e) {
-      std::fprintf(stderr, "mechscope %s: internal error: %s\n", name.c_str(), e.what_without_backtrace());
+      failed(e.what_without_backtrace(), "internal error");
       return 1;
     } catch (const std::bad_alloc&) {
-      std::fprintf(stderr, "mechscope %s: error: out of memory\n", name.c_str());
+      failed("out of memory", "error");
       return 1;
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "mechscope %s: internal error: %s\n", name.c_str(), e.what());
+      failed(e.what(), "internal error");
       return 1;
     }
   }

@@ -5,6 +5,8 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "core/fs.h"
+#include "core/fs_guard.h"
 #include "core/json.h"
 #include "core/utf8.h"
 #include "report/label.h"
@@ -137,13 +139,9 @@ PairInputs pairs_from_flags(const Args& a, const Loaded& m) {
     for (const char* f : {"clean", "corrupt", "clean-ids", "corrupt-ids", "clean-pair", "corrupt-pair"})
       if (a.has(f)) fail("--pairs and --", f, " exclude each other");
     std::string path = a.str("pairs");
-    std::ifstream f(path);
-    if (!f) fail("--pairs: cannot open '", path, "'");
-    std::string line;
-    int lineno = 0;
-    while (std::getline(f, line)) {
-      ++lineno;
-      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    if (!file_exists(path)) fail("--pairs: cannot open '", path, "'");
+    for_each_line(path, [&](const std::string& line, long long lineno) {
+      if (line.find_first_not_of(" \t\r") == std::string::npos) return;
       std::string where = path + ":" + std::to_string(lineno);
       nlohmann::json j = parse_json(line, where);
       if (!j.is_object()) fail(where, ": expected a JSON object");
@@ -177,7 +175,7 @@ PairInputs pairs_from_flags(const Args& a, const Loaded& m) {
         if (id >= m.model->config().d_vocab) fail(where, ": answer id ", id, " is outside the vocabulary");
       need_answers(pair.metric, where);
       in.pairs.push_back(pair);
-    }
+    });
     if (in.pairs.empty()) fail("--pairs: '", path, "' has no pairs");
   } else {
     P::PromptPair pair;

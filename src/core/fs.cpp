@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/fs_guard.h"
 
 namespace mechscope {
 
@@ -48,26 +49,49 @@ std::string join_path(const std::string& a, const std::string& b) {
 }
 
 void write_file_atomic(const std::string& path, const std::function<void(std::FILE*)>& write) {
-  std::string tmp = cat(path, ".tmp.", ::getpid());
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
+  // Renaming onto a device node, a FIFO or a folder would replace it (as root, /dev/full became a
+  // regular file): refuse before writing anything.
+  std::string special = special_file_kind(path);
+  if (!special.empty()) fail("cannot write '", path, "': it is ", special, ", not a regular file; refusing to replace it");
+  if (dir_exists(path)) fail("cannot write '", path, "': a folder stands there; move it away or choose another output");
+  std::string tmp = temp_name(path);
+  std::FILE* f = nullptr;
+  // Created and registered in one step, so an interrupt removes it even mid-write.
+  with_temps_locked([&] {
+    f = std::fopen(tmp.c_str(), "wb");
+    if (f) register_temp(tmp, TempKind::File);
+  });
   if (!f) fail("cannot write '", path, "': ", std::strerror(errno));
+  auto discard = [&] {
+    with_temps_locked([&] {
+      std::remove(tmp.c_str());
+      forget_temp(tmp);
+    });
+  };
   try {
     write(f);
   } catch (...) {
     std::fclose(f);
-    std::remove(tmp.c_str());
+    discard();
     throw;
   }
   bool bad = std::ferror(f) != 0;
+  bad |= std::fflush(f) != 0;
+  int err = errno;
   bad |= std::fclose(f) != 0;
   if (bad) {
-    std::remove(tmp.c_str());
-    fail("error while writing '", path, "' (disk full?)");
+    discard();
+    fail("error while writing '", path, "': ", err == EFBIG ? "file size limit reached" : err ? std::strerror(err) : "write failed",
+         err == ENOSPC || err == EFBIG ? "" : " (disk full?)");
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    fail("cannot rename '", tmp, "' to '", path, "': ", std::strerror(errno));
-  }
+  bool renamed = false;
+  with_temps_locked([&] {
+    renamed = std::rename(tmp.c_str(), path.c_str()) == 0;
+    err = errno;
+    if (!renamed) std::remove(tmp.c_str());
+    forget_temp(tmp);
+  });
+  if (!renamed) fail("cannot rename '", tmp, "' to '", path, "': ", std::strerror(err));
 }
 
 void write_file_atomic(const std::string& path, const std::string& bytes) {

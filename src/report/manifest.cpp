@@ -28,6 +28,8 @@ nlohmann::json Manifest::to_json(const std::string& dir) const {
   nlohmann::json j;
   nlohmann::json args = nlohmann::json::array();
   for (auto& a : argv) args.push_back(valid_utf8(a));
+  j["tool"] = "mechscope";
+  j["status"] = status;
   j["command"] = command;
   j["argv"] = args;
   j["model"] = model.empty() ? nlohmann::json(nullptr) : nlohmann::json(model);

@@ -1,5 +1,6 @@
 // manifest.json: what produced an output folder (command line, model, versions, seed, timings) and
-// what is in it (every output file with its size), so a figure can be traced back to its run.
+// what is in it (every output file with its size), so a figure can be traced back to its run. Its
+// "tool": "mechscope" is how a later run recognises the folder as mechscope's (report/output.h).
 #pragma once
 #include <nlohmann/json.hpp>
 
@@ -21,6 +22,9 @@ struct Manifest {
   double wall_seconds = 0;                    // set by finish()
   std::vector<std::string> files;             // relative to the output folder
   nlohmann::json extra = nlohmann::json::object();  // analysis-specific settings
+  // "complete" once written by finish(); batch folders say "running" / "failed: <why>" before
+  // (report/output.h). Readers trust only a "complete" folder.
+  std::string status = "complete";
 
   void start();  // stamps started_utc and the wall clock
   // Stops the clock and writes <dir>/manifest.json atomically, with each file's size in bytes.

@@ -4,12 +4,13 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "report/output.h"
 
 namespace mechscope::report {
 
 RunOutput::RunOutput(std::string dir, int argc, char** argv, std::string command, std::string title, std::string subtitle)
     : html(std::move(title), std::move(subtitle)), dir_(std::move(dir)) {
-  make_dirs(dir_);
+  write_dir_ = claim_output_dir(dir_, command);
   manifest.command = std::move(command);
   for (int i = 0; i < argc; i++) manifest.argv.push_back(argv[i]);
   manifest.start();
@@ -21,7 +22,7 @@ std::vector<std::string> RunOutput::save_figure(const Figure& fig) {
   std::vector<std::string> names;
   for (Format f : formats) {
     std::string name = fig.id + "." + extension(f);
-    render(fig, f, join_path(dir_, name), render_options);
+    render(fig, f, join_path(write_dir_, name), render_options);
     add_file(name);
     names.push_back(name);
   }
@@ -35,9 +36,12 @@ void RunOutput::add_file(const std::string& relative_path) {
 }
 
 void RunOutput::finish() {
-  html.write(join_path(dir_, "index.html"));
+  html.write(join_path(write_dir_, "index.html"));
   add_file("index.html");
-  manifest.finish(dir_);
+  manifest.status = "complete";
+  manifest.finish(write_dir_);
+  commit_output_dir(dir_);
+  write_dir_ = dir_;
 }
 
 std::vector<Format> parse_formats(const std::string& list, const std::string& flag) {

@@ -6,7 +6,11 @@
 //   out.html.add_number("facts", "1000");
 //   out.save_figure(fig);            // <dir>/<fig.id>.png (+ .svg/.pdf per formats) and the HTML twin
 //   out.add_file("scores.json");     // anything else the command wrote, for the manifest
-//   out.finish();                    // index.html, then manifest.json
+//   out.finish();                    // index.html, then manifest.json, then all moved into place
+//
+// The folder is claimed as report/output.h says (lock, nothing foreign replaced); unless the command
+// claimed it in place before, everything is written into a staging folder (out.dir()) and appears in
+// `dir` only when finish() succeeds.
 #pragma once
 #include <set>
 #include <string>
@@ -21,7 +25,7 @@ namespace mechscope::report {
 
 class RunOutput {
  public:
-  // Creates `dir` (mkdir -p) and starts the manifest's clock.
+  // Claims `dir` (creating it when missing) and starts the manifest's clock.
   RunOutput(std::string dir, int argc, char** argv, std::string command, std::string title, std::string subtitle = "");
 
   std::vector<Format> formats{Format::Png};
@@ -34,10 +38,11 @@ class RunOutput {
   std::vector<std::string> save_figure(const Figure& fig);
   void add_file(const std::string& relative_path);
   void finish();
-  const std::string& dir() const { return dir_; }
+  // Where the command writes its files: the staging folder until finish(), `dir` after.
+  const std::string& dir() const { return write_dir_; }
 
  private:
-  std::string dir_;
+  std::string dir_, write_dir_;
   std::set<std::string> saved_ids_;
 };
 

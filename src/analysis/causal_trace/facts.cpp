@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "core/json.h"
 #include "core/fs.h"
+#include "core/fs_guard.h"
 #include "core/utf8.h"
 
 namespace mechscope::analysis::causal_trace {
@@ -45,28 +46,21 @@ static Fact parse_fact(const std::string& text, int line) {
 }
 
 FactsFile read_facts(const std::string& path, bool skip_bad) {
-  std::string text = read_file(path);
   FactsFile out;
-  size_t start = 0;
-  int line = 0;
-  while (start < text.size()) {
-    size_t end = text.find('\n', start);
-    if (end == std::string::npos) end = text.size();
-    std::string s = text.substr(start, end - start);
-    start = end + 1;
-    ++line;
+  // Line by line with a bound: a 100 MB line is refused, naming it, before it is held or parsed.
+  for_each_line(path, [&](std::string s, long long line) {
     if (!s.empty() && s.back() == '\r') s.pop_back();
-    if (s.find_first_not_of(" \t") == std::string::npos) continue;
+    if (s.find_first_not_of(" \t") == std::string::npos) return;
     try {
       size_t bad = utf8::find_invalid(s);
       if (bad != std::string::npos) fail("not valid UTF-8 (byte ", bad, ")");
-      out.facts.push_back(parse_fact(s, line));
+      out.facts.push_back(parse_fact(s, (int)line));
     } catch (const Error& e) {
       std::string msg = cat(path, ":", line, ": ", e.what());
       if (!skip_bad) fail(msg, " (pass --skip-bad to report and skip bad lines)");
       out.skipped.push_back(msg);
     }
-  }
+  });
   if (out.facts.empty())
     fail(path, ": no facts", out.skipped.empty() ? "" : " left after skipping bad lines",
          " (expected one JSON object per line with \"prompt\" and \"subject\")");

@@ -1,0 +1,515 @@
+// Faults a run must survive (issue 17): signals at seeded moments, SIGKILL and --resume, a file size
+// limit and a folder in the way, two runs into one folder, targets that are not regular files,
+// folders mechscope did not make, and inputs too large to hold. After each: no temporary left,
+// every file in --out whole, earlier results unchanged.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <random>
+#include <thread>
+
+#include "core/error.h"
+#include "core/fs.h"
+#include "core/source_dir.h"  // MECHSCOPE_BINARY
+#include "io/safetensors.h"
+#include "test_util.h"
+
+using namespace mechscope;
+using mstest::contains;
+using mstest::run_cli;
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kKg = mstest::source_dir() + "/examples/kg/model";
+
+// The first n facts of the shipped knowledge graph (the model predicts them).
+std::string kg_facts(const std::string& dir, int n) {
+  std::ifstream in(mstest::source_dir() + "/examples/kg/facts.jsonl");
+  std::string line, text;
+  for (int i = 0; i < n && std::getline(in, line); ++i) text += line + "\n";
+  std::string p = dir + "/facts.jsonl";
+  std::ofstream(p) << text;
+  return p;
+}
+
+std::vector<std::string> locate_cmd(const std::string& facts, const std::string& out, const std::string& samples = "3") {
+  return {"locate", "--model", kKg, "--kg-file", facts, "--num-noise-samples", samples, "--kinds", "all,mlp",
+          "--window", "2", "--threads", "1", "--out", out};
+}
+std::vector<std::string> trace_cmd(const std::string& out) {
+  return {"trace", "--model", kKg, "--prompt", "gi to R_20 ->", "--subject", "gi to", "--samples", "3", "--kinds",
+          "all,mlp", "--window", "2", "--threads", "1", "--out", out};
+}
+std::vector<std::string> run_cmd(const std::string& out) {
+  return {"run", "--model", kKg, "--prompt", "gi to R_20 ->", "--prompt", "re zo R_18 ->", "--cache", "blocks.*",
+          "--threads", "1", "--out", out};
+}
+
+// `cmd` with the value of `flag` replaced.
+std::vector<std::string> with(std::vector<std::string> cmd, const std::string& flag, const std::string& value) {
+  for (size_t i = 0; i + 1 < cmd.size(); ++i)
+    if (cmd[i] == flag) cmd[i + 1] = value;
+  return cmd;
+}
+
+struct Child {
+  pid_t pid = -1;
+  std::string log;  // stderr goes to <log>.err
+};
+// fork + exec of the built binary; `in_child` runs between them (async-signal-safe calls only).
+Child spawn(const std::vector<std::string>& args, const std::string& log, const std::function<void()>& in_child = {}) {
+  std::vector<std::string> store{MECHSCOPE_BINARY};
+  store.insert(store.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& s : store) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  std::string out = log + ".out", err = log + ".err";
+  Child c{-1, log};
+  c.pid = ::fork();
+  if (c.pid == 0) {
+    int in = ::open("/dev/null", O_RDONLY), o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644),
+        e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(in, 0), ::dup2(o, 1), ::dup2(e, 2);
+    if (in_child) in_child();
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  return c;
+}
+// Exit code, or 128 + the signal that ended it (as a shell reports it).
+int wait_for(const Child& c) {
+  int st = 0;
+  ::waitpid(c.pid, &st, 0);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+std::string err_of(const Child& c) { return read_file(c.log + ".err"); }
+
+// Every temporary (".tmp.<pid>" in its name) under `dir`.
+std::vector<std::string> temporaries(const std::string& dir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir, ec); it != fs::recursive_directory_iterator(); it.increment(ec))
+    if (contains(it->path().filename().string(), ".tmp.")) out.push_back(it->path().string());
+  return out;
+}
+
+bool ends_with(const std::string& s, const std::string& end) {
+  return s.size() >= end.size() && s.compare(s.size() - end.size(), end.size(), end) == 0;
+}
+
+// Every file under `dir` (temporaries aside) parses whole: JSON, safetensors (header and sizes
+// checked), PNG (signature and IEND), HTML, SVG, PDF.
+void expect_whole(const std::string& dir) {
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir, ec); it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    std::string p = it->path().string(), name = it->path().filename().string();
+    if (contains(p, ".tmp.")) {
+      if (it->is_directory()) it.disable_recursion_pending();
+      continue;
+    }
+    if (!it->is_regular_file()) continue;
+    std::string bytes = read_file(p);
+    if (ends_with(name, ".json") || ends_with(name, ".jsonl")) {
+      if (ends_with(name, ".json")) EXPECT_NO_THROW(json::parse(bytes)) << p;
+    } else if (ends_with(name, ".safetensors")) {
+      EXPECT_NO_THROW(io::SafetensorsFile::open(p)) << p;
+    } else if (ends_with(name, ".png")) {
+      EXPECT_TRUE(bytes.size() > 20 && bytes.compare(1, 3, "PNG") == 0 &&
+                  bytes.compare(bytes.size() - 8, 4, "IEND") == 0) << p;
+    } else if (ends_with(name, ".html")) {
+      EXPECT_TRUE(contains(bytes.substr(bytes.size() > 64 ? bytes.size() - 64 : 0), "</html>")) << p;
+    } else if (ends_with(name, ".svg")) {
+      EXPECT_TRUE(contains(bytes.substr(bytes.size() > 64 ? bytes.size() - 64 : 0), "</svg>")) << p;
+    }
+  }
+}
+
+// name -> bytes of every regular file directly in `dir`.
+std::map<std::string, std::string> snapshot(const std::string& dir) {
+  std::map<std::string, std::string> out;
+  for (auto& e : fs::directory_iterator(dir))
+    if (e.is_regular_file() && e.path().filename() != ".mechscope.lock") out[e.path().filename().string()] = read_file(e.path().string());
+  return out;
+}
+
+// The names whose bytes differ between two snapshots ("" when none), so a failure does not print megabytes.
+std::string differing(const std::map<std::string, std::string>& a, const std::map<std::string, std::string>& b) {
+  std::string out;
+  for (auto& [k, v] : a)
+    if (!b.count(k) || b.at(k) != v) out += k + " ";
+  for (auto& [k, v] : b)
+    if (!a.count(k)) out += k + " ";
+  return out;
+}
+
+json manifest_of(const std::string& dir) { return json::parse(read_file(dir + "/manifest.json")); }
+
+void expect_one_line_error(const mstest::RunResult& r, const std::string& needle) {
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_TRUE(contains(r.err, needle)) << "wanted '" << needle << "' in: " << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+}
+
+long dead_pid() {
+  pid_t p = ::fork();
+  if (p == 0) ::_exit(0);
+  ::waitpid(p, nullptr, 0);
+  return p;
+}
+
+void limit_file_size(rlim_t bytes) {
+  struct rlimit rl{bytes, bytes};
+  ::setrlimit(RLIMIT_FSIZE, &rl);
+  ::signal(SIGXFSZ, SIG_IGN);  // a write past the limit then fails with EFBIG instead of killing
+}
+
+}  // namespace
+
+// 1. SIGINT / SIGTERM at seeded moments of a staged, an in-place and a single-file command.
+TEST(Faults, SignalsLeaveNoTemporaries) {
+  std::string dir = mstest::tmp_dir("faults-signals");
+  std::string facts = kg_facts(dir, 6);
+  struct Case {
+    std::string name;
+    std::vector<std::string> cmd;
+    std::string out;
+  };
+  std::vector<Case> cases{{"trace", trace_cmd(dir + "/trace"), dir + "/trace"},
+                          {"locate", locate_cmd(facts, dir + "/locate"), dir + "/locate"},
+                          {"run", run_cmd(dir + "/run/r.safetensors"), dir + "/run"}};
+  std::mt19937 rng(17);
+  int interrupted = 0;
+  for (auto& c : cases) {
+    // An uninterrupted run first: its wall time spreads the signals over the run, and the trace's
+    // earlier results must survive every interrupted run after it.
+    auto t0 = std::chrono::steady_clock::now();
+    auto first = c.cmd;
+    ASSERT_EQ(run_cli(first).code, 0) << c.name;
+    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    auto before = c.name == "trace" ? snapshot(c.out) : std::map<std::string, std::string>{};
+    for (int round = 0; round < 3; ++round) {
+      int sig = round % 2 ? SIGTERM : SIGINT;
+      auto cmd = c.cmd;
+      if (c.name == "locate") cmd.push_back("--overwrite");  // traces every fact again
+      Child ch = spawn(cmd, dir + "/" + c.name + std::to_string(round));
+      std::uniform_real_distribution<double> when(0.2 * ms, 0.9 * ms);
+      std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(when(rng)));
+      ::kill(ch.pid, sig);
+      int code = wait_for(ch);
+      std::string err = err_of(ch);
+      SCOPED_TRACE(c.name + " round " + std::to_string(round) + ": " + err);
+      EXPECT_TRUE(code == 0 || code == 128 + sig) << code;
+      if (code == 128 + sig && contains(err, "interrupted")) {
+        ++interrupted;
+        EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1);
+        EXPECT_TRUE(contains(err, sig == SIGINT ? "SIGINT" : "SIGTERM"));
+        if (c.name == "locate") EXPECT_TRUE(contains(err, "interrupted; rerun with --resume"));
+        else EXPECT_TRUE(contains(err, "nothing was written to"));
+      }
+      EXPECT_EQ(temporaries(c.out), std::vector<std::string>{});
+      expect_whole(c.out);
+      if (c.name == "trace" && code != 0) EXPECT_EQ(differing(snapshot(c.out), before), "") << "earlier results changed";
+      if (c.name == "trace" && code == 0) before = snapshot(c.out);
+      if (c.name == "locate") {
+        std::string status = manifest_of(c.out)["status"];
+        EXPECT_TRUE(status == "running" || status == "complete") << status;
+      }
+    }
+  }
+  EXPECT_GT(interrupted, 0) << "no run was signalled before it finished";
+}
+
+// 1. Temporaries of killed processes are removed by the next run into the same place; a live
+// process's are not.
+TEST(Faults, StaleTemporariesOfKilledRunsAreRemoved) {
+  std::string dir = mstest::tmp_dir("faults-stale");
+  ASSERT_EQ(run_cli(trace_cmd(dir + "/t")).code, 0);
+  long dead = dead_pid();
+  std::string stale_file = cat(dir, "/t/trace.png.tmp.", dead), stale_dir = cat(dir, "/t/.run.tmp.", dead);
+  std::string live = cat(dir, "/t/trace.json.tmp.", ::getppid());  // the test's parent: alive, started earlier
+  write_file_atomic(stale_file, std::string(1000, 'x'));
+  fs::create_directories(stale_dir);
+  write_file_atomic(stale_dir + "/index.html", "half");
+  write_file_atomic(live, "in flight");
+  ASSERT_EQ(run_cli(trace_cmd(dir + "/t")).code, 0);
+  EXPECT_FALSE(fs::exists(stale_file));
+  EXPECT_FALSE(fs::exists(stale_dir));
+  EXPECT_TRUE(fs::exists(live));
+  fs::remove(live);
+  // Beside a single output file.
+  std::string r = dir + "/r.safetensors", stale_r = cat(r, ".tmp.", dead), other = cat(dir, "/other.bin.tmp.", dead);
+  write_file_atomic(stale_r, "x");
+  write_file_atomic(other, "x");
+  ASSERT_EQ(run_cli(run_cmd(r)).code, 0);
+  EXPECT_FALSE(fs::exists(stale_r));
+  EXPECT_TRUE(fs::exists(other)) << "only the temporaries of the target itself are its run's business";
+}
+
+// 2. A file size limit mid-run: the staged command leaves the earlier results as they were; the
+// batch command marks its manifest failed, keeps what it finished, and --resume completes it.
+TEST(Faults, FailedRunsAreMarked) {
+  std::string dir = mstest::tmp_dir("faults-failed");
+  std::string t = dir + "/t";
+  ASSERT_EQ(run_cli(trace_cmd(t)).code, 0);
+  auto before = snapshot(t);
+  auto cmd = with(trace_cmd(t), "--kinds", "all");  // a different run
+  Child c = spawn(cmd, dir + "/trace-fsize", [] { limit_file_size(6000); });
+  EXPECT_EQ(wait_for(c), 2) << err_of(c);
+  std::string err = err_of(c);
+  EXPECT_TRUE(contains(err, "file size limit")) << err;
+  EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+  EXPECT_FALSE(contains(err, ".run.tmp.")) << "errors name the output, not the staging folder: " << err;
+  EXPECT_EQ(differing(snapshot(t), before), "");
+  EXPECT_EQ(temporaries(t), std::vector<std::string>{});
+
+  std::string facts = kg_facts(dir, 3), l = dir + "/l";
+  c = spawn(locate_cmd(facts, l), dir + "/locate-fsize", [] { limit_file_size(6000); });
+  EXPECT_EQ(wait_for(c), 2) << err_of(c);
+  json m = manifest_of(l);
+  EXPECT_EQ(m["tool"], "mechscope");
+  EXPECT_TRUE(contains(m["status"].get<std::string>(), "failed: ")) << m["status"];
+  EXPECT_TRUE(contains(m["status"].get<std::string>(), "file size limit")) << m["status"];
+  EXPECT_EQ(temporaries(l), std::vector<std::string>{});
+  expect_whole(l);
+  auto resume = locate_cmd(facts, l);
+  resume.push_back("--resume");
+  auto r = run_cli(resume);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(manifest_of(l)["status"], "complete");
+  expect_whole(l);
+}
+
+// 2. A folder standing where a figure goes.
+TEST(Faults, FolderWhereAFigureGoes) {
+  std::string dir = mstest::tmp_dir("faults-dir-in-way");
+  std::string t = dir + "/t";
+  ASSERT_EQ(run_cli(trace_cmd(t)).code, 0);
+  fs::remove(t + "/trace_mlp.png");
+  fs::create_directories(t + "/trace_mlp.png");
+  auto before = snapshot(t);
+  auto r = run_cli(trace_cmd(t));
+  expect_one_line_error(r, "trace_mlp.png' is a folder where this run's trace_mlp.png goes");
+  EXPECT_EQ(differing(snapshot(t), before), "") << "nothing is replaced when one file cannot be";
+  EXPECT_EQ(temporaries(t), std::vector<std::string>{});
+
+  // In place (locate): the run stops at that figure, marked failed; the facts before it stay.
+  std::string facts = kg_facts(dir, 3), l = dir + "/l";
+  ASSERT_EQ(run_cli(locate_cmd(facts, l)).code, 0);
+  fs::remove(l + "/facts/001_E_000_R_18.safetensors");
+  fs::remove(l + "/trace_001_E_000_R_18_mlp.png");
+  fs::create_directories(l + "/trace_001_E_000_R_18_mlp.png");
+  std::string kept = read_file(l + "/facts/000_E_000_R_20.safetensors");
+  auto resume = locate_cmd(facts, l);
+  resume.push_back("--resume");
+  r = run_cli(resume);
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_TRUE(contains(r.err, "trace_001_E_000_R_18_mlp.png': a folder stands there")) << r.err;
+  EXPECT_TRUE(contains(manifest_of(l)["status"].get<std::string>(), "failed: ")) << manifest_of(l)["status"];
+  EXPECT_EQ(read_file(l + "/facts/000_E_000_R_20.safetensors"), kept);
+  EXPECT_EQ(temporaries(l), std::vector<std::string>{});
+  expect_whole(l);
+}
+
+// 3. Two runs into one folder: the second exits at once naming the folder and the holder's pid; a
+// holder that died holds nothing.
+TEST(Faults, SecondRunIntoOneFolderIsRefused) {
+  std::string dir = mstest::tmp_dir("faults-lock");
+  std::string facts = kg_facts(dir, 6), out = dir + "/out";
+  fs::create_directories(out);
+  {
+    // Another process holding the lock: this test, by flock as mechscope takes it.
+    int fd = ::open((out + "/.mechscope.lock").c_str(), O_RDWR | O_CREAT, 0644);
+    ASSERT_EQ(::flock(fd, LOCK_EX | LOCK_NB), 0);
+    std::string pid = std::to_string(::getpid()) + "\n";
+    ASSERT_EQ(::write(fd, pid.data(), pid.size()), (ssize_t)pid.size());
+    auto r = run_cli(locate_cmd(facts, out));
+    expect_one_line_error(r, "--out '" + out + "' is in use by another mechscope run (pid " + std::to_string(::getpid()) + ")");
+    EXPECT_FALSE(fs::exists(out + "/facts")) << "refused before writing anything";
+    auto t = run_cli(trace_cmd(out));
+    expect_one_line_error(t, "is in use by another mechscope run");
+    ::close(fd);
+  }
+  // The lock file of a process that is gone (its pid inside, no flock) does not stop a run.
+  write_file_atomic(out + "/.mechscope.lock", std::to_string(dead_pid()) + "\n");
+  ASSERT_EQ(run_cli(locate_cmd(facts, out)).code, 0);
+
+  // Two real runs: the first stopped while it holds the folder, the second refused with its pid.
+  auto cmd = locate_cmd(facts, out);
+  cmd.push_back("--overwrite");
+  Child first = spawn(cmd, dir + "/first");
+  std::string want = std::to_string(first.pid) + "\n";
+  bool held = false;
+  for (int i = 0; i < 20000 && !held; ++i) {
+    std::ifstream f(out + "/.mechscope.lock");
+    std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    held = text == want;
+    if (held) ::kill(first.pid, SIGSTOP);
+    else std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  ASSERT_TRUE(held) << "the first run never took the lock";
+  auto second = run_cli(cmd);
+  ::kill(first.pid, SIGCONT);
+  expect_one_line_error(second, "(pid " + std::to_string(first.pid) + ")");
+  EXPECT_EQ(wait_for(first), 0) << err_of(first);
+  EXPECT_EQ(manifest_of(out)["status"], "complete");
+}
+
+// 4. A FIFO, a socket or a device node as --out is refused and left as it was.
+TEST(Faults, TargetsThatAreNotRegularFiles) {
+  std::string dir = mstest::tmp_dir("faults-special");
+  std::string fifo = dir + "/out.fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0644), 0);
+  expect_one_line_error(run_cli(run_cmd(fifo)), "is a FIFO, not a regular file");
+  expect_one_line_error(run_cli(trace_cmd(fifo)), "is a FIFO, not a folder");
+  struct stat st;
+  ASSERT_EQ(::stat(fifo.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISFIFO(st.st_mode));
+  EXPECT_EQ(temporaries(dir), std::vector<std::string>{});
+  // A FIFO inside the output folder, where a file goes.
+  fs::create_directories(dir + "/t");
+  ASSERT_EQ(run_cli(trace_cmd(dir + "/t")).code, 0);
+  fs::remove(dir + "/t/trace.json");
+  ASSERT_EQ(::mkfifo((dir + "/t/trace.json").c_str(), 0644), 0);
+  expect_one_line_error(run_cli(trace_cmd(dir + "/t")), "is a FIFO");
+  ASSERT_EQ(::stat((dir + "/t/trace.json").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISFIFO(st.st_mode));
+  // Character devices: refused for anyone; only root could have replaced them, so only root sees
+  // that they are still devices afterwards.
+  for (const char* dev : {"/dev/null", "/dev/full"}) {
+    if (!fs::exists(dev)) continue;
+    expect_one_line_error(run_cli(run_cmd(dev)), "is a character device");
+    expect_one_line_error(run_cli(trace_cmd(dev)), "is a character device");
+    ASSERT_EQ(::stat(dev, &st), 0);
+    EXPECT_TRUE(S_ISCHR(st.st_mode)) << dev;
+  }
+}
+
+// 5. Folders and files mechscope did not make are not written without --overwrite; its own are.
+TEST(Faults, ForeignOutputsNeedOverwrite) {
+  std::string dir = mstest::tmp_dir("faults-foreign");
+  std::string t = dir + "/mine";
+  fs::create_directories(t);
+  std::ofstream(t + "/notes.txt") << "my notes";
+  auto r = run_cli(trace_cmd(t));
+  expect_one_line_error(r, "holds files mechscope did not write (e.g. 'notes.txt')");
+  EXPECT_TRUE(contains(r.err, "--overwrite"));
+  EXPECT_EQ(differing(snapshot(t), {{"notes.txt", "my notes"}}), "");
+  EXPECT_FALSE(fs::exists(t + "/.mechscope.lock"));
+  auto over = trace_cmd(t);
+  over.push_back("--overwrite");
+  ASSERT_EQ(run_cli(over).code, 0);
+  EXPECT_EQ(read_file(t + "/notes.txt"), "my notes") << "--overwrite writes into the folder, it does not empty it";
+  EXPECT_EQ(manifest_of(t)["tool"], "mechscope");
+  // Its own folder is rewritten without --overwrite, and files of the earlier run it did not rewrite go.
+  ASSERT_TRUE(fs::exists(t + "/trace_mlp.png"));
+  auto all = with(trace_cmd(t), "--kinds", "all");
+  ASSERT_EQ(run_cli(all).code, 0);
+  EXPECT_FALSE(fs::exists(t + "/trace_mlp.png"));
+  EXPECT_TRUE(fs::exists(t + "/trace.png"));
+  EXPECT_EQ(read_file(t + "/notes.txt"), "my notes");
+
+  // train --out into a model folder that is not mechscope's.
+  std::string model = dir + "/model";
+  fs::create_directories(model);
+  for (const char* f : {"config.json", "model.safetensors"}) fs::copy_file(mstest::fixture(std::string("gpt2/model/") + f), model + "/" + f);
+  std::string weights = read_file(model + "/model.safetensors");
+  r = run_cli({"train", "--kg", mstest::source_dir() + "/examples/kg/graph.jsonl", "--out", model, "--steps", "1",
+               "--layers", "1", "--d-model", "8", "--heads", "2"});
+  expect_one_line_error(r, "--out '" + model + "' holds files mechscope did not write");
+  EXPECT_EQ(read_file(model + "/model.safetensors"), weights);
+
+  // run --out onto a file: another program's is kept, mechscope's own is replaced.
+  std::string file = dir + "/data.safetensors";
+  std::ofstream(file) << "not mine";
+  expect_one_line_error(run_cli(run_cmd(file)), "exists and was not written by mechscope: pass --overwrite");
+  EXPECT_EQ(read_file(file), "not mine");
+  auto run_over = run_cmd(file);
+  run_over.push_back("--overwrite");
+  ASSERT_EQ(run_cli(run_over).code, 0);
+  EXPECT_NO_THROW(io::SafetensorsFile::open(file));
+  ASSERT_EQ(run_cli(run_cmd(file)).code, 0) << "its own output is replaced without --overwrite";
+  // A folder given where a file goes, and a file where a folder goes.
+  expect_one_line_error(run_cli(run_cmd(t)), "is a folder; give a file name");
+  expect_one_line_error(run_cli(trace_cmd(file)), "is a file; trace writes a folder");
+}
+
+// 1 + resume: SIGKILL at seeded moments; after every kill each file is whole; the resumed result
+// equals an uninterrupted run's bit for bit.
+TEST(Faults, KilledLocateResumesBitForBit) {
+  std::string dir = mstest::tmp_dir("faults-kill");
+  std::string facts = kg_facts(dir, 8);
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_EQ(run_cli(locate_cmd(facts, dir + "/ref")).code, 0);
+  double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  std::string out = dir + "/out";
+  auto cmd = locate_cmd(facts, out);
+  cmd.push_back("--resume");
+  std::mt19937 rng(2026);
+  std::uniform_real_distribution<double> when(0.15 * ms, 0.6 * ms);
+  int killed = 0;
+  for (int round = 0; round < 5; ++round) {
+    Child c = spawn(cmd, dir + "/kill" + std::to_string(round));
+    std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(when(rng)));
+    ::kill(c.pid, SIGKILL);
+    killed += wait_for(c) == 128 + SIGKILL;
+    if (fs::exists(out)) expect_whole(out);
+  }
+  EXPECT_GT(killed, 0);
+  auto r = run_cli(cmd);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(temporaries(out), std::vector<std::string>{}) << "the last run removes what the killed ones left";
+  EXPECT_EQ(manifest_of(out)["status"], "complete");
+
+  json a = json::parse(read_file(dir + "/ref/locating_summary.json")), b = json::parse(read_file(out + "/locating_summary.json"));
+  for (json* j : {&a, &b}) {
+    j->erase("seconds_tracing_this_run");
+    (*j)["kg_file"] = nullptr;
+  }
+  EXPECT_EQ(a, b);
+  auto ra = io::SafetensorsFile::open(dir + "/ref/trace.safetensors"), rb = io::SafetensorsFile::open(out + "/trace.safetensors");
+  ASSERT_EQ(ra->tensors().size(), rb->tensors().size());
+  for (auto& [name, info] : ra->tensors()) {
+    ASSERT_TRUE(rb->has(name)) << name;
+    at::Tensor x = ra->get(name), y = rb->get(name);
+    ASSERT_EQ(x.sizes(), y.sizes()) << name;
+    EXPECT_EQ(std::memcmp(x.data_ptr(), y.data_ptr(), x.numel() * x.element_size()), 0) << name << " differs";
+  }
+}
+
+// 8. Lines too long to hold are refused naming the file and line, before they are parsed.
+TEST(Faults, HugeLinesAreRefusedByLine) {
+  std::string dir = mstest::tmp_dir("faults-lines");
+  std::string big = "{\"prompt\": \"" + std::string(17 << 20, 'a') + "\", \"subject\": \"a\"}\n";
+  std::string first = "{\"answer\":\"E_001\",\"id\":\"x\",\"prompt\":\"gi to R_20 ->\",\"subject\":\"gi to\"}\n";
+  std::string facts = dir + "/facts.jsonl";
+  std::ofstream(facts) << first << big;
+  expect_one_line_error(run_cli(locate_cmd(facts, dir + "/l")), "facts.jsonl:2: the line is longer than 16 MiB");
+  EXPECT_FALSE(fs::exists(dir + "/l"));
+  std::string pairs = dir + "/pairs.jsonl";
+  std::ofstream(pairs) << big;
+  expect_one_line_error(run_cli({"patch", "--model", kKg, "--pairs", pairs, "--answer-id", "1", "--wrong-id", "2", "--out",
+                                 dir + "/p"}),
+                        "pairs.jsonl:1: the line is longer than 16 MiB");
+  EXPECT_FALSE(fs::exists(dir + "/p"));
+  std::string texts = dir + "/texts.txt";
+  std::ofstream(texts) << "gi to R_20 ->\n" << big;
+  expect_one_line_error(run_cli({"attnviz", "--model", kKg, "--texts", texts, "--out", dir + "/a"}),
+                        "texts.txt:2: the line is longer than 16 MiB");
+  EXPECT_FALSE(fs::exists(dir + "/a"));
+}
