@@ -143,6 +143,8 @@ int run_locate(int argc, char** argv) {
     fail("--out ", dir, " holds an earlier locate run: pass --resume to continue it or --overwrite to start again");
   // In place: each fact is a result of its own, kept by --resume; the manifest says how far it got.
   report::claim_output_dir(dir, "locate", report::OutputMode::InPlace);
+  if (std::string was = report::previous_status(dir); a.on("resume") && !was.empty() && was != "complete")
+    std::fprintf(stderr, "resuming a run that did not finish (its manifest said \"%s\")\n", was.c_str());
 
   Loaded m = load_from_flags(a);
   ct::check_traceable(*m.model);

@@ -513,3 +513,35 @@ TEST(Faults, HugeLinesAreRefusedByLine) {
                         "texts.txt:2: the line is longer than 16 MiB");
   EXPECT_FALSE(fs::exists(dir + "/a"));
 }
+
+// 8. Sizes a config.json or a safetensors header implies are checked against the file before
+// anything of that size is allocated.
+TEST(Faults, ImpliedSizesBeyondTheFileAreRefused) {
+  std::string dir = mstest::tmp_dir("faults-sizes");
+  std::string model = dir + "/model";
+  fs::create_directories(model);
+  for (auto& e : fs::directory_iterator(kKg))
+    if (e.path().filename() != "config.json") fs::create_symlink(e.path(), model + "/" + e.path().filename().string());
+  json cfg = json::parse(read_file(kKg + "/config.json"));
+  cfg["vocab_size"] = 1000000000000LL;  // 4 TB of embeddings
+  write_file_atomic(model + "/config.json", cfg.dump());
+  expect_one_line_error(run_cli({"info", "--model", model}), "expected [1000000000000, 128] from config.json");
+  cfg = json::parse(read_file(kKg + "/config.json"));
+  cfg["n_positions"] = cfg["n_ctx"] = 100000000000LL;
+  write_file_atomic(model + "/config.json", cfg.dump());
+  expect_one_line_error(run_cli({"generate", "--model", model, "--prompt", "gi to", "--max-new-tokens", "5"}),
+                        "expected [100000000000, 128] from config.json");
+  // A header whose tensor is 4 GB in a 16-byte data section.
+  std::string st = dir + "/st";
+  fs::create_directories(st);
+  fs::copy_file(kKg + "/config.json", st + "/config.json");
+  std::string header = "{\"x\":{\"dtype\":\"F32\",\"shape\":[1000000000],\"data_offsets\":[0,4000000000]}}";
+  std::string bytes(8, '\0');
+  uint64_t n = header.size();
+  std::memcpy(&bytes[0], &n, 8);
+  write_file_atomic(st + "/model.safetensors", bytes + header + std::string(16, '\0'));
+  expect_one_line_error(run_cli({"info", "--model", st}), "lie outside the data section");
+  // More new tokens than the context holds.
+  expect_one_line_error(run_cli({"generate", "--model", kKg, "--prompt", "gi to", "--max-new-tokens", "1000000"}),
+                        "more than the model's context of 32");
+}
