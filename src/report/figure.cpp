@@ -51,6 +51,31 @@ std::pair<double, double> color_range(const std::vector<double>& v, double vmin,
   return {lo, hi};
 }
 
+BoxStats box_stats(std::vector<double> v) {
+  v.erase(std::remove_if(v.begin(), v.end(), [](double x) { return !std::isfinite(x); }), v.end());
+  std::sort(v.begin(), v.end());
+  BoxStats b;
+  b.n = v.size();
+  if (v.empty()) return b;
+  const double n = double(v.size());
+  auto interp = [&](double p) {  // plotly's Lib.interp
+    double pos = p * n - 0.5;
+    if (pos < 0) return v.front();
+    if (pos > n - 1) return v.back();
+    double lo = std::floor(pos), frac = pos - lo;
+    return frac * v[size_t(std::ceil(pos))] + (1 - frac) * v[size_t(lo)];
+  };
+  b.q1 = interp(0.25), b.median = interp(0.5), b.q3 = interp(0.75);
+  double lo_lim = 2.5 * b.q1 - 1.5 * b.q3, hi_lim = 2.5 * b.q3 - 1.5 * b.q1;
+  auto first_ge = std::lower_bound(v.begin(), v.end(), lo_lim);
+  auto last_le = std::upper_bound(v.begin(), v.end(), hi_lim);
+  b.lower_fence = std::min(b.q1, first_ge == v.end() ? v.back() : *first_ge);
+  b.upper_fence = std::max(b.q3, last_le == v.begin() ? v.front() : *(last_le - 1));
+  for (double x : v)
+    if (x < b.lower_fence || x > b.upper_fence) b.outliers.push_back(x);
+  return b;
+}
+
 Binned histogram_bins(const Histogram& h) {
   std::vector<double> v;
   for (double x : h.values)
@@ -139,6 +164,14 @@ void check_series(const std::string& where, const Series& s) {
           if (!v.hover.empty() && v.hover.size() != n) fail(where, ": segments have ", v.hover.size(), " hover texts for ", n, " segments");
           for (double w : v.widths)
             if (!(w >= 0 && std::isfinite(w))) fail(where, ": segment width ", w, " (expected a finite width >= 0)");
+        } else if constexpr (std::is_same_v<T, BoxPlot>) {
+          if (v.samples.size() != v.x.size())
+            fail(where, ": box plot has ", v.samples.size(), " samples for ", v.x.size(), " positions");
+          if (!v.colors.empty() && v.colors.size() != v.x.size())
+            fail(where, ": box plot has ", v.colors.size(), " colours for ", v.x.size(), " boxes");
+          if (!v.hover.empty() && v.hover.size() != v.x.size())
+            fail(where, ": box plot has ", v.hover.size(), " hover texts for ", v.x.size(), " boxes");
+          if (!(v.width > 0 && std::isfinite(v.width))) fail(where, ": box width ", v.width, " (expected a finite width > 0)");
         } else if constexpr (std::is_same_v<T, Surface>) {
           if (v.z.size() != v.rows * v.cols)
             fail(where, ": surface has ", v.z.size(), " values for ", v.rows, " x ", v.cols, " grid points");

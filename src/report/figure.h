@@ -1,5 +1,6 @@
 // The figure model every analysis fills in and both renderers read: a Figure is a grid of Panels, each
-// with two axes and a list of series (heatmap, line, scatter, bar, histogram, CDF, text, 3-D surface).
+// with two axes and a list of series (heatmap, line, scatter, bar, histogram, CDF, text, 3-D surface,
+// segments, box plots).
 // Plain std::vector<double> data, no libtorch: analyses convert their tensors before calling in.
 //
 //   Figure fig = single_panel("trace_0", "Causal trace: The Space Needle is in downtown");
@@ -127,7 +128,22 @@ struct Segments {
   std::string name;                 // legend entry (none when empty)
 };
 
-using Series = std::variant<Heatmap, Line, Scatter, Bar, Histogram, Cdf, Text, Surface, Segments>;
+// Box plots at numeric x positions, drawn as plotly's box trace draws them (the seed's px.box): a box
+// from Q1 to Q3 with a line at the median, whiskers to the furthest values within 1.5 IQR of the box,
+// and the values beyond them as points (boxpoints "outliers"). box_stats() gives the numbers, so the
+// PNG and index.html show the same boxes.
+struct BoxPlot {
+  std::vector<double> x;                     // one position per box
+  std::vector<std::vector<double>> samples;  // the values of each box (non-finite ones ignored)
+  std::vector<Rgb> colors;                   // per box (empty: `color`, else the next colour of the cycle)
+  std::optional<Rgb> color;
+  std::vector<std::string> hover;            // per box, index.html hover title (empty: none)
+  std::string name;                          // legend entry (none when empty)
+  double width = 0.6;                        // box width in x units
+  double point_size = 1.5;                   // outlier marker radius, points
+};
+
+using Series = std::variant<Heatmap, Line, Scatter, Bar, Histogram, Cdf, Text, Surface, Segments, BoxPlot>;
 
 // A reference line across the panel: y = value, x = value, or the diagonal y = x.
 struct RefLine {
@@ -193,6 +209,17 @@ Binned histogram_bins(const Histogram& h);
 std::pair<double, double> color_range(const std::vector<double>& v, double vmin, double vmax, bool centered,
                                       double center);
 double median(std::vector<double> v);
+
+// One box as plotly.js's box trace computes it (src/traces/box/calc.js, quartilemethod "linear"):
+// quartiles and median by Lib.interp (position p * n - 0.5 in the sorted sample, clamped to its ends;
+// not numpy's p * (n - 1)); lower fence = min(Q1, the smallest value >= Q1 - 1.5 IQR), upper fence =
+// max(Q3, the largest value <= Q3 + 1.5 IQR); outliers: the values outside the fences, ascending.
+struct BoxStats {
+  size_t n = 0;  // finite values
+  double q1 = NAN, median = NAN, q3 = NAN, lower_fence = NAN, upper_fence = NAN;
+  std::vector<double> outliers;
+};
+BoxStats box_stats(std::vector<double> sample);
 
 // Throws Error naming the figure, panel and field on inconsistent sizes, bad ids, unknown colour maps.
 void validate(const Figure& fig);

@@ -380,6 +380,35 @@ void series_traces(Ctx& c, const Series& s, json& data, json& layout) {
       t["showlegend"] = false;
       data.push_back(t);
     }
+  } else if (auto* bp = std::get_if<BoxPlot>(&s)) {
+    // Plotly's precomputed-statistics box (q1/median/q3/fences) with only the outliers as its sample,
+    // so the page shows box_stats' numbers (those of the PNG) and carries no more points than it draws.
+    // One trace per box: plotly colours a trace as a whole.
+    Rgb col = next_color(bp->color);
+    bool legend = !bp->name.empty();
+    for (size_t i = 0; i < bp->x.size(); i++) {
+      BoxStats st = box_stats(bp->samples[i]);
+      if (!st.n) continue;
+      Rgb ci = bp->colors.empty() ? col : bp->colors[i];
+      json t = base("box");
+      t["x"] = json::array({num(bp->x[i])});
+      t["q1"] = json::array({num(st.q1)});
+      t["median"] = json::array({num(st.median)});
+      t["q3"] = json::array({num(st.q3)});
+      t["lowerfence"] = json::array({num(st.lower_fence)});
+      t["upperfence"] = json::array({num(st.upper_fence)});
+      t["y"] = json::array({nums(st.outliers)});
+      t["boxpoints"] = "outliers";
+      t["width"] = num(bp->width);
+      t["line"] = {{"color", to_css(ci)}, {"width", 1.33}};
+      t["fillcolor"] = rgba(ci, 0.5);
+      t["marker"] = {{"color", to_css(ci)}, {"size", bp->point_size * 2 * 1.33}, {"opacity", 0.8}};
+      if (!bp->hover.empty()) t["name"] = esc(bp->hover[i]);
+      t["showlegend"] = legend;
+      if (legend) t["name"] = esc(bp->name), t["legendgroup"] = esc(bp->name);
+      legend = false;
+      data.push_back(t);
+    }
   } else if (auto* sf = std::get_if<Surface>(&s)) {
     std::string scene = "scene" + suffix(c.k);
     auto [lo, hi] = color_range(sf->z, sf->vmin, sf->vmax, false, 0);
@@ -446,6 +475,16 @@ void panel_extent(const std::vector<Series>& series, double& lo, double& hi, boo
     }
     if (auto* h = std::get_if<Histogram>(&s); h && !y)
       for (double v : h->values) add(v);
+    if (auto* bp = std::get_if<BoxPlot>(&s))
+      for (size_t i = 0; i < bp->x.size(); i++) {
+        if (!y) {
+          add(bp->x[i] - bp->width / 2), add(bp->x[i] + bp->width / 2);
+          continue;
+        }
+        BoxStats st = box_stats(bp->samples[i]);
+        add(st.lower_fence), add(st.upper_fence);
+        for (double o : st.outliers) add(o);
+      }
   }
 }
 

@@ -164,6 +164,16 @@ PanelPlan plan_panel(const Panel& p) {
         ey.add(sg->y0[i], p.y.log), ey.add(sg->y1[i], p.y.log);
       }
       if (!sg->name.empty()) plan.legend.push_back({sg->name, sg->colors.empty() ? color : sg->colors[0], Marker::None, Dash::Solid, true, false, false});
+    } else if (auto* bp = std::get_if<BoxPlot>(&s)) {
+      color = series_color(bp->color, next_color);
+      for (size_t i = 0; i < bp->x.size(); i++) {
+        BoxStats st = box_stats(bp->samples[i]);
+        if (!st.n) continue;
+        ex.add(bp->x[i] - bp->width / 2, p.x.log), ex.add(bp->x[i] + bp->width / 2, p.x.log);
+        ey.add(st.lower_fence, p.y.log), ey.add(st.upper_fence, p.y.log);
+        for (double o : st.outliers) ey.add(o, p.y.log);
+      }
+      if (!bp->name.empty()) plan.legend.push_back({bp->name, bp->colors.empty() ? color : bp->colors[0], Marker::None, Dash::Solid, false, true, false});
     } else if (auto* sf = std::get_if<Surface>(&s)) {
       if (!plan.cb.on) {
         auto [lo, hi] = color_range(sf->z, sf->vmin, sf->vmax, false, 0);
@@ -310,6 +320,13 @@ std::vector<std::pair<double, double>> device_points(const PanelPlan& pl) {
     } else if (auto* bar = std::get_if<Bar>(&s)) {
       for (size_t i = 0; i < bar->values.size(); i++)
         for (double t : {0.0, 0.5, 1.0}) add(double(i), t * bar->values[i]);
+    } else if (auto* bp = std::get_if<BoxPlot>(&s)) {
+      for (size_t i = 0; i < bp->x.size(); i++) {
+        BoxStats st = box_stats(bp->samples[i]);
+        if (!st.n) continue;
+        for (double y : {st.lower_fence, st.q1, st.median, st.q3, st.upper_fence}) add(bp->x[i], y);
+        for (double o : st.outliers) add(bp->x[i], o);
+      }
     }
   }
   return pts;

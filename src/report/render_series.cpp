@@ -239,6 +239,47 @@ void draw_cdf(cairo_t* cr, const PanelPlan& pl, const Cdf& c, Rgb color) {
   }
 }
 
+// As plotly draws a box: the box filled with its colour at half opacity and outlined, the median
+// across it, whiskers from the box to the fences with caps half the box wide, outliers as dots.
+void draw_boxes(cairo_t* cr, const PanelPlan& pl, const BoxPlot& bp, Rgb color) {
+  const Box& b = pl.plot;
+  auto X = [&](double v) { return pl.x.map(v, b.x, b.right()); };
+  auto Y = [&](double v) { return pl.y.map(v, b.bottom(), b.y); };
+  cairo_set_dash(cr, nullptr, 0, 0);
+  for (size_t i = 0; i < bp.x.size(); i++) {
+    BoxStats st = box_stats(bp.samples[i]);
+    if (!st.n) continue;
+    Rgb c = bp.colors.empty() ? color : bp.colors[i];
+    double x0 = X(bp.x[i] - bp.width / 2), x1 = X(bp.x[i] + bp.width / 2), xm = X(bp.x[i]);
+    double cap0 = X(bp.x[i] - bp.width / 4), cap1 = X(bp.x[i] + bp.width / 4);
+    double yq1 = Y(st.q1), yq3 = Y(st.q3), ymed = Y(st.median), ylo = Y(st.lower_fence), yhi = Y(st.upper_fence);
+    if (!std::isfinite(x0) || !std::isfinite(x1) || !std::isfinite(yq1) || !std::isfinite(yq3)) continue;
+    cairo_set_line_width(cr, 1);
+    set_color(cr, c);
+    if (std::isfinite(ylo) && std::isfinite(yhi)) {
+      cairo_move_to(cr, xm, yq1), cairo_line_to(cr, xm, ylo);
+      cairo_move_to(cr, cap0, ylo), cairo_line_to(cr, cap1, ylo);
+      cairo_move_to(cr, xm, yq3), cairo_line_to(cr, xm, yhi);
+      cairo_move_to(cr, cap0, yhi), cairo_line_to(cr, cap1, yhi);
+      cairo_stroke(cr);
+    }
+    cairo_rectangle(cr, std::min(x0, x1), std::min(yq1, yq3), std::abs(x1 - x0), std::abs(yq3 - yq1));
+    set_color(cr, c, 0.5);
+    cairo_fill_preserve(cr);
+    set_color(cr, c);
+    cairo_stroke(cr);
+    if (std::isfinite(ymed)) {
+      cairo_set_line_width(cr, 1.5);
+      cairo_move_to(cr, x0, ymed), cairo_line_to(cr, x1, ymed);
+      cairo_stroke(cr);
+    }
+    for (double o : st.outliers) {
+      double y = Y(o);
+      if (std::isfinite(y)) draw_marker(cr, Marker::Circle, xm, y, bp.point_size, c, 0.8, false);
+    }
+  }
+}
+
 }  // namespace
 
 void draw_series(cairo_t* cr, const PanelPlan& pl) {
@@ -253,6 +294,7 @@ void draw_series(cairo_t* cr, const PanelPlan& pl) {
     else if (auto* b = std::get_if<Bar>(&series[i])) draw_bar(cr, pl, *b, color);
     else if (auto* hi = std::get_if<Histogram>(&series[i])) draw_histogram(cr, pl, *hi, color);
     else if (auto* c = std::get_if<Cdf>(&series[i])) draw_cdf(cr, pl, *c, color);
+    else if (auto* bp = std::get_if<BoxPlot>(&series[i])) draw_boxes(cr, pl, *bp, color);
     cairo_restore(cr);
   }
 }

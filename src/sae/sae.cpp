@@ -86,17 +86,34 @@ std::map<std::string, at::Tensor> read_safetensors_all(const std::string& path) 
   return out;
 }
 
-// Gemma Scope paths name the layer and the site: google/gemma-scope-2b-pt-res/layer_20/width_16k/...
-std::string gemma_scope_hook(const std::string& path) {
-  if (path.find("gemma-scope") == std::string::npos) return "";
+// Gemma Scope paths name the site in the repo and the layer in the folder, as SAELens's
+// get_gemma_2_config_from_hf reads them: google/gemma-scope-2b-pt-res/layer_20/width_16k/...; a -res
+// repo's "embedding" folder is the SAE of hook_embed. The repo is the path component naming
+// gemma-scope (a plain folder or the HF cache's models--google--gemma-scope-...), the folder what follows.
+struct GemmaScopePath {
+  std::string hook;
+  bool embedding = false;
+};
+
+GemmaScopePath gemma_scope_path(const std::string& path) {
+  size_t g = path.find("gemma-scope");
+  if (g == std::string::npos) return {};
+  size_t repo_begin = path.rfind('/', g), repo_end = path.find('/', g);
+  repo_begin = repo_begin == std::string::npos ? 0 : repo_begin + 1;
+  if (repo_end == std::string::npos) return {};
+  std::string repo = path.substr(repo_begin, repo_end - repo_begin), folder = path.substr(repo_end + 1);
   std::smatch m;
   static const std::regex layer_re("layer_(\\d+)");
-  if (!std::regex_search(path, m, layer_re)) return "";
-  std::string L = m[1];
-  if (path.find("-res") != std::string::npos) return "blocks." + L + ".hook_resid_post";
-  if (path.find("-mlp") != std::string::npos) return "blocks." + L + ".hook_mlp_out";
-  if (path.find("-att") != std::string::npos) return "blocks." + L + ".attn.hook_z";
-  return "";
+  bool has_layer = std::regex_search(folder, m, layer_re);
+  std::string L = has_layer ? std::string(m[1]) : "";
+  if (repo.find("res") != std::string::npos) {
+    if (folder.find("embedding") != std::string::npos) return {"hook_embed", true};
+    return {has_layer ? "blocks." + L + ".hook_resid_post" : ""};
+  }
+  if (!has_layer) return {};
+  if (repo.find("mlp") != std::string::npos) return {"blocks." + L + ".hook_mlp_out"};
+  if (repo.find("att") != std::string::npos) return {"blocks." + L + ".attn.hook_z"};
+  return {};
 }
 
 SAE load_npz(const std::string& file, const LoadOptions& opts) {
@@ -111,13 +128,22 @@ SAE load_npz(const std::string& file, const LoadOptions& opts) {
   s.cfg.d_in = w["W_enc"].size(0);
   s.cfg.d_sae = w["W_enc"].size(1);
   s.cfg.apply_b_dec_to_input = false;
-  s.cfg.hook_name = !opts.hook_name.empty() ? opts.hook_name : gemma_scope_hook(file);
+  GemmaScopePath gs = gemma_scope_path(file);
+  s.cfg.hook_name = !opts.hook_name.empty() ? opts.hook_name : gs.hook;
   if (s.cfg.hook_name.empty())
-    fail(file, ": a params.npz carries no hook name and its path names none (Gemma Scope's layer_N under a "
-         "gemma-scope-*-res/-mlp/-att repo); give it with --hook");
+    fail(file, ": a params.npz carries no hook name and its path names none (Gemma Scope's layer_N or embedding "
+         "under a gemma-scope-*-res/-mlp/-att repo); give it with --hook");
   s.cfg.hook_layer = layer_of(s.cfg.hook_name);
   s.cfg.reshape_hook_z = s.cfg.hook_name.size() > 2 && s.cfg.hook_name.compare(s.cfg.hook_name.size() - 2, 2, "_z") == 0;
   finish(s, std::move(w), file, opts.dtype);
+  if (gs.embedding) {
+    // Gemma scales its embeddings by sqrt(d_model) (TransformerLens folds that into W_E, so hook_embed
+    // sees the scaled ones) while Gemma Scope's embedding SAEs were trained on the unscaled ones;
+    // SAELens's gemma_2 loader therefore divides W_enc and multiplies W_dec by sqrt(d_in), b_dec as is.
+    double r = std::sqrt(static_cast<double>(s.cfg.d_in));
+    s.W_enc = (s.W_enc / r).contiguous();
+    s.W_dec = (s.W_dec * r).contiguous();
+  }
   return s;
 }
 
@@ -317,13 +343,31 @@ at::Tensor reconstruct(const SAE& sae, const at::Tensor& x) {
 void save_sae(const SAE& sae, const std::string& dir) {
   make_dirs(dir);
   const SAEConfig& c = sae.cfg;
-  nlohmann::json j = c.raw.is_object() ? c.raw : nlohmann::json::object();
+  // The fields of the loaded cfg.json are kept, flattened to the pre-6 layout: without
+  // "sae_lens_version", SAELens 6 reads the flat fields through handle_pre_6_0_config, where a stale
+  // pre-6 name (hook_point) or a nested "meta" would override what is written below.
+  nlohmann::json j = nlohmann::json::object();
+  if (c.raw.is_object())
+    for (auto& [k, v] : c.raw.items()) {
+      if (k == "meta" || k == "metadata") {
+        if (v.is_object())
+          for (auto& [mk, mv] : v.items())
+            if (!c.raw.contains(mk) && mk != "sae_lens_version") j[mk] = mv;
+        continue;
+      }
+      if (k == "sae_lens_version" || k == "hook_point" || k == "hook_point_layer" || k == "hook_point_head_index" ||
+          k == "activation_fn")
+        continue;
+      j[k] = v;
+    }
+  if (c.raw.is_object() && c.raw.contains("hook_point_head_index") && !j.contains("hook_head_index"))
+    j["hook_head_index"] = c.raw["hook_point_head_index"];
   // Flat pre-6 fields: SAELens 6 converts them on load (handle_pre_6_0_config), and older versions
   // need every one of them in their SAEConfig.
   j["architecture"] = c.architecture == Architecture::TopK ? "topk" : architecture_name(c.architecture);
   j["d_in"] = c.d_in;
   j["d_sae"] = c.d_sae;
-  j["activation_fn_str"] = "relu";
+  j["activation_fn_str"] = c.architecture == Architecture::TopK ? "topk" : "relu";
   if (c.architecture == Architecture::TopK) j["k"] = c.k, j["activation_fn_kwargs"] = {{"k", c.k}};
   else if (!j.contains("activation_fn_kwargs")) j["activation_fn_kwargs"] = nlohmann::json::object();
   j["apply_b_dec_to_input"] = c.apply_b_dec_to_input;

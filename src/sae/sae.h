@@ -46,7 +46,9 @@ struct LoadOptions {
 // "ORG/REPO/SUBFOLDER..." found in the local Hugging Face cache (the repo's snapshot + subfolder, as
 // SAELens's from_pretrained downloads it: e.g. jbloom/GPT2-Small-SAEs-Reformatted/blocks.8.hook_resid_pre),
 // or RELEASE/SAE_ID for the SAELens releases mechscope knows (gpt2-small-res-jb/blocks.8.hook_resid_pre),
-// which also sets model_name and neuronpedia_id as SAELens's directory does.
+// which also sets model_name and neuronpedia_id as SAELens's directory does. A Gemma Scope params.npz
+// takes its hook from its path as SAELens's gemma_2 loader does (layer_N of a -res / -mlp / -att repo;
+// a -res repo's embedding folder is hook_embed, its W_enc divided and W_dec multiplied by sqrt(d_in)).
 // Error naming the file and key for a missing file, unknown architecture or normalisation, a weight
 // whose shape disagrees with d_in / d_sae, or a config without a hook name.
 SAE load_sae(const std::string& spec, const LoadOptions& opts = {});

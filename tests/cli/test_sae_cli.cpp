@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -10,6 +11,7 @@
 #include "io/safetensors.h"
 #include "models/model.h"
 #include "sae/splice.h"
+#include "saelens_format.h"
 #include "tokenizers/tokenizer.h"
 #include "tensor_util.h"
 #include "test_util.h"
@@ -173,6 +175,11 @@ TEST(SaeTseaCli, ScoresEqualTheLoopAndFiguresAreWritten) {
   std::ifstream js(join_path(out, "token_sets.json"));
   auto sets = nlohmann::json::parse(js);
   ASSERT_EQ(sets[0]["name"], "a");
+  // The catalogue lists the part-of-speech sets with the lexicon they come from.
+  auto pos_nn = std::find_if(sets.begin(), sets.end(), [](auto& s) { return s["name"] == "pos_NN"; });
+  ASSERT_NE(pos_nn, sets.end());
+  EXPECT_GT((*pos_nn)["size"].get<int>(), 5000);
+  EXPECT_TRUE(contains((*pos_nn)["source"].get<std::string>(), "en-lexicon"));
   auto ck = io::SafetensorsFile::open(kModel + "/model.safetensors");
   at::Tensor W = ck->get("transformer.wte.weight").to(at::kDouble).t() *
                  ck->get("transformer.ln_f.weight").to(at::kDouble).unsqueeze(1);
@@ -230,6 +237,7 @@ TEST(SaeTrainCli, TrainsSaelensFoldersThatStatsReads) {
   EXPECT_EQ(cfg["hook_name"], "blocks.1.hook_resid_pre");
   EXPECT_EQ(cfg["d_sae"], 24);
   EXPECT_EQ(cfg["architecture"], "standard");
+  for (const char* h : {"blocks.0.hook_resid_pre", "blocks.1.hook_resid_pre"}) mstest::expect_saelens_folder(join_path(out, h));
   auto st = run_cli({"sae", "stats", "--model", kModel, "--sae-dir", out, "--out", base + "/stats"});
   ASSERT_EQ(st.code, 0) << st.err;
   EXPECT_EQ(read_csv(join_path(base, "stats/stats.csv")).size(), 49u);

@@ -11,6 +11,7 @@
 #include "sae/npz.h"
 #include "sae/sae.h"
 #include "sae/splice.h"
+#include "saelens_format.h"
 #include "tensor_util.h"
 #include "test_util.h"
 
@@ -170,6 +171,46 @@ TEST(LoadSae, SaveRoundTripsAndHfCacheLookup) {
   EXPECT_TRUE(mstest::close(r.log_sparsity, s.log_sparsity, 0, 0));
   at::Tensor x = at::randn({4, 8});
   EXPECT_TRUE(mstest::close(sae::reconstruct(r, x), sae::reconstruct(s, x), 0, 0));
+}
+
+// What save_sae (and so `sae train`) writes is what SAELens's loaders read (tests/saelens_format.h has
+// the rules and where in SAELens they come from), and the SAEs shipped in examples/kg/sae are such folders.
+TEST(SaveSae, WritesWhatSaelensLoadersRead) {
+  // As sae train fills it: a config with SAELens's training fields, no sparsity-free corner cut.
+  sae::SAE s = sae::load_sae(write_saelens("train_like", 8, 16, {}));
+  s.cfg.raw = {{"l1_coefficient", 0.5}, {"context_size", 64}, {"prepend_bos", false}, {"dataset_path", "facts.jsonl"}};
+  std::string out = mstest::tmp_dir("saved_std");
+  sae::save_sae(s, out);
+  mstest::expect_saelens_folder(out);
+  // A SAELens 6 cfg.json (version, nested metadata) loaded with --hook, then saved: flat, the new hook.
+  std::string v6 = write_saelens("v6", 8, 16,
+                                 {{"sae_lens_version", "6.5.1"}, {"architecture", "jumprelu"}, {"hook_point", nullptr},
+                                  {"metadata", {{"hook_name", "blocks.1.hook_resid_pre"}, {"context_size", 1024},
+                                                {"prepend_bos", true}, {"dataset_path", "pile"}, {"hook_layer", 1}}}},
+                                 true);
+  sae::LoadOptions o;
+  o.hook_name = "blocks.2.hook_resid_post";
+  sae::SAE j = sae::load_sae(v6, o);
+  std::string out6 = mstest::tmp_dir("saved_v6");
+  sae::save_sae(j, out6);
+  mstest::expect_saelens_folder(out6);
+  nlohmann::json c = nlohmann::json::parse(read_file(out6 + "/cfg.json"));
+  EXPECT_FALSE(c.contains("metadata"));
+  EXPECT_FALSE(c.contains("hook_point"));
+  EXPECT_EQ(c["hook_name"], "blocks.2.hook_resid_post");
+  EXPECT_EQ(c["hook_layer"], 2);
+  EXPECT_EQ(c["context_size"], 1024);
+  EXPECT_EQ(c["architecture"], "jumprelu");
+  sae::SAE back = sae::load_sae(out6);
+  EXPECT_TRUE(mstest::close(back.threshold, j.threshold, 0, 0));
+  // TopK: k where SAELens 6's handle_pre_6_0_config takes it.
+  sae::SAE t = sae::load_sae(write_saelens("topk_save", 8, 16, {{"activation_fn_str", "topk"}, {"activation_fn_kwargs", {{"k", 3}}}}));
+  std::string outk = mstest::tmp_dir("saved_topk");
+  sae::save_sae(t, outk);
+  mstest::expect_saelens_folder(outk);
+  EXPECT_EQ(sae::load_sae(outk).cfg.k, 3);
+  // The shipped SAEs.
+  for (int l = 0; l < 6; ++l) mstest::expect_saelens_folder(mstest::source_dir() + "/examples/kg/sae/blocks." + std::to_string(l) + ".hook_resid_pre");
 }
 
 TEST(LoadSae, BadInputGivesOneClearError) {
@@ -357,6 +398,40 @@ TEST(Npz, GemmaScopeParamsLoadAsJumpRelu) {
   sae::LoadOptions o;
   o.hook_name = "blocks.0.hook_mlp_out";
   EXPECT_EQ(sae::load_sae(plain + "/params.npz", o).cfg.hook_layer, 0);
+}
+
+// SAELens's gemma_2_sae_huggingface_loader: an embedding folder of a -res repo is hook_embed, with
+// W_enc / sqrt(d_in) and W_dec * sqrt(d_in) (Gemma's embedding scale), b_enc and b_dec as stored.
+TEST(Npz, GemmaScopeEmbeddingSaeIsRescaledForHookEmbed) {
+  std::string dir = mstest::tmp_dir("gemma-scope-2b-pt-res/embedding/width_4k/average_l0_6");
+  numpy_savez(dir,
+              "rng = np.random.RandomState(1)\n"
+              "np.savez('params.npz', W_enc=rng.randn(16, 6).astype('f4'), W_dec=rng.randn(6, 16).astype('f4'),"
+              " b_enc=rng.randn(6).astype('f4'), b_dec=rng.randn(16).astype('f4'), threshold=rng.rand(6).astype('f4'))\n");
+  auto raw = sae::read_npz(dir + "/params.npz");
+  sae::SAE s = sae::load_sae(dir);
+  EXPECT_EQ(s.cfg.hook_name, "hook_embed");
+  EXPECT_EQ(s.cfg.hook_layer, -1);
+  EXPECT_TRUE(mstest::close(s.W_enc, raw["W_enc"].to(at::kDouble) / 4.0, 1e-7, 0));  // sqrt(16)
+  EXPECT_TRUE(mstest::close(s.W_dec, raw["W_dec"].to(at::kDouble) * 4.0, 1e-7, 0));
+  EXPECT_TRUE(mstest::close(s.b_enc, raw["b_enc"], 0, 0));
+  EXPECT_TRUE(mstest::close(s.b_dec, raw["b_dec"], 0, 0));
+  // The features an embedding x had in Gemma Scope's own (unscaled) space are those of 4x at hook_embed.
+  at::manual_seed(3);
+  at::Tensor x = at::randn({5, 16});
+  at::Tensor h = at::matmul(x.to(at::kDouble), raw["W_enc"].to(at::kDouble)) + raw["b_enc"].to(at::kDouble);
+  at::Tensor want = at::relu(h) * (h > raw["threshold"].to(at::kDouble)).to(at::kDouble);
+  EXPECT_TRUE(mstest::close(sae::encode(s, x * 4.0), want, 1e-5, 1e-5));
+  // The same weights in a layer folder are read as they are.
+  std::string layer = mstest::tmp_dir("gemma-scope-2b-pt-res/layer_3/width_4k/average_l0_6");
+  write_file_atomic(layer + "/params.npz", read_file(dir + "/params.npz"));
+  sae::SAE l3 = sae::load_sae(layer);
+  EXPECT_EQ(l3.cfg.hook_name, "blocks.3.hook_resid_post");
+  EXPECT_TRUE(mstest::close(l3.W_enc, raw["W_enc"], 0, 0));
+  // An attention SAE's folder names its layer; its hook is hook_z.
+  std::string att = mstest::tmp_dir("gemma-scope-2b-pt-att/layer_2/width_16k/average_l0_9");
+  write_file_atomic(att + "/params.npz", read_file(dir + "/params.npz"));
+  EXPECT_EQ(sae::load_sae(att).cfg.hook_name, "blocks.2.attn.hook_z");
 }
 
 TEST(Npz, ObjectArraysAndCorruptFilesAreRefused) {

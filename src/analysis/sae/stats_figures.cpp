@@ -142,52 +142,26 @@ Figure box_by_layer(const StatsTable& t, const std::string& col, bool log_y, con
   auto by = rows_by_layer(t);
   Figure f = single_panel(id, title, 12, 6);
   Rgb a{5 / 255.0, 200 / 255.0, 200 / 255.0}, b{200 / 255.0, 10 / 255.0, 10 / 255.0};
-  size_t n_layers = by.size(), i = 0;
+  BoxPlot box;
+  size_t i = 0;
   for (auto& [layer, rows] : by) {
-    double u = n_layers > 1 ? (double)i / 12.0 : 0;  // n_colors(..., 13): colour i of 13
-    ++i;
-    Rgb c{a.r + (b.r - a.r) * u, a.g + (b.g - a.g) * u, a.b + (b.b - a.b) * u};
+    double u = (double)std::min<size_t>(i++, 12) / 12.0;  // n_colors(..., 13): colour i of 13
     std::vector<double> v = column(t, rows, col);
     if (log_y) v.erase(std::remove_if(v.begin(), v.end(), [](double x) { return !(x > 0); }), v.end());
     if (v.empty()) continue;
-    double q1 = quantile(v, 0.25), q2 = quantile(v, 0.5), q3 = quantile(v, 0.75), iqr = q3 - q1;
-    double lo = q1, hi = q3;
-    Scatter out;
-    for (double x : v) {
-      if (x >= q1 - 1.5 * iqr) lo = std::min(lo, x);
-      if (x <= q3 + 1.5 * iqr) hi = std::max(hi, x);
-      if (x < q1 - 1.5 * iqr || x > q3 + 1.5 * iqr) out.x.push_back(layer), out.y.push_back(x);
-    }
-    double L = layer;
-    Line whisker;
-    whisker.x = {L, L};
-    whisker.y = {lo, hi};
-    whisker.color = c;
-    whisker.width = 1;
-    Line box;
-    box.x = {L, L};
-    box.y = {q1, q3};
-    box.color = c;
-    box.width = std::max(4.0, 300.0 / (double)std::max<size_t>(n_layers, 1));
-    box.name = "layer " + std::to_string(layer);
-    Line med;
-    med.x = {L - 0.3, L + 0.3};
-    med.y = {q2, q2};
-    med.color = Rgb{0.1, 0.1, 0.1};
-    med.width = 1.5;
-    out.color = c;
-    out.size = 1.5;
-    f.panels[0].series.push_back(whisker);
-    f.panels[0].series.push_back(box);
-    f.panels[0].series.push_back(med);
-    if (!out.x.empty()) f.panels[0].series.push_back(out);
+    box.x.push_back(layer);
+    box.samples.push_back(std::move(v));
+    box.colors.push_back({a.r + (b.r - a.r) * u, a.g + (b.g - a.g) * u, a.b + (b.b - a.b) * u});
+    box.hover.push_back("layer " + std::to_string(layer));
   }
+  f.panels[0].series.push_back(box);
   f.panels[0].x.label = "Layer";
   f.panels[0].x.integer = true;
   f.panels[0].y.label = log_y ? "Log " + col : col;
   f.panels[0].y.log = log_y;
   f.panels[0].legend = Legend::None;
-  f.caption = "Boxes: quartiles; black bar: median; whiskers: 1.5 IQR (Tukey, as plotly's box); points: outliers.";
+  f.caption = "Boxes: quartiles and median; whiskers: the furthest values within 1.5 IQR of the box; points: the values "
+              "beyond (plotly's box, as the seed's px.box).";
   return f;
 }
 

@@ -24,8 +24,9 @@ double quantile(std::vector<double> v, double p);
 // between successive percentiles shaded in the first nine colours of plotly's 13-colour Turbo.
 report::Figure percentiles_by_layer(const StatsTable& t, const std::string& column, bool log_y, const std::string& id,
                                     const std::string& title);
-// Box plots (Tukey whiskers at 1.5 IQR, outliers as points) of `column` by layer, coloured from
-// rgb(5, 200, 200) to rgb(200, 10, 10) as the seed's n_colors.
+// Box plots of `column` by layer as the seed's px.box draws them (report::BoxPlot: plotly's quartiles,
+// whiskers to the furthest values within 1.5 IQR, outliers as points; with log_y the non-positive values
+// are left out), layer i coloured with colour i of the seed's n_colors(rgb(5, 200, 200), rgb(200, 10, 10), 13).
 report::Figure box_by_layer(const StatsTable& t, const std::string& column, bool log_y, const std::string& id,
                             const std::string& title);
 // The skewness × kurtosis scatter animated by layer, features with log sparsity >= min_log_sparsity

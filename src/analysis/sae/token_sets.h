@@ -70,6 +70,19 @@ const std::vector<std::string>& male_first_names();
 const std::vector<std::string>& female_first_names();
 std::string_view first_names_notice();  // the packages' LICENSE (data: PDDL 1.0 / CC0 1.0)
 
+// Part-of-speech sets "pos_TAG" for the Penn Treebank word-class tags (CC, CD, DT, ... WRB; punctuation
+// tags are left to the regex sets) from the lexicon of the npm package en-lexicon 1.0.11 (MIT; ~112k
+// entries from Brill's lexicon, tags most likely first), embedded at build time. As SAELens's
+// generate_pos_sets, a token is stripped of leading/trailing 'Ġ' (here also SentencePiece's '▁') and
+// given one tag: its entry's first tag, looked up as it is, else lower-cased (ASCII); the lexicon's
+// older NP / NPS count as NNP / NNPS. SAELens instead tags each stripped token alone with NLTK's
+// perceptron tagger (sets "nltk_pos_TAG"), which guesses a tag for every string: here a token that is
+// not in the lexicon, or whose first tag is punctuation, joins no set, so the sets differ from SAELens's.
+// Every word-class tag is returned, in tag order, empty or not.
+std::vector<TokenSet> pos_sets(const std::vector<std::string>& vocab);
+const std::vector<std::string>& pos_tags();  // the word-class tags, in set order
+std::string_view pos_lexicon_notice();       // en-lexicon's LICENSE.md
+
 // The word lists of get_test_gene_sets, re-typed (data): name -> words, in SAELens's order.
 const std::vector<std::pair<std::string, std::vector<std::string>>>& test_gene_words();
 

@@ -190,6 +190,63 @@ TEST_F(Gpt2Vocab, NameSetsFromTheEmbeddedStdlibListsEqualPython) {
   EXPECT_TRUE(mstest::contains(std::string(S::first_names_notice()), "CC0"));
 }
 
+TEST_F(Gpt2Vocab, PosSetsFromTheEmbeddedLexiconEqualPython) {
+  std::string tags;
+  for (auto& t : S::pos_tags()) tags += "'" + t + "',";
+  nlohmann::json want = python_sets(
+      "tags = [" + tags + "]\n"
+      "alias = {'NP': 'NNP', 'NPS': 'NNPS'}\n"
+      "lex = {}\n"
+      "for line in open('" + mstest::source_dir() + "/third_party/en-lexicon/lexicon.tsv', encoding='utf-8'):\n"
+      "    w, t = line.rstrip('\\n').split('\\t')\n"
+      "    lex.setdefault(w, alias.get(t.split('|')[0], t.split('|')[0]))\n"
+      "out = {t: [] for t in tags}\n"
+      "for tok, i in vocab.items():\n"
+      "    w = tok.strip('\\u0120\\u2581')\n"
+      "    if not w: continue\n"
+      "    t = lex.get(w)\n"
+      "    if t is None: t = lex.get(w.translate(str.maketrans(string.ascii_uppercase, string.ascii_lowercase)))\n"
+      "    if t in out: out[t].append(i)\n"
+      "print(json.dumps({'pos_' + k: sorted(v) for k, v in out.items()}))\n");
+  auto sets = S::pos_sets(vocab());
+  ASSERT_EQ(sets.size(), 36u);
+  std::map<std::string, std::vector<int64_t>> got;
+  for (auto& s : sets) {
+    EXPECT_EQ(s.ids, want[s.name].get<std::vector<int64_t>>()) << s.name;
+    got[s.name] = s.ids;
+  }
+  // Known words land in the set a grammar book puts them in (a token is in at most one set).
+  auto in = [&](const std::string& set, const std::string& token) {
+    int64_t id = tok()->token_to_id(token);
+    EXPECT_GE(id, 0) << token;
+    return std::binary_search(got[set].begin(), got[set].end(), id);
+  };
+  EXPECT_TRUE(in("pos_DT", "Ġthe"));
+  EXPECT_TRUE(in("pos_NN", "Ġdog"));
+  EXPECT_TRUE(in("pos_NNS", "Ġdogs"));
+  EXPECT_TRUE(in("pos_VBD", "Ġran"));
+  EXPECT_TRUE(in("pos_VBG", "Ġrunning"));
+  EXPECT_TRUE(in("pos_RB", "Ġquickly"));
+  EXPECT_TRUE(in("pos_JJ", "Ġhappy"));
+  EXPECT_TRUE(in("pos_JJS", "Ġbiggest"));
+  EXPECT_TRUE(in("pos_IN", "Ġof"));
+  EXPECT_TRUE(in("pos_CC", "Ġand"));
+  EXPECT_TRUE(in("pos_PRP", "Ġhe"));
+  EXPECT_TRUE(in("pos_MD", "Ġcan"));
+  EXPECT_TRUE(in("pos_WDT", "Ġwhich"));
+  EXPECT_TRUE(in("pos_NNP", "ĠParis"));
+  EXPECT_TRUE(in("pos_DT", "The"));   // no 'Ġ'; found as it is or lower-cased
+  EXPECT_FALSE(in("pos_NN", "Ġthe"));
+  size_t total = 0;
+  for (auto& [name, ids] : got) total += ids.size();
+  std::set<int64_t> distinct;
+  for (auto& [name, ids] : got) distinct.insert(ids.begin(), ids.end());
+  EXPECT_EQ(distinct.size(), total);
+  EXPECT_GT(total, 20000u);
+  for (int64_t id : {tok()->token_to_id(","), tok()->token_to_id(".")}) EXPECT_EQ(distinct.count(id), 0u);
+  EXPECT_TRUE(mstest::contains(std::string(S::pos_lexicon_notice()), "MIT License"));
+}
+
 TEST_F(Gpt2Vocab, UserSetsAndBadRegexes) {
   std::string dir = mstest::tmp_dir("user");
   write_file_atomic(dir + "/colors.txt", "# warm\nĠred\n\nĠorange\r\nĠred\n");
