@@ -186,6 +186,20 @@ at::Tensor unembed_rows(const at::Tensor& w, const at::Tensor& x, const at::Tens
   return at::matmul(x, (columns.defined() ? w.index_select(0, columns) : w).t());
 }
 
+QKV fire_qkv(QKV qkv, const BlockHooks& H) {
+  H.fire(H.names->q, qkv.q);
+  H.fire(H.names->k, qkv.k);
+  H.fire(H.names->v, qkv.v);
+  return qkv;
+}
+
+QKV project_qkv(const at::Tensor& x, const Linear& q, const Linear& k, const Linear& v, int64_t n_heads,
+                int64_t n_kv_heads, const BlockHooks& H) {
+  return fire_qkv({split_heads(at::linear(x, q.w, q.b), n_heads), split_heads(at::linear(x, k.w, k.b), n_kv_heads),
+                   split_heads(at::linear(x, v.w, v.b), n_kv_heads)},
+                  H);
+}
+
 at::Tensor mlp(const at::Tensor& x, const Linear& in, const Linear& gate_linear, const Linear& out,
                const std::string& act_fn, const BlockHooks& H) {
   const BlockHookNames& N = *H.names;

@@ -106,6 +106,16 @@ struct Linear {
   at::Tensor w, b;
 };
 
+struct QKV {
+  at::Tensor q, k, v;
+};
+
+// Fires hook_q, hook_k, hook_v on q, k, v [..., heads, dh] (a hook may replace them) and returns them.
+QKV fire_qkv(QKV qkv, const BlockHooks& H);
+// x [..., d] -> q [..., n_heads, dh] and k, v [..., n_kv_heads, dh] through three projections, hooks fired.
+QKV project_qkv(const at::Tensor& x, const Linear& q, const Linear& k, const Linear& v, int64_t n_heads,
+                int64_t n_kv_heads, const BlockHooks& H);
+
 // The MLP of x [..., d] -> [..., d], before hook_mlp_out: out(act(in(x))), or with `gate_linear`
 // (gated MLPs: SwiGLU, GeGLU; Shazeer 2020) out(act(in(x)) * gate_linear(x)). Fires hook_pre (the
 // activation's input), hook_pre_linear and hook_post.

@@ -54,10 +54,6 @@ struct AttnSpec {
   bool float32_scores = false;  // scores and softmax in float32 whatever the dtype (GPT-Neo)
 };
 
-struct QKV {
-  at::Tensor q, k, v;
-};
-
 template <class G, class B>
 class DecoderModel : public TableModel<G, B> {
  public:

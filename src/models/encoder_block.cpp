@@ -41,12 +41,10 @@ at::Tensor encoder_block(const EncoderBlockWeights& B, const ModelConfig& cfg, c
   H.fire(N.resid_pre, resid);
 
   // Attention over every real token (padding keys masked): [b, n, d] -> q, k, v [b, n, h, dh].
-  at::Tensor q = at::linear(resid, B.q_w, B.q_b).view({b, n, h, dh});
-  at::Tensor k = at::linear(resid, B.k_w, B.k_b).view({b, n, h, dh});
-  at::Tensor v = at::linear(resid, B.v_w, B.v_b).view({b, n, h, dh});
-  H.fire(N.q, q);
-  H.fire(N.k, k);
-  H.fire(N.v, v);
+  auto [q, k, v] = fire_qkv({at::linear(resid, B.q_w, B.q_b).view({b, n, h, dh}),
+                             at::linear(resid, B.k_w, B.k_b).view({b, n, h, dh}),
+                             at::linear(resid, B.v_w, B.v_b).view({b, n, h, dh})},
+                            H);
   cache_kv(ctx, layer, cfg.n_layers, k, v);
   at::Tensor bias = attention_bias(ctx, b, n, past, false, 0, resid.scalar_type());
   at::Tensor z = attention(q, k, v, bias, 1.0 / std::sqrt((double)dh), H);

@@ -92,17 +92,10 @@ GemmaSettings gemma_settings(const ModelConfig& cfg) {
 }
 
 std::any parse_gemma(ModelConfig& cfg) {
-  cfg.d_model = cfg_int(cfg, "hidden_size");
+  // GemmaConfig / Gemma2Config default head_dim to 256 whatever hidden_size / heads is (gemma-7b: 3072 / 16
+  // heads of 256).
+  set_gqa_heads(cfg, 256);
   cfg.n_layers = cfg_int(cfg, "num_hidden_layers");
-  cfg.n_heads = cfg_int(cfg, "num_attention_heads");
-  cfg.n_kv_heads = cfg_int(cfg, "num_key_value_heads", cfg.n_heads);
-  if (cfg.n_heads <= 0 || cfg.n_kv_heads <= 0 || cfg.n_heads % cfg.n_kv_heads != 0)
-    fail("config.json (", cfg.model_type, "): num_attention_heads ", cfg.n_heads,
-         " must be a positive multiple of num_key_value_heads ", cfg.n_kv_heads);
-  // GemmaConfig / Gemma2Config default to 256 whatever hidden_size / heads is (gemma-7b: 3072 / 16 heads
-  // of 256).
-  cfg.d_head = cfg_int(cfg, "head_dim", 256);
-  if (cfg.d_head <= 0) fail("config.json (", cfg.model_type, "): 'head_dim' must be positive, got ", cfg.d_head);
   cfg.d_mlp = cfg_int(cfg, "intermediate_size");
   if (cfg.d_mlp <= 0) fail("config.json (", cfg.model_type, "): 'intermediate_size' must be positive, got ", cfg.d_mlp);
   cfg.n_ctx = cfg_int(cfg, "max_position_embeddings", 8192);
@@ -215,15 +208,9 @@ class Gemma final : public DecoderModel<GemmaWeights, GemmaBlock> {
   // input_layernorm and the projections -> q [..., h, dh], k, v [..., h_kv, dh].
   QKV attention_inputs(at::Tensor& resid, const BlockHooks& H) const override {
     const GemmaBlock& B = blocks_[H.layer];
-    const BlockHookNames& N = *H.names;
-    H.fire(N.resid_pre, resid);
-    at::Tensor x = gemma_norm(resid, B.ln1_1, cfg_.eps, H, N.ln1);
-    QKV out{split_heads(at::linear(x, B.q_w, B.q_b), cfg_.n_heads), split_heads(at::linear(x, B.k_w, B.k_b), cfg_.n_kv_heads),
-            split_heads(at::linear(x, B.v_w, B.v_b), cfg_.n_kv_heads)};
-    H.fire(N.q, out.q);
-    H.fire(N.k, out.k);
-    H.fire(N.v, out.v);
-    return out;
+    H.fire(H.names->resid_pre, resid);
+    at::Tensor x = gemma_norm(resid, B.ln1_1, cfg_.eps, H, H.names->ln1);
+    return project_qkv(x, {B.q_w, B.q_b}, {B.k_w, B.k_b}, {B.v_w, B.v_b}, cfg_.n_heads, cfg_.n_kv_heads, H);
   }
 
   // o_proj (Gemma-2: then its post-norm, before hook_attn_out as TransformerLens fires it: what is

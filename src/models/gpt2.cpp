@@ -99,11 +99,7 @@ class Gpt2 final : public DecoderModel<Gpt2Weights, Gpt2Block> {
     shape.push_back(cfg_.n_heads);
     shape.push_back(cfg_.d_head);
     at::Tensor qkv = conv1d(x, B.c_attn_w, B.c_attn_b).view(shape);  // [..., 3, h, dh]
-    QKV out{qkv.select(-3, 0), qkv.select(-3, 1), qkv.select(-3, 2)};
-    H.fire(N.q, out.q);
-    H.fire(N.k, out.k);
-    H.fire(N.v, out.v);
-    return out;
+    return fire_qkv({qkv.select(-3, 0), qkv.select(-3, 1), qkv.select(-3, 2)}, H);
   }
 
   // c_proj of z [..., h, dh] (per head as hook_result when hooked), the residual add, ln_2 and the MLP.

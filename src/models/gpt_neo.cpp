@@ -117,15 +117,9 @@ class GptNeo final : public DecoderModel<NeoWeights, NeoBlock> {
   // ln_1 and the q, k, v projections -> [..., h, dh].
   QKV attention_inputs(at::Tensor& resid, const BlockHooks& H) const override {
     const NeoBlock& B = blocks_[H.layer];
-    const BlockHookNames& N = *H.names;
-    H.fire(N.resid_pre, resid);
-    at::Tensor x = layer_norm(resid, B.ln1_w, B.ln1_b, cfg_.eps, H, N.ln1);
-    QKV out{split_heads(at::linear(x, B.q_w), cfg_.n_heads), split_heads(at::linear(x, B.k_w), cfg_.n_heads),
-            split_heads(at::linear(x, B.v_w), cfg_.n_heads)};
-    H.fire(N.q, out.q);
-    H.fire(N.k, out.k);
-    H.fire(N.v, out.v);
-    return out;
+    H.fire(H.names->resid_pre, resid);
+    at::Tensor x = layer_norm(resid, B.ln1_w, B.ln1_b, cfg_.eps, H, H.names->ln1);
+    return project_qkv(x, {B.q_w}, {B.k_w}, {B.v_w}, cfg_.n_heads, cfg_.n_heads, H);
   }
 
   // out_proj of z [..., h, dh], the residual add, ln_2 and the MLP.

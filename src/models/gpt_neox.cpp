@@ -94,11 +94,7 @@ class GptNeox final : public DecoderModel<NeoxWeights, NeoxBlock> {
     H.fire(N.resid_pre, resid);
     at::Tensor x = layer_norm(resid, B.ln1_w, B.ln1_b, cfg_.eps, H, N.ln1);
     at::Tensor qkv = split_heads(at::linear(x, B.qkv_w, B.qkv_b), cfg_.n_heads);  // [..., h, 3 * dh]
-    QKV out{qkv.narrow(-1, 0, dh), qkv.narrow(-1, dh, dh), qkv.narrow(-1, 2 * dh, dh)};
-    H.fire(N.q, out.q);
-    H.fire(N.k, out.k);
-    H.fire(N.v, out.v);
-    return out;
+    return fire_qkv({qkv.narrow(-1, 0, dh), qkv.narrow(-1, dh, dh), qkv.narrow(-1, 2 * dh, dh)}, H);
   }
 
   // dense, then the MLP. Parallel residual (GPT-J style): the MLP reads the block input, not

@@ -49,16 +49,9 @@ struct LlamaConfig {
 };
 
 std::any parse_llama(ModelConfig& cfg) {
-  cfg.d_model = cfg_int(cfg, "hidden_size");
-  cfg.n_layers = cfg_int(cfg, "num_hidden_layers");
-  cfg.n_heads = cfg_int(cfg, "num_attention_heads");
-  cfg.n_kv_heads = cfg_int(cfg, "num_key_value_heads", cfg.n_heads);
-  if (cfg.n_heads <= 0 || cfg.n_kv_heads <= 0 || cfg.n_heads % cfg.n_kv_heads != 0)
-    fail("config.json (", cfg.model_type, "): num_attention_heads ", cfg.n_heads,
-         " must be a positive multiple of num_key_value_heads ", cfg.n_kv_heads);
   // head_dim may differ from hidden_size / heads (e.g. Mistral Nemo, Qwen3).
-  cfg.d_head = cfg_int(cfg, "head_dim", cfg.d_model / cfg.n_heads);
-  if (cfg.d_head <= 0) fail("config.json (", cfg.model_type, "): head_dim must be positive, got ", cfg.d_head);
+  set_gqa_heads(cfg, 0);
+  cfg.n_layers = cfg_int(cfg, "num_hidden_layers");
   cfg.d_mlp = cfg_int(cfg, "intermediate_size");
   cfg.n_ctx = cfg_int(cfg, "max_position_embeddings", 2048);
   cfg.d_vocab = cfg_int(cfg, "vocab_size");
@@ -136,15 +129,9 @@ class Llama final : public DecoderModel<LlamaWeights, LlamaBlock> {
   // The RMSNorm and the projections -> q [..., h, dh], k, v [..., h_kv, dh].
   QKV attention_inputs(at::Tensor& resid, const BlockHooks& H) const override {
     const LlamaBlock& B = blocks_[H.layer];
-    const BlockHookNames& N = *H.names;
-    H.fire(N.resid_pre, resid);
-    at::Tensor x = rms_norm(resid, B.ln1_w, cfg_.eps, H, N.ln1);
-    QKV out{split_heads(at::linear(x, B.q_w, B.q_b), cfg_.n_heads), split_heads(at::linear(x, B.k_w, B.k_b), cfg_.n_kv_heads),
-            split_heads(at::linear(x, B.v_w, B.v_b), cfg_.n_kv_heads)};
-    H.fire(N.q, out.q);
-    H.fire(N.k, out.k);
-    H.fire(N.v, out.v);
-    return out;
+    H.fire(H.names->resid_pre, resid);
+    at::Tensor x = rms_norm(resid, B.ln1_w, cfg_.eps, H, H.names->ln1);
+    return project_qkv(x, {B.q_w, B.q_b}, {B.k_w, B.k_b}, {B.v_w, B.v_b}, cfg_.n_heads, cfg_.n_kv_heads, H);
   }
 
   // o_proj, the residual add and the SwiGLU MLP (Shazeer 2020): down(act(gate(x)) * up(x)).

@@ -78,6 +78,17 @@ void set_mha_heads(ModelConfig& cfg, const char* width_key, const char* heads_ke
   cfg.d_head = cfg.d_model / cfg.n_heads;
 }
 
+void set_gqa_heads(ModelConfig& cfg, int64_t default_head_dim) {
+  cfg.d_model = cfg_int(cfg, "hidden_size");
+  cfg.n_heads = cfg_int(cfg, "num_attention_heads");
+  cfg.n_kv_heads = cfg_int(cfg, "num_key_value_heads", cfg.n_heads);
+  if (cfg.n_heads <= 0 || cfg.n_kv_heads <= 0 || cfg.n_heads % cfg.n_kv_heads != 0)
+    fail("config.json (", cfg.model_type, "): num_attention_heads ", cfg.n_heads,
+         " must be a positive multiple of num_key_value_heads ", cfg.n_kv_heads);
+  cfg.d_head = cfg_int(cfg, "head_dim", default_head_dim > 0 ? default_head_dim : cfg.d_model / cfg.n_heads);
+  if (cfg.d_head <= 0) fail("config.json (", cfg.model_type, "): 'head_dim' must be positive, got ", cfg.d_head);
+}
+
 std::vector<std::string> read_labels(const ModelConfig& cfg, int64_t n) {
   std::vector<std::string> out;
   for (int64_t i = 0; i < n; ++i) out.push_back("LABEL_" + std::to_string(i));

@@ -43,6 +43,10 @@ std::string cfg_string(const ModelConfig& cfg, const char* key, const std::strin
 // Multi-head attention sizes: n_heads from `heads_key`, n_kv_heads = n_heads, d_head = d_model /
 // n_heads; Error naming both keys when the width is not a positive multiple of the heads.
 void set_mha_heads(ModelConfig& cfg, const char* width_key, const char* heads_key);
+// Grouped-query attention sizes (Llama-style keys): d_model from hidden_size, n_heads from
+// num_attention_heads, n_kv_heads from num_key_value_heads (default n_heads), d_head from head_dim
+// (default `default_head_dim`, 0: hidden_size / heads); Error naming the key when they do not fit.
+void set_gqa_heads(ModelConfig& cfg, int64_t default_head_dim);
 
 // The rows, one per architecture file.
 const Architecture& gpt2_architecture();       // gpt2, distilgpt2, gpt2-medium/large/xl; both key layouts
