@@ -42,7 +42,10 @@ struct BertWeights {
   at::Tensor pool_w, pool_b, cls_w, cls_b;                          // BertForSequenceClassification
 };
 
-enum : unsigned { kMlm = 1, kUntiedDecoder = 2, kClassifier = 4 };
+// Feature bits: which of the table\'s optional tensors a checkpoint has (TensorSpec::needs).
+constexpr unsigned kMlm = 1;
+constexpr unsigned kUntiedDecoder = 2;
+constexpr unsigned kClassifier = 4;
 
 using T = TensorTable<BertWeights, EncoderBlockWeights>;
 using B = EncoderBlockWeights;

@@ -32,7 +32,8 @@ struct DistilBertWeights {
   at::Tensor pre_w, pre_b, cls_w, cls_b;  // DistilBertForSequenceClassification
 };
 
-enum : unsigned { kClassifier = 1 };
+// Feature bits: which of the table\'s optional tensors a checkpoint has (TensorSpec::needs).
+constexpr unsigned kClassifier = 1;
 
 using T = TensorTable<DistilBertWeights, EncoderBlockWeights>;
 using B = EncoderBlockWeights;

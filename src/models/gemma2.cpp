@@ -131,7 +131,11 @@ struct GemmaBlock {
   at::Tensor gate_w, up_w, down_w;
 };
 
-enum : unsigned { kUntied = 1, kBias = 2, kGemma1 = 4, kGemma2 = 8 };
+// Feature bits: which of the table\'s optional tensors a checkpoint has (TensorSpec::needs).
+constexpr unsigned kUntied = 1;
+constexpr unsigned kBias = 2;
+constexpr unsigned kGemma1 = 4;
+constexpr unsigned kGemma2 = 8;
 
 using T = TensorTable<GemmaWeights, GemmaBlock>;
 using namespace dims;
@@ -223,7 +227,7 @@ class Gemma final : public DecoderModel<GemmaWeights, GemmaBlock> {
     if (v2_) attn_out = gemma_norm(attn_out, B.ln1_post_1, cfg_.eps, H, N.ln1_post);
     return residual(resid, attn_out, H, false, [&](const at::Tensor& mid) {
       at::Tensor x = gemma_norm(mid, B.ln2_1, cfg_.eps, H, N.ln2);
-      at::Tensor out = mlp(x, {B.gate_w}, {B.up_w}, {B.down_w}, cfg_.act_fn, H);
+      at::Tensor out = mlp(x, {B.gate_w, {}}, {B.up_w, {}}, {B.down_w, {}}, cfg_.act_fn, H);
       return v2_ ? gemma_norm(out, B.ln2_post_1, cfg_.eps, H, N.ln2_post) : out;
     });
   }

@@ -42,7 +42,8 @@ struct Gpt2Block {
   at::Tensor ln2_w, ln2_b, fc_w, fc_b, proj_w, proj_b;
 };
 
-enum : unsigned { kUntied = 1 };
+// Feature bits: which of the table\'s optional tensors a checkpoint has (TensorSpec::needs).
+constexpr unsigned kUntied = 1;
 
 using T = TensorTable<Gpt2Weights, Gpt2Block>;
 using namespace dims;

@@ -74,7 +74,8 @@ struct NeoBlock {
   at::Tensor ln2_w, ln2_b, fc_w, fc_b, proj_w, proj_b;
 };
 
-enum : unsigned { kUntied = 1 };
+// Feature bits: which of the table\'s optional tensors a checkpoint has (TensorSpec::needs).
+constexpr unsigned kUntied = 1;
 
 using T = TensorTable<NeoWeights, NeoBlock>;
 using namespace dims;
@@ -119,7 +120,7 @@ class GptNeo final : public DecoderModel<NeoWeights, NeoBlock> {
     const NeoBlock& B = blocks_[H.layer];
     H.fire(H.names->resid_pre, resid);
     at::Tensor x = layer_norm(resid, B.ln1_w, B.ln1_b, cfg_.eps, H, H.names->ln1);
-    return project_qkv(x, {B.q_w}, {B.k_w}, {B.v_w}, cfg_.n_heads, cfg_.n_heads, H);
+    return project_qkv(x, {B.q_w, {}}, {B.k_w, {}}, {B.v_w, {}}, cfg_.n_heads, cfg_.n_heads, H);
   }
 
   // out_proj of z [..., h, dh], the residual add, ln_2 and the MLP.

@@ -46,7 +46,9 @@ struct NeoxBlock {
   at::Tensor ln2_w, ln2_b, fc_w, fc_b, proj_w, proj_b;
 };
 
-enum : unsigned { kUntied = 1, kAttnBias = 2 };
+// Feature bits: which of the table\'s optional tensors a checkpoint has (TensorSpec::needs).
+constexpr unsigned kUntied = 1;
+constexpr unsigned kAttnBias = 2;
 
 using T = TensorTable<NeoxWeights, NeoxBlock>;
 using namespace dims;

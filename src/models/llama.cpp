@@ -81,7 +81,11 @@ struct LlamaBlock {
   at::Tensor ln2_w, gate_w, gate_b, up_w, up_b, down_w, down_b;
 };
 
-enum : unsigned { kUntied = 1, kQkvBias = 2, kOBias = 4, kMlpBias = 8 };
+// Feature bits: which of the table\'s optional tensors a checkpoint has (TensorSpec::needs).
+constexpr unsigned kUntied = 1;
+constexpr unsigned kQkvBias = 2;
+constexpr unsigned kOBias = 4;
+constexpr unsigned kMlpBias = 8;
 
 using T = TensorTable<LlamaWeights, LlamaBlock>;
 using namespace dims;
