@@ -22,6 +22,7 @@
 #include "core/json.h"
 #include "core/progress.h"
 #include "io/safetensors.h"
+#include "models/registry.h"
 #include "report/output.h"
 #include "report/run.h"
 
@@ -223,7 +224,7 @@ int run_locate(int argc, char** argv) {
       for (const char* ext : {".safetensors", ".skipped.json"}) std::remove(join_path(facts_dir, it.stem + ext).c_str());
   }
 
-  std::string model_name = ct::display_name(cfg.model_type);
+  std::string model_name = models::display_name(cfg.model_type);
   auto heatmap_id = [](const std::string& stem, ct::Kind k) {
     return "trace_" + stem + (k == ct::Kind::All ? "" : std::string("_") + ct::kind_name(k));
   };

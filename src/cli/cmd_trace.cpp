@@ -15,6 +15,7 @@
 #include "core/fs.h"
 #include "core/progress.h"
 #include "io/safetensors.h"
+#include "models/registry.h"
 #include "report/output.h"
 #include "report/run.h"
 
@@ -129,7 +130,7 @@ int run_trace(int argc, char** argv) {
   out.add_file("trace.json");
   out.manifest.extra = settings_json(set, emb_std);
 
-  std::string model_name = ct::display_name(cfg.model_type);
+  std::string model_name = models::display_name(cfg.model_type);
   for (size_t k = 0; k < r.kinds.size(); ++k) {
     std::string id = r.kinds[k] == ct::Kind::All ? "trace" : std::string("trace_") + ct::kind_name(r.kinds[k]);
     out.save_figure(ct::trace_heatmap(id, r.scores[k], tokens, in.subject_begin, in.subject_end, r.low_score, trim(answer),

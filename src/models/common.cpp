@@ -14,10 +14,8 @@ BlockHookNames::BlockHookNames(int layer) {
   resid_post = b + "hook_resid_post";
   attn_out = b + "hook_attn_out";
   mlp_out = b + "hook_mlp_out";
-  ln1_scale = b + "ln1.hook_scale";
-  ln1_normalized = b + "ln1.hook_normalized";
-  ln2_scale = b + "ln2.hook_scale";
-  ln2_normalized = b + "ln2.hook_normalized";
+  for (auto [norm, name] : {std::pair{&ln1, "ln1"}, {&ln2, "ln2"}, {&ln1_post, "ln1_post"}, {&ln2_post, "ln2_post"}})
+    *norm = {b + name + ".hook_scale", b + name + ".hook_normalized"};
   q = b + "attn.hook_q";
   k = b + "attn.hook_k";
   v = b + "attn.hook_v";
@@ -30,71 +28,62 @@ BlockHookNames::BlockHookNames(int layer) {
   mlp_pre = b + "mlp.hook_pre";
   mlp_pre_linear = b + "mlp.hook_pre_linear";
   mlp_post = b + "mlp.hook_post";
+  normalized_resid_post = b + "hook_normalized_resid_post";
 }
 
-std::vector<std::string> standard_hook_names(int n_layers, bool rotary, bool gated_mlp, bool has_pos_embed,
-                                             bool parallel_residual) {
+const NormHookNames& ln_final_names() {
+  static const NormHookNames names{"ln_final.hook_scale", "ln_final.hook_normalized"};
+  return names;
+}
+
+BlockHooks final_hooks(const RunContext& ctx, const at::Tensor& resid) {
+  int64_t past = ctx.cache ? ctx.cache->length() - resid.size(1) : 0;
+  return {ctx.hooks, nullptr, -1, past < 0 ? 0 : past};
+}
+
+std::vector<std::string> standard_hook_names(int n_layers, const HookLayout& L) {
   std::vector<std::string> out{"hook_embed"};
-  if (has_pos_embed) out.push_back("hook_pos_embed");
+  if (L.pos_embed) out.push_back("hook_pos_embed");
   for (int l = 0; l < n_layers; ++l) {
     BlockHookNames n(l);
-    out.insert(out.end(), {n.resid_pre, n.ln1_scale, n.ln1_normalized, n.q, n.k, n.v});
-    if (rotary) out.insert(out.end(), {n.rot_q, n.rot_k});
-    out.insert(out.end(), {n.attn_scores, n.pattern, n.z, n.result, n.attn_out});
-    if (!parallel_residual) out.push_back(n.resid_mid);
-    out.insert(out.end(), {n.ln2_scale, n.ln2_normalized, n.mlp_pre});
-    if (gated_mlp) out.push_back(n.mlp_pre_linear);
-    out.insert(out.end(), {n.mlp_post, n.mlp_out, n.resid_post});
+    out.insert(out.end(), {n.resid_pre, n.ln1.scale, n.ln1.normalized, n.q, n.k, n.v});
+    if (L.rotary) out.insert(out.end(), {n.rot_q, n.rot_k});
+    out.insert(out.end(), {n.attn_scores, n.pattern, n.z, n.result});
+    if (L.post_norms) out.insert(out.end(), {n.ln1_post.scale, n.ln1_post.normalized});
+    out.push_back(n.attn_out);
+    if (!L.parallel_residual) out.push_back(n.resid_mid);
+    out.insert(out.end(), {n.ln2.scale, n.ln2.normalized, n.mlp_pre});
+    if (L.gated_mlp) out.push_back(n.mlp_pre_linear);
+    out.push_back(n.mlp_post);
+    if (L.post_norms) out.insert(out.end(), {n.ln2_post.scale, n.ln2_post.normalized});
+    out.insert(out.end(), {n.mlp_out, n.resid_post});
   }
-  out.insert(out.end(), {"ln_final.hook_scale", "ln_final.hook_normalized"});
+  out.insert(out.end(), {ln_final_names().scale, ln_final_names().normalized});
   return out;
 }
 
-at::Tensor WeightLoader::get(const std::string& key, std::vector<int64_t> shape) const {
-  std::string name = prefix_ + key;
-  const io::TensorInfo& info = ckpt_.info(name);
-  if (info.shape != shape)
-    fail("tensor '", name, "' has shape ", at::IntArrayRef(info.shape), ", expected ", at::IntArrayRef(shape),
-         " from config.json");
-  return ckpt_.get(name, dtype_);
-}
-
-std::string detect_prefix(const io::Checkpoint& ckpt, const std::vector<std::string>& prefixes,
-                          const std::string& probe, const std::string& arch) {
-  std::string tried;
-  for (auto& p : prefixes) {
-    if (ckpt.has(p + probe)) return p;
-    tried += (tried.empty() ? "'" : ", '") + p + probe + "'";
-  }
-  fail("checkpoint does not look like a ", arch, " model: none of ", tried, " found (files: ",
-       ckpt.files().empty() ? std::string("none") : ckpt.files()[0], ")");
-}
-
-at::Tensor layer_norm(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, double eps,
-                      const hooks::HookSet* hooks, const std::string& scale_name,
-                      const std::string& normalized_name, int layer, int64_t pos0) {
-  if (!hooks || (!hooks->wants(scale_name) && !hooks->wants(normalized_name)))
-    return at::layer_norm(x, {x.size(-1)}, w, b, eps);
+at::Tensor layer_norm(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, double eps, const BlockHooks& H,
+                      const NormHookNames& names) {
+  if (!H.wants(names.scale) && !H.wants(names.normalized)) return at::layer_norm(x, {x.size(-1)}, w, b, eps);
   at::Tensor centred = x - x.mean(-1, true);
   at::Tensor scale = (centred.pow(2).mean(-1, true) + eps).sqrt();
-  hooks->fire(scale_name, scale, layer, pos0);
+  H.fire(names.scale, scale);
   at::Tensor out = centred / scale;
   out = b.defined() ? at::addcmul(b, out, w) : out * w;
-  hooks->fire(normalized_name, out, layer, pos0);
+  H.fire(names.normalized, out);
   return out;
 }
 
-at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps, const hooks::HookSet* hooks,
-                    const std::string& scale_name, const std::string& normalized_name, int layer, int64_t pos0) {
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps, const BlockHooks& H,
+                    const NormHookNames& names) {
   at::ScalarType in = x.scalar_type();
   at::Tensor xf = in == at::kDouble ? x : x.to(at::kFloat);
   at::Tensor ms = xf.pow(2).mean(-1, true);
-  if (!hooks || (!hooks->wants(scale_name) && !hooks->wants(normalized_name)))
-    return w * (xf * at::rsqrt(ms + eps)).to(in);
+  if (!H.wants(names.scale) && !H.wants(names.normalized)) return w * (xf * at::rsqrt(ms + eps)).to(in);
   at::Tensor scale = (ms + eps).sqrt();
-  hooks->fire(scale_name, scale, layer, pos0);
+  H.fire(names.scale, scale);
   at::Tensor normalized = (xf / scale).to(in);
-  hooks->fire(normalized_name, normalized, layer, pos0);
+  H.fire(names.normalized, normalized);
   return w * normalized;
 }
 
@@ -133,8 +122,7 @@ at::Tensor attention_bias(const RunContext& ctx, int64_t batch, int64_t q_len, i
 }
 
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& bias,
-                     double scale, const hooks::HookSet* hooks, const BlockHookNames& names, int layer, int64_t pos0,
-                     double softcap) {
+                     double scale, const BlockHooks& H, double softcap) {
   int64_t n_heads = q.size(2), n_kv = k.size(2);
   at::Tensor qh = q.transpose(1, 2);  // [b, h, qp, dh]
   at::Tensor kh = k.transpose(1, 2);  // [b, h_kv, kp, dh]
@@ -147,19 +135,18 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
   if (scale != 1.0) scores = scores * scale;
   if (softcap > 0) scores = at::tanh(scores / softcap) * softcap;
   scores = scores + bias;
-  fire(hooks, names.attn_scores, scores, layer, pos0);
+  H.fire(H.names->attn_scores, scores);
   at::Tensor pattern = at::softmax(scores, -1);
-  fire(hooks, names.pattern, pattern, layer, pos0);
+  H.fire(H.names->pattern, pattern);
   at::Tensor z = at::matmul(pattern.to(vh.scalar_type()), vh).transpose(1, 2);  // [b, qp, h, dh]
-  fire(hooks, names.z, z, layer, pos0);
+  H.fire(H.names->z, z);
   return z;
 }
 
 at::Tensor packed_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const PackedRuns& runs,
-                            double scale, int64_t window, const BlockHookNames& names, int layer, double softcap) {
-  const hooks::HookSet* hooks = runs.hooks;
+                            double scale, int64_t window, const BlockHooks& H, double softcap) {
   // Hooks after attention would see only the kept rows, not the packed layout they are promised.
-  if (runs.keep.defined() && hooks && !hooks->empty()) fail("block_packed: PackedRuns::keep cannot be combined with hooks");
+  if (runs.keep.defined() && H.set && !H.set->empty()) fail("block_packed: PackedRuns::keep cannot be combined with hooks");
   int64_t C = runs.n_runs, n = runs.n_pos, h = q.size(1), dh = q.size(2);
   // [C, h, n, dh]: each run's base keys/values with its recomputed rows written over them.
   auto full = [&](const at::Tensor& base, const at::Tensor& mine) {
@@ -169,7 +156,7 @@ at::Tensor packed_attention(const at::Tensor& q, const at::Tensor& k, const at::
     f = f.reshape({C * n, hk, dh}).index_copy(0, runs.rows, mine).view({C, n, hk, dh}).transpose(1, 2);
     return hk == h ? f : f.repeat_interleave(h / hk, 1);  // grouped-query attention, as attention()
   };
-  at::Tensor kf = full(runs.base.k[layer], k), vf = full(runs.base.v[layer], v);
+  at::Tensor kf = full(runs.base.k[H.layer], k), vf = full(runs.base.v[H.layer], v);
   // Queries before a run's start are zeros: those rows of the pattern are not meaningful.
   at::Tensor qf = at::zeros({C * n, h, dh}, q.options()).index_copy_(0, runs.rows, q).view({C, n, h, dh}).transpose(1, 2);
   at::Tensor scores = at::matmul(qf, kf.to(q.scalar_type()).transpose(-1, -2));
@@ -177,23 +164,55 @@ at::Tensor packed_attention(const at::Tensor& q, const at::Tensor& k, const at::
   if (softcap > 0) scores = at::tanh(scores / softcap) * softcap;
   RunContext plain;
   scores = scores + attention_bias(plain, 1, n, 0, true, window, scores.scalar_type());
-  fire(hooks, names.attn_scores, scores, layer, 0);
+  H.fire(H.names->attn_scores, scores);
   at::Tensor pattern = at::softmax(scores, -1);
-  fire(hooks, names.pattern, pattern, layer, 0);
+  H.fire(H.names->pattern, pattern);
   at::Tensor z = at::matmul(pattern.to(vf.scalar_type()), vf).transpose(1, 2).reshape({C * n, h, dh});
   z = z.index_select(0, runs.keep.defined() ? runs.rows.index_select(0, runs.keep) : runs.rows);
-  fire(hooks, names.z, z, layer, 0);
+  H.fire(H.names->z, z);
   return z;
 }
 
-at::Tensor attention_out(const at::Tensor& z, const at::Tensor& w, const at::Tensor& bias, const hooks::HookSet* hooks,
-                         const BlockHookNames& names, int layer, int64_t pos0) {
-  if (!hooks || !hooks->wants(names.result)) return at::linear(z.flatten(-2), w, bias);
+at::Tensor attention_out(const at::Tensor& z, const at::Tensor& w, const at::Tensor& bias, const BlockHooks& H) {
+  if (!H.wants(H.names->result)) return at::linear(z.flatten(-2), w, bias);
   int64_t h = z.size(-2), dh = z.size(-1), d = w.size(0);
   at::Tensor result = at::einsum("...he,dhe->...hd", {z, w.view({d, h, dh})});
-  hooks->fire(names.result, result, layer, pos0);
+  H.fire(H.names->result, result);
   at::Tensor out = result.sum(-2);
   return bias.defined() ? out + bias : out;
+}
+
+at::Tensor unembed_rows(const at::Tensor& w, const at::Tensor& x, const at::Tensor& columns) {
+  return at::matmul(x, (columns.defined() ? w.index_select(0, columns) : w).t());
+}
+
+QKV fire_qkv(QKV qkv, const BlockHooks& H) {
+  H.fire(H.names->q, qkv.q);
+  H.fire(H.names->k, qkv.k);
+  H.fire(H.names->v, qkv.v);
+  return qkv;
+}
+
+QKV project_qkv(const at::Tensor& x, const Linear& q, const Linear& k, const Linear& v, int64_t n_heads,
+                int64_t n_kv_heads, const BlockHooks& H) {
+  return fire_qkv({split_heads(at::linear(x, q.w, q.b), n_heads), split_heads(at::linear(x, k.w, k.b), n_kv_heads),
+                   split_heads(at::linear(x, v.w, v.b), n_kv_heads)},
+                  H);
+}
+
+at::Tensor mlp(const at::Tensor& x, const Linear& in, const Linear& gate_linear, const Linear& out,
+               const std::string& act_fn, const BlockHooks& H) {
+  const BlockHookNames& N = *H.names;
+  at::Tensor pre = at::linear(x, in.w, in.b);  // [..., d_mlp]
+  H.fire(N.mlp_pre, pre);
+  at::Tensor post = activation(pre, act_fn);
+  if (gate_linear.w.defined()) {
+    at::Tensor pre_linear = at::linear(x, gate_linear.w, gate_linear.b);
+    H.fire(N.mlp_pre_linear, pre_linear);
+    post = post * pre_linear;
+  }
+  H.fire(N.mlp_post, post);
+  return at::linear(post, out.w, out.b);
 }
 
 at::Tensor split_heads(const at::Tensor& x, int64_t heads) {

@@ -4,13 +4,13 @@
 // classification head: pre_classifier + ReLU + classifier on the [CLS] row (no tanh pooler, unlike
 // BERT). Hook names as BERT's (TransformerLens's HookedEncoder), without embed.hook_token_type_embed.
 #include "core/error.h"
-#include "models/common.h"
+#include "models/decoder.h"
 #include "models/encoder_block.h"
 #include "models/registry.h"
 
 namespace mechscope::models {
 
-void parse_distilbert(ModelConfig& cfg) {
+std::any parse_distilbert(ModelConfig& cfg) {
   set_mha_heads(cfg, "dim", "n_heads");
   cfg.n_layers = cfg_int(cfg, "n_layers");
   cfg.d_mlp = cfg_int(cfg, "hidden_dim", 4 * cfg.d_model);
@@ -22,62 +22,68 @@ void parse_distilbert(ModelConfig& cfg) {
   cfg.causal = false;
   cfg.n_token_types = 0;
   check_activation(cfg.act_fn);
+  return {};
 }
 
 namespace {
 
-class DistilBert final : public HookedModel {
+struct DistilBertWeights {
+  at::Tensor word, pos, emb_ln_w, emb_ln_b;
+  at::Tensor pre_w, pre_b, cls_w, cls_b;  // DistilBertForSequenceClassification
+};
+
+// Feature bits: which of the table\'s optional tensors a checkpoint has (TensorSpec::needs).
+constexpr unsigned kClassifier = 1;
+
+using T = TensorTable<DistilBertWeights, EncoderBlockWeights>;
+using B = EncoderBlockWeights;
+using namespace dims;
+// DistilBertFor* save "distilbert.embeddings…"; a bare DistilBertModel "embeddings…". Learned or
+// sinusoidal (sinusoidal_pos_embds), the position table is in the checkpoint either way.
+const T kTable{"DistilBERT",
+               {"distilbert.", ""},
+               {T::model(&DistilBertWeights::word, "{P}embeddings.word_embeddings.weight", {V, D}),
+                T::model(&DistilBertWeights::pos, "{P}embeddings.position_embeddings.weight", {C, D}),
+                T::model(&DistilBertWeights::emb_ln_w, "{P}embeddings.LayerNorm.weight", {D}),
+                T::model(&DistilBertWeights::emb_ln_b, "{P}embeddings.LayerNorm.bias", {D}),
+                T::block(&B::q_w, "{P}transformer.layer.{L}.attention.q_lin.weight", {D, D}),
+                T::block(&B::q_b, "{P}transformer.layer.{L}.attention.q_lin.bias", {D}),
+                T::block(&B::k_w, "{P}transformer.layer.{L}.attention.k_lin.weight", {D, D}),
+                T::block(&B::k_b, "{P}transformer.layer.{L}.attention.k_lin.bias", {D}),
+                T::block(&B::v_w, "{P}transformer.layer.{L}.attention.v_lin.weight", {D, D}),
+                T::block(&B::v_b, "{P}transformer.layer.{L}.attention.v_lin.bias", {D}),
+                T::block(&B::o_w, "{P}transformer.layer.{L}.attention.out_lin.weight", {D, D}),
+                T::block(&B::o_b, "{P}transformer.layer.{L}.attention.out_lin.bias", {D}),
+                T::block(&B::ln1_w, "{P}transformer.layer.{L}.sa_layer_norm.weight", {D}),
+                T::block(&B::ln1_b, "{P}transformer.layer.{L}.sa_layer_norm.bias", {D}),
+                T::block(&B::fc_w, "{P}transformer.layer.{L}.ffn.lin1.weight", {M, D}),
+                T::block(&B::fc_b, "{P}transformer.layer.{L}.ffn.lin1.bias", {M}),
+                T::block(&B::proj_w, "{P}transformer.layer.{L}.ffn.lin2.weight", {D, M}),
+                T::block(&B::proj_b, "{P}transformer.layer.{L}.ffn.lin2.bias", {D}),
+                T::block(&B::ln2_w, "{P}transformer.layer.{L}.output_layer_norm.weight", {D}),
+                T::block(&B::ln2_b, "{P}transformer.layer.{L}.output_layer_norm.bias", {D}),
+                T::model(&DistilBertWeights::pre_w, "pre_classifier.weight", {D, D}, kClassifier),
+                T::model(&DistilBertWeights::pre_b, "pre_classifier.bias", {D}, kClassifier),
+                T::model(&DistilBertWeights::cls_w, "classifier.weight", {N, D}, kClassifier),
+                T::model(&DistilBertWeights::cls_b, "classifier.bias", {N}, kClassifier)}};
+
+bool has_classifier_head(const io::Checkpoint& ckpt) {
+  return ckpt.has("classifier.weight") && ckpt.has("pre_classifier.weight");
+}
+
+class DistilBert final : public TableModel<DistilBertWeights, EncoderBlockWeights> {
  public:
-  DistilBert(const ModelConfig& cfg, const io::Checkpoint& ckpt, const LoadOptions& opts) {
-    cfg_ = cfg;
-    dtype_ = opts.dtype;
-    // DistilBertFor* save "distilbert.embeddings…"; a bare DistilBertModel "embeddings…".
-    std::string prefix = detect_prefix(ckpt, {"distilbert.", ""}, "embeddings.word_embeddings.weight", "DistilBERT");
-    WeightLoader w(ckpt, prefix, dtype_);
-    int64_t d = cfg.d_model, m = cfg.d_mlp;
-    word_ = w.get("embeddings.word_embeddings.weight", {cfg.d_vocab, d});
-    // Learned or sinusoidal (sinusoidal_pos_embds), the table is in the checkpoint either way.
-    pos_ = w.get("embeddings.position_embeddings.weight", {cfg.n_ctx, d});
-    emb_ln_w_ = w.get("embeddings.LayerNorm.weight", {d});
-    emb_ln_b_ = w.get("embeddings.LayerNorm.bias", {d});
-    for (int l = 0; l < cfg.n_layers; ++l) {
-      std::string p = "transformer.layer." + std::to_string(l) + ".", a = p + "attention.";
-      blocks_.push_back({w.get(a + "q_lin.weight", {d, d}), w.get(a + "q_lin.bias", {d}),
-                         w.get(a + "k_lin.weight", {d, d}), w.get(a + "k_lin.bias", {d}),
-                         w.get(a + "v_lin.weight", {d, d}), w.get(a + "v_lin.bias", {d}),
-                         w.get(a + "out_lin.weight", {d, d}), w.get(a + "out_lin.bias", {d}),
-                         w.get(p + "sa_layer_norm.weight", {d}), w.get(p + "sa_layer_norm.bias", {d}),
-                         w.get(p + "ffn.lin1.weight", {m, d}), w.get(p + "ffn.lin1.bias", {m}),
-                         w.get(p + "ffn.lin2.weight", {d, m}), w.get(p + "ffn.lin2.bias", {d}),
-                         w.get(p + "output_layer_norm.weight", {d}), w.get(p + "output_layer_norm.bias", {d})});
-      names_.emplace_back(l);
-      normalized_resid_post_.push_back("blocks." + std::to_string(l) + ".hook_normalized_resid_post");
-    }
-    WeightLoader root(ckpt, "", dtype_);
-    classifier_ = root.has("classifier.weight") && root.has("pre_classifier.weight");
-    if (classifier_) {
-      std::vector<int64_t> n = ckpt.info("classifier.weight").shape;
-      if (n.size() != 2) fail("DistilBERT: classifier.weight has ", n.size(), " dimensions, expected [n_labels, ", d, "]");
-      pre_w_ = root.get("pre_classifier.weight", {d, d});
-      pre_b_ = root.get("pre_classifier.bias", {d});
-      cls_w_ = root.get("classifier.weight", {n[0], d});
-      cls_b_ = root.get("classifier.bias", {n[0]});
-      cfg_.labels = read_labels(cfg_, n[0]);
-    }
+  DistilBert(const ModelConfig& cfg, const io::Checkpoint& ckpt, const LoadOptions& opts)
+      : TableModel(cfg, ckpt, opts, kTable, has_classifier_head(ckpt) ? kClassifier : 0,
+                   has_classifier_head(ckpt) ? classifier_labels(ckpt, "DistilBERT", cfg.d_model) : 0) {
+    classifier_ = features_ & kClassifier;
+    if (classifier_) cfg_.labels = read_labels(cfg_, w_.cls_w.size(0));
   }
 
   bool has_lm_head() const override { return false; }
   bool has_classifier() const override { return classifier_; }
 
-  std::vector<std::string> hook_names() const override {
-    std::vector<std::string> out{"embed.hook_embed", "embed.hook_pos_embed", "embed.ln.hook_scale",
-                                 "embed.ln.hook_normalized"};
-    for (int l = 0; l < cfg_.n_layers; ++l) {
-      auto names = encoder_block_hook_names(names_[l], normalized_resid_post_[l]);
-      out.insert(out.end(), names.begin(), names.end());
-    }
-    return out;
-  }
+  std::vector<std::string> hook_names() const override { return encoder_hook_names(cfg_.n_layers, false, false); }
 
   at::Tensor embed(const at::Tensor& ids, RunContext& ctx) const override {
     int64_t past = ctx.cache ? ctx.cache->length() : 0, b = ids.size(0), n = ids.size(1);
@@ -86,16 +92,16 @@ class DistilBert final : public HookedModel {
     // Absolute positions 0..n-1 whatever the padding, as DistilBERT's Embeddings does.
     at::Tensor pos = ctx.position_ids.defined() ? ctx.position_ids
                                                 : at::arange(past, past + n, at::kLong).unsqueeze(0).expand({b, n});
-    at::Tensor tok = at::embedding(word_, ids);  // [b, p, d]
-    fire(ctx.hooks, "embed.hook_embed", tok, -1, past);
-    at::Tensor pe = at::embedding(pos_, pos);
-    fire(ctx.hooks, "embed.hook_pos_embed", pe, -1, past);
-    return layer_norm(tok + pe, emb_ln_w_, emb_ln_b_, cfg_.eps, ctx.hooks, "embed.ln.hook_scale",
-                      "embed.ln.hook_normalized", -1, past);
+    at::Tensor tok = at::embedding(w_.word, ids);  // [b, p, d]
+    BlockHooks H{ctx.hooks, nullptr, -1, past};
+    H.fire("embed.hook_embed", tok);
+    at::Tensor pe = at::embedding(w_.pos, pos);
+    H.fire("embed.hook_pos_embed", pe);
+    return layer_norm(tok + pe, w_.emb_ln_w, w_.emb_ln_b, cfg_.eps, H, embed_ln_names());
   }
 
   at::Tensor block(int layer, const at::Tensor& resid_in, RunContext& ctx) const override {
-    return encoder_block(blocks_[layer], cfg_, names_[layer], normalized_resid_post_[layer], layer, resid_in, ctx);
+    return encoder_block(blocks_[layer], cfg_, names_[layer], layer, resid_in, ctx);
   }
 
   at::Tensor final_norm(const at::Tensor& resid, RunContext& ctx) const override { return resid; }
@@ -110,53 +116,24 @@ class DistilBert final : public HookedModel {
   // pre_classifier + ReLU + classifier on the [CLS] row: [b, p, d] -> [b, n_labels].
   at::Tensor classify(const at::Tensor& resid, RunContext& ctx) const override {
     if (!classifier_) return HookedModel::classify(resid, ctx);
-    at::Tensor x = at::relu(at::linear(resid.select(1, 0), pre_w_, pre_b_));
-    return at::linear(x, cls_w_, cls_b_);
-  }
-
-  std::vector<std::pair<std::string, at::Tensor>> parameters() const override {
-    std::vector<std::pair<std::string, at::Tensor>> out{
-        {"distilbert.embeddings.word_embeddings.weight", word_},
-        {"distilbert.embeddings.position_embeddings.weight", pos_},
-        {"distilbert.embeddings.LayerNorm.weight", emb_ln_w_},
-        {"distilbert.embeddings.LayerNorm.bias", emb_ln_b_}};
-    for (size_t l = 0; l < blocks_.size(); ++l) {
-      const EncoderBlockWeights& B = blocks_[l];
-      std::string p = "distilbert.transformer.layer." + std::to_string(l) + ".";
-      for (auto& [k, t] : std::vector<std::pair<std::string, at::Tensor>>{
-               {"attention.q_lin.weight", B.q_w}, {"attention.q_lin.bias", B.q_b},
-               {"attention.k_lin.weight", B.k_w}, {"attention.k_lin.bias", B.k_b},
-               {"attention.v_lin.weight", B.v_w}, {"attention.v_lin.bias", B.v_b},
-               {"attention.out_lin.weight", B.o_w}, {"attention.out_lin.bias", B.o_b},
-               {"sa_layer_norm.weight", B.ln1_w}, {"sa_layer_norm.bias", B.ln1_b},
-               {"ffn.lin1.weight", B.fc_w}, {"ffn.lin1.bias", B.fc_b},
-               {"ffn.lin2.weight", B.proj_w}, {"ffn.lin2.bias", B.proj_b},
-               {"output_layer_norm.weight", B.ln2_w}, {"output_layer_norm.bias", B.ln2_b}})
-        out.emplace_back(p + k, t);
-    }
-    if (classifier_) {
-      out.emplace_back("pre_classifier.weight", pre_w_);
-      out.emplace_back("pre_classifier.bias", pre_b_);
-      out.emplace_back("classifier.weight", cls_w_);
-      out.emplace_back("classifier.bias", cls_b_);
-    }
-    return out;
+    at::Tensor x = at::relu(at::linear(resid.select(1, 0), w_.pre_w, w_.pre_b));
+    return at::linear(x, w_.cls_w, w_.cls_b);
   }
 
  private:
-  at::Tensor word_, pos_, emb_ln_w_, emb_ln_b_;
   bool classifier_ = false;
-  at::Tensor pre_w_, pre_b_, cls_w_, cls_b_;
-  std::vector<EncoderBlockWeights> blocks_;
-  std::vector<BlockHookNames> names_;
-  std::vector<std::string> normalized_resid_post_;
 };
+
+std::unique_ptr<HookedModel> build_distilbert(const ModelConfig& cfg, const std::any&, const io::Checkpoint& ckpt,
+                                              const LoadOptions& opts) {
+  return std::make_unique<DistilBert>(cfg, ckpt, opts);
+}
 
 }  // namespace
 
-std::unique_ptr<HookedModel> build_distilbert(const ModelConfig& cfg, const io::Checkpoint& ckpt,
-                                              const LoadOptions& opts) {
-  return std::make_unique<DistilBert>(cfg, ckpt, opts);
+const Architecture& distilbert_architecture() {
+  static const Architecture a{{{"distilbert", nullptr}}, parse_distilbert, build_distilbert};
+  return a;
 }
 
 }  // namespace mechscope::models

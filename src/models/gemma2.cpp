@@ -7,23 +7,24 @@
 // the layers layer_types names (every even layer by default).
 #include <algorithm>
 #include <cmath>
-#include <tuple>
 
 #include "core/error.h"
-#include "models/common.h"
+#include "models/decoder.h"
 #include "models/registry.h"
-#include "models/rotary.h"
 
 namespace mechscope::models {
 
 namespace {
 
-// What the Gemma-2 extras read from config.json (for Gemma-1: no capping, no window, 1/sqrt(d_head)).
+// config.json beyond ModelConfig: the Gemma-2 extras (for Gemma-1: no capping, no window,
+// 1/sqrt(d_head)) and rotary.
 struct GemmaSettings {
-  bool v2 = false;
+  bool v2 = false;                              // Gemma-2's post-norms (use_normalization_before_and_after)
+  bool attention_bias = false;
   double scale = 1.0;                           // on q.k
   double attn_softcap = 0.0, final_softcap = 0.0;  // 0 = none
   std::vector<int64_t> window;                  // per layer, 0 = full attention
+  RopeConfig rope;
 };
 
 // A positive finite number under `key`; `def` when the key is absent. With `nullable`, null means
@@ -45,6 +46,7 @@ double positive_number(const ModelConfig& cfg, const char* key, double def, bool
 // Sliding-window size per layer: layer_types when given, else Gemma2Config's default (sliding on even
 // layers: "sliding_attention" if (i + 1) % 2 else "full_attention"), sliding_window 4096 when absent.
 std::vector<int64_t> gemma2_windows(const ModelConfig& cfg) {
+  if (cfg.n_layers <= 0) return {};  // read_config refuses the size
   std::vector<bool> sliding(cfg.n_layers);
   auto types = cfg.raw.find("layer_types");
   if (types != cfg.raw.end() && !types->is_null()) {
@@ -89,20 +91,11 @@ GemmaSettings gemma_settings(const ModelConfig& cfg) {
   return s;
 }
 
-}  // namespace
-
-void parse_gemma(ModelConfig& cfg) {
-  cfg.d_model = cfg_int(cfg, "hidden_size");
+std::any parse_gemma(ModelConfig& cfg) {
+  // GemmaConfig / Gemma2Config default head_dim to 256 whatever hidden_size / heads is (gemma-7b: 3072 / 16
+  // heads of 256).
+  set_gqa_heads(cfg, 256);
   cfg.n_layers = cfg_int(cfg, "num_hidden_layers");
-  cfg.n_heads = cfg_int(cfg, "num_attention_heads");
-  cfg.n_kv_heads = cfg_int(cfg, "num_key_value_heads", cfg.n_heads);
-  if (cfg.n_heads <= 0 || cfg.n_kv_heads <= 0 || cfg.n_heads % cfg.n_kv_heads != 0)
-    fail("config.json (", cfg.model_type, "): num_attention_heads ", cfg.n_heads,
-         " must be a positive multiple of num_key_value_heads ", cfg.n_kv_heads);
-  // GemmaConfig / Gemma2Config default to 256 whatever hidden_size / heads is (gemma-7b: 3072 / 16 heads
-  // of 256).
-  cfg.d_head = cfg_int(cfg, "head_dim", 256);
-  if (cfg.d_head <= 0) fail("config.json (", cfg.model_type, "): 'head_dim' must be positive, got ", cfg.d_head);
   cfg.d_mlp = cfg_int(cfg, "intermediate_size");
   if (cfg.d_mlp <= 0) fail("config.json (", cfg.model_type, "): 'intermediate_size' must be positive, got ", cfg.d_mlp);
   cfg.n_ctx = cfg_int(cfg, "max_position_embeddings", 8192);
@@ -121,255 +114,137 @@ void parse_gemma(ModelConfig& cfg) {
   // EmbeddingGemma-style checkpoints attend both ways; that is another model than the causal LM.
   if (cfg_bool(cfg, "use_bidirectional_attention", false))
     fail("config.json (", cfg.model_type, "): 'use_bidirectional_attention' true (a bidirectional encoder) is not supported");
-  parse_rope(cfg, cfg.d_head);
-  gemma_settings(cfg);  // rejects malformed Gemma-2 values at load time
+  GemmaSettings g = gemma_settings(cfg);
+  g.attention_bias = cfg_bool(cfg, "attention_bias", false);
+  g.rope = parse_rope(cfg, cfg.d_head);
+  return g;
 }
 
-namespace {
-
-// A Gemma RMSNorm's weight as the checkpoint has it and 1 + w in the norm's compute dtype.
-struct GemmaNorm {
-  at::Tensor w, w1;
+struct GemmaWeights : DecoderWeights {
+  at::Tensor norm, norm_1;  // the checkpoint's weight w, and 1 + w in the norm's compute dtype
 };
 
+// Norm weights as the checkpoint has them, and each as 1 + w (the _1 fields); the posts only in Gemma-2.
 struct GemmaBlock {
-  GemmaNorm ln1, ln1_post, ln2, ln2_post;  // the posts only in Gemma-2
+  at::Tensor ln1, ln1_post, ln2, ln2_post, ln1_1, ln1_post_1, ln2_1, ln2_post_1;
   at::Tensor q_w, q_b, k_w, k_b, v_w, v_b, o_w, o_b;
   at::Tensor gate_w, up_w, down_w;
 };
 
-// The Gemma-2 hook points TransformerLens adds (ln1_post / ln2_post), one set per block.
-struct PostNormNames {
-  std::string ln1_post_scale, ln1_post_normalized, ln2_post_scale, ln2_post_normalized;
-  explicit PostNormNames(int layer) {
-    std::string b = "blocks." + std::to_string(layer) + ".";
-    ln1_post_scale = b + "ln1_post.hook_scale";
-    ln1_post_normalized = b + "ln1_post.hook_normalized";
-    ln2_post_scale = b + "ln2_post.hook_scale";
-    ln2_post_normalized = b + "ln2_post.hook_normalized";
-  }
-};
+// Feature bits: which of the table\'s optional tensors a checkpoint has (TensorSpec::needs).
+constexpr unsigned kUntied = 1;
+constexpr unsigned kBias = 2;
+constexpr unsigned kGemma1 = 4;
+constexpr unsigned kGemma2 = 8;
+
+using T = TensorTable<GemmaWeights, GemmaBlock>;
+using namespace dims;
+// Gemma*ForCausalLM saves "model.layers.0…"; a bare Gemma*Model saves "layers.0…". Gemma-2's
+// post_attention_layernorm follows attention; Gemma-1's is the MLP's pre-norm.
+const T kTable{"Gemma",
+               {"model.", ""},
+               {T::model(&GemmaWeights::embed, "{P}embed_tokens.weight", {V, D}),
+                T::block(&GemmaBlock::ln1, "{P}layers.{L}.input_layernorm.weight", {D}),
+                T::block(&GemmaBlock::ln1_post, "{P}layers.{L}.post_attention_layernorm.weight", {D}, kGemma2),
+                T::block(&GemmaBlock::ln2, "{P}layers.{L}.pre_feedforward_layernorm.weight", {D}, kGemma2),
+                T::block(&GemmaBlock::ln2_post, "{P}layers.{L}.post_feedforward_layernorm.weight", {D}, kGemma2),
+                T::block(&GemmaBlock::ln2, "{P}layers.{L}.post_attention_layernorm.weight", {D}, kGemma1),
+                T::block(&GemmaBlock::q_w, "{P}layers.{L}.self_attn.q_proj.weight", {Q, D}),
+                T::block(&GemmaBlock::q_b, "{P}layers.{L}.self_attn.q_proj.bias", {Q}, kBias),
+                T::block(&GemmaBlock::k_w, "{P}layers.{L}.self_attn.k_proj.weight", {KV, D}),
+                T::block(&GemmaBlock::k_b, "{P}layers.{L}.self_attn.k_proj.bias", {KV}, kBias),
+                T::block(&GemmaBlock::v_w, "{P}layers.{L}.self_attn.v_proj.weight", {KV, D}),
+                T::block(&GemmaBlock::v_b, "{P}layers.{L}.self_attn.v_proj.bias", {KV}, kBias),
+                T::block(&GemmaBlock::o_w, "{P}layers.{L}.self_attn.o_proj.weight", {D, Q}),
+                T::block(&GemmaBlock::o_b, "{P}layers.{L}.self_attn.o_proj.bias", {D}, kBias),
+                T::block(&GemmaBlock::gate_w, "{P}layers.{L}.mlp.gate_proj.weight", {M, D}),
+                T::block(&GemmaBlock::up_w, "{P}layers.{L}.mlp.up_proj.weight", {M, D}),
+                T::block(&GemmaBlock::down_w, "{P}layers.{L}.mlp.down_proj.weight", {D, M}),
+                T::model(&GemmaWeights::norm, "{P}norm.weight", {D}),
+                T::model(&GemmaWeights::unembed, "lm_head.weight", {V, D}, kUntied)}};
 
 // Gemma's RMSNorm (transformers' GemmaRMSNorm): normalised in float32 (float64 stays float64), times
-// (1 + w) still in float32, then cast back; Llama casts before the weight, which differs in bfloat16.
-// Hooks as rms_norm(): hook_scale [..., 1] and hook_normalized before the weight. x: [..., d].
-at::Tensor gemma_norm(const at::Tensor& x, const GemmaNorm& n, double eps, const hooks::HookSet* hooks,
-                      const std::string& scale_name, const std::string& normalized_name, int layer, int64_t pos0) {
-  at::ScalarType in = x.scalar_type(), nd = n.w1.scalar_type();
+// (1 + w) = w1 still in float32, then cast back; Llama casts before the weight, which differs in
+// bfloat16. Hooks as rms_norm(): hook_scale [..., 1] and hook_normalized before the weight. x: [..., d].
+at::Tensor gemma_norm(const at::Tensor& x, const at::Tensor& w1, double eps, const BlockHooks& H,
+                      const NormHookNames& names) {
+  at::ScalarType in = x.scalar_type(), nd = w1.scalar_type();
   at::Tensor xf = x.to(nd);
   at::Tensor ms = xf.pow(2).mean(-1, true);
-  if (!hooks || (!hooks->wants(scale_name) && !hooks->wants(normalized_name)))
-    return (xf * at::rsqrt(ms + eps) * n.w1).to(in);
+  if (!H.wants(names.scale) && !H.wants(names.normalized)) return (xf * at::rsqrt(ms + eps) * w1).to(in);
   at::Tensor scale = (ms + eps).sqrt();
-  hooks->fire(scale_name, scale, layer, pos0);
+  H.fire(names.scale, scale);
   at::Tensor normalized = (xf / scale).to(in);
-  hooks->fire(normalized_name, normalized, layer, pos0);
-  return (normalized.to(nd) * n.w1).to(in);
+  H.fire(names.normalized, normalized);
+  return (normalized.to(nd) * w1).to(in);
 }
 
-class Gemma final : public HookedModel {
+unsigned gemma_features(const GemmaSettings& S) {
+  return (S.attention_bias ? kBias : 0) | (S.v2 ? kGemma2 : kGemma1);
+}
+
+class Gemma final : public DecoderModel<GemmaWeights, GemmaBlock> {
  public:
-  Gemma(const ModelConfig& cfg, const io::Checkpoint& ckpt, const LoadOptions& opts) {
-    cfg_ = cfg;
-    dtype_ = opts.dtype;
-    S_ = gemma_settings(cfg);
-    // Gemma*ForCausalLM saves "model.layers.0…"; a bare Gemma*Model saves "layers.0…".
-    std::string prefix = detect_prefix(ckpt, {"model.", ""}, "embed_tokens.weight", cfg.model_type);
-    WeightLoader w(ckpt, prefix, dtype_);
-    int64_t d = cfg.d_model, m = cfg.d_mlp, qd = cfg.n_heads * cfg.d_head, kvd = cfg.n_kv_heads * cfg.d_head;
-    bool bias = cfg_bool(cfg, "attention_bias", false);
+  Gemma(const ModelConfig& cfg, const GemmaSettings& S, const io::Checkpoint& ckpt, const LoadOptions& opts)
+      : DecoderModel(cfg, ckpt, opts, kTable, gemma_features(S), kUntied), v2_(S.v2) {
+    layout_.rotary = layout_.gated_mlp = true;
+    layout_.post_norms = S.v2;
+    for (int64_t w : S.window) attn_.push_back({S.scale, w, S.attn_softcap});
+    final_softcap_ = S.final_softcap;
+    inv_freq_ = rope_inv_freq(S.rope);
     at::ScalarType norm_dtype = dtype_ == at::kDouble ? at::kDouble : at::kFloat;
-    auto norm = [&](const std::string& key) {
-      at::Tensor t = w.get(key, {d});
-      return GemmaNorm{t, 1.0 + t.to(norm_dtype)};
-    };
-    auto opt = [&](const std::string& key, int64_t n) { return bias ? w.get(key, {n}) : at::Tensor(); };
-    embed_ = w.get("embed_tokens.weight", {cfg.d_vocab, d});
-    for (int l = 0; l < cfg.n_layers; ++l) {
-      std::string p = "layers." + std::to_string(l) + ".";
-      std::string a = p + "self_attn.", f = p + "mlp.";
-      GemmaBlock B;
-      B.ln1 = norm(p + "input_layernorm.weight");
-      if (S_.v2) {
-        // Gemma-2's post_attention_layernorm follows attention; Gemma-1's is the MLP's pre-norm.
-        B.ln1_post = norm(p + "post_attention_layernorm.weight");
-        B.ln2 = norm(p + "pre_feedforward_layernorm.weight");
-        B.ln2_post = norm(p + "post_feedforward_layernorm.weight");
-      } else {
-        B.ln2 = norm(p + "post_attention_layernorm.weight");
-      }
-      B.q_w = w.get(a + "q_proj.weight", {qd, d}), B.q_b = opt(a + "q_proj.bias", qd);
-      B.k_w = w.get(a + "k_proj.weight", {kvd, d}), B.k_b = opt(a + "k_proj.bias", kvd);
-      B.v_w = w.get(a + "v_proj.weight", {kvd, d}), B.v_b = opt(a + "v_proj.bias", kvd);
-      B.o_w = w.get(a + "o_proj.weight", {d, qd}), B.o_b = opt(a + "o_proj.bias", d);
-      B.gate_w = w.get(f + "gate_proj.weight", {m, d});
-      B.up_w = w.get(f + "up_proj.weight", {m, d});
-      B.down_w = w.get(f + "down_proj.weight", {d, m});
-      blocks_.push_back(std::move(B));
-      names_.emplace_back(l);
-      post_names_.emplace_back(l);
-    }
-    final_norm_ = norm("norm.weight");
-    WeightLoader root(ckpt, "", dtype_);
-    lm_head_ = cfg.tied_embeddings ? embed_ : root.get("lm_head.weight", {cfg.d_vocab, d});
-    inv_freq_ = rope_inv_freq(parse_rope(cfg, cfg.d_head));
+    auto one_plus = [&](const at::Tensor& w) { return w.defined() ? 1.0 + w.to(norm_dtype) : at::Tensor(); };
+    w_.norm_1 = one_plus(w_.norm);
+    for (GemmaBlock& B : blocks_)
+      B.ln1_1 = one_plus(B.ln1), B.ln1_post_1 = one_plus(B.ln1_post), B.ln2_1 = one_plus(B.ln2),
+      B.ln2_post_1 = one_plus(B.ln2_post);
     // transformers: torch.tensor(hidden_size ** 0.5, dtype=embeddings' dtype), so bfloat16 scales by
-    // the rounded value (sqrt(3072) = 55.43 becomes 55.5).
-    normalizer_ = at::scalar_tensor(std::sqrt((double)d), at::TensorOptions().dtype(dtype_));
-  }
-
-  std::vector<std::string> hook_names() const override {
-    if (!S_.v2) return standard_hook_names(cfg_.n_layers, true, true, false);
-    std::vector<std::string> out{"hook_embed"};
-    for (int l = 0; l < cfg_.n_layers; ++l) {
-      const BlockHookNames& n = names_[l];
-      const PostNormNames& p = post_names_[l];
-      out.insert(out.end(), {n.resid_pre, n.ln1_scale, n.ln1_normalized, n.q, n.k, n.v, n.rot_q, n.rot_k,
-                             n.attn_scores, n.pattern, n.z, n.result, p.ln1_post_scale, p.ln1_post_normalized,
-                             n.attn_out, n.resid_mid, n.ln2_scale, n.ln2_normalized, n.mlp_pre, n.mlp_pre_linear,
-                             n.mlp_post, p.ln2_post_scale, p.ln2_post_normalized, n.mlp_out, n.resid_post});
-    }
-    out.insert(out.end(), {"ln_final.hook_scale", "ln_final.hook_normalized"});
-    return out;
-  }
-
-  at::Tensor embed(const at::Tensor& ids, RunContext& ctx) const override {
-    int64_t past = ctx.cache ? ctx.cache->length() : 0;
-    // TransformerLens folds the scale into W_E, so its hook_embed sees the scaled embedding too.
-    at::Tensor tok = at::embedding(embed_, ids) * normalizer_;  // [b, p, d]
-    fire(ctx.hooks, "hook_embed", tok, -1, past);
-    return tok;
-  }
-
-  at::Tensor block(int layer, const at::Tensor& resid_in, RunContext& ctx) const override {
-    const BlockHookNames& N = names_[layer];
-    const hooks::HookSet* H = ctx.hooks;
-    int64_t b = resid_in.size(0), n = resid_in.size(1), past = cache_past(ctx, layer);
-    at::Tensor resid = resid_in;
-    auto [q, k, v] = attention_inputs(layer, resid, H, past);  // q [b, n, h, dh], k, v [b, n, h_kv, dh]
-    RopeAngles rope = rope_angles(inv_freq_, position_ids(ctx, b, n, past), q.scalar_type());
-    q = apply_rope(q, rope);
-    k = apply_rope(k, rope);
-    fire(H, N.rot_q, q, layer, past);
-    fire(H, N.rot_k, k, layer, past);
-    cache_kv(ctx, layer, cfg_.n_layers, k, v);
-    at::Tensor bias = attention_bias(ctx, b, n, past, true, S_.window[layer], q.scalar_type());
-    at::Tensor z = attention(q, k, v, bias, S_.scale, H, N, layer, past, S_.attn_softcap);  // [b, n, h, dh]
-    return after_attention(layer, resid, z, H, past);
-  }
-
-  // rows: [R, d] -> [R, d] (or [K, d] with P.keep); block() on packed runs (PackedRuns).
-  at::Tensor block_packed(int layer, const at::Tensor& rows_in, const PackedRuns& P) const override {
-    const BlockHookNames& N = names_[layer];
-    at::Tensor resid = rows_in;
-    auto [q, k, v] = attention_inputs(layer, resid, P.hooks, 0);  // [R, h or h_kv, dh]
-    apply_rope_rows(q, k, inv_freq_, P.positions);
-    fire(P.hooks, N.rot_q, q, layer, 0);
-    fire(P.hooks, N.rot_k, k, layer, 0);
-    at::Tensor z = packed_attention(q, k, v, P, S_.scale, S_.window[layer], N, layer, S_.attn_softcap);
-    if (P.keep.defined()) resid = resid.index_select(0, P.keep);
-    return after_attention(layer, resid, z, P.hooks, 0);
+    // the rounded value (sqrt(3072) = 55.43 becomes 55.5). TransformerLens folds the scale into W_E,
+    // so its hook_embed sees the scaled embedding too.
+    embed_scale_ = at::scalar_tensor(std::sqrt((double)cfg.d_model), at::TensorOptions().dtype(dtype_));
   }
 
   at::Tensor final_norm(const at::Tensor& resid, RunContext& ctx) const override {
-    int64_t past = ctx.cache ? ctx.cache->length() - resid.size(1) : 0;
-    return gemma_norm(resid, final_norm_, cfg_.eps, ctx.hooks, "ln_final.hook_scale", "ln_final.hook_normalized", -1,
-                      past < 0 ? 0 : past);
-  }
-
-  // Soft-capping is per logit, so a subset of columns caps as the full row would.
-  at::Tensor unembed(const at::Tensor& x, const at::Tensor& columns) const override {
-    at::Tensor w = columns.defined() ? lm_head_.index_select(0, columns) : lm_head_;
-    at::Tensor logits = at::matmul(x, w.t());
-    if (S_.final_softcap > 0) logits = at::tanh(logits / S_.final_softcap) * S_.final_softcap;
-    return logits;
-  }
-
-  std::vector<std::pair<std::string, at::Tensor>> parameters() const override {
-    std::vector<std::pair<std::string, at::Tensor>> out{{"model.embed_tokens.weight", embed_}};
-    for (size_t l = 0; l < blocks_.size(); ++l) {
-      const GemmaBlock& B = blocks_[l];
-      std::string p = "model.layers." + std::to_string(l) + ".";
-      std::vector<std::pair<std::string, at::Tensor>> named{{"input_layernorm.weight", B.ln1.w}};
-      if (S_.v2) {
-        named.insert(named.end(), {{"post_attention_layernorm.weight", B.ln1_post.w},
-                                   {"pre_feedforward_layernorm.weight", B.ln2.w},
-                                   {"post_feedforward_layernorm.weight", B.ln2_post.w}});
-      } else {
-        named.emplace_back("post_attention_layernorm.weight", B.ln2.w);
-      }
-      named.insert(named.end(), {{"self_attn.q_proj.weight", B.q_w}, {"self_attn.q_proj.bias", B.q_b},
-                                 {"self_attn.k_proj.weight", B.k_w}, {"self_attn.k_proj.bias", B.k_b},
-                                 {"self_attn.v_proj.weight", B.v_w}, {"self_attn.v_proj.bias", B.v_b},
-                                 {"self_attn.o_proj.weight", B.o_w}, {"self_attn.o_proj.bias", B.o_b},
-                                 {"mlp.gate_proj.weight", B.gate_w}, {"mlp.up_proj.weight", B.up_w},
-                                 {"mlp.down_proj.weight", B.down_w}});
-      for (auto& [k, t] : named)
-        if (t.defined()) out.emplace_back(p + k, t);
-    }
-    out.emplace_back("model.norm.weight", final_norm_.w);
-    if (!cfg_.tied_embeddings) out.emplace_back("lm_head.weight", lm_head_);
-    return out;
+    return gemma_norm(resid, w_.norm_1, cfg_.eps, final_hooks(ctx, resid), ln_final_names());
   }
 
  private:
-  // The block up to rotary, for resid [..., d] (hook_resid_pre may replace it): input_layernorm and
-  // the projections -> q [..., h, dh], k, v [..., h_kv, dh], hooks fired.
-  std::tuple<at::Tensor, at::Tensor, at::Tensor> attention_inputs(int layer, at::Tensor& resid, const hooks::HookSet* H,
-                                                                  int64_t pos0) const {
-    const GemmaBlock& B = blocks_[layer];
-    const BlockHookNames& N = names_[layer];
-    fire(H, N.resid_pre, resid, layer, pos0);
-    at::Tensor x = gemma_norm(resid, B.ln1, cfg_.eps, H, N.ln1_scale, N.ln1_normalized, layer, pos0);
-    at::Tensor q = split_heads(at::linear(x, B.q_w, B.q_b), cfg_.n_heads);
-    at::Tensor k = split_heads(at::linear(x, B.k_w, B.k_b), cfg_.n_kv_heads);
-    at::Tensor v = split_heads(at::linear(x, B.v_w, B.v_b), cfg_.n_kv_heads);
-    fire(H, N.q, q, layer, pos0);
-    fire(H, N.k, k, layer, pos0);
-    fire(H, N.v, v, layer, pos0);
-    return {q, k, v};
+  // input_layernorm and the projections -> q [..., h, dh], k, v [..., h_kv, dh].
+  QKV attention_inputs(at::Tensor& resid, const BlockHooks& H) const override {
+    const GemmaBlock& B = blocks_[H.layer];
+    H.fire(H.names->resid_pre, resid);
+    at::Tensor x = gemma_norm(resid, B.ln1_1, cfg_.eps, H, H.names->ln1);
+    return project_qkv(x, {B.q_w, B.q_b}, {B.k_w, B.k_b}, {B.v_w, B.v_b}, cfg_.n_heads, cfg_.n_kv_heads, H);
   }
 
-  // The block after attention, for z [..., h, dh] and resid [..., d]: o_proj (Gemma-2: then its
-  // post-norm, before hook_attn_out as TransformerLens fires it: what is added to the residual), the
-  // residual add, and the GeGLU MLP down(gelu_tanh(gate(x)) * up(x)) (Gemma-2: then its post-norm).
-  at::Tensor after_attention(int layer, const at::Tensor& resid, const at::Tensor& z, const hooks::HookSet* H,
-                             int64_t pos0) const {
-    const GemmaBlock& B = blocks_[layer];
-    const BlockHookNames& N = names_[layer];
-    const PostNormNames& P = post_names_[layer];
-    at::Tensor attn_out = attention_out(z, B.o_w, B.o_b, H, N, layer, pos0);
-    if (S_.v2) attn_out = gemma_norm(attn_out, B.ln1_post, cfg_.eps, H, P.ln1_post_scale, P.ln1_post_normalized, layer, pos0);
-    fire(H, N.attn_out, attn_out, layer, pos0);
-    at::Tensor mid = resid + attn_out;
-    fire(H, N.resid_mid, mid, layer, pos0);
-    at::Tensor x = gemma_norm(mid, B.ln2, cfg_.eps, H, N.ln2_scale, N.ln2_normalized, layer, pos0);
-    at::Tensor pre = at::linear(x, B.gate_w);
-    fire(H, N.mlp_pre, pre, layer, pos0);
-    at::Tensor pre_linear = at::linear(x, B.up_w);
-    fire(H, N.mlp_pre_linear, pre_linear, layer, pos0);
-    at::Tensor post = activation(pre, cfg_.act_fn) * pre_linear;
-    fire(H, N.mlp_post, post, layer, pos0);
-    at::Tensor mlp_out = at::linear(post, B.down_w);
-    if (S_.v2) mlp_out = gemma_norm(mlp_out, B.ln2_post, cfg_.eps, H, P.ln2_post_scale, P.ln2_post_normalized, layer, pos0);
-    fire(H, N.mlp_out, mlp_out, layer, pos0);
-    at::Tensor out = mid + mlp_out;
-    fire(H, N.resid_post, out, layer, pos0);
-    return out;
+  // o_proj (Gemma-2: then its post-norm, before hook_attn_out as TransformerLens fires it: what is
+  // added to the residual), the residual add, and the GeGLU MLP down(gelu_tanh(gate(x)) * up(x))
+  // (Gemma-2: then its post-norm).
+  at::Tensor after_attention(const at::Tensor& resid, const at::Tensor& z, const BlockHooks& H) const override {
+    const GemmaBlock& B = blocks_[H.layer];
+    const BlockHookNames& N = *H.names;
+    at::Tensor attn_out = attention_out(z, B.o_w, B.o_b, H);
+    if (v2_) attn_out = gemma_norm(attn_out, B.ln1_post_1, cfg_.eps, H, N.ln1_post);
+    return residual(resid, attn_out, H, false, [&](const at::Tensor& mid) {
+      at::Tensor x = gemma_norm(mid, B.ln2_1, cfg_.eps, H, N.ln2);
+      at::Tensor out = mlp(x, {B.gate_w, {}}, {B.up_w, {}}, {B.down_w, {}}, cfg_.act_fn, H);
+      return v2_ ? gemma_norm(out, B.ln2_post_1, cfg_.eps, H, N.ln2_post) : out;
+    });
   }
 
-  GemmaSettings S_;
-  at::Tensor embed_, lm_head_, inv_freq_, normalizer_;
-  GemmaNorm final_norm_;
-  std::vector<GemmaBlock> blocks_;
-  std::vector<BlockHookNames> names_;
-  std::vector<PostNormNames> post_names_;
+  bool v2_;
 };
+
+std::unique_ptr<HookedModel> build_gemma(const ModelConfig& cfg, const std::any& family, const io::Checkpoint& ckpt,
+                                         const LoadOptions& opts) {
+  return std::make_unique<Gemma>(cfg, std::any_cast<const GemmaSettings&>(family), ckpt, opts);
+}
 
 }  // namespace
 
-std::unique_ptr<HookedModel> build_gemma(const ModelConfig& cfg, const io::Checkpoint& ckpt, const LoadOptions& opts) {
-  return std::make_unique<Gemma>(cfg, ckpt, opts);
+const Architecture& gemma_architecture() {
+  static const Architecture a{{{"gemma", nullptr}, {"gemma2", nullptr}}, parse_gemma, build_gemma};
+  return a;
 }
 
 }  // namespace mechscope::models

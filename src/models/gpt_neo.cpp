@@ -2,10 +2,8 @@
 // nn.Linear weights, separate q/k/v projections without bias, attention scores NOT scaled by 1/sqrt(d)
 // (the Mesh-TensorFlow original did not), and layers alternating global and local attention, a local
 // layer seeing only the last `window_size` positions.
-#include <tuple>
-
 #include "core/error.h"
-#include "models/common.h"
+#include "models/decoder.h"
 #include "models/registry.h"
 
 namespace mechscope::models {
@@ -46,9 +44,12 @@ std::vector<std::string> attention_layers(const ModelConfig& cfg) {
   return out;
 }
 
-}  // namespace
+// config.json beyond ModelConfig.
+struct NeoConfig {
+  std::vector<int64_t> window;  // per layer: window_size on the local layers, 0 on the global ones
+};
 
-void parse_gpt_neo(ModelConfig& cfg) {
+std::any parse_gpt_neo(ModelConfig& cfg) {
   set_mha_heads(cfg, "hidden_size", "num_heads");
   cfg.n_layers = cfg_int(cfg, "num_layers");
   cfg.d_mlp = cfg_int(cfg, "intermediate_size", 4 * cfg.d_model);
@@ -58,160 +59,90 @@ void parse_gpt_neo(ModelConfig& cfg) {
   cfg.eps = cfg_double(cfg, "layer_norm_epsilon", 1e-5);
   cfg.tied_embeddings = cfg_bool(cfg, "tie_word_embeddings", true);
   check_activation(cfg.act_fn);
-  attention_layers(cfg);
+  NeoConfig n;
+  int64_t window = cfg_int(cfg, "window_size", 256);
+  for (auto& t : attention_layers(cfg)) n.window.push_back(t == "local" ? window : 0);
+  return n;
 }
 
-namespace {
+struct NeoWeights : DecoderWeights {
+  at::Tensor lnf_w, lnf_b;
+};
 
 struct NeoBlock {
   at::Tensor ln1_w, ln1_b, q_w, k_w, v_w, out_w, out_b;
   at::Tensor ln2_w, ln2_b, fc_w, fc_b, proj_w, proj_b;
 };
 
-class GptNeo final : public HookedModel {
+// Feature bits: which of the table\'s optional tensors a checkpoint has (TensorSpec::needs).
+constexpr unsigned kUntied = 1;
+
+using T = TensorTable<NeoWeights, NeoBlock>;
+using namespace dims;
+const T kTable{"GPT-Neo",
+               {"transformer.", ""},
+               {T::model(&NeoWeights::embed, "{P}wte.weight", {V, D}),
+                T::model(&NeoWeights::pos_embed, "{P}wpe.weight", {C, D}),
+                T::block(&NeoBlock::ln1_w, "{P}h.{L}.ln_1.weight", {D}),
+                T::block(&NeoBlock::ln1_b, "{P}h.{L}.ln_1.bias", {D}),
+                T::block(&NeoBlock::q_w, "{P}h.{L}.attn.attention.q_proj.weight", {D, D}),
+                T::block(&NeoBlock::k_w, "{P}h.{L}.attn.attention.k_proj.weight", {D, D}),
+                T::block(&NeoBlock::v_w, "{P}h.{L}.attn.attention.v_proj.weight", {D, D}),
+                T::block(&NeoBlock::out_w, "{P}h.{L}.attn.attention.out_proj.weight", {D, D}),
+                T::block(&NeoBlock::out_b, "{P}h.{L}.attn.attention.out_proj.bias", {D}),
+                T::block(&NeoBlock::ln2_w, "{P}h.{L}.ln_2.weight", {D}),
+                T::block(&NeoBlock::ln2_b, "{P}h.{L}.ln_2.bias", {D}),
+                T::block(&NeoBlock::fc_w, "{P}h.{L}.mlp.c_fc.weight", {M, D}),
+                T::block(&NeoBlock::fc_b, "{P}h.{L}.mlp.c_fc.bias", {M}),
+                T::block(&NeoBlock::proj_w, "{P}h.{L}.mlp.c_proj.weight", {D, M}),
+                T::block(&NeoBlock::proj_b, "{P}h.{L}.mlp.c_proj.bias", {D}),
+                T::model(&NeoWeights::lnf_w, "{P}ln_f.weight", {D}),
+                T::model(&NeoWeights::lnf_b, "{P}ln_f.bias", {D}),
+                T::model(&NeoWeights::unembed, "lm_head.weight", {V, D}, kUntied)}};
+
+class GptNeo final : public DecoderModel<NeoWeights, NeoBlock> {
  public:
-  GptNeo(const ModelConfig& cfg, const io::Checkpoint& ckpt, const LoadOptions& opts) {
-    cfg_ = cfg;
-    dtype_ = opts.dtype;
-    std::string prefix = detect_prefix(ckpt, {"transformer.", ""}, "wte.weight", "GPT-Neo");
-    WeightLoader w(ckpt, prefix, dtype_);
-    int64_t d = cfg.d_model, m = cfg.d_mlp;
-    wte_ = w.get("wte.weight", {cfg.d_vocab, d});
-    wpe_ = w.get("wpe.weight", {cfg.n_ctx, d});
-    int64_t window = cfg_int(cfg, "window_size", 256);
-    for (auto& t : attention_layers(cfg)) window_.push_back(t == "local" ? window : 0);
-    for (int l = 0; l < cfg.n_layers; ++l) {
-      std::string p = "h." + std::to_string(l) + ".", a = p + "attn.attention.";
-      blocks_.push_back({w.get(p + "ln_1.weight", {d}), w.get(p + "ln_1.bias", {d}), w.get(a + "q_proj.weight", {d, d}),
-                         w.get(a + "k_proj.weight", {d, d}), w.get(a + "v_proj.weight", {d, d}),
-                         w.get(a + "out_proj.weight", {d, d}), w.get(a + "out_proj.bias", {d}),
-                         w.get(p + "ln_2.weight", {d}), w.get(p + "ln_2.bias", {d}),
-                         w.get(p + "mlp.c_fc.weight", {m, d}), w.get(p + "mlp.c_fc.bias", {m}),
-                         w.get(p + "mlp.c_proj.weight", {d, m}), w.get(p + "mlp.c_proj.bias", {d})});
-      names_.emplace_back(l);
-    }
-    lnf_w_ = w.get("ln_f.weight", {d});
-    lnf_b_ = w.get("ln_f.bias", {d});
-    WeightLoader root(ckpt, "", dtype_);
-    lm_head_ = cfg.tied_embeddings ? wte_ : root.get("lm_head.weight", {cfg.d_vocab, d});
-  }
-
-  std::vector<std::string> hook_names() const override {
-    return standard_hook_names(cfg_.n_layers, false, false, true);
-  }
-
-  at::Tensor embed(const at::Tensor& ids, RunContext& ctx) const override {
-    int64_t past = ctx.cache ? ctx.cache->length() : 0;
-    at::Tensor pos = position_ids(ctx, ids.size(0), ids.size(1), past);
-    at::Tensor tok = at::embedding(wte_, ids);  // [b, p, d]
-    fire(ctx.hooks, "hook_embed", tok, -1, past);
-    at::Tensor pe = at::embedding(wpe_, pos);
-    fire(ctx.hooks, "hook_pos_embed", pe, -1, past);
-    return tok + pe;
-  }
-
-  at::Tensor block(int layer, const at::Tensor& resid_in, RunContext& ctx) const override {
-    int64_t b = resid_in.size(0), n = resid_in.size(1), past = cache_past(ctx, layer);
-    at::Tensor resid = resid_in;
-    auto [q, k, v] = attention_inputs(layer, resid, ctx.hooks, past);  // [b, n, h, dh]
-    cache_kv(ctx, layer, cfg_.n_layers, k, v);
+  GptNeo(const ModelConfig& cfg, const NeoConfig& n, const io::Checkpoint& ckpt, const LoadOptions& opts)
+      : DecoderModel(cfg, ckpt, opts, kTable, 0, kUntied) {
+    layout_.pos_embed = true;
     // Unscaled scores grow large: transformers computes them (and the softmax) in float32 whatever
     // the model's dtype, float64 included, and the pattern meets v in v's dtype.
-    at::Tensor bias = attention_bias(ctx, b, n, past, true, window_[layer], at::kFloat);
-    at::Tensor z = attention(q.to(at::kFloat), k.to(at::kFloat), v, bias, 1.0, ctx.hooks, names_[layer], layer, past);
-    return after_attention(layer, resid, z, ctx.hooks, past);
-  }
-
-  // rows: [R, d] -> [R, d] (or [K, d] with P.keep); block() on packed runs (PackedRuns).
-  at::Tensor block_packed(int layer, const at::Tensor& rows_in, const PackedRuns& P) const override {
-    at::Tensor resid = rows_in;
-    auto [q, k, v] = attention_inputs(layer, resid, P.hooks, 0);  // [R, h, dh]
-    // Scores in float32, as block() (packed_attention converts the keys to the queries' dtype).
-    at::Tensor z = packed_attention(q.to(at::kFloat), k, v, P, 1.0, window_[layer], names_[layer], layer);
-    if (P.keep.defined()) resid = resid.index_select(0, P.keep);
-    return after_attention(layer, resid, z, P.hooks, 0);
+    for (int64_t w : n.window) attn_.push_back({1.0, w, 0.0, true});
   }
 
   at::Tensor final_norm(const at::Tensor& resid, RunContext& ctx) const override {
-    int64_t past = ctx.cache ? ctx.cache->length() - resid.size(1) : 0;
-    return layer_norm(resid, lnf_w_, lnf_b_, cfg_.eps, ctx.hooks, "ln_final.hook_scale", "ln_final.hook_normalized",
-                      -1, past < 0 ? 0 : past);
-  }
-
-  at::Tensor unembed(const at::Tensor& x, const at::Tensor& columns) const override {
-    at::Tensor w = columns.defined() ? lm_head_.index_select(0, columns) : lm_head_;
-    return at::matmul(x, w.t());
-  }
-
-  std::vector<std::pair<std::string, at::Tensor>> parameters() const override {
-    std::vector<std::pair<std::string, at::Tensor>> out{{"transformer.wte.weight", wte_}, {"transformer.wpe.weight", wpe_}};
-    for (size_t l = 0; l < blocks_.size(); ++l) {
-      const NeoBlock& B = blocks_[l];
-      std::string p = "transformer.h." + std::to_string(l) + ".";
-      for (auto& [k, t] : std::vector<std::pair<std::string, at::Tensor>>{
-               {"ln_1.weight", B.ln1_w}, {"ln_1.bias", B.ln1_b}, {"attn.attention.q_proj.weight", B.q_w},
-               {"attn.attention.k_proj.weight", B.k_w}, {"attn.attention.v_proj.weight", B.v_w},
-               {"attn.attention.out_proj.weight", B.out_w}, {"attn.attention.out_proj.bias", B.out_b},
-               {"ln_2.weight", B.ln2_w}, {"ln_2.bias", B.ln2_b}, {"mlp.c_fc.weight", B.fc_w}, {"mlp.c_fc.bias", B.fc_b},
-               {"mlp.c_proj.weight", B.proj_w}, {"mlp.c_proj.bias", B.proj_b}})
-        out.emplace_back(p + k, t);
-    }
-    out.emplace_back("transformer.ln_f.weight", lnf_w_);
-    out.emplace_back("transformer.ln_f.bias", lnf_b_);
-    if (!cfg_.tied_embeddings) out.emplace_back("lm_head.weight", lm_head_);
-    return out;
+    return layer_norm(resid, w_.lnf_w, w_.lnf_b, cfg_.eps, final_hooks(ctx, resid), ln_final_names());
   }
 
  private:
-  // The block up to attention, for resid [..., d] (hook_resid_pre may replace it): ln_1 and the q, k,
-  // v projections -> [..., h, dh], hooks fired.
-  std::tuple<at::Tensor, at::Tensor, at::Tensor> attention_inputs(int layer, at::Tensor& resid, const hooks::HookSet* H,
-                                                                  int64_t pos0) const {
-    const NeoBlock& B = blocks_[layer];
-    const BlockHookNames& N = names_[layer];
-    fire(H, N.resid_pre, resid, layer, pos0);
-    at::Tensor x = layer_norm(resid, B.ln1_w, B.ln1_b, cfg_.eps, H, N.ln1_scale, N.ln1_normalized, layer, pos0);
-    at::Tensor q = split_heads(at::linear(x, B.q_w), cfg_.n_heads);
-    at::Tensor k = split_heads(at::linear(x, B.k_w), cfg_.n_heads);
-    at::Tensor v = split_heads(at::linear(x, B.v_w), cfg_.n_heads);
-    fire(H, N.q, q, layer, pos0);
-    fire(H, N.k, k, layer, pos0);
-    fire(H, N.v, v, layer, pos0);
-    return {q, k, v};
+  // ln_1 and the q, k, v projections -> [..., h, dh].
+  QKV attention_inputs(at::Tensor& resid, const BlockHooks& H) const override {
+    const NeoBlock& B = blocks_[H.layer];
+    H.fire(H.names->resid_pre, resid);
+    at::Tensor x = layer_norm(resid, B.ln1_w, B.ln1_b, cfg_.eps, H, H.names->ln1);
+    return project_qkv(x, {B.q_w, {}}, {B.k_w, {}}, {B.v_w, {}}, cfg_.n_heads, cfg_.n_heads, H);
   }
 
-  // The block after attention, for z [..., h, dh] and resid [..., d]: out_proj, the residual add,
-  // ln_2 and the MLP.
-  at::Tensor after_attention(int layer, const at::Tensor& resid, const at::Tensor& z, const hooks::HookSet* H,
-                             int64_t pos0) const {
-    const NeoBlock& B = blocks_[layer];
-    const BlockHookNames& N = names_[layer];
-    at::Tensor attn_out = attention_out(z, B.out_w, B.out_b, H, N, layer, pos0);
-    fire(H, N.attn_out, attn_out, layer, pos0);
-    at::Tensor mid = resid + attn_out;
-    fire(H, N.resid_mid, mid, layer, pos0);
-    at::Tensor x = layer_norm(mid, B.ln2_w, B.ln2_b, cfg_.eps, H, N.ln2_scale, N.ln2_normalized, layer, pos0);
-    at::Tensor pre = at::linear(x, B.fc_w, B.fc_b);
-    fire(H, N.mlp_pre, pre, layer, pos0);
-    at::Tensor post = activation(pre, cfg_.act_fn);
-    fire(H, N.mlp_post, post, layer, pos0);
-    at::Tensor mlp_out = at::linear(post, B.proj_w, B.proj_b);
-    fire(H, N.mlp_out, mlp_out, layer, pos0);
-    at::Tensor out = mid + mlp_out;
-    fire(H, N.resid_post, out, layer, pos0);
-    return out;
+  // out_proj of z [..., h, dh], the residual add, ln_2 and the MLP.
+  at::Tensor after_attention(const at::Tensor& resid, const at::Tensor& z, const BlockHooks& H) const override {
+    const NeoBlock& B = blocks_[H.layer];
+    return residual(resid, attention_out(z, B.out_w, B.out_b, H), H, false, [&](const at::Tensor& mid) {
+      at::Tensor x = layer_norm(mid, B.ln2_w, B.ln2_b, cfg_.eps, H, H.names->ln2);
+      return mlp(x, {B.fc_w, B.fc_b}, {}, {B.proj_w, B.proj_b}, cfg_.act_fn, H);
+    });
   }
-
-  at::Tensor wte_, wpe_, lnf_w_, lnf_b_, lm_head_;
-  std::vector<NeoBlock> blocks_;
-  std::vector<BlockHookNames> names_;
-  std::vector<int64_t> window_;
 };
+
+std::unique_ptr<HookedModel> build_gpt_neo(const ModelConfig& cfg, const std::any& family, const io::Checkpoint& ckpt,
+                                           const LoadOptions& opts) {
+  return std::make_unique<GptNeo>(cfg, std::any_cast<const NeoConfig&>(family), ckpt, opts);
+}
 
 }  // namespace
 
-std::unique_ptr<HookedModel> build_gpt_neo(const ModelConfig& cfg, const io::Checkpoint& ckpt, const LoadOptions& opts) {
-  return std::make_unique<GptNeo>(cfg, ckpt, opts);
+const Architecture& gpt_neo_architecture() {
+  static const Architecture a{{{"gpt_neo", "GPT-Neo"}}, parse_gpt_neo, build_gpt_neo};
+  return a;
 }
 
 }  // namespace mechscope::models

@@ -8,22 +8,24 @@
 namespace mechscope::models {
 
 const std::vector<Architecture>& architectures() {
-  static const std::vector<Architecture> table{
-      {{"gpt2"}, parse_gpt2, build_gpt2},
-      {{"gpt_neo"}, parse_gpt_neo, build_gpt_neo},
-      {{"gpt_neox"}, parse_gpt_neox, build_gpt_neox},
-      {{"llama", "mistral", "qwen2"}, parse_llama, build_llama},
-      {{"gemma", "gemma2"}, parse_gemma, build_gemma},
-      {{"bert"}, parse_bert, build_bert},
-      {{"distilbert"}, parse_distilbert, build_distilbert},
-  };
+  static const std::vector<Architecture> table{gpt2_architecture(),  gpt_neo_architecture(), gpt_neox_architecture(),
+                                               llama_architecture(), gemma_architecture(),   bert_architecture(),
+                                               distilbert_architecture()};
   return table;
 }
 
 std::vector<std::string> supported_model_types() {
   std::vector<std::string> out;
-  for (auto& a : architectures()) out.insert(out.end(), a.model_types.begin(), a.model_types.end());
+  for (auto& a : architectures())
+    for (auto& t : a.model_types) out.push_back(t.model_type);
   return out;
+}
+
+std::string display_name(const std::string& model_type) {
+  for (auto& a : architectures())
+    for (auto& t : a.model_types)
+      if (model_type == t.model_type && t.display_name) return t.display_name;
+  return model_type.empty() ? "GPT" : model_type;
 }
 
 namespace {
@@ -76,6 +78,17 @@ void set_mha_heads(ModelConfig& cfg, const char* width_key, const char* heads_ke
   cfg.d_head = cfg.d_model / cfg.n_heads;
 }
 
+void set_gqa_heads(ModelConfig& cfg, int64_t default_head_dim) {
+  cfg.d_model = cfg_int(cfg, "hidden_size");
+  cfg.n_heads = cfg_int(cfg, "num_attention_heads");
+  cfg.n_kv_heads = cfg_int(cfg, "num_key_value_heads", cfg.n_heads);
+  if (cfg.n_heads <= 0 || cfg.n_kv_heads <= 0 || cfg.n_heads % cfg.n_kv_heads != 0)
+    fail("config.json (", cfg.model_type, "): num_attention_heads ", cfg.n_heads,
+         " must be a positive multiple of num_key_value_heads ", cfg.n_kv_heads);
+  cfg.d_head = cfg_int(cfg, "head_dim", default_head_dim > 0 ? default_head_dim : cfg.d_model / cfg.n_heads);
+  if (cfg.d_head <= 0) fail("config.json (", cfg.model_type, "): 'head_dim' must be positive, got ", cfg.d_head);
+}
+
 std::vector<std::string> read_labels(const ModelConfig& cfg, int64_t n) {
   std::vector<std::string> out;
   for (int64_t i = 0; i < n; ++i) out.push_back("LABEL_" + std::to_string(i));
@@ -106,13 +119,16 @@ static std::optional<int64_t> token_id(const ModelConfig& cfg, const char* key) 
 static const Architecture& find_architecture(const std::string& model_type, const std::string& where) {
   for (auto& a : architectures())
     for (auto& t : a.model_types)
-      if (t == model_type) return a;
+      if (model_type == t.model_type) return a;
   std::string list;
   for (auto& t : supported_model_types()) list += (list.empty() ? "" : ", ") + t;
   fail(where, ": unsupported model_type '", model_type, "' (supported: ", list, ")");
 }
 
-ModelConfig read_config(const std::string& dir) {
+namespace {
+
+// read_config, with the family's typed config in *family when asked for.
+ModelConfig parse_config(const std::string& dir, std::any* family) {
   std::string path = join_path(dir, "config.json");
   if (!file_exists(path)) fail("model directory '", dir, "' has no config.json");
   ModelConfig cfg;
@@ -125,7 +141,8 @@ ModelConfig read_config(const std::string& dir) {
   if (archs != cfg.raw.end() && archs->is_array() && !archs->empty() && (*archs)[0].is_string())
     cfg.architecture = (*archs)[0].get<std::string>();
   const Architecture& arch = find_architecture(cfg.model_type, path);
-  arch.parse(cfg);
+  std::any typed = arch.parse(cfg);
+  if (family) *family = std::move(typed);
   // generation_config.json, when present, overrides the special token ids (as transformers does).
   std::string gen_path = join_path(dir, "generation_config.json");
   ModelConfig gen;
@@ -148,11 +165,16 @@ ModelConfig read_config(const std::string& dir) {
   return cfg;
 }
 
+}  // namespace
+
+ModelConfig read_config(const std::string& dir) { return parse_config(dir, nullptr); }
+
 std::unique_ptr<HookedModel> load_model(const std::string& model, const LoadOptions& opts) {
   std::string dir = io::resolve_model_dir(model);
-  ModelConfig cfg = read_config(dir);
+  std::any family;
+  ModelConfig cfg = parse_config(dir, &family);
   io::Checkpoint ckpt = io::Checkpoint::open(dir);
-  return find_architecture(cfg.model_type, dir).build(cfg, ckpt, opts);
+  return find_architecture(cfg.model_type, dir).build(cfg, family, ckpt, opts);
 }
 
 at::Tensor HookedModel::forward(const at::Tensor& ids, RunContext& ctx) const {

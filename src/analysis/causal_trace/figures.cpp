@@ -12,14 +12,6 @@ namespace mechscope::analysis::causal_trace {
 
 using namespace report;
 
-std::string display_name(const std::string& t) {
-  static const std::map<std::string, std::string> names{
-      {"gpt2", "GPT-2"},   {"gpt_neox", "GPT-NeoX"}, {"gpt_neo", "GPT-Neo"}, {"gptj", "GPT-J"},
-      {"llama", "Llama"},  {"qwen2", "Qwen2"},       {"mistral", "Mistral"}, {"bert", "BERT"}};
-  auto it = names.find(t);
-  return it == names.end() ? (t.empty() ? "GPT" : t) : it->second;
-}
-
 static const char* cmap_of(Kind k) { return k == Kind::All ? "Purples" : k == Kind::Mlp ? "Greens" : "Reds"; }
 static const char* kindname(Kind k) { return k == Kind::Mlp ? "MLP" : "Attn"; }
 

@@ -11,9 +11,6 @@
 
 namespace mechscope::analysis::causal_trace {
 
-// "GPT-2", "GPT-NeoX", ... for axis labels ("single restored layer within GPT-2").
-std::string display_name(const std::string& model_type);
-
 // ROME's plot_trace_heatmap: tokens down (subject tokens marked '*'), layers across, vmin = low score,
 // Purples / Greens / Reds for all / mlp / attn, colour bar "p(answer)".
 report::Figure trace_heatmap(const std::string& id, const at::Tensor& scores, const std::vector<std::string>& tokens,
