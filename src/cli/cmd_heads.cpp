@@ -492,6 +492,7 @@ int run_patch(int argc, char** argv) {
 }
 
 int run_heads(int argc, char** argv) {
+  set_default_model(std::string(MECHSCOPE_SOURCE_DIR) + "/examples/emotion/model");  // issue 14's embedded default
   const char* usage =
       "usage: mechscope heads SUBCOMMAND ...\n\n"
       "Attention-head analysis of emotion over prompt profiles.\n\n"

@@ -1,8 +1,11 @@
-// mechscope train: a GPT-2-architecture model memorising a knowledge graph's facts.
+// mechscope train: a GPT-2-architecture model memorising a knowledge graph's facts, or learning a text
+// corpus (next-token loss) with a word-level tokenizer built from it.
 #include <cstdio>
+#include <functional>
 #include <limits>
 
 #include "analysis/kg/kg.h"
+#include "analysis/train/corpus.h"
 #include "analysis/train/train.h"
 #include "cli/args.h"
 #include "cli/registry.h"
@@ -15,12 +18,53 @@
 namespace mechscope::cli {
 namespace {
 
+// The progress bar's note: loss, and the last accuracy once evaluated.
+std::function<void(const analysis::TrainStatus&)> progress_callback(Progress& progress, const char* what) {
+  return [&progress, what, last = 0, acc = -1.0](const analysis::TrainStatus& s) mutable {
+    if (s.accuracy >= 0) acc = s.accuracy;
+    char note[96];
+    if (acc >= 0) std::snprintf(note, sizeof note, "loss %.4f  %s acc %.3f", s.loss, what, acc);
+    else std::snprintf(note, sizeof note, "loss %.4f", s.loss);
+    progress.set_note(note);
+    progress.tick(s.step - last);
+    last = s.step;
+  };
+}
+
+int train_corpus(const Args& a, const analysis::TrainOptions& o) {
+  auto corpus = analysis::read_corpus(a.str("corpus"));
+  std::string tok_json, where;
+  if (a.has("tokenizer")) {
+    where = a.str("tokenizer");
+    if (!file_exists(where) || dir_exists(where)) fail("--tokenizer '", where, "' is not a tokenizer.json file");
+    tok_json = read_file(where);
+  } else {
+    where = "the tokenizer built from " + corpus.path;
+    tok_json = analysis::build_word_tokenizer(corpus, a.on("lowercase")).dump(1) + "\n";
+  }
+  analysis::TrainResult r;
+  {
+    Progress progress("train", o.steps);
+    r = analysis::train_text_model(corpus, tok_json, where, o, a.str("out"), progress_callback(progress, "token"));
+  }
+  std::printf("trained %d steps in %.1f s: loss %.4f, next-token accuracy %.1f%% (%zu texts), %lld parameters -> %s\n",
+              r.steps, r.seconds, r.final_loss, 100 * r.accuracy, r.examples, (long long)r.parameters,
+              a.str("out").c_str());
+  return 0;
+}
+
 int run_train(int argc, char** argv) {
-  Args a("train", "--kg graph.jsonl --out DIR [options]",
+  Args a("train", "(--kg graph.jsonl | --corpus texts.jsonl) --out DIR [options]",
          "Trains a GPT-2-architecture model (libtorch autograd, AdamW, warm-up + cosine schedule, gradient\n"
-         "clipping) on the facts of a knowledge graph and saves a Hugging Face model directory.");
+         "clipping) and saves a Hugging Face model directory, on either\n"
+         "  --kg      the facts of a knowledge graph (prompt -> answer), or\n"
+         "  --corpus  a JSONL of {\"text\": ...}: next-token loss over every text (each followed by\n"
+         "            <|endoftext|>), with a WordLevel tokenizer.json built from the corpus (whitespace and\n"
+         "            punctuation split, lowercased with --lowercase) unless --tokenizer gives one.");
   a.opt("kg", "FILE", "graph.jsonl from `mechscope kg generate`");
-  a.opt("tokenizer", "PATH", "tokenizer.json (default: the one beside graph.jsonl)");
+  a.opt("corpus", "FILE", "JSONL of {\"text\": ...} to train on (instead of --kg)");
+  a.opt("tokenizer", "PATH", "tokenizer.json (default: --kg: the one beside graph.jsonl; --corpus: built from it)");
+  a.flag("lowercase", "--corpus: the built tokenizer lowercases text (a Lowercase normalizer)");
   a.opt("out", "DIR", "output model directory");
   analysis::TrainOptions d;
   a.opt("layers", "N", "transformer blocks", std::to_string(d.n_layers));
@@ -28,19 +72,23 @@ int run_train(int argc, char** argv) {
   a.opt("heads", "N", "attention heads", std::to_string(d.n_heads));
   a.opt("n-ctx", "N", "context length (positions)", std::to_string(d.n_ctx));
   a.opt("steps", "N", "optimizer steps", std::to_string(d.steps));
-  a.opt("batch", "N", "facts per batch", std::to_string(d.batch));
+  a.opt("batch", "N", "facts or texts per batch", std::to_string(d.batch));
   a.opt("lr", "X", "peak learning rate", "0.001");
   a.opt("warmup", "N", "linear warm-up steps", std::to_string(d.warmup));
   a.opt("weight-decay", "X", "AdamW weight decay (matrices only)", "0.01");
   a.opt("clip", "X", "gradient-norm clipping (0 = off)", "1.0");
   a.opt("seed", "S", "random seed (initialisation and batches)", "0");
-  a.opt("eval-every", "N", "steps between fact-accuracy evaluations", std::to_string(d.eval_every));
+  a.opt("eval-every", "N", "steps between accuracy evaluations (facts' answers; texts' next tokens)",
+        std::to_string(d.eval_every));
   a.opt("checkpoint-every", "N", "steps between checkpoints (DIR/checkpoint)", std::to_string(d.checkpoint_every));
   a.opt("save-dtype", "TYPE", "dtype of the saved weights: float16 or float32", d.save_dtype);
   a.opt("threads", "N", "CPU threads (0 = all cores)", "0");
   a.flag("resume", "continue from DIR/checkpoint");
   if (!a.parse(argc, argv)) return 0;
-  if (!a.has("kg") || !a.has("out")) fail("--kg FILE and --out DIR are required");
+  if (a.has("kg") == a.has("corpus")) fail("give one of --kg FILE and --corpus FILE");
+  if (!a.has("out")) fail("--out DIR is required");
+  if (a.on("lowercase") && (!a.has("corpus") || a.has("tokenizer")))
+    fail("--lowercase applies to the tokenizer built from --corpus; it cannot change a --tokenizer or a --kg's");
   analysis::TrainOptions o;
   const long long kBig = 1 << 30;  // sizes beyond this are refused by the memory estimate anyway
   o.n_layers = (int)a.integer("layers", 1, 1024);
@@ -59,6 +107,7 @@ int run_train(int argc, char** argv) {
   o.save_dtype = a.str("save-dtype");
   o.resume = a.on("resume");
   set_threads(a.str("threads"));
+  if (a.has("corpus")) return train_corpus(a, o);
   std::string kg_path = a.str("kg");
   auto kg = analysis::read_kg(kg_path);
   std::string tok = a.has("tokenizer") ? a.str("tokenizer") : join_path(kg_path.substr(0, kg_path.find_last_of('/') == std::string::npos ? 0 : kg_path.find_last_of('/')), "tokenizer.json");
@@ -68,24 +117,15 @@ int run_train(int argc, char** argv) {
   analysis::TrainResult r;
   {
     Progress progress("train", o.steps);
-    int last = 0;
-    double acc = -1;
-    r = analysis::train_kg_model(kg, tok, o, a.str("out"), [&](const analysis::TrainStatus& s) {
-      if (s.accuracy >= 0) acc = s.accuracy;
-      char note[96];
-      std::snprintf(note, sizeof note, "loss %.4f%s", s.loss,
-                    acc >= 0 ? (std::string("  fact acc ") + std::to_string(acc).substr(0, 5)).c_str() : "");
-      progress.set_note(note);
-      progress.tick(s.step - last);
-      last = s.step;
-    });
+    r = analysis::train_kg_model(kg, tok, o, a.str("out"), progress_callback(progress, "fact"));
   }
   std::printf("trained %d steps in %.1f s: loss %.4f, fact accuracy %.1f%% (%zu facts), %lld parameters -> %s\n",
-              r.steps, r.seconds, r.final_loss, 100 * r.accuracy, r.facts, (long long)r.parameters, a.str("out").c_str());
+              r.steps, r.seconds, r.final_loss, 100 * r.accuracy, r.examples, (long long)r.parameters, a.str("out").c_str());
   return 0;
 }
 
-const Register reg{"train", "train a GPT-2-architecture model on a knowledge graph's facts", 81, run_train};
+const Register reg{"train", "train a GPT-2-architecture model on a knowledge graph's facts or a text corpus", 81,
+                   run_train};
 
 }  // namespace
 }  // namespace mechscope::cli

@@ -15,8 +15,18 @@
 
 namespace mechscope::cli {
 
+namespace {
+std::string& default_model() {
+  static std::string dir;
+  return dir;
+}
+}  // namespace
+
+void set_default_model(const std::string& dir) { default_model() = dir; }
+
 void add_model_flags(Args& a) {
-  a.opt("model", "DIR|HUB_ID", "model directory (config.json + safetensors) or hub id in the local HF cache");
+  a.opt("model", "DIR|HUB_ID", "model directory (config.json + safetensors) or hub id in the local HF cache",
+        default_model());
   a.opt("tokenizer", "PATH", "tokenizer.json or a directory with tokenizer files (default: the model's own)");
   a.opt("dtype", "TYPE", "compute dtype: float32, bfloat16, float64", "float32");
   a.opt("threads", "N", "CPU threads for tensor ops (0 = all cores)", "0");
@@ -45,7 +55,7 @@ void add_prompt_flags(Args& a, bool repeatable, bool segments) {
 }
 
 Loaded load_from_flags(const Args& a) {
-  if (!a.has("model")) fail("--model is required (a model directory or a hub id)");
+  if (!a.has("model") && default_model().empty()) fail("--model is required (a model directory or a hub id)");
   set_threads(a.str("threads"));
 
   models::LoadOptions opts;

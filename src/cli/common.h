@@ -21,6 +21,9 @@ struct Loaded {
 
 // --model, --tokenizer, --dtype, --threads.
 void add_model_flags(Args& a);
+// The model a command family uses when --model is not given (e.g. `heads`: the shipped emotion model),
+// shown in --help; set before its flags are declared. Without one, --model is required.
+void set_default_model(const std::string& dir);
 // --prompt/--ids (repeatable for batches), with --pair / --token-type-ids for encoders when `segments`,
 // and the encoding flags.
 void add_prompt_flags(Args& a, bool repeatable, bool segments = false);

@@ -12,10 +12,12 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/json.h"
 #include "io/checkpoint.h"
 #include "io/safetensors.h"
 #include "models/generate.h"
 #include "models/model.h"
+#include "tokenizers/hf_tokenizer.h"
 #include "tokenizers/tokenizer.h"
 
 namespace mechscope::analysis {
@@ -25,7 +27,19 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 struct Example {
-  std::vector<int64_t> ids;  // prompt…, answer
+  std::vector<int64_t> ids;  // a fact's prompt…, answer; or a text's tokens…, <|endoftext|>
+};
+
+// What one training run learns, whichever front end (facts, texts) made it.
+struct TrainData {
+  std::vector<Example> examples;
+  double last_weight = 1;         // loss weight of each example's last target (a fact's answer)
+  bool last_only = false;         // accuracy of the last target only (facts) or of every target (texts)
+  size_t eval_limit = 0;          // examples evaluated for accuracy (0: all)
+  std::string unit;               // "facts" or "texts", in train_summary.json
+  std::string tokenizer_json;     // saved as the model's tokenizer.json
+  int64_t vocab = 0, bos = 0, pad = 0;
+  std::string pad_token;          // tokenizer_config.json's pad_token ("" = none)
 };
 
 // No BOS: the model sees prompts exactly as `mechscope locate` feeds them (as ROME traces GPT-2,
@@ -136,12 +150,12 @@ std::vector<size_t> batch_indices(const TrainOptions& o, int step, size_t n) {
 }
 
 // ids/targets [b, len] right-padded; weights [b, len]: 0 on padding, answer_weight on the answer.
-void make_batch(const std::vector<Example>& ex, const std::vector<size_t>& idx, double answer_weight, at::Tensor& ids,
-                at::Tensor& mask, at::Tensor& targets, at::Tensor& weights) {
+void make_batch(const std::vector<Example>& ex, const std::vector<size_t>& idx, double answer_weight, int64_t pad,
+                at::Tensor& ids, at::Tensor& mask, at::Tensor& targets, at::Tensor& weights) {
   size_t len = 0;
   for (size_t i : idx) len = std::max(len, ex[i].ids.size() - 1);
   int64_t b = idx.size();
-  ids = at::zeros({b, (int64_t)len}, at::kLong);
+  ids = at::full({b, (int64_t)len}, pad, at::kLong);
   mask = at::zeros({b, (int64_t)len}, at::kLong);
   targets = at::zeros({b, (int64_t)len}, at::kLong);
   weights = at::zeros({b, (int64_t)len}, at::kFloat);
@@ -156,23 +170,47 @@ void make_batch(const std::vector<Example>& ex, const std::vector<size_t>& idx, 
   }
 }
 
-double accuracy_of(const models::HookedModel& model, const std::vector<Example>& ex) {
+// Top-1 accuracy of the last target of each example (last_only), or of every target.
+double accuracy_of(const models::HookedModel& model, const std::vector<Example>& ex, bool last_only, size_t limit = 0) {
   at::NoGradGuard ng;
-  size_t correct = 0;
-  for (size_t start = 0; start < ex.size(); start += 256) {
+  size_t n = limit ? std::min(limit, ex.size()) : ex.size();
+  double correct = 0, total = 0;
+  for (size_t start = 0; start < n; start += 256) {
     std::vector<size_t> idx;
-    for (size_t i = start; i < std::min(ex.size(), start + 256); ++i) idx.push_back(i);
+    for (size_t i = start; i < std::min(n, start + 256); ++i) idx.push_back(i);
     at::Tensor ids, mask, targets, weights;
-    make_batch(ex, idx, 1.0, ids, mask, targets, weights);
+    make_batch(ex, idx, 1.0, 0, ids, mask, targets, weights);
     models::RunContext ctx;
     ctx.attention_mask = mask;
-    at::Tensor pred = model.forward(ids, ctx).argmax(-1);
-    for (size_t r = 0; r < idx.size(); ++r) {
-      int64_t last = ex[idx[r]].ids.size() - 2;
-      correct += pred[r][last].item<int64_t>() == ex[idx[r]].ids.back();
+    at::Tensor pred = model.forward(ids, ctx).argmax(-1);  // [b, len]
+    if (last_only) {
+      for (size_t r = 0; r < idx.size(); ++r) {
+        int64_t last = ex[idx[r]].ids.size() - 2;
+        correct += pred[r][last].item<int64_t>() == ex[idx[r]].ids.back();
+      }
+      total += idx.size();
+    } else {
+      correct += (pred.eq(targets) * mask).sum().item<double>();
+      total += mask.sum().item<double>();
     }
   }
-  return double(correct) / ex.size();
+  return correct / total;
+}
+
+// FNV-1a over every example's ids and the tokenizer: a resumed run must see the data it started on.
+std::string data_fingerprint(const TrainData& d) {
+  uint64_t h = 1469598103934665603ULL;
+  auto mix = [&](uint64_t x) {
+    for (int i = 0; i < 8; ++i) h = (h ^ ((x >> (8 * i)) & 0xff)) * 1099511628211ULL;
+  };
+  for (auto& e : d.examples) {
+    mix(e.ids.size());
+    for (int64_t id : e.ids) mix((uint64_t)id);
+  }
+  for (unsigned char c : d.tokenizer_json) mix(c);
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", (unsigned long long)h);
+  return buf;
 }
 
 // load_model maps weights read-only; training gives each parameter its own float32 storage in place
@@ -207,7 +245,7 @@ void check_memory(const TrainOptions& o, int64_t vocab) {
 }
 
 // A checkpoint continues only with the shape and settings it was made with.
-void check_resume(const std::string& ckpt, const TrainOptions& o, int64_t vocab) {
+void check_resume(const std::string& ckpt, const TrainOptions& o, int64_t vocab, const std::string& data) {
   nlohmann::json cfg = read_json_file(join_path(ckpt, "config.json"));
   std::pair<const char*, int64_t> shape[] = {{"n_layer", o.n_layers}, {"n_embd", o.d_model}, {"n_head", o.n_heads},
                                              {"n_positions", o.n_ctx}, {"vocab_size", vocab}};
@@ -216,6 +254,9 @@ void check_resume(const std::string& ckpt, const TrainOptions& o, int64_t vocab)
       fail("resume: the checkpoint in '", ckpt, "' has ", key, " ", cfg.value(key, nlohmann::json()).dump(), ", this run asks for ",
            want, "; give the checkpoint's sizes or a new output folder");
   nlohmann::json st = read_json_file(join_path(ckpt, "state.json"));
+  if (st.contains("data") && st["data"] != data)
+    fail("resume: the checkpoint in '", ckpt, "' was trained on other data (corpus, facts or tokenizer); resume with "
+         "the same data or start a new output folder");
   if (!st.contains("options")) return;  // written before options were recorded: the shape is all we know
   nlohmann::json now = options_json(o);
   for (auto it = now.begin(); it != now.end(); ++it)
@@ -225,27 +266,33 @@ void check_resume(const std::string& ckpt, const TrainOptions& o, int64_t vocab)
            "; resume with the same settings or start a new output folder");
 }
 
-}  // namespace
 
-TrainResult train_kg_model(const KnowledgeGraph& kg, const std::string& tokenizer_path, const TrainOptions& o,
-                           const std::string& out, const std::function<void(const TrainStatus&)>& on_status) {
+void check_options(const TrainOptions& o) {
   if (o.steps < 1 || o.batch < 1) fail("--steps and --batch must be positive");
   if (o.d_model % o.n_heads) fail("--d-model ", o.d_model, " is not divisible by --heads ", o.n_heads);
   if (o.save_dtype != "float16" && o.save_dtype != "float32") fail("--save-dtype must be float16 or float32");
-  auto tok = tokenizers::load_tokenizer(tokenizer_path);
-  auto bos = tok->bos_id() ? *tok->bos_id() : tok->token_to_id("<|endoftext|>");
-  if (bos < 0) fail("tokenizer '", tokenizer_path, "' has no <|endoftext|> token (the BOS/EOS of the saved config)");
-  auto examples = encode_facts(kg, *tok);
-  for (auto& e : examples)
-    if ((int)e.ids.size() > o.n_ctx) fail("a fact has ", e.ids.size(), " tokens, more than --n-ctx ", o.n_ctx);
-  int64_t vocab = tok->size();
+}
+
+int64_t bos_of(const tokenizers::Tokenizer& tok, const std::string& where) {
+  auto bos = tok.bos_id() ? *tok.bos_id() : tok.token_to_id("<|endoftext|>");
+  if (bos < 0) fail("tokenizer '", where, "' has no <|endoftext|> token (the BOS/EOS of the saved config)");
+  return bos;
+}
+
+// Everything the data can get wrong has been checked by the front end before this runs, so a bad
+// corpus or graph leaves no output folder behind.
+TrainResult train_model(const TrainData& data, const TrainOptions& o, const std::string& out,
+                        const std::function<void(const TrainStatus&)>& on_status) {
+  const auto& examples = data.examples;
+  int64_t vocab = data.vocab, bos = data.bos;
   check_memory(o, vocab);
+  std::string fingerprint = data_fingerprint(data);
 
   std::string ckpt = join_path(out, "checkpoint");
   int start = 0;
   nlohmann::json state;
   bool resuming = o.resume && file_exists(join_path(ckpt, "state.json"));
-  if (resuming) check_resume(ckpt, o, vocab);
+  if (resuming) check_resume(ckpt, o, vocab, fingerprint);
   make_dirs(out);
   if (resuming) {
     state = read_json_file(join_path(ckpt, "state.json"));
@@ -292,14 +339,16 @@ TrainResult train_kg_model(const KnowledgeGraph& kg, const std::string& tokenize
     std::rename(join_path(ckpt, "optimizer.safetensors.next").c_str(), join_path(ckpt, "optimizer.safetensors").c_str());
     nlohmann::json st{{"step", step},
                       {"seconds", prior_seconds + std::chrono::duration<double>(Clock::now() - t0).count()},
-                      {"options", options_json(o)}};
+                      {"options", options_json(o)},
+                      {"data", fingerprint}};
     write_file_atomic(join_path(ckpt, "state.json"), st.dump());
     write_file_atomic(log_path, log);
   };
 
   for (int step = start; step < o.steps; ++step) {
     at::Tensor ids, mask, targets, weights;
-    make_batch(examples, batch_indices(o, step, examples.size()), o.answer_weight, ids, mask, targets, weights);
+    make_batch(examples, batch_indices(o, step, examples.size()), data.last_weight, data.pad, ids, mask, targets,
+               weights);
     models::RunContext ctx;
     ctx.attention_mask = mask;
     at::Tensor logits = model->forward(ids, ctx);  // [b, len, vocab]
@@ -325,7 +374,7 @@ TrainResult train_kg_model(const KnowledgeGraph& kg, const std::string& tokenize
     status.loss = loss.item<double>();
     status.seconds = prior_seconds + std::chrono::duration<double>(Clock::now() - t0).count();
     bool eval = (status.step % o.eval_every == 0) || status.step == o.steps;
-    if (eval) status.accuracy = accuracy_of(*model, examples);
+    if (eval) status.accuracy = accuracy_of(*model, examples, data.last_only, data.eval_limit);
     if (eval || status.step % 50 == 0) {
       nlohmann::json line{{"step", status.step}, {"loss", status.loss}, {"lr", lr}, {"seconds", status.seconds}};
       if (eval) line["accuracy"] = status.accuracy;
@@ -339,10 +388,10 @@ TrainResult train_kg_model(const KnowledgeGraph& kg, const std::string& tokenize
   TrainResult r;
   r.steps = o.steps;
   r.final_loss = status.loss;
-  r.accuracy = start >= o.steps ? accuracy_of(*model, examples) : status.accuracy;
+  r.accuracy = start >= o.steps ? accuracy_of(*model, examples, data.last_only, data.eval_limit) : status.accuracy;
   r.seconds = status.seconds;
   r.parameters = model->parameter_count();
-  r.facts = examples.size();
+  r.examples = examples.size();
   {
     at::NoGradGuard ng;
     const auto& first = examples[0].ids;
@@ -359,13 +408,15 @@ TrainResult train_kg_model(const KnowledgeGraph& kg, const std::string& tokenize
     io::write_safetensors(join_path(out, "model.safetensors"), w, {{"format", "pt"}});
   }
   write_file_atomic(join_path(out, "config.json"), gpt2_config(o, vocab, bos, o.save_dtype).dump(2) + "\n");
-  write_file_atomic(join_path(out, "tokenizer.json"), read_file(tokenizer_path));
+  write_file_atomic(join_path(out, "tokenizer.json"), data.tokenizer_json);
   nlohmann::json tc{{"tokenizer_class", "PreTrainedTokenizerFast"}, {"bos_token", "<|endoftext|>"},
                     {"eos_token", "<|endoftext|>"}, {"unk_token", "[UNK]"}, {"model_max_length", o.n_ctx}};
+  if (!data.pad_token.empty()) tc["pad_token"] = data.pad_token;
   write_file_atomic(join_path(out, "tokenizer_config.json"), tc.dump(2) + "\n");
   write_file_atomic(log_path, log);
-  nlohmann::json summary{{"steps", r.steps},         {"final_loss", r.final_loss}, {"fact_accuracy", r.accuracy},
-                         {"facts", r.facts},         {"parameters", r.parameters}, {"seconds", r.seconds},
+  nlohmann::json summary{{"steps", r.steps},         {"final_loss", r.final_loss},
+                         {data.last_only ? "fact_accuracy" : "token_accuracy", r.accuracy},
+                         {data.unit, r.examples},    {"parameters", r.parameters}, {"seconds", r.seconds},
                          {"n_layers", o.n_layers},   {"d_model", o.d_model},       {"n_heads", o.n_heads},
                          {"batch", o.batch},         {"lr", o.lr},                 {"warmup", o.warmup},
                          {"weight_decay", o.weight_decay}, {"clip", o.clip},       {"seed", o.seed},
@@ -374,10 +425,58 @@ TrainResult train_kg_model(const KnowledgeGraph& kg, const std::string& tokenize
   return r;
 }
 
+}  // namespace
+
+TrainResult train_kg_model(const KnowledgeGraph& kg, const std::string& tokenizer_path, const TrainOptions& o,
+                           const std::string& out, const std::function<void(const TrainStatus&)>& on_status) {
+  check_options(o);
+  auto tok = tokenizers::load_tokenizer(tokenizer_path);
+  TrainData d;
+  d.bos = bos_of(*tok, tokenizer_path);
+  d.vocab = tok->size();
+  d.examples = encode_facts(kg, *tok);
+  for (auto& e : d.examples)
+    if ((int)e.ids.size() > o.n_ctx) fail("a fact has ", e.ids.size(), " tokens, more than --n-ctx ", o.n_ctx);
+  d.last_weight = o.answer_weight;
+  d.last_only = true;
+  d.unit = "facts";
+  d.tokenizer_json = read_file(tokenizer_path);
+  return train_model(d, o, out, on_status);
+}
+
+TrainResult train_text_model(const TextCorpus& corpus, const std::string& tokenizer_json, const std::string& where,
+                             const TrainOptions& o, const std::string& out,
+                             const std::function<void(const TrainStatus&)>& on_status) {
+  check_options(o);
+  tokenizers::HfTokenizer tok(parse_json(tokenizer_json, where), where);
+  TrainData d;
+  d.bos = bos_of(tok, where);
+  d.vocab = tok.size();
+  int64_t pad = tok.token_to_id("[PAD]");
+  d.pad = pad >= 0 ? pad : d.bos;
+  if (pad >= 0) d.pad_token = "[PAD]";
+  for (size_t i = 0; i < corpus.texts.size(); ++i) {
+    Example e;
+    auto ids = tok.encode(corpus.texts[i]);
+    if (ids.empty()) fail(corpus.path, ":", corpus.lines[i], ": the text has no tokens under '", where, "'");
+    e.ids.assign(ids.begin(), ids.end());
+    // Each text ends with <|endoftext|>, so generation learns where a continuation stops.
+    e.ids.push_back(d.bos);
+    if ((int64_t)e.ids.size() > o.n_ctx)
+      fail(corpus.path, ":", corpus.lines[i], ": the text has ", e.ids.size(), " tokens with <|endoftext|>, more than --n-ctx ",
+           o.n_ctx);
+    d.examples.push_back(std::move(e));
+  }
+  d.eval_limit = kTextEvalLimit;
+  d.unit = "texts";
+  d.tokenizer_json = tokenizer_json;
+  return train_model(d, o, out, on_status);
+}
+
 double fact_accuracy(const std::string& model_dir, const KnowledgeGraph& kg) {
   auto model = models::load_model(model_dir);
   auto tok = tokenizers::load_tokenizer(model_dir);
-  return accuracy_of(*model, encode_facts(kg, *tok));
+  return accuracy_of(*model, encode_facts(kg, *tok), true);
 }
 
 }  // namespace mechscope::analysis

@@ -1,6 +1,6 @@
-// Training a GPT-2-architecture model on a knowledge graph's facts (seed 000's gpt_small), with
-// libtorch autograd and AdamW, saved as a Hugging Face model directory that mechscope and
-// transformers both load.
+// Training a GPT-2-architecture model, with libtorch autograd and AdamW, on a knowledge graph's facts
+// (seed 000's gpt_small) or on a text corpus (issue 14's emotion model), saved as a Hugging Face model
+// directory that mechscope and transformers both load.
 #pragma once
 #include <functional>
 #include <string>
@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "analysis/kg/kg.h"
+#include "analysis/train/corpus.h"
 
 namespace mechscope::analysis {
 
@@ -35,9 +36,12 @@ struct TrainResult {
   int steps = 0;
   double final_loss = 0, accuracy = 0, seconds = 0;
   int64_t parameters = 0;
-  size_t facts = 0;
-  // Last-position logits of the first fact's prompt from the in-memory model (float32), to check
-  // that the saved directory reloads to the same model.
+  size_t examples = 0;  // facts, or texts
+  // accuracy: top-1 of each fact's answer (facts), or of every next token (texts, over the first
+  // kTextEvalLimit texts).
+  // Last-position logits of the first example without its last token (a fact's prompt; a text without
+  // its <|endoftext|>) from the in-memory model, to check that the saved directory reloads to the same
+  // model.
   std::vector<double> probe_logits;
 };
 
@@ -48,6 +52,16 @@ struct TrainResult {
 // `on_status` is called after every step (for progress display).
 TrainResult train_kg_model(const KnowledgeGraph& kg, const std::string& tokenizer_path, const TrainOptions& opts,
                            const std::string& out, const std::function<void(const TrainStatus&)>& on_status = {});
+
+// Trains on every text of `corpus` (next-token loss at every position, each text followed by
+// <|endoftext|>, batches right-padded and masked) tokenized with `tokenizer_json` (the text of a
+// tokenizer.json, e.g. build_word_tokenizer's; `where` names it in errors), which is saved with the
+// model. Checkpoints and resume as train_kg_model; a resume on a different corpus or tokenizer is an
+// Error. Error naming the corpus line of a text with no tokens or longer than n_ctx.
+TrainResult train_text_model(const TextCorpus& corpus, const std::string& tokenizer_json, const std::string& where,
+                             const TrainOptions& opts, const std::string& out,
+                             const std::function<void(const TrainStatus&)>& on_status = {});
+constexpr size_t kTextEvalLimit = 2048;
 
 // Top-1 accuracy of the model in `model_dir` on the facts (answer = argmax after the prompt).
 double fact_accuracy(const std::string& model_dir, const KnowledgeGraph& kg);
