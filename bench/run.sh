@@ -24,3 +24,6 @@ echo "OpenBLAS kernels: $(/usr/bin/python3 -c "import json,sys; print(json.load(
 /usr/bin/python3 bench/bench_sae_torch.py stats "$THREADS" 4096 > "$OUT/sae_stats_torch.json"  # SAELens's way needs ~5 copies of the projection
 /usr/bin/python3 bench/bench_sae_torch.py tsea "$THREADS" 1000 > "$OUT/sae_tsea_torch.json"
 /usr/bin/python3 bench/bench_sae_report.py "$OUT"
+"$BUILD/bench_heads" "$MODEL" "$THREADS" > "$OUT/heads.json"
+/usr/bin/python3 bench/torch_heads.py "$MODEL" "$THREADS" "$OUT/heads.json" 7 > "$OUT/torch_heads.json"  # every 7th prompt: ~4 TFLOP otherwise
+/usr/bin/python3 bench/report_heads.py "$OUT"

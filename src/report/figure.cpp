@@ -154,6 +154,9 @@ void check_series(const std::string& where, const Series& s) {
         } else if constexpr (std::is_same_v<T, Bar>) {
           if (v.categories.size() != v.values.size())
             fail(where, ": bar chart has ", v.categories.size(), " categories and ", v.values.size(), " values");
+          if (v.err_minus.size() != v.err_plus.size() || (!v.err_plus.empty() && v.err_plus.size() != v.values.size()))
+            fail(where, ": bar chart has ", v.err_minus.size(), " lower and ", v.err_plus.size(), " upper error bars for ",
+                 v.values.size(), " bars");
           if (!v.cmap.empty()) colormap(v.cmap);
         } else if constexpr (std::is_same_v<T, Segments>) {
           size_t n = v.x0.size();

@@ -80,6 +80,9 @@ struct Bar {
   bool centered = false;                // colour limits symmetric around 0 (diverging cmap)
   bool value_labels = true;
   int decimals = -1;                    // -1: enough to tell the values apart
+  // Error bars with caps from values[i] - err_minus[i] to values[i] + err_plus[i] (asymmetric, e.g. a
+  // bootstrap interval); both empty: none, else both one per bar.
+  std::vector<double> err_minus, err_plus;
 };
 
 struct Histogram {

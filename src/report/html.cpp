@@ -1,5 +1,8 @@
 #include "report/html.h"
 
+#include <cctype>
+
+#include "core/error.h"
 #include "core/fs.h"
 #include "report/label.h"
 #include "report/ticks.h"
@@ -52,6 +55,22 @@ void HtmlReport::add_paragraph(const std::string& text) {
   figures_.push_back(std::move(it));
 }
 
+void HtmlReport::add_table(const std::string& id, const std::string& title, const std::vector<std::string>& header,
+                           const std::vector<std::vector<std::string>>& rows, const std::string& caption) {
+  for (char c : id)
+    if (!std::isalnum((unsigned char)c) && c != '_' && c != '-') fail("table id '", id, "' may hold letters, digits, '_' and '-' only");
+  if (header.empty()) fail("table '", id, "' has no columns");
+  Item it;
+  it.id = id;
+  it.title = title.empty() ? id : title;
+  it.caption = caption;
+  it.header = header;
+  it.rows = rows;
+  for (auto& r : it.rows)
+    if (r.size() > header.size()) fail("table '", id, "' has a row of ", r.size(), " cells for ", header.size(), " columns");
+  figures_.push_back(std::move(it));
+}
+
 std::string HtmlReport::html() const {
   std::string h;
   h += "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n";
@@ -74,6 +93,11 @@ table.numbers td.v { font-family: "DejaVu Sans Mono", monospace; text-align: rig
 .plot { width: 100%; }
 p.caption { color: #444; font-size: 14px; margin: 6px 0; }
 p.files { font-size: 13px; color: #666; margin: 4px 0 0; }
+.tablewrap { overflow-x: auto; }
+table.data { border-collapse: collapse; font-size: 13px; width: 100%; }
+table.data th { text-align: left; background: #f0f0f0; position: sticky; top: 0; }
+table.data th, table.data td { padding: 4px 8px; border-bottom: 1px solid #e6e6e6; vertical-align: top; }
+table.data tr:nth-child(even) td { background: #fbfbfb; }
 </style>
 )";
   h += "<script>\n";
@@ -95,7 +119,8 @@ p.files { font-size: 13px; color: #666; margin: 4px 0 0; }
   h += "</header>\n<main>\n<nav id=\"toc\"><h2>Contents</h2><ol>\n";
   if (!numbers_.empty()) h += "<li><a href=\"#key-numbers\">Key numbers</a></li>\n";
   for (auto& f : figures_)
-    if (f.paragraph.empty()) h += "<li><a href=\"#fig-" + f.id + "\">" + html_escape(valid_utf8(f.title)) + "</a></li>\n";
+    if (!f.header.empty()) h += "<li><a href=\"#table-" + f.id + "\">" + html_escape(valid_utf8(f.title)) + "</a></li>\n";
+    else if (f.paragraph.empty()) h += "<li><a href=\"#fig-" + f.id + "\">" + html_escape(valid_utf8(f.title)) + "</a></li>\n";
   h += "</ol></nav>\n";
   if (!numbers_.empty()) {
     h += "<section id=\"key-numbers\"><h2>Key numbers</h2><table class=\"numbers\">\n";
@@ -104,6 +129,20 @@ p.files { font-size: 13px; color: #666; margin: 4px 0 0; }
     h += "</table></section>\n";
   }
   for (auto& f : figures_) {
+    if (!f.header.empty()) {
+      h += "<section class=\"table\" id=\"table-" + f.id + "\"><h2>" + html_escape(valid_utf8(f.title)) + "</h2>\n";
+      if (!f.caption.empty()) h += "<p class=\"caption\">" + html_escape(valid_utf8(f.caption)) + "</p>\n";
+      h += "<div class=\"tablewrap\"><table class=\"data\"><thead><tr>";
+      for (auto& c : f.header) h += "<th>" + html_escape(valid_utf8(c)) + "</th>";
+      h += "</tr></thead><tbody>\n";
+      for (auto& r : f.rows) {
+        h += "<tr>";
+        for (size_t i = 0; i < f.header.size(); i++) h += "<td>" + (i < r.size() ? html_escape(valid_utf8(r[i])) : "") + "</td>";
+        h += "</tr>\n";
+      }
+      h += "</tbody></table></div></section>\n";
+      continue;
+    }
     if (!f.paragraph.empty()) {
       h += "<section><p>" + html_escape(valid_utf8(f.paragraph)) + "</p></section>\n";
       continue;

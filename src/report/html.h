@@ -36,6 +36,10 @@ class HtmlReport {
   // `files`: the static renderings (paths relative to index.html), linked under the figure.
   void add_figure(const Figure& fig, const std::vector<std::string>& files = {});
   void add_paragraph(const std::string& text);  // plain text, escaped
+  // A titled table of plain-text cells (escaped), listed in the contents; `id`: letters, digits, '_', '-'.
+  // Rows shorter than the header are padded with empty cells.
+  void add_table(const std::string& id, const std::string& title, const std::vector<std::string>& header,
+                 const std::vector<std::vector<std::string>>& rows, const std::string& caption = "");
 
   size_t figure_count() const { return figures_.size(); }
   std::string html() const;
@@ -46,6 +50,8 @@ class HtmlReport {
     std::string id, title, caption, plot_json, paragraph;
     double height_px = 0;
     std::vector<std::string> files;
+    std::vector<std::string> header;               // a table when non-empty
+    std::vector<std::vector<std::string>> rows;
   };
   std::string title_, subtitle_;
   std::vector<std::pair<std::string, std::string>> numbers_;

@@ -256,6 +256,12 @@ void series_traces(Ctx& c, const Series& s, json& data, json& layout) {
     t["customdata"] = cats;
     t["hovertemplate"] = esc(c.xname.empty() ? "category" : c.xname) + ": %{customdata}<br>" + esc(c.yname.empty() ? "value" : c.yname) +
                          ": %{y:.4g}<extra></extra>";
+    if (!b->err_plus.empty()) {
+      t["error_y"] = {{"type", "data"}, {"symmetric", false}, {"array", nums(b->err_plus)}, {"arrayminus", nums(b->err_minus)},
+                      {"color", "#222"}, {"thickness", 1.2}, {"width", 5}};
+      // The value label would sit on the error bar; the hover still gives the value.
+      t.erase("texttemplate");
+    }
     if (!b->name.empty()) t["name"] = esc(b->name);
     t["showlegend"] = !b->name.empty();
     data.push_back(t);
@@ -472,6 +478,7 @@ void panel_extent(const std::vector<Series>& series, double& lo, double& hi, boo
     if (auto* b = std::get_if<Bar>(&s); b && y) {
       add(0);
       for (double v : b->values) add(v);
+      for (size_t i = 0; i < b->err_plus.size(); i++) add(b->values[i] - b->err_minus[i]), add(b->values[i] + b->err_plus[i]);
     }
     if (auto* h = std::get_if<Histogram>(&s); h && !y)
       for (double v : h->values) add(v);

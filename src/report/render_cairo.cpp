@@ -136,6 +136,7 @@ PanelPlan plan_panel(const Panel& p) {
       sticky = true;
       ey.add(0, false);
       for (double v : b->values) ey.add(v, false);
+      for (size_t i = 0; i < b->err_plus.size(); i++) ey.add(b->values[i] - b->err_minus[i], false), ey.add(b->values[i] + b->err_plus[i], false);
       // Head room for value labels.
       if (b->value_labels && ey.ok()) ey.add(ey.hi + 0.08 * (ey.hi - ey.lo), false);
       if (b->value_labels && ey.ok() && ey.lo < 0) ey.add(ey.lo - 0.08 * (ey.hi - ey.lo), false);

@@ -181,11 +181,24 @@ void draw_bar(cairo_t* cr, const PanelPlan& pl, const Bar& bar, Rgb color) {
     cairo_set_source_rgba(cr, 0, 0, 0, 0.6);
     cairo_set_line_width(cr, 0.5);
     cairo_stroke(cr);
+    bool bars = !bar.err_plus.empty() && (bar.err_minus[i] > 0 || bar.err_plus[i] > 0);
+    double top = y1, bottom = y1;  // the value label goes beyond the error bar
+    if (bars) {
+      double xm = (x0 + x1) / 2, cap = (x1 - x0) * 0.18;
+      double ylo = pl.y.map(vals[i] - bar.err_minus[i], b.bottom(), b.y), yhi = pl.y.map(vals[i] + bar.err_plus[i], b.bottom(), b.y);
+      cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
+      cairo_set_line_width(cr, 1.0);
+      cairo_move_to(cr, xm, ylo), cairo_line_to(cr, xm, yhi);
+      cairo_move_to(cr, xm - cap, ylo), cairo_line_to(cr, xm + cap, ylo);
+      cairo_move_to(cr, xm - cap, yhi), cairo_line_to(cr, xm + cap, yhi);
+      cairo_stroke(cr);
+      top = std::min({y1, ylo, yhi}), bottom = std::max({y1, ylo, yhi});
+    }
     if (bar.value_labels) {
       std::string t = format_number(vals[i], decimals);
       if (measure(cr, t, f).w > slot * 1.1) continue;
       bool neg = vals[i] < 0;
-      draw_text(cr, t, f, (x0 + x1) / 2, neg ? y1 + 2 : y1 - 2, 0.5, neg ? 0 : 1);
+      draw_text(cr, t, f, (x0 + x1) / 2, neg ? bottom + 2 : top - 2, 0.5, neg ? 0 : 1);
     }
   }
 }

@@ -251,7 +251,7 @@ TEST(HeadsScreenCli, BadProfilesAndFlagsAreOneClearErrorWithNothingWritten) {
   write_file(join_path(prof, "keywords.json"), "{\"joy\": [\"glad\"], \"rage\": [\"mad\"], \"fear\": [\"afraid\"]}");
   write_file(join_path(prof, "fear.jsonl"), "{\"emotion\": \"I fear\", \"neutral\": \"I see\"}\n");
   expect_error(with({prof}), "fear.jsonl:1: the emotional phrase ends the prompt");
-  expect_error({"heads", "scrn"}, "unknown heads subcommand 'scrn' (known: screen, ablate, patch)");
+  expect_error({"heads", "scrn"}, "unknown heads subcommand 'scrn' (known: screen, ablate, patch, plot, all)");
   EXPECT_FALSE(dir_exists(out));
 }
 

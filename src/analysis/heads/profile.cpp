@@ -13,6 +13,8 @@
 
 namespace mechscope::analysis::heads {
 
+std::string PromptPair::where() const { return cat(file, ":", line); }
+
 std::vector<std::string> Profile::emotions() const {
   std::vector<std::string> out;
   for (auto& [e, p] : pairs) out.push_back(e);
@@ -50,13 +52,76 @@ std::vector<PromptPair> read_pairs(const std::string& path) {
     if (!j.is_object() || !j.contains("emotion") || !j.contains("neutral") || !j["emotion"].is_string() ||
         !j["neutral"].is_string())
       fail(where, ": expected {\"emotion\": \"...\", \"neutral\": \"...\"}");
-    PromptPair p{j["emotion"].get<std::string>(), j["neutral"].get<std::string>(), n};
+    PromptPair p{j["emotion"].get<std::string>(), j["neutral"].get<std::string>(), n, path};
     if (p.emotion.empty() || p.neutral.empty()) fail(where, ": a prompt is empty");
     if (p.emotion == p.neutral) fail(where, ": the emotion and neutral prompts are identical (nothing to compare)");
     out.push_back(std::move(p));
   }
   if (out.empty()) fail("prompt file '", path, "' has no pairs");
   return out;
+}
+
+std::vector<PromptPair> read_prompt_lines(const std::string& path) {
+  std::istringstream in(read_file(path));
+  std::vector<PromptPair> out;
+  std::string line;
+  for (int64_t n = 1; std::getline(in, line); ++n) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    size_t first = line.find_first_not_of(" \t");
+    if (first == std::string::npos) continue;
+    std::string where = cat(path, ":", n);
+    std::string text = line;
+    // A line that opens like JSON must be JSON: a half-written JSONL line is an error, not a prompt.
+    if (line[first] == '"' || line[first] == '{') {
+      nlohmann::json j = parse_json(line, where);
+      if (j.is_object()) {
+        if (j.contains("text")) j = j["text"];
+        else if (j.contains("prompt")) j = j["prompt"];
+      }
+      if (!j.is_string()) fail(where, ": expected a prompt: plain text, a JSON string, or an object with a \"text\" string");
+      text = j.get<std::string>();
+    }
+    if (text.empty()) fail(where, ": the prompt is empty");
+    PromptPair p;
+    p.emotion = text;
+    p.line = n;
+    p.file = path;
+    out.push_back(std::move(p));
+  }
+  if (out.empty()) fail("prompt file '", path, "' has no prompts");
+  return out;
+}
+
+void override_prompts(Profile& p, const std::string& emotion, const std::string& emotion_file,
+                      const std::string& neutral_file) {
+  std::vector<PromptPair> cur = p.of(emotion);
+  std::vector<PromptPair> e, n;
+  if (!emotion_file.empty()) e = read_prompt_lines(emotion_file);
+  if (!neutral_file.empty()) n = read_prompt_lines(neutral_file);
+  if (!e.empty() && !n.empty() && e.size() != n.size())
+    fail("--emotion-prompts '", emotion_file, "' has ", e.size(), " prompts but --neutral-prompts '", neutral_file, "' has ",
+         n.size(), ": they are read as pairs, line by line");
+  auto check = [&](const std::vector<PromptPair>& v, const std::string& flag, const std::string& file) {
+    if (!v.empty() && !(e.size() && n.size()) && v.size() != cur.size())
+      fail(flag, " '", file, "' has ", v.size(), " prompts but the ", emotion, " pairs it replaces one side of (",
+           cur.empty() ? std::string("none") : cur[0].file, ") are ", cur.size(),
+           ": give both --emotion-prompts and --neutral-prompts, or as many prompts as pairs");
+  };
+  check(e, "--emotion-prompts", emotion_file);
+  check(n, "--neutral-prompts", neutral_file);
+  size_t count = !e.empty() ? e.size() : !n.empty() ? n.size() : cur.size();
+  std::vector<PromptPair> out(count);
+  for (size_t i = 0; i < count; ++i) {
+    PromptPair& o = out[i];
+    const PromptPair& src = !e.empty() ? e[i] : !n.empty() ? n[i] : cur[i];
+    o.emotion = !e.empty() ? e[i].emotion : cur[i].emotion;
+    o.neutral = !n.empty() ? n[i].emotion : cur[i].neutral;
+    o.line = src.line;
+    o.file = src.file;
+    if (o.emotion == o.neutral)
+      fail(o.where(), ": the emotion and neutral prompts of pair ", i + 1, " are identical (nothing to compare)");
+  }
+  p.pairs[emotion] = std::move(out);
 }
 
 Profile load_profile(const std::string& dir) {

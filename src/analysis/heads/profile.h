@@ -13,6 +13,8 @@ namespace mechscope::analysis::heads {
 struct PromptPair {
   std::string emotion, neutral;
   int64_t line = 0;  // 1-based line in its file, for messages
+  std::string file;  // that file
+  std::string where() const;  // "file:line"
 };
 
 struct Profile {
@@ -29,6 +31,17 @@ struct Profile {
 // Reads one pairs file. Errors name the file and line: not JSON, not an object with string "emotion" and
 // "neutral", the two prompts identical or empty, or no pairs at all.
 std::vector<PromptPair> read_pairs(const std::string& path);
+
+// One prompt per line (the seed's --emotion-prompts / --neutral-prompts files): a JSON string, an object
+// with a "text" (or "prompt") string, or plain text; blank lines are skipped. Returned as pairs with only
+// `emotion` set (text) and line/file. Errors name the file and line; no prompts at all is an error.
+std::vector<PromptPair> read_prompt_lines(const std::string& path);
+
+// Replaces one emotion's prompts: its emotion side from `emotion_file`, its neutral side from
+// `neutral_file` (either may be empty = keep the current side). The files' prompt counts must equal each
+// other, or the pairs they replace one side of; a pair whose two prompts are identical is an error.
+void override_prompts(Profile& p, const std::string& emotion, const std::string& emotion_file,
+                      const std::string& neutral_file);
 
 // Reads a profile folder: every *.jsonl in it, and keywords.json, which must list keywords for each.
 Profile load_profile(const std::string& dir);

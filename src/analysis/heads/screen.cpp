@@ -112,30 +112,19 @@ at::Tensor causal_scores(const models::HookedModel& model, const std::vector<Ali
   }
   auto spec = P::target_spec("z_all_pos");
   at::Tensor sum = at::zeros({cfg.n_layers * cfg.n_heads}, at::kDouble);
-  at::Tensor kw = at::tensor(keyword_ids, at::kLong);
+  // log of the total keyword probability: one sweep reads every keyword from the same logits row.
+  P::Metric metric{P::MetricKind::LogProb, -1, -1, -1, keyword_ids};
   for (auto& p : pairs) {
     at::NoGradGuard no_grad;
     int64_t n = (int64_t)p.neutral_ids.size();
     at::Tensor ids = at::tensor(p.neutral_ids, at::kLong).unsqueeze(0);
-    P::Metric first{P::MetricKind::LogProb, keyword_ids[0], -1, -1};
-    P::BaseRun base = P::base_run(model, ids, first, points);
+    P::BaseRun base = P::base_run(model, ids, metric, points);
     auto ez = capture_z(model, at::tensor(p.emotion_ids, at::kLong).unsqueeze(0), layers);
     std::map<std::string, at::Tensor> source;
     for (int64_t l = 0; l < cfg.n_layers; ++l)
       source[z_hook(l)] = aligned_source(ez[l].to(base.acts.at(z_hook(l)).scalar_type()), base.acts.at(z_hook(l)));
-    models::RunContext plain;
-    at::Tensor base_lp = at::log_softmax(model.forward(ids, plain)[0][-1].to(at::kDouble), 0).index_select(0, kw);
     auto cells = P::target_cells(spec, cfg, n);
-    std::vector<at::Tensor> per_kw;
-    for (size_t k = 0; k < keyword_ids.size(); ++k) {
-      P::BaseRun bk = base;
-      bk.metric = base_lp[(int64_t)k].item<double>();  // what the engine reports for cells that change nothing
-      P::Metric m{P::MetricKind::LogProb, keyword_ids[k], -1, -1};
-      per_kw.push_back(P::run_cells(model, bk, source, cells, m, P::Method::Exact));
-    }
-    // log of the total keyword probability, patched minus unpatched.
-    at::Tensor patched = at::logsumexp(at::stack(per_kw, 1), 1);  // [cells]
-    sum += patched - at::logsumexp(base_lp, 0);
+    sum += P::run_cells(model, base, source, cells, metric, P::Method::Exact) - base.metric;
   }
   return (sum / (double)std::max<size_t>(pairs.size(), 1)).view({cfg.n_layers, cfg.n_heads});
 }

@@ -33,6 +33,9 @@ struct Metric {
   int64_t answer = -1;    // token id
   int64_t wrong = -1;     // token id (logit difference only)
   int64_t position = -1;  // query position the metric reads; negative counts from the end
+  // Prob / LogProb of a set of tokens (P = sum of their probabilities) when non-empty; `answer` is then
+  // unused. One logsumexp per row and a gather of these columns: no [rows, vocab] log-softmax.
+  std::vector<int64_t> answers;
 };
 
 // The vocabulary columns the metric needs (undefined: all, for prob/logprob's normaliser).

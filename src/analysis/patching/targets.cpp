@@ -30,7 +30,13 @@ at::Tensor metric_columns(const Metric& m) {
 at::Tensor metric_from_logits(const Metric& m, const at::Tensor& logits) {
   at::Tensor x = logits.to(at::kDouble);
   if (m.kind == MetricKind::LogitDiff) return x.select(-1, 0) - x.select(-1, 1);
-  at::Tensor lp = at::log_softmax(x, -1).select(-1, m.answer);
+  at::Tensor lp;
+  if (!m.answers.empty()) {
+    at::Tensor cols = at::tensor(m.answers, at::kLong).to(x.device());
+    lp = at::logsumexp(x.index_select(-1, cols), -1) - at::logsumexp(x, -1);
+  } else {
+    lp = at::log_softmax(x, -1).select(-1, m.answer);
+  }
   return m.kind == MetricKind::Prob ? lp.exp() : lp;
 }
 
