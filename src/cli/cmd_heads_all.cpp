@@ -52,7 +52,6 @@ int run_all(int argc, char** argv) {
   if (pg != "none" && pg != "mean") fail("--patch-generated: expected none or mean, got '", pg, "'");
   int64_t top_n = a.integer("top-n", 1, 1 << 20), plot_top_n = a.integer("plot-top-n", 1, 100000);
   auto formats = report::parse_formats(a.str("formats"));
-  if (!a.has("model")) fail("--model is required (heads all has no default model yet: give a directory or a hub id)");
   Experiment x = experiment_from_flags(a, false);
   Loaded m = load_from_flags(a);
   const auto& cfg = m.model->config();
