@@ -46,7 +46,9 @@ void draw_surface(cairo_t* cr, const PanelPlan& pl) {
   for (auto& s : pl.panel->series)
     if ((sp = std::get_if<Surface>(&s))) break;
   const Surface& s = *sp;
-  auto [zlo, zhi] = color_range(s.z, s.vmin, s.vmax, false, 0);
+  // Plain doubles, not a structured binding: lambdas below capture them (C++17, and clang 14).
+  const auto zrange = color_range(s.z, s.vmin, s.vmax, false, 0);
+  const double zlo = zrange.first, zhi = zrange.second;
   std::vector<double> xs = s.x, ys = s.y;
   if (xs.empty())
     for (size_t c = 0; c < s.cols; c++) xs.push_back(double(c));
