@@ -33,7 +33,8 @@ test-asan: deps
 # libFuzzer targets (clang) for every parser of a user's file, FUZZ_SECONDS each (tests/fuzz/).
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
-fuzz: deps
+fuzz:
+	@MECHSCOPE_FUZZ_DEPS=1 bash scripts/install-deps.sh
 	CXX=clang++ cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMECHSCOPE_FUZZ=ON
 	cmake --build $(FUZZ_BUILD) -j $(JOBS)
 	bash scripts/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
