@@ -3,7 +3,7 @@ BUILD ?= build
 BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build test demo bench clean
+.PHONY: all deps build test demo bench clean test-asan fuzz
 
 all: build
 
@@ -21,6 +21,23 @@ test: build
 
 demo: build
 	$(BUILD)/mechscope demo
+
+# The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer, in its own build folder.
+# scripts/sanitizer/ holds the suppressions (only libtorch / OpenBLAS / libgomp, each with its reason).
+ASAN_BUILD ?= build-asan
+test-asan: deps
+	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMECHSCOPE_SANITIZE=ON
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	cd $(ASAN_BUILD) && . ../scripts/sanitizer/env.sh && ctest --output-on-failure -j $(JOBS)
+
+# libFuzzer targets (clang) for every parser of a user's file, FUZZ_SECONDS each (tests/fuzz/).
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+fuzz:
+	@MECHSCOPE_FUZZ_DEPS=1 bash scripts/install-deps.sh
+	CXX=clang++ cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMECHSCOPE_FUZZ=ON
+	cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	bash scripts/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 bench: build
 	bash bench/run.sh $(BUILD)

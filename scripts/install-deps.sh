@@ -16,6 +16,8 @@ APT_PACKAGES=(
   chromium                # headless check of index.html
   python3-torch python3-numpy   # benchmark baseline (plain PyTorch)
 )
+# `make fuzz` only: libFuzzer comes with Debian's clang.
+[ "${MECHSCOPE_FUZZ_DEPS:-0}" = 1 ] && APT_PACKAGES+=(clang)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
