@@ -24,8 +24,9 @@ for t in "${targets[@]}"; do
   for d in "$root/tests/fuzz/corpus/$t" "$root/tests/fuzz/regressions/$t"; do [ -d "$d" ] && seeds+=("$d"); done
   log="$build/fuzz-$t.log"
   echo "fuzz_$t: ${secs}s" >&2
-  # -timeout: an input that takes 10 s is a finding (unbounded work); -rss_limit_mb: so is 2 GB.
-  "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+  # -timeout: an input that takes 60 s is a finding (unbounded work; the first input also pays for
+  # loading the fixtures under ASan, ~10 s on a busy machine); -rss_limit_mb: so is 2 GB.
+  "$bin" -max_total_time="$secs" -timeout=60 -rss_limit_mb=2048 -print_final_stats=1 \
     -artifact_prefix="$found/" "$work" "${seeds[@]}" > "$log" 2>&1
   rc=$?
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)

@@ -2,6 +2,8 @@
 
 #include <utf8proc.h>
 
+#include <algorithm>
+
 #include "core/error.h"
 #include "tokenizers/unicode.h"
 
@@ -105,6 +107,24 @@ class Parser {
  private:
   [[noreturn]] void bad(const std::string& what) const {
     fail("regex '", pat_, "': ", what, " at character ", i_, " is not supported");
+  }
+  [[noreturn]] void malformed(const std::string& what) const { fail("regex '", pat_, "': ", what, " at character ", i_); }
+  // The code point written by hex digits cps_[begin, end) of an escape: between min and max digits,
+  // all hex, a Unicode scalar value. Anything else is an Error, never a silently shorter escape.
+  char32_t hex_code_point(size_t begin, size_t end, size_t min, size_t max, const char* escape) const {
+    size_t n = end - begin;
+    if (n < min || n > max)
+      malformed(cat(escape, " needs ", min == max ? std::to_string(min) : cat(min, " to ", max), " hex digits"));
+    uint32_t v = 0;
+    for (size_t k = begin; k < end; ++k) {
+      char32_t c = cps_[k];
+      int d = c >= '0' && c <= '9' ? int(c - '0') : c >= 'a' && c <= 'f' ? int(c - 'a' + 10)
+            : c >= 'A' && c <= 'F' ? int(c - 'A' + 10) : -1;
+      if (d < 0) malformed(cat(escape, " has a character that is not a hex digit"));
+      v = v * 16 + uint32_t(d);
+    }
+    if (v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) malformed(cat(escape, " is not a Unicode scalar value"));
+    return static_cast<char32_t>(v);
   }
   bool more() const { return i_ < cps_.size(); }
   char32_t peek() const { return cps_[i_]; }
@@ -265,19 +285,20 @@ class Parser {
         return -1;
       }
       case 'x': {
-        std::string hex;
         if (eat('{')) {
-          while (more() && peek() != '}') hex += char(cps_[i_++]);
-          eat('}');
-        } else {
-          for (int k = 0; k < 2 && more(); ++k) hex += char(cps_[i_++]);
+          size_t begin = i_;
+          while (more() && peek() != '}') ++i_;
+          if (!eat('}')) bad("\\x{...} without its closing }");
+          return lit(hex_code_point(begin, i_ - 1, 1, 6, "\\x{...}"));
         }
-        return lit(static_cast<char32_t>(std::stoul(hex, nullptr, 16)));
+        size_t begin = i_;
+        i_ = std::min(i_ + 2, cps_.size());
+        return lit(hex_code_point(begin, i_, 2, 2, "\\x"));
       }
       case 'u': {
-        std::string hex;
-        for (int k = 0; k < 4 && more(); ++k) hex += char(cps_[i_++]);
-        return lit(static_cast<char32_t>(std::stoul(hex, nullptr, 16)));
+        size_t begin = i_;
+        i_ = std::min(i_ + 4, cps_.size());
+        return lit(hex_code_point(begin, i_, 4, 4, "\\u"));
       }
       default:
         if ((c < 0x80 && !uni::is_letter(c) && !uni::is_number(c)) || c >= 0x80) return lit(c);

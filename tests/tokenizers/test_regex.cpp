@@ -123,3 +123,19 @@ TEST(Regex, UnsupportedFeaturesNameThePattern) {
     }
   }
 }
+
+// Found by the regex fuzz target (tests/fuzz/regressions/regex/): "\u}" made std::stoul throw
+// std::invalid_argument out of the engine, and "\u4z" was read as \u4.
+TEST(Regex, HexEscapesAreWholeOrAnError) {
+  EXPECT_EQ(pieces(Regex("\\u00e9+"), "caf\xc3\xa9\xc3\xa9!"), (std::vector<std::string>{"\xc3\xa9\xc3\xa9"}));
+  EXPECT_EQ(pieces(Regex("\\x41\\x{1F600}"), "zA\xf0\x9f\x98\x80"), (std::vector<std::string>{"A\xf0\x9f\x98\x80"}));
+  for (const char* p : {"\\u}", "\\u4z00", "\\u12", "\\x4", "\\xg1", "\\x{}", "\\x{110000}", "\\x{D800}", "\\x{41",
+                        "\\x{1234567}"}) {
+    try {
+      Regex re(p);
+      ADD_FAILURE() << "no error for " << p;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what();
+    }
+  }
+}
