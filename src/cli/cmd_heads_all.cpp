@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/json.h"
+#include "report/output.h"
 
 namespace mechscope::cli::heads {
 
@@ -64,6 +65,8 @@ int run_all(int argc, char** argv) {
                           {"eos_stop", !a.on("no-eos-stop")}, {"prepend_bos", a.on("prepend-bos")},
                           {"special_tokens", !a.on("no-special-tokens")},
                           {"sentiment_model", x.classifier ? x.classifier->name : ""}};
+  // A batch run written in place (stages are resumed), as locate: lock, status, no foreign folder.
+  report::claim_output_dir(dir, "heads all", report::OutputMode::InPlace);
   std::string run_path = join_path(dir, "run.json");
   if (file_exists(run_path)) {
     if (!a.on("resume")) fail("--out ", dir, " holds an earlier heads all run: pass --resume to continue it, or give a new --out");

@@ -144,8 +144,8 @@ int run_locate(int argc, char** argv) {
     fail("--out ", dir, " holds an earlier locate run: pass --resume to continue it or --overwrite to start again");
   // In place: each fact is a result of its own, kept by --resume; the manifest says how far it got.
   report::claim_output_dir(dir, "locate", report::OutputMode::InPlace);
-  if (std::string was = report::previous_status(dir); a.on("resume") && !was.empty() && was != "complete")
-    std::fprintf(stderr, "resuming a run that did not finish (its manifest said \"%s\")\n", was.c_str());
+  // Said once the run's settings are known good (below), so a refused resume prints its error alone.
+  std::string previous = report::previous_status(dir);
 
   Loaded m = load_from_flags(a);
   ct::check_traceable(*m.model);
@@ -219,7 +219,10 @@ int run_locate(int argc, char** argv) {
     // Runs written before prompts got the tokenizer's special tokens lack the key (and had none).
     if (old.contains("special_tokens") && old["special_tokens"] != run["special_tokens"])
       fail("--resume: special_tokens differs from the run in ", dir, "; use the same settings or a new --out");
-  } else if (a.on("overwrite")) {
+  }
+  if (a.on("resume") && !previous.empty() && previous != "complete")
+    std::fprintf(stderr, "resuming a run that did not finish (its manifest said \"%s\")\n", previous.c_str());
+  if (a.on("overwrite") && !(a.on("resume") && file_exists(run_path))) {
     for (auto& it : items)
       for (const char* ext : {".safetensors", ".skipped.json"}) std::remove(join_path(facts_dir, it.stem + ext).c_str());
   }

@@ -224,6 +224,8 @@ void commit_output_dir(const std::string& dir_in) {
     std::filesystem::remove_all(c.place, ec);
     forget_temp(c.place);
     forget_temp(dir);
+    // Under the same lock the cleanup waits for: a signal from here on finds the run in place.
+    if (failed.empty()) set_interrupt_note(cat("interrupted after the run was written to ", dir, " (it is complete)"));
   });
   c.finished = true;
   c.place = dir;

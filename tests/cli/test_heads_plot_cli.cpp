@@ -320,7 +320,6 @@ TEST(HeadsAllCli, ScreenThenAblateAndPatchTheTopHeadsThenPlotAndResume) {
   changed[std::find(changed.begin(), changed.end(), "--max-tokens") - changed.begin() + 1] = "4";
   expect_error(with(changed, {"--resume"}), "--resume: max_tokens differs from the run in");
   std::string fresh = join_path(mstest::tmp_dir("all-bad"), "run");
-  expect_error({"heads", "all", "--profile", prof, "--out", fresh}, "--model is required");
   expect_error({"heads", "all", "--model", gpt2(), "--profile", prof, "--top-n", "0", "--out", fresh}, "--top-n");
   expect_error({"heads", "all", "--model", sst(), "--profile", prof, "--out", fresh}, "sequence classifier");
   EXPECT_FALSE(dir_exists(fresh));
