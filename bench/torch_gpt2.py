@@ -28,7 +28,8 @@ def load(path):
     return out
 
 
-def forward(w, cfg, ids):
+def forward(w, cfg, ids, ablate=(), last_only=False):
+    """Logits [b, n, vocab] (last_only: [b, vocab]); ablate: (layer, head) pairs whose hook_z is zeroed."""
     d, h = cfg["n_embd"], cfg["n_head"]
     dh = d // h
     b, n = ids.shape
@@ -40,11 +41,17 @@ def forward(w, cfg, ids):
         qkv = torch.addmm(w[p + "attn.c_attn.bias"], a.view(-1, d), w[p + "attn.c_attn.weight"]).view(b, n, 3, h, dh)
         q, k, v = (qkv[:, :, i].transpose(1, 2) for i in range(3))
         att = torch.softmax(q @ k.transpose(-1, -2) / dh ** 0.5 + mask, -1)
-        z = (att @ v).transpose(1, 2).reshape(b * n, d)
-        x = x + torch.addmm(w[p + "attn.c_proj.bias"], z, w[p + "attn.c_proj.weight"]).view(b, n, d)
+        z = (att @ v).transpose(1, 2)  # [b, n, heads, d_head]: hook_z
+        for (hl, hh) in ablate:
+            if hl == l:
+                z = z.clone()
+                z[:, :, hh] = 0
+        x = x + torch.addmm(w[p + "attn.c_proj.bias"], z.reshape(b * n, d), w[p + "attn.c_proj.weight"]).view(b, n, d)
         m = torch.nn.functional.layer_norm(x, (d,), w[p + "ln_2.weight"], w[p + "ln_2.bias"], 1e-5)
         m = torch.nn.functional.gelu(torch.addmm(w[p + "mlp.c_fc.bias"], m.view(-1, d), w[p + "mlp.c_fc.weight"]), approximate="tanh")
         x = x + torch.addmm(w[p + "mlp.c_proj.bias"], m, w[p + "mlp.c_proj.weight"]).view(b, n, d)
+    if last_only:
+        x = x[:, -1]
     x = torch.nn.functional.layer_norm(x, (d,), w["ln_f.weight"], w["ln_f.bias"], 1e-5)
     return x @ w["wte.weight"].t()
 

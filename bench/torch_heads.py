@@ -12,32 +12,7 @@ import time
 import torch
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from torch_gpt2 import load  # noqa: E402
-
-
-def forward(w, cfg, ids, ablate):
-    d, h = cfg["n_embd"], cfg["n_head"]
-    dh = d // h
-    b, n = ids.shape
-    x = w["wte.weight"][ids] + w["wpe.weight"][torch.arange(n)]
-    mask = torch.full((n, n), torch.finfo(torch.float32).min).triu(1)
-    for l in range(cfg["n_layer"]):
-        p = f"h.{l}."
-        a = torch.nn.functional.layer_norm(x, (d,), w[p + "ln_1.weight"], w[p + "ln_1.bias"], 1e-5)
-        qkv = torch.addmm(w[p + "attn.c_attn.bias"], a.view(-1, d), w[p + "attn.c_attn.weight"]).view(b, n, 3, h, dh)
-        q, k, v = (qkv[:, :, i].transpose(1, 2) for i in range(3))
-        att = torch.softmax(q @ k.transpose(-1, -2) / dh ** 0.5 + mask, -1)
-        z = (att @ v).transpose(1, 2)  # [b, n, heads, d_head]: hook_z
-        for (hl, hh) in ablate:
-            if hl == l:
-                z = z.clone()
-                z[:, :, hh] = 0
-        x = x + torch.addmm(w[p + "attn.c_proj.bias"], z.reshape(b * n, d), w[p + "attn.c_proj.weight"]).view(b, n, d)
-        m = torch.nn.functional.layer_norm(x, (d,), w[p + "ln_2.weight"], w[p + "ln_2.bias"], 1e-5)
-        m = torch.nn.functional.gelu(torch.addmm(w[p + "mlp.c_fc.bias"], m.view(-1, d), w[p + "mlp.c_fc.weight"]), approximate="tanh")
-        x = x + torch.addmm(w[p + "mlp.c_proj.bias"], m, w[p + "mlp.c_proj.weight"]).view(b, n, d)
-    x = torch.nn.functional.layer_norm(x[:, -1], (d,), w["ln_f.weight"], w["ln_f.bias"], 1e-5)
-    return x @ w["wte.weight"].t()
+from torch_gpt2 import forward, load  # noqa: E402
 
 
 def main():
@@ -56,7 +31,7 @@ def main():
             ids = torch.tensor([prompt])
             new = []
             for _ in range(m["new_tokens"]):
-                nxt = int(forward(w, cfg, ids, ablate)[0].argmax())
+                nxt = int(forward(w, cfg, ids, ablate, last_only=True)[0].argmax())
                 new.append(nxt)
                 ids = torch.cat([ids, torch.tensor([[nxt]])], 1)
             gen.append(new)

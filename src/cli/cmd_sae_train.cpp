@@ -92,6 +92,7 @@ int run_sae_train(int argc, char** argv) {
   a.opt("lr", "X", "Adam learning rate", "3e-4");
   a.opt("steps", "N", "training steps", "2000");
   a.opt("batch", "N", "activations per step (drawn with replacement)", "512");
+  a.opt("harvest-tokens", "N", "padded tokens per forward while harvesting (memory bound; a longer text runs alone)", "8192");
   a.opt("dead-window", "N", "steps without firing after which a feature counts as dead", "500");
   a.opt("checkpoint-every", "N", "checkpoint every N steps (and at the end)", "500");
   a.opt("log-every", "N", "log the losses every N steps", "100");
@@ -118,11 +119,15 @@ int run_sae_train(int argc, char** argv) {
   o.seed = (uint64_t)a.integer("seed");
   o.resume = a.on("resume");
   auto hooks = a.all("hook");
+  S::HarvestOptions ho;
+  ho.max_tokens = a.integer("harvest-tokens");
+  if (ho.max_tokens < 1) fail("--harvest-tokens must be >= 1");
+  ho.max_seqs = ho.max_tokens;
 
   Loaded m = load_from_flags(a);
   std::vector<std::vector<int64_t>> seqs = sae_corpus_ids(a, m);
   auto t0 = std::chrono::steady_clock::now();
-  std::vector<at::Tensor> acts = S::harvest_activations(*m.model, seqs, hooks);
+  std::vector<at::Tensor> acts = S::harvest_activations(*m.model, seqs, hooks, ho);
   double t_harvest = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::string model_name = a.has("model-name") ? a.str("model-name") : m.dir;
   while (model_name.size() > 1 && model_name.back() == '/') model_name.pop_back();
@@ -139,7 +144,7 @@ int run_sae_train(int argc, char** argv) {
   man.versions["libtorch"] = TORCH_VERSION;
   nlohmann::json settings{{"d_sae", o.d_sae}, {"l1", o.l1}, {"lr", o.lr}, {"steps", o.steps}, {"batch", o.batch},
                           {"dead_window", o.dead_window}, {"corpus", a.str("corpus")}, {"texts", seqs.size()},
-                          {"harvest_seconds", t_harvest}, {"threads", at::get_num_threads()}};
+                          {"harvest_seconds", t_harvest}, {"harvest_tokens", ho.max_tokens}, {"threads", at::get_num_threads()}};
   std::string log_lines;
   for (size_t k = 0; k < hooks.size(); ++k) {
     std::string dir = hooks.size() == 1 ? out : join_path(out, hooks[k]);

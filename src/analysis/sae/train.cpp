@@ -11,32 +11,65 @@
 namespace mechscope::analysis::sae {
 
 std::vector<at::Tensor> harvest_activations(const models::HookedModel& model, const std::vector<std::vector<int64_t>>& seqs,
-                                            const std::vector<std::string>& hooks) {
+                                            const std::vector<std::string>& hooks, const HarvestOptions& opt) {
   auto names = model.hook_names();
   for (auto& h : hooks)
     if (std::find(names.begin(), names.end(), h) == names.end())
       fail("--hook '", h, "' is not a hook point of the model (see `mechscope info`)");
-  std::vector<std::vector<at::Tensor>> parts(hooks.size());
+  if (opt.max_seqs < 1 || opt.max_tokens < 1) fail("harvest batches need max_seqs and max_tokens >= 1");
+  // Longest first, so each batch pads little; the rows come back in corpus order.
+  std::vector<size_t> order;
+  for (size_t i = 0; i < seqs.size(); ++i)
+    if (!seqs[i].empty()) order.push_back(i);
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return seqs[a].size() > seqs[b].size(); });
+  std::vector<std::vector<at::Tensor>> rows(hooks.size(), std::vector<at::Tensor>(seqs.size()));
   at::NoGradGuard ng;
+  std::vector<at::Tensor> fired(hooks.size());
   hooks::HookSet hs;
   for (size_t k = 0; k < hooks.size(); ++k)
-    hs.add(hooks[k], [&parts, k](at::Tensor& t, const hooks::HookContext&) {
-      at::Tensor x = t.dim() == 4 ? t.flatten(2) : t;  // hook_z: [b, p, heads * d_head]
-      parts[k].push_back(x.reshape({-1, x.size(-1)}).to(at::kFloat).clone());
+    hs.add(hooks[k], [&fired, k](at::Tensor& t, const hooks::HookContext&) {
+      fired[k] = t.dim() == 4 ? t.flatten(2) : t;  // hook_z: [b, p, heads * d_head]
     });
-  models::RunContext ctx;
-  ctx.hooks = &hs;
-  for (auto& s : seqs) {
-    if (s.empty()) continue;
-    at::Tensor ids = at::tensor(s, at::kLong).unsqueeze(0);
-    at::Tensor r = model.embed(ids, ctx);
-    for (int l = 0; l < (int)model.config().n_layers; ++l) r = model.block(l, r, ctx);
-    model.final_norm(r, ctx);
+  size_t next = 0;
+  while (next < order.size()) {
+    // One forward over the next sequences, right-padded to the longest: padding keys are masked out and
+    // real tokens keep positions 0.., so every real row equals the sequence's own run.
+    int64_t len = (int64_t)seqs[order[next]].size();
+    size_t end = next + 1;
+    while (end < order.size() && (int64_t)(end - next) < opt.max_seqs && (int64_t)(end - next + 1) * len <= opt.max_tokens)
+      ++end;
+    int64_t b = (int64_t)(end - next);
+    at::Tensor ids = at::zeros({b, len}, at::kLong), mask = at::zeros({b, len}, at::kLong);
+    for (int64_t r = 0; r < b; ++r) {
+      const auto& s = seqs[order[next + r]];
+      ids[r].narrow(0, 0, (int64_t)s.size()).copy_(at::tensor(s, at::kLong));
+      mask[r].narrow(0, 0, (int64_t)s.size()).fill_(1);
+    }
+    models::RunContext ctx;
+    ctx.hooks = &hs;
+    if (mask.min().item<int64_t>() == 0) ctx.attention_mask = mask;
+    for (auto& f : fired) f = at::Tensor();
+    at::Tensor x = model.embed(ids, ctx);
+    for (int l = 0; l < (int)model.config().n_layers; ++l) x = model.block(l, x, ctx);
+    model.final_norm(x, ctx);
+    for (size_t k = 0; k < hooks.size(); ++k) {
+      if (!fired[k].defined()) fail("hook '", hooks[k], "' did not fire in the model's forward");
+      at::Tensor f = fired[k].to(at::kFloat);
+      for (int64_t r = 0; r < b; ++r) {
+        size_t i = order[next + r];
+        rows[k][i] = f[r].narrow(0, 0, (int64_t)seqs[i].size()).clone();
+      }
+      fired[k] = at::Tensor();
+    }
+    next = end;
   }
   std::vector<at::Tensor> out;
-  for (auto& p : parts) {
-    if (p.empty()) fail("the corpus gave no activations");
-    out.push_back(at::cat(p, 0));
+  for (auto& per_seq : rows) {
+    std::vector<at::Tensor> parts;
+    for (auto& t : per_seq)
+      if (t.defined()) parts.push_back(t);
+    if (parts.empty()) fail("the corpus gave no activations");
+    out.push_back(at::cat(parts, 0));
   }
   return out;
 }

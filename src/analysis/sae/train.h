@@ -15,10 +15,16 @@
 
 namespace mechscope::analysis::sae {
 
-// Runs the sequences through the model (one forward per sequence) and returns every position's
-// activation at each hook: hook -> [n_tokens, d] float32 (hook_z flattened over heads).
+struct HarvestOptions {
+  int64_t max_seqs = 64;      // sequences per forward
+  int64_t max_tokens = 8192;  // padded tokens per forward (a longer sequence runs alone)
+};
+
+// Runs the sequences through the model in batches (longest first, right-padded, padding masked, so each
+// row equals the sequence's own forward) and returns every real position's activation at each hook, in
+// corpus order: hook -> [n_tokens, d] float32 (hook_z flattened over heads).
 std::vector<at::Tensor> harvest_activations(const models::HookedModel& model, const std::vector<std::vector<int64_t>>& seqs,
-                                            const std::vector<std::string>& hooks);
+                                            const std::vector<std::string>& hooks, const HarvestOptions& opt = {});
 
 struct SaeTrainOptions {
   int64_t d_sae = 0;

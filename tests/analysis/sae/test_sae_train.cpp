@@ -2,6 +2,8 @@
 // same reconstruction, and a resumed run equals an uninterrupted one.
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include "analysis/sae/train.h"
 #include "core/error.h"
 #include "core/fs.h"
@@ -94,8 +96,53 @@ TEST(TrainSae, HarvestGivesEveryPositionAtTheHook) {
   models::RunContext ctx;
   ctx.hooks = &hs;
   m->forward(at::tensor(seqs[1], at::kLong).unsqueeze(0), ctx);
-  EXPECT_TRUE(mstest::close(acts[0].slice(0, 3, 5), cache.get("blocks.1.hook_resid_pre")[0], 0, 0));
+  EXPECT_TRUE(mstest::close(acts[0].slice(0, 3, 5), cache.get("blocks.1.hook_resid_pre")[0], 1e-5, 1e-6));
   EXPECT_THROW(S::harvest_activations(*m, seqs, {"blocks.9.hook_resid_pre"}), Error);
+}
+
+// Batched harvesting (longest first, right-padded, padding masked) gives, in corpus order, the rows each
+// sequence's own unpadded forward gives: a learned-position decoder, a rotary one, a sliding-window
+// one (Gemma-2) and a bidirectional encoder, where padding would leak into real rows if it were not masked.
+TEST(TrainSae, BatchedHarvestEqualsOneForwardPerSequence) {
+  for (std::string name : {"gpt2", "llama", "gemma2", "bert"}) {
+    SCOPED_TRACE(name);
+    auto m = models::load_model(mstest::fixture(name + "/model"));
+    std::string hook = "blocks." + std::to_string(m->config().n_layers - 1) + ".hook_resid_post";
+    std::string z = "blocks.0.attn.hook_z";
+    std::mt19937 gen(5);
+    std::vector<std::vector<int64_t>> seqs;
+    for (int len : {3, 9, 1, 9, 5, 0, 2, 7, 4, 6, 8}) {
+      std::vector<int64_t> s;
+      for (int i = 0; i < len; ++i) s.push_back(std::uniform_int_distribution<int64_t>(5, m->config().d_vocab - 1)(gen));
+      seqs.push_back(s);
+    }
+    S::HarvestOptions small;
+    small.max_seqs = 3;
+    small.max_tokens = 20;  // batches of 2 or 3 sequences of unequal lengths
+    auto batched = S::harvest_activations(*m, seqs, {hook, z}, small);
+    std::vector<at::Tensor> want_h, want_z;
+    for (auto& s : seqs) {
+      if (s.empty()) continue;
+      hooks::HookSet hs;
+      hooks::ActivationCache cache;
+      cache.attach(hs, {hook, z});
+      models::RunContext ctx;
+      ctx.hooks = &hs;
+      m->forward(at::tensor(s, at::kLong).unsqueeze(0), ctx);
+      want_h.push_back(cache.get(hook)[0]);
+      want_z.push_back(cache.get(z)[0].flatten(1));
+    }
+    ASSERT_EQ(batched.size(), 2u);
+    EXPECT_EQ(batched[0].size(0), 54);
+    // float32 rounding of a batched GEMM, relative to the activations' scale (Gemma-2's residual
+    // stream is scaled by sqrt(d_model)); a leak of padding would be of the activations' own size.
+    at::Tensor h = at::cat(want_h, 0), zz = at::cat(want_z, 0);
+    double sh = h.abs().max().item<double>(), sz = zz.abs().max().item<double>();
+    EXPECT_TRUE(mstest::close(batched[0], h, 1e-4, 1e-5 * sh));
+    EXPECT_TRUE(mstest::close(batched[1], zz, 1e-4, 1e-5 * sz));
+    auto whole = S::harvest_activations(*m, seqs, {hook});  // the default: one batch
+    EXPECT_TRUE(mstest::close(whole[0], h, 1e-4, 1e-5 * sh));
+  }
 }
 
 }  // namespace
