@@ -215,8 +215,8 @@ void make_ticks(cairo_t* cr, AxisPlan& a, const Axis& spec, double length, bool 
     double spacing = n ? length / n : length;
     bool numeric = std::all_of(cats.begin(), cats.end(), numeric_label);
     // Token labels: cut very long ones (a whole sentence as one label): y labels to a quarter of the
-    // figure's width, rotated x labels to a quarter of its height.
-    double max_w = std::max(60.0, 0.25 * (is_x ? fig_h : fig_w));
+    // figure's width, rotated x labels to 30% of its height; x labels that fit side by side stay whole.
+    double max_w = is_x ? std::max({60.0, 0.3 * fig_h, spacing - 4}) : std::max(60.0, 0.25 * fig_w);
     for (auto& c : cats) c = fit_text(cr, c, {a.font_size}, max_w);
     a.labels = cats;
     double lh = measure(cr, "Ag", {a.font_size}).h;

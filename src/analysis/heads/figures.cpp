@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <set>
 
 #include "core/error.h"
 #include "core/fs.h"
@@ -265,7 +266,12 @@ report::Figure ablation_sentiment_figure(const std::vector<ExperimentSummary>& a
   bool model = std::all_of(abl.begin(), abl.end(), [](const ExperimentSummary& s) { return s.positive.has_value(); });
   int rows = model ? 2 : 1;
   double w = std::max(9.0, 1.3 * (double)abl.size() * 2 + 3);
-  report::Figure f = report::grid("ablation_sentiment_comparison", "Sentiment with the heads ablated vs not", rows, 2, w, 3.9 * rows);
+  report::Figure f = report::grid("ablation_sentiment_comparison", "Sentiment with the heads ablated vs not", rows, 2, w, 4.5 * rows);
+  // Category labels are truncated when long: name an emotion alone unless it appears with several head sets,
+  // and give the heads in the caption.
+  std::set<std::string> distinct;
+  for (auto& s : abl) distinct.insert(s.emotion);
+  bool by_emotion = distinct.size() == abl.size();
   for (int r = 0; r < rows; ++r) {
     std::string metric = r == 0 ? "VADER compound" : "P(POSITIVE)";
     report::Bar means;
@@ -273,7 +279,7 @@ report::Figure ablation_sentiment_figure(const std::vector<ExperimentSummary>& a
     std::vector<Comparison> cs;
     for (auto& s : abl) {
       const Comparison& c = r == 0 ? s.sentiment : *s.positive;
-      std::string name = abl.size() > 1 ? s.emotion + " " + s.head_spec : s.emotion;
+      std::string name = by_emotion ? s.emotion : s.emotion + " " + s.head_spec;
       means.categories.push_back(name + ": baseline");
       means.values.push_back(c.baseline);
       means.err_minus.push_back(0), means.err_plus.push_back(0);
@@ -297,9 +303,13 @@ report::Figure ablation_sentiment_figure(const std::vector<ExperimentSummary>& a
     right.y.label = "mean paired change";
     right.refs.push_back({report::RefLine::Horizontal, 0});
   }
-  std::string files;
-  for (auto& s : abl) files += (files.empty() ? "" : ", ") + s.path;
-  f.caption = "Mean sentiment of the continuations of the emotion prompts with and without the heads ablated (left), and "
+  std::string files, heads;
+  for (auto& s : abl) {
+    files += (files.empty() ? "" : ", ") + s.path;
+    heads += (heads.empty() ? "" : "; ") + s.emotion + ": " + s.head_spec;
+  }
+  f.caption = "Heads ablated: " + heads + ". "
+              "Mean sentiment of the continuations of the emotion prompts with and without the heads ablated (left), and "
               "the mean per-prompt change with its bootstrap 95% interval and the paired permutation p-value (right; the "
               "same interval is drawn on the ablated mean at left). From " + files + ".";
   return f;

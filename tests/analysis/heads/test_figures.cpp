@@ -70,7 +70,15 @@ TEST(HeadFigures, ComparisonsCarryTheirIntervalsAsErrorBars) {
   EXPECT_EQ(change.values, (std::vector<double>{-0.1, -0.1}));
   EXPECT_NEAR(change.err_minus[0], 0.15, 1e-12);
   EXPECT_NEAR(change.err_plus[0], 0.12, 1e-12);
-  EXPECT_EQ(change.categories[0], "joy 0:1 (p=0.040)");
+  // One head set per emotion: the emotion names its bars, the heads are in the caption (long labels are cut).
+  EXPECT_EQ(change.categories[0], "joy (p=0.040)");
+  EXPECT_EQ(means.categories[1], "joy: ablated");
+  EXPECT_NE(f.caption.find("joy: 0:1; anger: 0:1"), std::string::npos);
+  auto two = experiment("joy", "ablated");
+  two.head_spec = "1:0";
+  auto same = H::ablation_sentiment_figure({experiment("joy", "ablated"), two});  // one emotion, two head sets
+  EXPECT_EQ(std::get<report::Bar>(same.panels[1].series[0]).categories,
+            (std::vector<std::string>{"joy 0:1 (p=0.040)", "joy 1:0 (p=0.040)"}));
   auto j = report::plotly_figure(f);
   bool found = false;
   for (auto& tr : j["data"])
