@@ -40,6 +40,7 @@ fuzz:
 	bash scripts/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 bench: build
+	cmake --build $(BUILD) --target benches -j $(JOBS)
 	bash bench/run.sh $(BUILD)
 
 clean:
