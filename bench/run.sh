@@ -8,6 +8,12 @@ MODEL=$BUILD/bench/gpt2-small-random   # GPT-2 small's shape, random weights (ge
 THREADS=${THREADS:-$(nproc)}
 OUT=$BUILD/bench/results
 mkdir -p "$OUT"
+# mechscope restarts itself with a better OPENBLAS_CORETYPE when OpenBLAS mistakes the CPU for an old
+# one (src/core/blas.h); the bench binaries and the PyTorch baselines get the same kernels from here.
+if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
+  core=$("$BUILD/mechscope" --version | sed -n 's/.*OPENBLAS_CORETYPE=\([A-Za-z0-9_]*\) set by mechscope.*/\1/p')
+  if [ -n "$core" ]; then export OPENBLAS_CORETYPE=$core; fi
+fi
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p') ($(nproc) cores), threads $THREADS"
 "$BUILD/bench_forward" "$MODEL" "$THREADS" > "$OUT/forward.json"
 echo "OpenBLAS kernels: $(/usr/bin/python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['openblas_kernels'] or 'not OpenBLAS')" "$OUT/forward.json") (OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset})"

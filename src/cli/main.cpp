@@ -10,6 +10,7 @@
 #include <cstring>
 #include <strings.h>
 #include <new>
+#include <unistd.h>
 
 #include "cli/registry.h"
 #include "core/blas.h"
@@ -83,6 +84,18 @@ __attribute__((section(".preinit_array"), used)) void (*const preinit_sanitize)(
 
 int main(int argc, char** argv) {
   using namespace mechscope::cli;
+  // OpenBLAS reads OPENBLAS_CORETYPE when it loads, so a better kernel family than the one it guessed
+  // for this CPU (core/blas.h) takes a restart with the variable set; one set by the user is kept.
+  if (!std::getenv("OPENBLAS_CORETYPE")) {
+    std::string better = mechscope::blas_better_core();
+    if (!better.empty()) {
+      setenv("MECHSCOPE_BLAS_GUESSED", mechscope::blas_core().c_str(), 1);
+      setenv("OPENBLAS_CORETYPE", better.c_str(), 1);
+      execv("/proc/self/exe", argv);
+      unsetenv("OPENBLAS_CORETYPE");  // no restart: run on the guessed kernels
+      unsetenv("MECHSCOPE_BLAS_GUESSED");
+    }
+  }
   if (argc < 2) {
     std::fprintf(stderr, "mechscope: error: no command given (mechscope --help lists the commands)\n");
     return 2;
@@ -93,8 +106,12 @@ int main(int argc, char** argv) {
   }
   if (!std::strcmp(argv[1], "--version")) {
     std::string blas = mechscope::blas_core();
-    std::printf("mechscope %s (libtorch %s%s)\n", MECHSCOPE_VERSION, TORCH_VERSION,
-                blas.empty() ? "" : (", OpenBLAS " + blas + " kernels").c_str());
+    const char* guessed = std::getenv("MECHSCOPE_BLAS_GUESSED");
+    std::string note = guessed ? mechscope::cat(": OPENBLAS_CORETYPE=", blas, " set by mechscope, OpenBLAS took this CPU for ",
+                                                guessed)
+                               : "";
+    std::printf("mechscope %s (libtorch %s%s%s)\n", MECHSCOPE_VERSION, TORCH_VERSION,
+                blas.empty() ? "" : (", OpenBLAS " + blas + " kernels").c_str(), note.c_str());
     return 0;
   }
   std::string name = argv[1];

@@ -1,6 +1,7 @@
 #include "core/blas.h"
 
 #include <dlfcn.h>
+#include <strings.h>
 
 namespace mechscope {
 
@@ -11,6 +12,26 @@ std::string blas_core() {
   auto fn = reinterpret_cast<Fn>(dlsym(RTLD_DEFAULT, "openblas_get_corename"));
   const char* name = fn ? fn() : nullptr;
   return name ? name : "";
+}
+
+std::string blas_better_core() {
+  std::string core = blas_core();
+  if (core.empty()) return "";
+  // OpenBLAS's x86-64 families without AVX2 kernels (its names, as openblas_get_corename gives them).
+  static const char* const kOld[] = {"Prescott", "Core2", "Penryn", "Dunnington", "Nehalem", "Sandybridge", "Atom",
+                                     "Opteron", "Opteron_SSE3", "Barcelona", "Bobcat", "Bulldozer", "Piledriver",
+                                     "Steamroller", "Excavator", "Nano", "Katmai", "Coppermine", "Northwood",
+                                     "Banias", "generic", "unknown"};
+  bool old = false;
+  for (const char* o : kOld) old = old || !strcasecmp(core.c_str(), o);
+  if (!old) return "";
+#if defined(__x86_64__)
+  // libgcc's checks include the OS's support for the wider registers (XGETBV), not only cpuid.
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f")) return "SkylakeX";
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
+#endif
+  return "";
 }
 
 }  // namespace mechscope

@@ -8,4 +8,11 @@ namespace mechscope {
 // The OpenBLAS kernel family in use ("Haswell", "Cooperlake", ...), or "" when the BLAS is not OpenBLAS.
 std::string blas_core();
 
+// The kernel family to ask OpenBLAS for when it took this CPU for an older one: OpenBLAS 0.3.21
+// (Debian 12) identifies CPUs by cpuid family/model, and on a KVM "Intel(R) Xeon(R) Processor" with
+// AVX-512 it fell back to its SSE3 "Prescott" kernels, whose sgemm is 4-9x slower here. "SkylakeX"
+// when the CPU and OS support AVX-512F, "Haswell" with AVX2 + FMA, when the chosen family predates
+// AVX2; "" otherwise (a recognised CPU, or nothing better to ask for).
+std::string blas_better_core();
+
 }  // namespace mechscope

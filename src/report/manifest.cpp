@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <cstdlib>
 #include <ctime>
 
 #include "core/blas.h"
@@ -22,6 +23,8 @@ void Manifest::start() {
   versions["plotly.js"] = plotly_version();
   std::string blas = blas_core();
   if (!blas.empty()) versions["openblas_kernels"] = blas;
+  // Set when mechscope restarted itself with OPENBLAS_CORETYPE (core/blas.h): what OpenBLAS had chosen.
+  if (const char* g = std::getenv("MECHSCOPE_BLAS_GUESSED")) versions["openblas_kernels_guessed"] = g;
 }
 
 nlohmann::json Manifest::to_json(const std::string& dir) const {

@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "core/fs.h"
+#include "core/source_dir.h"  // MECHSCOPE_BINARY
 #include "io/safetensors.h"
 #include "tensor_util.h"
 #include "test_util.h"
@@ -22,6 +23,26 @@ const std::string kModel = mstest::fixture("gpt2/model");
 std::shared_ptr<io::SafetensorsFile> ref() {
   static auto f = io::SafetensorsFile::open(mstest::fixture("gpt2/reference.safetensors"));
   return f;
+}
+
+// OpenBLAS guesses its kernels from cpuid and mistakes some CPUs for old ones (a KVM Intel Xeon with
+// AVX-512 for a "Prescott"); mechscope then restarts itself with OPENBLAS_CORETYPE set, and keeps a
+// value the user set.
+TEST(Cli, BlasKernelsAreNeverAnOldFamilyOnANewerCpu) {
+  const std::string bin = "'" + std::string(MECHSCOPE_BINARY) + "'";
+  auto user = mstest::run_shell("OPENBLAS_CORETYPE=Prescott " + bin + " --version");
+  EXPECT_EQ(user.code, 0);
+  EXPECT_TRUE(contains(user.out, "OpenBLAS Prescott kernels)")) << user.out;
+  auto v = mstest::run_shell("env -u OPENBLAS_CORETYPE " + bin + " --version");
+  ASSERT_EQ(v.code, 0);
+  bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  for (const char* old : {"Prescott", "Core2", "Penryn", "Nehalem", "Sandybridge"}) {
+    if (avx2) EXPECT_FALSE(contains(v.out, std::string("OpenBLAS ") + old + " kernels")) << v.out;
+  }
+  if (contains(v.out, "set by mechscope")) {
+    EXPECT_TRUE(contains(v.out, "OpenBLAS SkylakeX kernels") || contains(v.out, "OpenBLAS Haswell kernels")) << v.out;
+    EXPECT_TRUE(contains(v.out, "took this CPU for ")) << v.out;
+  }
 }
 
 TEST(Cli, VersionAndHelp) {
