@@ -28,18 +28,27 @@ def load(path):
     return out
 
 
-def forward(w, cfg, ids, ablate=(), last_only=False):
-    """Logits [b, n, vocab] (last_only: [b, vocab]); ablate: (layer, head) pairs whose hook_z is zeroed."""
+def forward(w, cfg, ids, ablate=(), last_only=False, cache=None):
+    """Logits [b, n, vocab] (last_only: [b, vocab]); ablate: (layer, head) pairs whose hook_z is zeroed.
+    cache: a list that keeps each layer's keys and values (TransformerLens's past_kv_cache): ids are the
+    tokens after those already in it, and theirs are appended."""
     d, h = cfg["n_embd"], cfg["n_head"]
     dh = d // h
     b, n = ids.shape
-    x = w["wte.weight"][ids] + w["wpe.weight"][torch.arange(n)]
-    mask = torch.full((n, n), torch.finfo(torch.float32).min).triu(1)
+    past = cache[0][0].shape[2] if cache else 0
+    x = w["wte.weight"][ids] + w["wpe.weight"][torch.arange(past, past + n)]
+    mask = torch.full((n, past + n), torch.finfo(torch.float32).min).triu(past + 1)
     for l in range(cfg["n_layer"]):
         p = f"h.{l}."
         a = torch.nn.functional.layer_norm(x, (d,), w[p + "ln_1.weight"], w[p + "ln_1.bias"], 1e-5)
         qkv = torch.addmm(w[p + "attn.c_attn.bias"], a.view(-1, d), w[p + "attn.c_attn.weight"]).view(b, n, 3, h, dh)
         q, k, v = (qkv[:, :, i].transpose(1, 2) for i in range(3))
+        if cache is not None:
+            if len(cache) > l:
+                k, v = torch.cat([cache[l][0], k], 2), torch.cat([cache[l][1], v], 2)
+                cache[l] = (k, v)
+            else:
+                cache.append((k, v))
         att = torch.softmax(q @ k.transpose(-1, -2) / dh ** 0.5 + mask, -1)
         z = (att @ v).transpose(1, 2)  # [b, n, heads, d_head]: hook_z
         for (hl, hh) in ablate:
