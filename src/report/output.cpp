@@ -121,6 +121,16 @@ bool made_by_mechscope(const std::string& dir) {
   // Runs from before manifests said "tool", killed before their manifest: locate's and train's records.
   for (const char* f : {"facts/run.json", "checkpoint/state.json", "train_summary.json"})
     if (file_exists(join_path(dir, f))) return true;
+  // A knowledge graph of `kg generate` from before it wrote a manifest (examples/kg).
+  std::string kg = join_path(dir, "kg.json");
+  struct stat st;
+  if (::stat(kg.c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_size < (1 << 20)) {
+    try {
+      json j = json::parse(read_file(kg));
+      if (j.is_object() && j.value("generator", json()) == "mechscope kg generate") return true;
+    } catch (...) {
+    }
+  }
   return false;
 }
 

@@ -39,7 +39,7 @@ std::string previous_status(const std::string& dir);
 void claim_output_file(const std::string& path);
 
 // True when `dir` holds a manifest.json written by mechscope ("tool": "mechscope", or the
-// "versions" of older manifests), or the records of a locate or train run.
+// "versions" of older manifests), the records of a locate or train run, or the kg.json of kg generate.
 bool made_by_mechscope(const std::string& dir);
 
 // The end of a command (main): in-place folders of a successful run get "complete" where their
