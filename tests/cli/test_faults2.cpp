@@ -92,6 +92,13 @@ std::vector<std::string> plus(std::vector<std::string> cmd, const std::string& f
   return cmd;
 }
 
+// `cmd` with the value of `flag` replaced.
+std::vector<std::string> with_value(std::vector<std::string> cmd, const std::string& flag, const std::string& value) {
+  for (size_t i = 0; i + 1 < cmd.size(); ++i)
+    if (cmd[i] == flag) cmd[i + 1] = value;
+  return cmd;
+}
+
 // The names directly in `dir`.
 std::vector<std::string> names_in(const std::string& dir) {
   std::vector<std::string> out;
@@ -169,6 +176,18 @@ TEST(Faults2, RefusedRunsLeaveAnEarlierResultByteIdentical) {
     EXPECT_EQ(read_file(c.out + "/manifest.json"), before);
     EXPECT_EQ(differing(snapshot(c.out), files), "");
   }
+  // Refused after the claim, having written nothing (a --resume whose checkpoint is another shape):
+  // the complete result keeps its manifest as it was, not "failed"; one that wrote files is marked.
+  std::string tr = dir + "/train", before = read_file(tr + "/manifest.json");
+  auto other = with_value(plus(sae_train_cmd(text, tr), "--resume"), "--d-sae", "8");
+  expect_one_line_error(run_cli(other), "--resume: the checkpoint in");
+  EXPECT_EQ(read_file(tr + "/manifest.json"), before);
+  ASSERT_EQ(run_cli(sae_train_cmd(text, dir + "/train2")).code, 0);
+  fs::remove(dir + "/train2/sparsity.safetensors");
+  fs::create_directories(dir + "/train2/sparsity.safetensors");  // the run fails at its last SAE file
+  auto r = run_cli(sae_train_cmd(text, dir + "/train2", "30"));
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_TRUE(contains(manifest_of(dir + "/train2")["status"].get<std::string>(), "failed: ")) << r.err;
 }
 
 // 5: a folder that holds files mechscope did not write is refused (before the work) without
