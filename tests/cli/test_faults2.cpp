@@ -10,7 +10,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/error.h"
@@ -313,4 +315,59 @@ TEST(Faults2, HugeLinesInGraphsProfilesAndCorporaAreRefusedByLine) {
   std::ofstream(strings) << "\"A cat sat on the mat.\"\n\"" << huge << "\"\n";
   expect_one_line_error(run_cli({"tokenize", "--model", kModel, "--tokenizer", mstest::gpt2_tokenizer(), "--jsonl", strings}),
                         "strings.jsonl:2: the line is longer than 16 MiB");
+}
+
+// 1: SIGINT in the middle of sae train (in place) says to --resume, keeps the folder marked running,
+// leaves no temporary, and --resume completes it; SIGTERM during sae eval (staged) leaves the
+// earlier result as it was.
+TEST(Faults2, InterruptedSaeRunsSayWhatWasKept) {
+  std::string dir = mstest::tmp_dir("faults2-signals");
+  std::string text = corpus(dir), out = dir + "/train";
+  auto cmd = with_value(with_value(sae_train_cmd(text, out, "200000"), "--log-every", "1000"), "--d-sae", "64");
+  cmd.insert(cmd.end() - 2, {"--checkpoint-every", "1000"});
+  Child c = spawn(cmd, dir + "/train-int");
+  // Interrupted once training runs: after the claim's "running" manifest and the first checkpoint.
+  bool training = false;
+  for (int i = 0; i < 3000 && !training; ++i) {
+    training = fs::exists(out + "/checkpoint/state.json");
+    if (!training) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(training) << err_of(c);
+  ::kill(c.pid, SIGINT);
+  EXPECT_EQ(wait_for(c), 130) << err_of(c);
+  std::string err = err_of(c);
+  EXPECT_TRUE(contains(err, "interrupted; rerun with --resume to continue")) << err;
+  EXPECT_TRUE(contains(err, "(SIGINT)")) << err;
+  EXPECT_EQ(err.find("interrupted"), err.rfind("interrupted")) << "one line says it: " << err;
+  EXPECT_EQ(temporaries(out), std::vector<std::string>{});
+  expect_whole(out);
+  EXPECT_EQ(manifest_of(out)["status"], "running") << "not finished, and not looking finished";
+  long long at = json::parse(read_file(out + "/checkpoint/state.json"))["step"].get<long long>();
+  auto resume = with_value(plus(cmd, "--resume"), "--steps", std::to_string(at + 10));
+  auto r = run_cli(resume);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(manifest_of(out)["status"], "complete");
+
+  std::string sae = make_sae(dir + "/sae", 1, 24, 32), ev = dir + "/eval";
+  ASSERT_EQ(run_cli(sae_eval_cmd(sae, text, ev)).code, 0);
+  auto before = snapshot(ev);
+  std::string many;
+  for (int i = 0; i < 400; ++i) many += "The capital of France is Paris, and the cat sat on the mat number " + std::to_string(i) + ".\n";
+  write_file_atomic(dir + "/many.txt", many);
+  c = spawn(sae_eval_cmd(sae, dir + "/many.txt", ev), dir + "/eval-term");
+  bool staged = false;
+  for (int i = 0; i < 3000 && !staged; ++i) {
+    for (auto& e : fs::directory_iterator(ev)) staged |= contains(e.path().filename().string(), ".run.tmp.");
+    if (!staged) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ::kill(c.pid, SIGTERM);
+  int code = wait_for(c);
+  err = err_of(c);
+  if (code == 143 && !contains(err, "after the run was written")) {
+    EXPECT_TRUE(contains(err, "interrupted; nothing was written to " + ev)) << err;
+    EXPECT_TRUE(contains(err, "(SIGTERM)")) << err;
+    EXPECT_EQ(differing(snapshot(ev), before), "");
+  }
+  EXPECT_TRUE(staged) << "the staging folder exists while eval runs";
+  EXPECT_EQ(temporaries(ev), std::vector<std::string>{});
 }
