@@ -17,6 +17,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "io/safetensors.h"
+#include "report/output.h"
 #include "core/source_dir.h"  // MECHSCOPE_SOURCE_DIR, MECHSCOPE_BINARY
 
 namespace mechscope::cli::heads {
@@ -179,7 +180,9 @@ int run_screen(int argc, char** argv) {
   Loaded m = load_from_flags(a);
   const auto& cfg = m.model->config();
 
-  // Everything is computed before the output folder exists, so bad input leaves nothing behind.
+  // Issue 17: --out is claimed (lock, no foreign folder) before the work, so a second run or a folder
+  // that is not mechscope's is refused at once; the results are still staged and moved in at the end.
+  report::claim_output_dir(a.str("out"), "heads screen");
   ScreenResult r = compute_screen(a, m, prof, emotions, score, top_n);
 
   report::RunOutput out(a.str("out"), argc, argv, "heads screen", "Head screening: " + m.dir,

@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "io/safetensors.h"
+#include "report/output.h"
 
 namespace mechscope::cli::heads {
 
@@ -308,6 +309,9 @@ int run_ablate(int argc, char** argv) {
   Loaded m = load_from_flags(a);
   const auto& cfg = m.model->config();
   auto heads = H::parse_head_spec(a.str("head-spec"), cfg.n_layers, cfg.n_heads, "--head-spec");
+  // Issue 17: --out is claimed (lock, no foreign folder) before the work, so a second run or a folder
+  // that is not mechscope's is refused at once; the results are still staged and moved in at the end.
+  report::claim_output_dir(a.str("out"), "heads ablate");
   ExperimentResult r = run_ablation(a, m, x, x.emotions, heads, kind);
 
   report::RunOutput out(a.str("out"), argc, argv, "heads ablate", "Head ablation: " + m.dir,
@@ -343,6 +347,9 @@ int run_patch(int argc, char** argv) {
   Loaded m = load_from_flags(a);
   const auto& cfg = m.model->config();
   auto heads = H::parse_head_spec(a.str("head-spec"), cfg.n_layers, cfg.n_heads, "--head-spec");
+  // Issue 17: --out is claimed (lock, no foreign folder) before the work, so a second run or a folder
+  // that is not mechscope's is refused at once; the results are still staged and moved in at the end.
+  report::claim_output_dir(a.str("out"), "heads patch");
   ExperimentResult r = run_patching(a, m, x, x.emotions, heads, pg == "mean");
 
   report::RunOutput out(a.str("out"), argc, argv, "heads patch", "Head patching: " + m.dir,

@@ -7,6 +7,9 @@
 #include "cli/args.h"
 #include "cli/registry.h"
 #include "core/error.h"
+#include "core/fs.h"
+#include "report/manifest.h"
+#include "report/output.h"
 
 namespace mechscope::cli {
 namespace {
@@ -34,8 +37,21 @@ int run_kg(int argc, char** argv) {
   o.relations = (int)a.integer("relations", 1, 100);
   o.edges_per_node = (int)a.integer("edges-per-node", 1, 1000);
   o.seed = (uint64_t)a.integer("seed", 0, std::numeric_limits<long long>::max());
+  // Issue 17: --out is claimed (lock, no foreign folder) before anything is made; the files are
+  // written into a staging folder and moved into place at the end, manifest.json last, so a failed
+  // or interrupted run leaves an earlier graph in --out as it was.
+  std::string place = report::claim_output_dir(a.str("out"), "kg generate");
+  report::Manifest man;
+  man.start();
+  man.argv.assign(argv, argv + argc);
+  man.command = "kg generate";
+  man.seed = o.seed;
   auto kg = analysis::generate_kg(o);
-  analysis::write_kg(kg, o, a.str("out"));
+  analysis::write_kg(kg, o, place);
+  man.files = {"graph.jsonl", "facts.jsonl", "tokenizer.json", "kg.json"};
+  man.extra = {{"entities", o.entities}, {"relations", o.relations}, {"edges_per_node", o.edges_per_node}};
+  man.finish(place);
+  report::commit_output_dir(a.str("out"));
   std::printf("%zu entities, %zu relations, %zu edges, %zu facts -> %s/{graph.jsonl,facts.jsonl,tokenizer.json}\n",
               kg.entity_ids.size(), kg.relation_ids.size(), kg.edges.size(), kg.facts.size(), a.str("out").c_str());
   if (!kg.facts.empty()) std::printf("example: %s\n", kg.fact_json(kg.facts[0]).dump().c_str());

@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "report/manifest.h"
+#include "report/output.h"
 #include "sae/splice.h"
 
 namespace mechscope::cli {
@@ -39,6 +40,10 @@ int run_sae_eval(int argc, char** argv) {
   Loaded m = load_from_flags(a);
   mechscope::sae::check_compatible(sae, *m.model);
   auto seqs = sae_corpus_ids(a, m);
+  // Issue 17: claimed (lock, no foreign folder) before the evaluation; eval.json and manifest.json
+  // are written into a staging folder and moved into --out at the end, manifest last.
+  std::string out = a.str("out");
+  std::string place = report::claim_output_dir(out, "sae eval");
   auto t0 = std::chrono::steady_clock::now();
   mechscope::sae::EvalResult r = mechscope::sae::evaluate(*m.model, sae, seqs);
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -46,18 +51,17 @@ int run_sae_eval(int argc, char** argv) {
                    {"predictions", r.n_predictions}, {"l0", r.l0}, {"mse", r.mse}, {"l2_per_token", r.l2_per_token},
                    {"explained_variance", r.explained_variance}, {"ce_clean", r.ce_clean}, {"ce_spliced", r.ce_spliced},
                    {"ce_zero_ablated", r.ce_zero_ablated}, {"ce_loss_score", r.ce_loss_score}, {"seconds", secs}};
-  std::string out = a.str("out");
-  make_dirs(out);
   report::Manifest man;
   man.start();
   man.argv.assign(argv, argv + argc);
   man.command = "sae eval";
   man.model = m.dir;
   man.versions["libtorch"] = TORCH_VERSION;
-  write_file_atomic(join_path(out, "eval.json"), j.dump(1) + "\n");
+  write_file_atomic(join_path(place, "eval.json"), j.dump(1) + "\n");
   man.files.push_back("eval.json");
   man.extra = {{"sae", sae.source}};
-  man.finish(out);
+  man.finish(place);
+  report::commit_output_dir(out);
   std::printf("%s: %lld tokens; L0 %.2f, MSE %.5g, explained variance %.4f; CE clean %.4f, spliced %.4f, zero-ablated %.4f "
               "(score %.4f)\n",
               sae.cfg.hook_name.c_str(), (long long)r.n_tokens, r.l0, r.mse, r.explained_variance, r.ce_clean, r.ce_spliced,

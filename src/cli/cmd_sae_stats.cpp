@@ -15,6 +15,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "io/safetensors.h"
+#include "report/output.h"
 #include "report/run.h"
 
 namespace mechscope::cli {
@@ -89,6 +90,9 @@ int run_sae_stats(int argc, char** argv) {
 
   auto saes = saes_from_flags(a);
   Loaded m = load_from_flags(a);
+  // Issue 17: --out is claimed (lock, no foreign folder) before the work, so a second run or a folder
+  // that is not mechscope's is refused at once; the results are still staged and moved in at the end.
+  report::claim_output_dir(a.str("out"), "sae stats");
   auto t0 = std::chrono::steady_clock::now();
   S::StatsRun run = S::compute_stats(*m.model, saes, mode, a.on("cosine-sim"), a.on("save-projection"), block);
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

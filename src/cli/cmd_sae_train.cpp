@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/version.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 
@@ -11,8 +12,10 @@
 #include "cli/common.h"
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/fs_guard.h"
 #include "core/utf8.h"
 #include "report/manifest.h"
+#include "report/output.h"
 #include "sae/splice.h"
 
 namespace mechscope::cli {
@@ -22,20 +25,15 @@ namespace S = analysis::sae;
 // One text per line; .jsonl lines are objects with "text", or "prompt" (+ " " + "answer" when given:
 // a fact file trains on the whole fact). Shared with sae eval.
 std::vector<std::string> read_sae_corpus(const std::string& path) {
-  std::string data = read_file(path);
   bool jsonl = path.size() > 6 && path.compare(path.size() - 6, 6, ".jsonl") == 0;
   std::vector<std::string> out;
-  size_t pos = 0, line_no = 0;
-  while (pos < data.size()) {
-    size_t nl = data.find('\n', pos);
-    std::string line = data.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
-    pos = nl == std::string::npos ? data.size() : nl + 1;
-    ++line_no;
+  // Line by line, a line longer than 16 MiB refused before it is held (issue 17).
+  for_each_line(path, [&](std::string line, long long line_no) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.empty()) continue;
+    if (line.empty()) return;
     if (!jsonl) {
       out.push_back(line);
-      continue;
+      return;
     }
     nlohmann::json j;
     try {
@@ -48,7 +46,7 @@ std::vector<std::string> read_sae_corpus(const std::string& path) {
       out.push_back(j["prompt"].get<std::string>() +
                     (j.contains("answer") && j["answer"].is_string() ? " " + j["answer"].get<std::string>() : ""));
     else fail("--corpus ", path, " line ", line_no, ": no \"text\" or \"prompt\" string");
-  }
+  });
   if (out.empty()) fail("--corpus ", path, " holds no text");
   return out;
 }
@@ -124,8 +122,23 @@ int run_sae_train(int argc, char** argv) {
   if (ho.max_tokens < 1) fail("--harvest-tokens must be >= 1");
   ho.max_seqs = ho.max_tokens;
 
+  if (o.d_sae < 1) fail("--d-sae must be >= 1");
+  if (o.steps < 1 || o.batch < 1) fail("--steps and --batch must be >= 1");
+
   Loaded m = load_from_flags(a);
+  {
+    auto names = m.model->hook_names();
+    for (auto& h : hooks)
+      if (std::find(names.begin(), names.end(), h) == names.end())
+        fail("--hook '", h, "' is not a hook point of the model (see `mechscope info`)");
+  }
   std::vector<std::vector<int64_t>> seqs = sae_corpus_ids(a, m);
+  // Issue 17: the folder is claimed (lock, no foreign folder, "status": "running") once the inputs
+  // are checked and before the harvest and the training, so a second run or a folder that is not
+  // mechscope's is refused at once, not after the work; the SAEs and checkpoints are then written in
+  // place (a long run that --resume continues), manifest.json with "complete" last.
+  std::string out = a.str("out");
+  report::claim_output_dir(out, "sae train", report::OutputMode::InPlace);
   auto t0 = std::chrono::steady_clock::now();
   std::vector<at::Tensor> acts = S::harvest_activations(*m.model, seqs, hooks, ho);
   double t_harvest = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -133,8 +146,6 @@ int run_sae_train(int argc, char** argv) {
   while (model_name.size() > 1 && model_name.back() == '/') model_name.pop_back();
   if (!a.has("model-name") && model_name.find('/') != std::string::npos) model_name = model_name.substr(model_name.rfind('/') + 1);
 
-  std::string out = a.str("out");
-  make_dirs(out);
   report::Manifest man;
   man.start();
   man.argv.assign(argv, argv + argc);
@@ -185,6 +196,7 @@ int run_sae_train(int argc, char** argv) {
   man.files.push_back("train_log.jsonl");
   man.extra = settings;
   man.finish(out);
+  report::commit_output_dir(out);  // its own manifest says "complete"
   return 0;
 }
 

@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "io/safetensors.h"
+#include "report/output.h"
 #include "report/run.h"
 
 namespace mechscope::cli {
@@ -164,6 +165,9 @@ int run_sae_tsea(int argc, char** argv) {
   for (auto& c : a.all("category")) categories.push_back(find_sel(c, "--category"));
   if (categories.empty()) categories.push_back(0);
 
+  // Issue 17: --out is claimed (lock, no foreign folder) before the work, so a second run or a folder
+  // that is not mechscope's is refused at once; the results are still staged and moved in at the end.
+  report::claim_output_dir(a.str("out"), "sae tsea");
   auto t0 = std::chrono::steady_clock::now();
   S::Unembedding u = S::unembedding(*m.model, mode);
   at::Tensor W_U = S::prepare_unembed(u.W_U, a.on("cosine-sim"));

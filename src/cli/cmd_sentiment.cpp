@@ -9,6 +9,7 @@
 #include "cli/args.h"
 #include "cli/registry.h"
 #include "cli/threads.h"
+#include "core/fs_guard.h"
 #include "core/error.h"
 #include "core/json.h"
 #include "core/utf8.h"
@@ -39,20 +40,15 @@ int run_sentiment(int argc, char** argv) {
     if (!utf8::valid(t)) fail("--text is not valid UTF-8 (byte ", utf8::find_invalid(t), ")");
   if (a.has("texts")) {
     std::string file = a.str("texts");
-    std::ifstream f;
-    if (file != "-") {
-      f.open(file);
-      if (!f) fail("cannot read --texts file '", file, "'");
-    }
-    std::istream& in = file == "-" ? std::cin : f;
-    std::string line;
-    for (long long n = 1; std::getline(in, line); ++n) {
-      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    if (file != "-" && !std::ifstream(file)) fail("cannot read --texts file '", file, "'");
+    // Line by line, a line longer than 16 MiB refused before it is held (issue 17).
+    for_each_line(file == "-" ? "/dev/stdin" : file, [&](const std::string& line, long long n) {
+      if (line.find_first_not_of(" \t\r") == std::string::npos) return;
       nlohmann::json j = parse_json(line, cat("--texts ", file, ":", n));
       if (j.is_object() && j.contains("text")) j = j["text"];
       if (!j.is_string()) fail("--texts ", file, ":", n, ": expected a JSON string or an object with a \"text\" string");
       texts.push_back(j.get<std::string>());
-    }
+    });
     if (texts.empty()) fail("--texts file '", file, "' has no texts");
   }
   analysis::sentiment::ClassifierScores cls;

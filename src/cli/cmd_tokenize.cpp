@@ -4,6 +4,7 @@
 
 #include "cli/common.h"
 #include "cli/registry.h"
+#include "core/fs_guard.h"
 #include "core/error.h"
 #include "core/json.h"
 #include "core/utf8.h"
@@ -59,21 +60,17 @@ int run_tokenize(int argc, char** argv) {
     if (a.has("TEXT")) fail("give either TEXT or --jsonl, not both");
     if (pair) fail("--pair goes with one TEXT, not with --jsonl");
     std::string file = a.str("jsonl");
-    std::ifstream f;
-    if (file != "-") {
-      f.open(file);
-      if (!f) fail("cannot read --jsonl file '", file, "'");
-    }
-    std::istream& in = file == "-" ? std::cin : f;
-    std::string line, out;
-    for (long long n = 1; std::getline(in, line); ++n) {
-      if (line.empty()) continue;
+    if (file != "-" && !std::ifstream(file)) fail("cannot read --jsonl file '", file, "'");
+    std::string out;
+    // Line by line, a line longer than 16 MiB refused before it is held (issue 17).
+    for_each_line(file == "-" ? "/dev/stdin" : file, [&](const std::string& line, long long n) {
+      if (line.empty()) return;
       nlohmann::json j = parse_json(line, cat(file, ":", n));
       if (!j.is_string()) fail(file, ":", n, ": expected a JSON string");
       out = nlohmann::json(encode(j.get<std::string>())).dump();
       out += '\n';
       std::fwrite(out.data(), 1, out.size(), stdout);
-    }
+    });
     return 0;
   }
   if (!a.has("TEXT")) fail("give the TEXT to tokenize (or --jsonl FILE)");

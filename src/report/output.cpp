@@ -30,6 +30,11 @@ struct Claim {
   bool created = false;        // this run made the folder
   bool finished = false;       // committed, or (in place) its manifest written by the command
   std::string previous_status;
+  // In place over a complete result: its manifest's bytes and what the folder held, so that a run
+  // that fails having changed nothing (refused after the claim: other --resume settings) puts the
+  // manifest back as it was instead of marking a whole earlier result failed.
+  std::string previous_manifest;
+  std::map<std::string, std::string> previous_tree;
 };
 
 // One entry per claimed folder, for the life of the process (main closes them).
@@ -58,6 +63,27 @@ std::vector<std::string> entries(const std::string& dir) {
 
 // What a run leaves besides its results: the lock and temporaries.
 bool bookkeeping(const std::string& name) { return name == kLockName || temp_pid(name) > 0; }
+
+// relative path -> inode, size and modification time of everything under `dir` but its manifest,
+// lock and temporaries: equal twice when nothing was written in between (each write renames a new file in).
+std::map<std::string, std::string> tree_state(const std::string& dir) {
+  std::map<std::string, std::string> out;
+  std::error_code ec;
+  namespace sfs = std::filesystem;
+  for (auto it = sfs::recursive_directory_iterator(dir, ec); !ec && it != sfs::recursive_directory_iterator();
+       it.increment(ec)) {
+    std::string name = it->path().filename().string();
+    std::string rel = it->path().lexically_relative(dir).string();
+    if (bookkeeping(name) || rel == "manifest.json") {
+      if (it->is_directory(ec)) it.disable_recursion_pending();
+      continue;
+    }
+    struct stat st;
+    if (::lstat(it->path().c_str(), &st) != 0) continue;
+    out[rel] = cat(st.st_ino, ":", st.st_size, ":", st.st_mtim.tv_sec, ".", st.st_mtim.tv_nsec);
+  }
+  return out;
+}
 
 json read_manifest(const std::string& dir) {
   std::string p = join_path(dir, "manifest.json");
@@ -121,6 +147,16 @@ bool made_by_mechscope(const std::string& dir) {
   // Runs from before manifests said "tool", killed before their manifest: locate's and train's records.
   for (const char* f : {"facts/run.json", "checkpoint/state.json", "train_summary.json"})
     if (file_exists(join_path(dir, f))) return true;
+  // A knowledge graph of `kg generate` from before it wrote a manifest (examples/kg).
+  std::string kg = join_path(dir, "kg.json");
+  struct stat st;
+  if (::stat(kg.c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_size < (1 << 20)) {
+    try {
+      json j = json::parse(read_file(kg));
+      if (j.is_object() && j.value("generator", json()) == "mechscope kg generate") return true;
+    } catch (...) {
+    }
+  }
   return false;
 }
 
@@ -167,6 +203,10 @@ std::string claim_output_dir(const std::string& dir_in, const std::string& comma
     c.place = dir;
     json old = read_manifest(dir);
     if (old.is_object() && old.contains("status") && old["status"].is_string()) c.previous_status = old["status"];
+    if (c.previous_status == "complete") {
+      c.previous_manifest = read_file(join_path(dir, "manifest.json"));
+      c.previous_tree = tree_state(dir);
+    }
     write_status(dir, c, "running");
     set_interrupt_note(cat("interrupted; rerun with --resume to continue (what is finished is kept in ", dir, ")"));
   }
@@ -264,6 +304,10 @@ void close_outputs(bool ok, const std::string& why) {
         if (!ok && c.created && empty) {
           // Failed before writing anything: the folder goes as if the run had never started.
           ::unlink(join_path(dir, "manifest.json").c_str());
+        } else if (!ok && !c.previous_manifest.empty() && tree_state(dir) == c.previous_tree) {
+          // Failed over a complete result without writing a file: that result is still whole and complete.
+          write_file_atomic(join_path(dir, "manifest.json"), c.previous_manifest);
+          forget_temp(dir);
         } else {
           write_status(dir, c, ok ? "complete" : "failed: " + public_paths(why));
           forget_temp(dir);

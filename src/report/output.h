@@ -39,12 +39,13 @@ std::string previous_status(const std::string& dir);
 void claim_output_file(const std::string& path);
 
 // True when `dir` holds a manifest.json written by mechscope ("tool": "mechscope", or the
-// "versions" of older manifests), or the records of a locate or train run.
+// "versions" of older manifests), the records of a locate or train run, or the kg.json of kg generate.
 bool made_by_mechscope(const std::string& dir);
 
 // The end of a command (main): in-place folders of a successful run get "complete" where their
-// command wrote no manifest of its own, those of a failed run "failed: <why>"; staging folders and
-// other temporaries are removed.
+// command wrote no manifest of its own, those of a failed run "failed: <why>" (or, when the folder
+// held a complete result and the run wrote no file, that result's manifest byte for byte again);
+// staging folders and other temporaries are removed.
 void close_outputs(bool ok, const std::string& why = "");
 // `message` with each staging folder's path replaced by its output folder's: what the user gave.
 std::string public_paths(std::string message);

@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/fs_guard.h"
 #include "core/error.h"
 #include "core/json.h"
 #include "tokenizers/hf_tokenizer.h"
@@ -71,18 +72,15 @@ json gpt2_json(const fs::path& vocab_path, const fs::path& merges_path, const js
   json vocab = read_json(vocab_path);
   if (!vocab.is_object()) fail(vocab_path.string(), ": expected a JSON object token -> id");
   json merges = json::array();
-  std::istringstream in(read_file(merges_path));
-  std::string line;
-  size_t lineno = 0;
-  while (std::getline(in, line)) {
-    ++lineno;
+  // Line by line, a line longer than 16 MiB refused before it is held (issue 17).
+  for_each_line(merges_path.string(), [&](std::string line, long long lineno) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.empty() || line.rfind("#version", 0) == 0) continue;
+    if (line.empty() || line.rfind("#version", 0) == 0) return;
     size_t sp = line.find(' ');
     if (sp == std::string::npos || line.find(' ', sp + 1) != std::string::npos)
       fail(merges_path.string(), ":", lineno, ": expected two tokens separated by one space");
     merges.push_back(line);
-  }
+  });
   bool prefix = cfg.contains("add_prefix_space") && cfg["add_prefix_space"].is_boolean() &&
                 cfg["add_prefix_space"].get<bool>();
   json j;

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/fs_guard.h"
 #include "core/error.h"
 
 namespace mechscope::tokenizers {
@@ -22,16 +23,18 @@ std::string token_or(const json& cfg, const char* key, const char* dflt) {
 }  // namespace
 
 json bert_json(const std::filesystem::path& vocab_txt, const json& cfg) {
-  std::ifstream f(vocab_txt, std::ios::binary);
-  if (!f) fail(vocab_txt.string(), ": cannot open");
+  {
+    std::ifstream f(vocab_txt, std::ios::binary);
+    if (!f) fail(vocab_txt.string(), ": cannot open");
+  }
   json vocab = json::object();
-  std::string line;
   int64_t id = 0;
-  while (std::getline(f, line)) {
+  // Line by line, a line longer than 16 MiB refused before it is held (issue 17).
+  for_each_line(vocab_txt.string(), [&](std::string line, long long) {
     while (!line.empty() && (line.back() == '\r' || line.back() == '\n')) line.pop_back();
     if (!vocab.contains(line)) vocab[line] = id;
     ++id;
-  }
+  });
   if (vocab.empty()) fail(vocab_txt.string(), ": empty vocabulary");
   auto flag = [&](const char* key, bool dflt) {
     auto it = cfg.find(key);

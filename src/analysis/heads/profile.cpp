@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <sstream>
 
+#include "core/fs_guard.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/json.h"
@@ -42,11 +43,10 @@ std::vector<std::string> Profile::select(const std::string& emotion_arg) const {
 }
 
 std::vector<PromptPair> read_pairs(const std::string& path) {
-  std::istringstream in(read_file(path));
   std::vector<PromptPair> out;
-  std::string line;
-  for (int64_t n = 1; std::getline(in, line); ++n) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+  // Line by line, a line longer than 16 MiB refused before it is held (issue 17).
+  for_each_line(path, [&](const std::string& line, long long n) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) return;
     std::string where = cat(path, ":", n);
     nlohmann::json j = parse_json(line, where);
     if (!j.is_object() || !j.contains("emotion") || !j.contains("neutral") || !j["emotion"].is_string() ||
@@ -56,19 +56,17 @@ std::vector<PromptPair> read_pairs(const std::string& path) {
     if (p.emotion.empty() || p.neutral.empty()) fail(where, ": a prompt is empty");
     if (p.emotion == p.neutral) fail(where, ": the emotion and neutral prompts are identical (nothing to compare)");
     out.push_back(std::move(p));
-  }
+  });
   if (out.empty()) fail("prompt file '", path, "' has no pairs");
   return out;
 }
 
 std::vector<PromptPair> read_prompt_lines(const std::string& path) {
-  std::istringstream in(read_file(path));
   std::vector<PromptPair> out;
-  std::string line;
-  for (int64_t n = 1; std::getline(in, line); ++n) {
+  for_each_line(path, [&](std::string line, long long n) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
     size_t first = line.find_first_not_of(" \t");
-    if (first == std::string::npos) continue;
+    if (first == std::string::npos) return;
     std::string where = cat(path, ":", n);
     std::string text = line;
     // A line that opens like JSON must be JSON: a half-written JSONL line is an error, not a prompt.
@@ -87,7 +85,7 @@ std::vector<PromptPair> read_prompt_lines(const std::string& path) {
     p.line = n;
     p.file = path;
     out.push_back(std::move(p));
-  }
+  });
   if (out.empty()) fail("prompt file '", path, "' has no prompts");
   return out;
 }

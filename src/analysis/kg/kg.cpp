@@ -7,6 +7,7 @@
 #include <set>
 #include <sstream>
 
+#include "core/fs_guard.h"
 #include "core/error.h"
 #include "core/json.h"
 #include "core/fs.h"
@@ -155,7 +156,6 @@ void write_kg(const KnowledgeGraph& kg, const KgOptions& o, const std::string& d
 }
 
 KnowledgeGraph read_kg(const std::string& path) {
-  std::istringstream in(read_file(path));
   KnowledgeGraph kg;
   std::map<std::string, int> ent, rel;
   auto entity = [&](const std::string& id, const std::string& name) {
@@ -165,9 +165,9 @@ KnowledgeGraph read_kg(const std::string& path) {
     kg.entity_names.push_back(name);
     return ent[id] = (int)kg.entity_ids.size() - 1;
   };
-  std::string line;
-  for (int n = 1; std::getline(in, line); ++n) {
-    if (line.empty()) continue;
+  // Line by line, a line longer than 16 MiB refused before it is held (issue 17).
+  for_each_line(path, [&](const std::string& line, long long n) {
+    if (line.empty()) return;
     nlohmann::json j = parse_json(line, cat(path, ":", n));
     try {
       KgFact f;
@@ -184,7 +184,7 @@ KnowledgeGraph read_kg(const std::string& path) {
       fail(path, ":", n, ": expected {\"subject\", \"relation\", \"object\", \"subject_name\", \"object_name\"} (",
            e.what(), ")");
     }
-  }
+  });
   if (kg.facts.empty()) fail(path, ": no facts");
   return kg;
 }

@@ -4,6 +4,7 @@
 #include <map>
 #include <sstream>
 
+#include "core/fs_guard.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/json.h"
@@ -15,10 +16,9 @@ TextCorpus read_corpus(const std::string& path) {
   if (!file_exists(path)) fail("--corpus '", path, "' does not exist");
   TextCorpus c;
   c.path = path;
-  std::istringstream in(read_file(path));
-  std::string line;
-  for (int64_t n = 1; std::getline(in, line); ++n) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+  // Line by line, a line longer than 16 MiB refused before it is held (issue 17).
+  for_each_line(path, [&](const std::string& line, long long n) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) return;
     std::string where = cat(path, ":", n);
     nlohmann::json j = parse_json(line, where);
     if (!j.is_object() || !j.contains("text") || !j["text"].is_string())
@@ -27,7 +27,7 @@ TextCorpus read_corpus(const std::string& path) {
     if (t.empty()) fail(where, ": the text is empty");
     c.texts.push_back(std::move(t));
     c.lines.push_back(n);
-  }
+  });
   if (c.texts.empty()) fail("--corpus '", path, "' has no texts (expected JSONL lines {\"text\": \"...\"})");
   return c;
 }
