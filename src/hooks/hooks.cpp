@@ -137,7 +137,7 @@ Resolved resolve(const at::Tensor& t, const HookContext& ctx, const Select& wher
     if (ha < 0) fail("hook '", ctx.name, "' has no head axis, but heads were selected");
     for (int64_t h : where.heads)
       if (h < 0 || h >= t.size(ha)) fail("head ", h, " out of range for '", ctx.name, "' (", t.size(ha), " heads)");
-    r.heads = at::tensor(where.heads, at::kLong);
+    r.heads = at::tensor(where.heads, at::kLong).to(t.device());
   }
   if (!where.positions.empty()) {
     std::vector<int64_t> rel, abs;
@@ -148,8 +148,8 @@ Resolved resolve(const at::Tensor& t, const HookContext& ctx, const Select& wher
       }
     }
     if (rel.empty()) r.empty = true;
-    r.rel_pos = at::tensor(rel, at::kLong);
-    r.abs_pos = at::tensor(abs, at::kLong);
+    r.rel_pos = at::tensor(rel, at::kLong).to(t.device());
+    r.abs_pos = at::tensor(abs, at::kLong).to(t.device());
   }
   return r;
 }
