@@ -88,6 +88,7 @@ int run_sae_stats(int argc, char** argv) {
   double min_sparsity = a.number("min-log-sparsity");
 
   auto saes = saes_from_flags(a);
+  need_cpu_device(a, "sae stats");
   Loaded m = load_from_flags(a);
   auto t0 = std::chrono::steady_clock::now();
   S::StatsRun run = S::compute_stats(*m.model, saes, mode, a.on("cosine-sim"), a.on("save-projection"), block);

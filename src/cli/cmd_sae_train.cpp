@@ -124,6 +124,7 @@ int run_sae_train(int argc, char** argv) {
   if (ho.max_tokens < 1) fail("--harvest-tokens must be >= 1");
   ho.max_seqs = ho.max_tokens;
 
+  need_cpu_device(a, "sae train");
   Loaded m = load_from_flags(a);
   std::vector<std::vector<int64_t>> seqs = sae_corpus_ids(a, m);
   auto t0 = std::chrono::steady_clock::now();

@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "core/fs_guard.h"
 #include "core/version.h"
+#include "models/device.h"
 #include "report/output.h"
 
 namespace mechscope::cli {
@@ -93,7 +94,9 @@ int main(int argc, char** argv) {
   }
   if (!std::strcmp(argv[1], "--version")) {
     std::string blas = mechscope::blas_core();
-    std::printf("mechscope %s (libtorch %s%s)\n", MECHSCOPE_VERSION, TORCH_VERSION,
+    // "libtorch 1.13.0, CPU only" / "libtorch 2.5.1, CUDA 12.4, 1 GPU (NVIDIA H200)"
+    std::printf("mechscope %s (%s%s)\n", MECHSCOPE_VERSION,
+                mechscope::models::runtime_summary(mechscope::models::runtime_info()).c_str(),
                 blas.empty() ? "" : (", OpenBLAS " + blas + " kernels").c_str());
     return 0;
   }
