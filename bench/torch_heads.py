@@ -12,7 +12,7 @@ import time
 import torch
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from torch_gpt2 import forward, load  # noqa: E402
+from torch_gpt2 import DEVICE, forward, load  # noqa: E402
 
 
 def main():
@@ -37,7 +37,7 @@ def main():
             gen.append(new)
     s = time.perf_counter() - t
     same = sum(a == b for a, b in zip(gen, m["ablated_ids"][::sample]))
-    out = {"threads": torch.get_num_threads(), "prompts": len(gen), "same_ids": same, "sample": sample}
+    out = {"threads": torch.get_num_threads(), "device": DEVICE, "prompts": len(gen), "same_ids": same, "sample": sample}
     out["ablate_s_est" if sample > 1 else "ablate_s"] = s / len(gen) * len(m["prompt_ids"])
     print(json.dumps(out))
 
