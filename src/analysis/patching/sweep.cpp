@@ -177,13 +177,24 @@ at::Tensor run_cells(const models::HookedModel& model, const BaseRun& base,
   // writes values equal to the base run's.
   std::vector<size_t> todo;
   std::vector<int64_t> start(cells.size(), 0);
+  // The no-op test compares on the host: one copy of each point's activations, not a device round
+  // trip per cell.
+  std::map<std::string, std::pair<at::Tensor, at::Tensor>> host;
+  auto on_host = [&](const std::string& point, const at::Tensor& b) -> const std::pair<at::Tensor, at::Tensor>& {
+    auto it = host.find(point);
+    if (it == host.end()) it = host.emplace(point, std::make_pair(b.cpu(), source.at(point).cpu())).first;
+    return it->second;
+  };
   for (size_t i = 0; i < cells.size(); ++i) {
     const Edit& e = cells[i];
     start[i] = cfg.causal && e.pos >= 0 ? e.pos : 0;
     if (start[i] > mpos) continue;
     if (opt.skip_noops) {
       auto it = base.acts.find(e.point);
-      if (it != base.acts.end() && at::equal(cell_slice(it->second, e), cell_slice(source.at(e.point), e))) continue;
+      if (it != base.acts.end()) {
+        const auto& [b, src] = on_host(e.point, it->second);
+        if (at::equal(cell_slice(b, e), cell_slice(src, e))) continue;
+      }
     }
     todo.push_back(i);
   }
