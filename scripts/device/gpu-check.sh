@@ -12,6 +12,8 @@
 #   6. the whole suite with MECHSCOPE_TEST_DEVICE=cuda MECHSCOPE_DEVICE=cuda (every command on the GPU)
 #   7. the benches with DEVICE=cuda (bench/run.sh), mechscope and the plain-PyTorch peers on the GPU
 # usage (on the GPU machine): OUT=/some/dir bash scripts/device/gpu-check.sh
+# FORCE_DEBS=1 uses .debs/ even when the machine seems to have everything; SKIP_BENCH=1 stops after the
+# suite (both for rehearsing the script where there is no GPU).
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 ROOT=$PWD
@@ -74,7 +76,7 @@ have_deps() {
     [[ -e /usr/include/gtest/gtest.h ]] && [[ -e /usr/include/zlib.h ]]
 }
 PREFIX_ARGS=()
-if ! have_deps; then
+if [[ ${FORCE_DEBS:-0} == 1 ]] || ! have_deps; then
   if compgen -G ".debs/*.deb" > /dev/null; then
     P=$ROOT/.debs/root
     mkdir -p "$P"
@@ -136,7 +138,7 @@ fi
 
 # 7. benches on the GPU, with the time that is left
 left=$((570 - ($(date +%s) - T0)))
-if ((left > 60)); then
+if [[ ${SKIP_BENCH:-0} != 1 ]] && ((left > 60)); then
   export DEVICE=cuda PYTHON=$PY THREADS=$JOBS
   step bench-build 60 cmake --build "$BUILD" --target benches -j "$JOBS" &&
     step bench $((left - 60)) bash bench/run.sh "$BUILD"
