@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_device.h"
 #include "analysis/attnviz/attnviz.h"
 #include "core/fs.h"
 #include "io/safetensors.h"
@@ -72,7 +73,7 @@ int main(int argc, char** argv) {
   int tsne_iters = argc > 4 ? std::atoi(argv[4]) : 500;
   if (threads > 0) at::set_num_threads(threads);
   ensure_bert_base(dir);
-  auto model = models::load_model(dir);
+  auto model = bench::load(dir);
   const auto& cfg = model->config();
 
   // 50 "sentences": [CLS] + 8..23 random word ids + [SEP], written for the PyTorch baseline.
@@ -93,7 +94,7 @@ int main(int argc, char** argv) {
   std::vector<int64_t> heads;
   for (int64_t h = 0; h < cfg.n_heads; ++h) heads.push_back(h);
 
-  nlohmann::json out{{"model", dir}, {"threads", at::get_num_threads()}, {"texts", in.size()}, {"tsne_heads", tsne_heads},
+  nlohmann::json out{{"model", dir}, {"threads", at::get_num_threads()}, {"device", bench::device_name()}, {"texts", in.size()}, {"tsne_heads", tsne_heads},
                      {"tsne_iterations", tsne_iters}};
   V::Extracted ex = V::extract(*model, in, layers);  // warm-up
   double best = 1e9;

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_device.h"
 #include "core/blas.h"
 #include "gpt2_small.h"
 #include "models/model.h"
@@ -34,19 +35,21 @@ int main(int argc, char** argv) {
   for (int i = 0; i < 5; ++i) {
     model.reset();
     auto t = Clock::now();
-    model = models::load_model(dir);
+    model = bench::load(dir);
     loads.push_back(seconds_since(t));
   }
   at::NoGradGuard ng;
-  nlohmann::json out{{"load_s", median(loads)}, {"threads", at::get_num_threads()}, {"openblas_kernels", blas_core()}};
+  nlohmann::json out{{"load_s", median(loads)}, {"threads", at::get_num_threads()}, {"openblas_kernels", blas_core()},
+                     {"device", bench::device_name()}};
   for (int64_t n : {16, 256}) {
-    at::Tensor ids = at::randint(0, 50257, {1, n}, at::kLong);
+    at::Tensor ids = at::randint(0, 50257, {1, n}, at::kLong).to(bench::device());
     std::vector<double> times;
     int reps = n == 16 ? 30 : 10;
     for (int i = 0; i < reps + 2; ++i) {
       models::RunContext ctx;
       auto t = Clock::now();
       at::Tensor logits = model->forward(ids, ctx);
+      bench::sync();
       if (i >= 2) times.push_back(seconds_since(t));
     }
     out["forward_" + std::to_string(n) + "_s"] = median(times);

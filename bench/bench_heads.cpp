@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_device.h"
 #include "analysis/heads/generate_batch.h"
 #include "analysis/heads/interventions.h"
 #include "analysis/heads/profile.h"
@@ -36,7 +37,7 @@ int main(int argc, char** argv) {
   int64_t batch = argc > 3 ? std::atoll(argv[3]) : 32;
   if (threads > 0) at::set_num_threads(threads);
   bench::ensure_gpt2_small(dir);
-  auto model = models::load_model(dir);
+  auto model = bench::load(dir);
   auto tok = tokenizers::load_tokenizer(std::string(MECHSCOPE_SOURCE_DIR) + "/tests/fixtures/gpt2/model");
   auto prof = H::load_profile(std::string(MECHSCOPE_SOURCE_DIR) + "/examples/emotion/profiles/baseline");
   const auto& pairs = prof.of("gratitude");
@@ -47,7 +48,7 @@ int main(int argc, char** argv) {
     aligned.push_back(H::align_pair(tok->encode(p.emotion), tok->encode(p.neutral)));
   }
   const int64_t new_tokens = 15;
-  nlohmann::json out{{"model", dir}, {"threads", at::get_num_threads()}, {"prompts", prompts.size()},
+  nlohmann::json out{{"model", dir}, {"threads", at::get_num_threads()}, {"device", bench::device_name()}, {"prompts", prompts.size()},
                      {"new_tokens", new_tokens}, {"batch", batch}, {"head", "0:0"}};
 
   hooks::HookSet hs;

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_device.h"
 #include "analysis/patching/patching.h"
 #include "core/fs.h"
 #include "io/safetensors.h"
@@ -40,7 +41,7 @@ int main(int argc, char** argv) {
   int sample = argc > 3 ? std::max(1, std::atoi(argv[3])) : 8;
   if (threads > 0) at::set_num_threads(threads);
   bench::ensure_gpt2_small(dir);
-  auto model = models::load_model(dir);
+  auto model = bench::load(dir);
   const auto& cfg = model->config();
   // "After John and Mary went to the store, Mary/John gave a bottle of milk to" (GPT-2 ids, 16 tokens).
   std::vector<int64_t> clean{3260, 1757, 290, 5335, 1816, 284, 262, 3650, 11, 5335, 2921, 257, 9294, 286, 7545, 284};
@@ -48,9 +49,10 @@ int main(int argc, char** argv) {
   corrupt[9] = 1757;
   P::Metric metric{P::MetricKind::LogitDiff, 1757, 5335, -1};
   int64_t n = (int64_t)clean.size();
-  auto ci = at::tensor(clean, at::kLong).unsqueeze(0), ki = at::tensor(corrupt, at::kLong).unsqueeze(0);
+  auto ci = at::tensor(clean, at::kLong).unsqueeze(0).to(bench::device()),
+       ki = at::tensor(corrupt, at::kLong).unsqueeze(0).to(bench::device());
 
-  nlohmann::json out{{"model", dir}, {"threads", at::get_num_threads()}, {"n_pos", n}, {"naive_sample", sample}};
+  nlohmann::json out{{"model", dir}, {"threads", at::get_num_threads()}, {"device", bench::device_name()}, {"n_pos", n}, {"naive_sample", sample}};
   auto t = Clock::now();
   std::vector<std::string> all_points;
   for (const char* name : {"resid_pre", "attn_out", "mlp_out", "z_all_pos", "z"})

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <string>
 
+#include "bench_device.h"
 #include "analysis/causal_trace/causal_trace.h"
 #include "core/fs.h"
 #include "models/model.h"
@@ -24,7 +25,7 @@ int main(int argc, char** argv) {
   int threads = argc > 2 ? std::atoi(argv[2]) : 0;
   if (threads > 0) at::set_num_threads(threads);
   bench::ensure_gpt2_small(dir);
-  auto model = models::load_model(dir);
+  auto model = bench::load(dir);
   ct::TraceInput in;
   for (int i = 0; i < 16; ++i) in.ids.push_back((i * 7919 + 13) % model->config().d_vocab);
   in.subject_begin = 2;
@@ -48,7 +49,7 @@ int main(int argc, char** argv) {
   for (size_t k = 0; k < fast.scores.size(); ++k)
     diff = std::max(diff, (fast.scores[k] - naive.scores[k]).abs().max().item<double>());
   const auto& c = model->config();
-  nlohmann::json j{{"bench", "trace"},
+  nlohmann::json j{{"bench", "trace"}, {"device", bench::device_name()},
                    {"model", dir},
                    {"layers", c.n_layers},
                    {"d_model", c.d_model},

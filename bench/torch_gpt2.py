@@ -6,8 +6,19 @@ import struct
 import sys
 import time
 
+import os
+
 import numpy as np
 import torch
+
+# As the C++ benches' MECHSCOPE_BENCH_DEVICE: cpu (default), cuda, cuda:N.
+DEVICE = os.environ.get("MECHSCOPE_BENCH_DEVICE", "cpu").replace("auto", "cuda" if torch.cuda.is_available() else "cpu")
+
+
+def sync():
+    if DEVICE.startswith("cuda"):
+        torch.cuda.synchronize()
+
 
 DTYPES = {"F32": np.float32, "F16": np.float16, "I64": np.int64}
 
@@ -24,7 +35,7 @@ def load(path):
             continue
         b, e = info["data_offsets"]
         arr = np.frombuffer(data[b:e], dtype=DTYPES[info["dtype"]]).reshape(info["shape"])
-        out[name] = torch.from_numpy(arr.copy())
+        out[name] = torch.from_numpy(arr.copy()).to(DEVICE)
     return out
 
 
@@ -35,9 +46,11 @@ def forward(w, cfg, ids, ablate=(), last_only=False, cache=None):
     d, h = cfg["n_embd"], cfg["n_head"]
     dh = d // h
     b, n = ids.shape
+    dev = w["wte.weight"].device
+    ids = ids.to(dev)
     past = cache[0][0].shape[2] if cache else 0
-    x = w["wte.weight"][ids] + w["wpe.weight"][torch.arange(past, past + n)]
-    mask = torch.full((n, past + n), torch.finfo(torch.float32).min).triu(past + 1)
+    x = w["wte.weight"][ids] + w["wpe.weight"][torch.arange(past, past + n, device=dev)]
+    mask = torch.full((n, past + n), torch.finfo(torch.float32).min, device=dev).triu(past + 1)
     for l in range(cfg["n_layer"]):
         p = f"h.{l}."
         a = torch.nn.functional.layer_norm(x, (d,), w[p + "ln_1.weight"], w[p + "ln_1.bias"], 1e-5)
@@ -75,8 +88,9 @@ def main():
     for _ in range(5):
         t = time.perf_counter()
         w = load(d + "/model.safetensors")
+        sync()
         loads.append(time.perf_counter() - t)
-    out = {"load_s": statistics.median(loads), "threads": torch.get_num_threads()}
+    out = {"load_s": statistics.median(loads), "threads": torch.get_num_threads(), "device": DEVICE}
     torch.manual_seed(0)
     with torch.no_grad():
         for n, reps in ((16, 30), (256, 10)):
@@ -85,6 +99,7 @@ def main():
             for i in range(reps + 2):
                 t = time.perf_counter()
                 forward(w, cfg, ids)
+                sync()
                 if i >= 2:
                     times.append(time.perf_counter() - t)
             out[f"forward_{n}_s"] = statistics.median(times)

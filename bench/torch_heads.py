@@ -16,7 +16,7 @@ import time
 import torch
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from torch_gpt2 import forward, load  # noqa: E402
+from torch_gpt2 import DEVICE, forward, load  # noqa: E402
 
 
 def generate(w, cfg, prompt, new_tokens, ablate, cached):
@@ -41,7 +41,7 @@ def main():
     cfg = json.load(open(model + "/config.json"))
     w = load(model + "/model.safetensors")
     ablate = [(0, 0)]
-    out = {"threads": torch.get_num_threads(), "sample": sample}
+    out = {"threads": torch.get_num_threads(), "device": DEVICE, "sample": sample}
     with torch.no_grad():
         generate(w, cfg, m["prompt_ids"][0], 2, ablate, True)  # warm-up
         for cached, prompts, want, key in ((True, m["prompt_ids"], m["ablated_ids"], "cached"),

@@ -10,10 +10,11 @@
 
 namespace mstest {
 
-// |a - b| <= atol + rtol * |b| everywhere; reports the worst element on failure.
+// |a - b| <= atol + rtol * |b| everywhere; reports the worst element on failure. Compared on the host,
+// so a GPU run's tensors check against the references as they are.
 inline ::testing::AssertionResult close(const at::Tensor& a_in, const at::Tensor& b_in, double rtol = 1e-4,
                                         double atol = 1e-5) {
-  at::Tensor a = a_in.to(at::kDouble), b = b_in.to(at::kDouble);
+  at::Tensor a = a_in.to(at::Device(at::kCPU), at::kDouble), b = b_in.to(at::Device(at::kCPU), at::kDouble);
   if (a.sizes() != b.sizes())
     return ::testing::AssertionFailure() << "shape " << a.sizes() << " vs reference " << b.sizes();
   at::Tensor excess = (a - b).abs() - (atol + rtol * b.abs());
@@ -38,7 +39,7 @@ inline ::testing::AssertionResult close_at_scale(const at::Tensor& a, const at::
 }
 
 inline std::vector<int64_t> to_vec(const at::Tensor& t) {
-  at::Tensor c = t.to(at::kLong).contiguous().flatten();
+  at::Tensor c = t.to(at::Device(at::kCPU), at::kLong).contiguous().flatten();
   return std::vector<int64_t>(c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel());
 }
 

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cli/args.h"
+#include "cli/common.h"
 #include "cli/registry.h"
 #include "core/error.h"
 #include "core/fs.h"
@@ -33,17 +34,19 @@ int run_demo(int argc, char** argv) {
   a.opt("model-dir", "DIR", "model (default: examples/kg/model)");
   a.opt("kg-file", "FILE", "facts (default: examples/kg/facts.jsonl)");
   a.opt("threads", "N", "CPU threads (0 = all cores)", "0");
+  add_device_flag(a);
   // ROME restores MLP/attention over 10 of GPT-2 XL's 48 layers; over the shipped model's 6 layers a
   // window of 10 restores every layer at once and the MLP/attention traces go flat. 2 of 6 keeps
   // about ROME's proportion.
   a.opt("window", "W", "layers restored together for the MLP/attention traces", "2");
   if (!a.parse(argc, argv)) return 0;
+  device_from_flags(a);  // a device not usable here ends the demo before it starts
   std::string model = a.has("model-dir") ? a.str("model-dir") : example_path("examples/kg/model");
   std::string facts = a.has("kg-file") ? a.str("kg-file") : example_path("examples/kg/facts.jsonl");
   std::string out = a.str("out");
   std::vector<std::string> args{"--model-dir", model, "--kg-file", facts, "--num-samples", a.str("num-samples"),
                                 "--noise-level", "3.0", "--num-noise-samples", "10", "--window", a.str("window"), "--out", out,
-                                "--threads", a.str("threads"), "--overwrite"};
+                                "--threads", a.str("threads"), "--device", a.str("device"), "--overwrite"};
   std::vector<char*> av;
   for (auto& s : args) av.push_back(s.data());
   CommandFn locate = nullptr;

@@ -191,7 +191,8 @@ Experiment experiment_from_flags(const Args& a, bool require_spec) {
   }
   if (a.has("sentiment-model"))
     x.classifier = std::make_shared<analysis::sentiment::SentimentClassifier>(
-        analysis::sentiment::load_sentiment_classifier(a.str("sentiment-model"), "--sentiment-model"));
+        analysis::sentiment::load_sentiment_classifier(a.str("sentiment-model"), "--sentiment-model",
+                                                       device_from_flags(a)));
   return x;
 }
 

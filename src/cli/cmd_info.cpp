@@ -4,12 +4,68 @@
 #include "cli/common.h"
 #include "cli/registry.h"
 #include "core/error.h"
+#include "models/device.h"
+
+#include <optional>
 
 namespace mechscope::cli {
 namespace {
 
+// `info --device [DEV]` without --model: what this build and machine run on (libtorch, CUDA, GPUs),
+// and, with DEV, whether DEV is usable here (exit 2 with the reason when not).
+bool wants_runtime(int argc, char** argv) {
+  bool device = false;
+  for (int i = 0; i < argc; ++i) {
+    std::string s = argv[i];
+    if (s == "--model" || s.rfind("--model=", 0) == 0 || s == "--help" || s == "-h") return false;
+    device |= s == "--device" || s.rfind("--device=", 0) == 0;
+  }
+  return device;
+}
+
+int print_runtime(int argc, char** argv) {
+  std::string dev;
+  bool json = false;
+  for (int i = 0; i < argc; ++i) {
+    std::string s = argv[i];
+    if (s == "--json") json = true;
+    else if (s.rfind("--device=", 0) == 0) dev = s.substr(9);
+    else if (s == "--device" && i + 1 < argc && std::string(argv[i + 1]).rfind("--", 0) != 0) dev = argv[++i];
+    else if (s != "--device") fail("info --device: unexpected argument '", s, "' (info --device [DEV] [--json])");
+  }
+  models::RuntimeInfo r = models::runtime_info();
+  std::optional<at::Device> picked;
+  if (!dev.empty()) picked = models::parse_device(dev);
+  nlohmann::json gpus = nlohmann::json::array();
+  for (auto& g : r.gpus)
+    gpus.push_back({{"index", g.index}, {"name", g.name}, {"memory_bytes", g.memory_bytes}});
+  if (json) {
+    nlohmann::json j{{"libtorch", r.libtorch},
+                     {"cuda_built", r.cuda_built},
+                     {"cuda", r.cuda_built ? nlohmann::json(r.cuda_runtime) : nlohmann::json(nullptr)},
+                     {"cuda_available", r.cuda_available},
+                     {"gpus", gpus}};
+    if (picked) j["device"] = models::device_name(*picked);
+    std::printf("%s\n", j.dump(2).c_str());
+    return 0;
+  }
+  std::printf("libtorch     %s\n", r.libtorch.c_str());
+  std::printf("cuda         %s\n", !r.cuda_built         ? "not in this build (CPU only)"
+                                   : r.cuda_available ? ("CUDA " + r.cuda_runtime).c_str()
+                                                      : ("CUDA " + r.cuda_runtime + ", no GPU usable").c_str());
+  std::printf("gpus         %zu\n", r.gpus.size());
+  for (auto& g : r.gpus)
+    std::printf("  cuda:%d     %s (%.1f GiB)\n", g.index, g.name.empty() ? "unnamed" : g.name.c_str(),
+                (double)g.memory_bytes / (1024.0 * 1024.0 * 1024.0));
+  if (picked) std::printf("device       %s\n", models::device_name(*picked).c_str());
+  return 0;
+}
+
 int run_info(int argc, char** argv) {
-  Args a("info", "--model M [--json]", "Architecture, sizes, parameter count, dtype and every hook point of a model.");
+  if (wants_runtime(argc, argv)) return print_runtime(argc, argv);
+  Args a("info", "--model M [--json] | --device [DEV] [--json]",
+         "Architecture, sizes, parameter count, dtype and every hook point of a model. With --device and no\n"
+         "--model: the libtorch, CUDA and GPUs this build runs on (and whether DEV is usable).");
   add_model_flags(a);
   a.flag("json", "print one JSON object instead of text");
   if (!a.parse(argc, argv)) return 0;
@@ -31,6 +87,7 @@ int run_info(int argc, char** argv) {
                    {"tied_embeddings", c.tied_embeddings},
                    {"parameters", m.model->parameter_count()},
                    {"dtype", std::string(at::toString(m.model->dtype()))},
+                   {"device", models::device_name(m.model->device())},
                    {"tokenizer", m.tokenizer ? nlohmann::json(m.tokenizer->size()) : nlohmann::json()},
                    {"hooks", hooks}};
   if (m.model->has_classifier()) {
@@ -52,6 +109,7 @@ int run_info(int argc, char** argv) {
   std::printf("d_mlp        %lld (%s)\ncontext      %lld\nvocabulary   %lld%s\n", (long long)c.d_mlp, c.act_fn.c_str(),
               (long long)c.n_ctx, (long long)c.d_vocab, c.tied_embeddings ? " (tied unembedding)" : "");
   std::printf("parameters   %lld\ndtype        %s\n", (long long)m.model->parameter_count(), at::toString(m.model->dtype()));
+  std::printf("device       %s\n", models::device_name(m.model->device()).c_str());
   if (m.model->has_classifier()) {
     std::string labels;
     for (size_t i = 0; i < c.labels.size(); ++i) labels += cat(i ? ", " : "", i, " ", c.labels[i]);

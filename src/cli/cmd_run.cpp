@@ -23,7 +23,7 @@ std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_hand
 
 // [b, n] -> nested arrays.
 json rows_json(const at::Tensor& t) {
-  at::Tensor c = t.to(at::kDouble).contiguous();
+  at::Tensor c = t.to(at::Device(at::kCPU), at::kDouble).contiguous();
   json out = json::array();
   for (int64_t i = 0; i < c.size(0); ++i) {
     const double* p = c[i].data_ptr<double>();

@@ -37,6 +37,7 @@ int run_sae_eval(int argc, char** argv) {
   mechscope::sae::LoadOptions lo;
   lo.hook_name = a.str("hook");
   mechscope::sae::SAE sae = mechscope::sae::load_sae(a.str("sae"), lo);
+  need_cpu_device(a, "sae eval");
   Loaded m = load_from_flags(a);
   mechscope::sae::check_compatible(sae, *m.model);
   auto seqs = sae_corpus_ids(a, m);

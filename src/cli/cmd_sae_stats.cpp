@@ -89,6 +89,7 @@ int run_sae_stats(int argc, char** argv) {
   double min_sparsity = a.number("min-log-sparsity");
 
   auto saes = saes_from_flags(a);
+  need_cpu_device(a, "sae stats");
   Loaded m = load_from_flags(a);
   // Issue 17: --out is claimed (lock, no foreign folder) before the work, so a second run or a folder
   // that is not mechscope's is refused at once; the results are still staged and moved in at the end.

@@ -125,6 +125,7 @@ int run_sae_train(int argc, char** argv) {
   if (o.d_sae < 1) fail("--d-sae must be >= 1");
   if (o.steps < 1 || o.batch < 1) fail("--steps and --batch must be >= 1");
 
+  need_cpu_device(a, "sae train");
   Loaded m = load_from_flags(a);
   {
     auto names = m.model->hook_names();

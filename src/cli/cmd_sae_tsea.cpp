@@ -86,6 +86,7 @@ int run_sae_tsea(int argc, char** argv) {
   mechscope::sae::LoadOptions lo;
   lo.hook_name = a.str("hook");
   mechscope::sae::SAE sae = mechscope::sae::load_sae(a.str("sae"), lo);
+  need_cpu_device(a, "sae tsea");
   Loaded m = load_from_flags(a);
   const auto& tok = need_tokenizer(m, "token sets");
   if (sae.cfg.d_in != m.model->config().d_model)

@@ -7,6 +7,7 @@
 #include "analysis/sentiment/classifier.h"
 #include "analysis/sentiment/vader.h"
 #include "cli/args.h"
+#include "cli/common.h"
 #include "cli/registry.h"
 #include "cli/threads.h"
 #include "core/fs_guard.h"
@@ -30,6 +31,7 @@ int run_sentiment(int argc, char** argv) {
   a.opt("sentiment-model", "DIR|HUB_ID", "sequence classifier scoring P(POSITIVE) too");
   a.opt("batch-size", "N", "texts classified together (with --sentiment-model)", "32");
   a.opt("threads", "N", "CPU threads for tensor ops (0 = all cores)", "0");
+  add_device_flag(a);
   if (!a.parse(argc, argv)) return 0;
   if (a.has("texts") == a.has("text")) fail("give the texts with --texts FILE.jsonl or --text TEXT (one of them)");
   int64_t batch = a.integer("batch-size", 1, 1 << 20);
@@ -54,7 +56,8 @@ int run_sentiment(int argc, char** argv) {
   analysis::sentiment::ClassifierScores cls;
   if (a.has("sentiment-model")) {
     set_threads(a.str("threads"));
-    auto c = analysis::sentiment::load_sentiment_classifier(a.str("sentiment-model"), "--sentiment-model");
+    auto c = analysis::sentiment::load_sentiment_classifier(a.str("sentiment-model"), "--sentiment-model",
+                                                              device_from_flags(a));
     cls = analysis::sentiment::classify_positive(c, texts, batch);
     if (cls.truncated)
       std::fprintf(stderr, "note: %lld texts were longer than the classifier's context and were truncated\n",

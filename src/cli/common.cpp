@@ -5,11 +5,14 @@
 #include <ATen/Parallel.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <thread>
 
 #include "core/error.h"
 #include "core/utf8.h"
 #include "io/checkpoint.h"
+#include "models/device.h"
+#include "report/manifest.h"
 #include "tokenizers/hf_tokenizer.h"
 #include <nlohmann/json.hpp>
 
@@ -28,8 +31,23 @@ void add_model_flags(Args& a) {
   a.opt("model", "DIR|HUB_ID", "model directory (config.json + safetensors) or hub id in the local HF cache",
         default_model());
   a.opt("tokenizer", "PATH", "tokenizer.json or a directory with tokenizer files (default: the model's own)");
-  a.opt("dtype", "TYPE", "compute dtype: float32, bfloat16, float64", "float32");
+  a.opt("dtype", "TYPE", "compute dtype: float32, bfloat16, float64 (float16 on cuda)", "float32");
   a.opt("threads", "N", "CPU threads for tensor ops (0 = all cores)", "0");
+  add_device_flag(a);
+}
+
+void add_device_flag(Args& a) {
+  // $MECHSCOPE_DEVICE sets the default, so a whole session (or the test suite) can move to a GPU at once.
+  const char* env = std::getenv("MECHSCOPE_DEVICE");
+  a.opt("device", "DEV", "where the model runs: cpu, cuda, cuda:N, or auto (cuda when a GPU is usable); "
+                         "default $MECHSCOPE_DEVICE, else cpu",
+        env && *env ? env : "cpu");
+}
+
+at::Device device_from_flags(const Args& a) {
+  at::Device dev = models::parse_device(a.str("device"));
+  report::set_manifest_runtime(models::runtime_json(models::runtime_info(), dev));
+  return dev;
 }
 
 void add_encoding_flags(Args& a) {
@@ -54,17 +72,25 @@ void add_prompt_flags(Args& a, bool repeatable, bool segments) {
   add_encoding_flags(a);
 }
 
+void need_cpu_device(const Args& a, const std::string& command) {
+  at::Device dev = models::parse_device(a.str("device"));
+  if (!dev.is_cpu())
+    fail("--device ", a.str("device"), ": ", command, " runs on the CPU only for now (its SAE weights stay on the host)");
+}
+
 Loaded load_from_flags(const Args& a) {
   if (!a.has("model") && default_model().empty()) fail("--model is required (a model directory or a hub id)");
   set_threads(a.str("threads"));
 
   models::LoadOptions opts;
+  opts.device = device_from_flags(a);
   std::string dt = a.str("dtype");
   if (dt == "float32" || dt == "f32") opts.dtype = at::kFloat;
   else if (dt == "bfloat16" || dt == "bf16") opts.dtype = at::kBFloat16;
   else if (dt == "float64" || dt == "f64") opts.dtype = at::kDouble;
-  else if (dt == "float16" || dt == "f16") fail("--dtype float16 has no CPU kernels in libtorch; use float32 or bfloat16");
-  else fail("--dtype: expected float32, bfloat16 or float64, got '", dt, "'");
+  else if (dt == "float16" || dt == "f16") opts.dtype = at::kHalf;
+  else fail("--dtype: expected float32, bfloat16, float64 or float16, got '", dt, "'");
+  models::check_dtype_on(opts.dtype, opts.device);
 
   Loaded m;
   m.dir = io::resolve_model_dir(a.str("model"));

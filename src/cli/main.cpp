@@ -17,6 +17,7 @@
 #include "core/error.h"
 #include "core/fs_guard.h"
 #include "core/version.h"
+#include "models/device.h"
 #include "report/output.h"
 
 namespace mechscope::cli {
@@ -110,7 +111,9 @@ int main(int argc, char** argv) {
     std::string note = guessed ? mechscope::cat(": OPENBLAS_CORETYPE=", blas, " set by mechscope, OpenBLAS took this CPU for ",
                                                 guessed)
                                : "";
-    std::printf("mechscope %s (libtorch %s%s%s)\n", MECHSCOPE_VERSION, TORCH_VERSION,
+    // "libtorch 1.13.0, CPU only" / "libtorch 2.5.1, CUDA 12.4, 1 GPU (NVIDIA H200)"
+    std::printf("mechscope %s (%s%s%s)\n", MECHSCOPE_VERSION,
+                mechscope::models::runtime_summary(mechscope::models::runtime_info()).c_str(),
                 blas.empty() ? "" : (", OpenBLAS " + blas + " kernels").c_str(), note.c_str());
     return 0;
   }

@@ -130,14 +130,33 @@ struct Resolved {
   bool empty = false;                 // none of the positions fall inside this call
 };
 
-Resolved resolve(const at::Tensor& t, const HookContext& ctx, const Select& where) {
+// A hook's index tensors on the activation's device, kept between its calls: it fires at every layer
+// of every generated step, and building them on the host each time is a host-to-device copy per call.
+struct IndexCache {
+  at::Tensor heads;
+  int64_t pos0 = -1, len = -1;  // the window rel_pos / abs_pos were made for
+  at::Tensor rel_pos, abs_pos;
+  bool empty = false;
+};
+
+Resolved resolve(const at::Tensor& t, const HookContext& ctx, const Select& where, IndexCache* cache) {
   auto [pa, ha] = axes_of(ctx.name);
   Resolved r{pa, ha, {}, {}, {}};
   if (!where.heads.empty()) {
     if (ha < 0) fail("hook '", ctx.name, "' has no head axis, but heads were selected");
     for (int64_t h : where.heads)
       if (h < 0 || h >= t.size(ha)) fail("head ", h, " out of range for '", ctx.name, "' (", t.size(ha), " heads)");
-    r.heads = at::tensor(where.heads, at::kLong);
+    if (!cache || !cache->heads.defined() || cache->heads.device() != t.device()) {
+      r.heads = at::tensor(where.heads, at::kLong).to(t.device());
+      if (cache) cache->heads = r.heads;
+    } else {
+      r.heads = cache->heads;
+    }
+  }
+  if (!where.positions.empty() && cache && cache->rel_pos.defined() && cache->pos0 == ctx.pos0 &&
+      cache->len == t.size(pa) && cache->rel_pos.device() == t.device()) {
+    r.rel_pos = cache->rel_pos, r.abs_pos = cache->abs_pos, r.empty = cache->empty;
+    return r;
   }
   if (!where.positions.empty()) {
     std::vector<int64_t> rel, abs;
@@ -148,8 +167,9 @@ Resolved resolve(const at::Tensor& t, const HookContext& ctx, const Select& wher
       }
     }
     if (rel.empty()) r.empty = true;
-    r.rel_pos = at::tensor(rel, at::kLong);
-    r.abs_pos = at::tensor(abs, at::kLong);
+    r.rel_pos = at::tensor(rel, at::kLong).to(t.device());
+    r.abs_pos = at::tensor(abs, at::kLong).to(t.device());
+    if (cache) *cache = IndexCache{cache->heads, ctx.pos0, t.size(pa), r.rel_pos, r.abs_pos, r.empty};
   }
   return r;
 }
@@ -170,8 +190,8 @@ std::vector<at::indexing::TensorIndex> selection(const Resolved& r, int64_t dim)
 // Replaces the selection of t (all of it when nothing is selected) by op(current values, index),
 // in a fresh copy so the model's own buffers are never edited.
 template <typename Op>
-void apply(at::Tensor& t, const HookContext& ctx, const Select& where, Op op) {
-  Resolved r = resolve(t, ctx, where);
+void apply(at::Tensor& t, const HookContext& ctx, const Select& where, Op op, IndexCache* cache) {
+  Resolved r = resolve(t, ctx, where, cache);
   if (r.empty) return;
   if (!r.rel_pos.defined() && !r.heads.defined()) {
     t = op(t, selection(r, t.dim()));
@@ -186,7 +206,7 @@ void apply(at::Tensor& t, const HookContext& ctx, const Select& where, Op op) {
 }  // namespace
 
 HookFn replace_with(at::Tensor value, Select where) {
-  return [value, where](at::Tensor& t, const HookContext& ctx) {
+  return [value, where, cache = std::make_shared<IndexCache>()](at::Tensor& t, const HookContext& ctx) {
     auto [pa, ha] = axes_of(ctx.name);
     // `value` is the activation of a full run (positions from 0); take this call's window of it.
     at::Tensor v = value.to(t.device(), t.scalar_type());
@@ -202,25 +222,25 @@ HookFn replace_with(at::Tensor value, Select where) {
     v = v.expand_as(t);
     apply(t, ctx, where, [&](const at::Tensor&, const std::vector<at::indexing::TensorIndex>& idx) {
       return v.index(idx).clone();
-    });
+    }, cache.get());
   };
 }
 
 HookFn zero(Select where) {
-  return [where](at::Tensor& t, const HookContext& ctx) {
-    apply(t, ctx, where, [](const at::Tensor& cur, const auto&) { return at::zeros_like(cur); });
+  return [where, cache = std::make_shared<IndexCache>()](at::Tensor& t, const HookContext& ctx) {
+    apply(t, ctx, where, [](const at::Tensor& cur, const auto&) { return at::zeros_like(cur); }, cache.get());
   };
 }
 
 HookFn add(at::Tensor delta, Select where) {
-  return [delta, where](at::Tensor& t, const HookContext& ctx) {
+  return [delta, where, cache = std::make_shared<IndexCache>()](at::Tensor& t, const HookContext& ctx) {
     at::Tensor d = delta.to(t.device(), t.scalar_type());
-    apply(t, ctx, where, [&](const at::Tensor& cur, const auto&) { return cur + d; });
+    apply(t, ctx, where, [&](const at::Tensor& cur, const auto&) { return cur + d; }, cache.get());
   };
 }
 
 HookFn fill(at::Tensor value, Select where) {
-  return [value, where](at::Tensor& t, const HookContext& ctx) {
+  return [value, where, cache = std::make_shared<IndexCache>()](at::Tensor& t, const HookContext& ctx) {
     at::Tensor v = value.to(t.device(), t.scalar_type());
     apply(t, ctx, where, [&](const at::Tensor& cur, const auto&) {
       std::vector<int64_t> vs = v.sizes().vec(), cs = cur.sizes().vec();
@@ -231,13 +251,13 @@ HookFn fill(at::Tensor value, Select where) {
       }
       if (!fits) fail("fill value for '", ctx.name, "' has shape ", v.sizes(), ", the selection ", cur.sizes());
       return v.expand_as(cur).clone();
-    });
+    }, cache.get());
   };
 }
 
 HookFn scale(double factor, Select where) {
-  return [factor, where](at::Tensor& t, const HookContext& ctx) {
-    apply(t, ctx, where, [&](const at::Tensor& cur, const auto&) { return cur * factor; });
+  return [factor, where, cache = std::make_shared<IndexCache>()](at::Tensor& t, const HookContext& ctx) {
+    apply(t, ctx, where, [&](const at::Tensor& cur, const auto&) { return cur * factor; }, cache.get());
   };
 }
 

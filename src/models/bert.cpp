@@ -115,12 +115,15 @@ class Bert final : public TableModel<BertWeights, EncoderBlockWeights> {
 
   std::vector<std::string> hook_names() const override { return encoder_hook_names(cfg_.n_layers, true, mlm_); }
 
-  at::Tensor embed(const at::Tensor& ids, RunContext& ctx) const override {
+  at::Tensor embed(const at::Tensor& ids_in, RunContext& ctx) const override {
+    at::Tensor ids = ids_in.to(device_);  // ids made on the host by any caller (a no-op when already here)
     int64_t past = ctx.cache ? ctx.cache->length() : 0, b = ids.size(0), n = ids.size(1);
     // Absolute positions 0..n-1 whatever the padding, as BertEmbeddings does (not from the mask).
-    at::Tensor pos = ctx.position_ids.defined() ? ctx.position_ids
-                                                : at::arange(past, past + n, at::kLong).unsqueeze(0).expand({b, n});
-    at::Tensor types = ctx.token_type_ids.defined() ? ctx.token_type_ids : at::zeros({b, n}, at::kLong);
+    at::Tensor pos = ctx.position_ids.defined() ? ctx.position_ids.to(device_)
+                                                : at::arange(past, past + n, at::TensorOptions().dtype(at::kLong).device(ids.device()))
+                                                      .unsqueeze(0)
+                                                      .expand({b, n});
+    at::Tensor types = ctx.token_type_ids.defined() ? ctx.token_type_ids.to(device_) : at::zeros({b, n}, at::TensorOptions().dtype(at::kLong).device(ids.device()));
     if (types.sizes() != ids.sizes())
       fail("token_type_ids have shape ", types.sizes(), ", the input ids ", ids.sizes());
     if (types.numel() && (types.min().item<int64_t>() < 0 || types.max().item<int64_t>() >= w_.type.size(0)))

@@ -87,33 +87,33 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps, const 
   return w * normalized;
 }
 
-at::Tensor position_ids(const RunContext& ctx, int64_t batch, int64_t n, int64_t past) {
-  if (ctx.position_ids.defined()) return ctx.position_ids;
+at::Tensor position_ids(const RunContext& ctx, int64_t batch, int64_t n, int64_t past, const at::Device& device) {
+  if (ctx.position_ids.defined()) return ctx.position_ids.to(device);
   if (ctx.attention_mask.defined()) {
-    at::Tensor pos = ctx.attention_mask.to(at::kLong).cumsum(1) - 1;
+    at::Tensor pos = ctx.attention_mask.to(device, at::kLong).cumsum(1) - 1;
     pos = pos.clamp_min(0);
     return pos.narrow(1, pos.size(1) - n, n);
   }
-  return at::arange(past, past + n, at::kLong).unsqueeze(0).expand({batch, n});
+  return at::arange(past, past + n, at::TensorOptions().dtype(at::kLong).device(device)).unsqueeze(0).expand({batch, n});
 }
 
 at::Tensor attention_bias(const RunContext& ctx, int64_t batch, int64_t q_len, int64_t past, bool causal,
-                          int64_t window, at::ScalarType dtype) {
+                          int64_t window, at::ScalarType dtype, const at::Device& device) {
   int64_t k_len = past + q_len;
-  auto opts = at::TensorOptions().dtype(at::kLong);
+  auto opts = at::TensorOptions().dtype(at::kLong).device(device);
   at::Tensor qpos = at::arange(past, k_len, opts).unsqueeze(1);  // [q, 1]
   at::Tensor kpos = at::arange(0, k_len, opts).unsqueeze(0);     // [1, k]
-  at::Tensor allowed = at::ones({q_len, k_len}, at::kBool);
+  at::Tensor allowed = at::ones({q_len, k_len}, opts.dtype(at::kBool));
   if (causal) allowed = kpos <= qpos;
   if (window > 0) allowed = allowed.logical_and(kpos > qpos - window);
   allowed = allowed.view({1, 1, q_len, k_len});
   if (ctx.attention_mask.defined()) {
     if (ctx.attention_mask.size(1) != k_len)
       fail("attention mask covers ", ctx.attention_mask.size(1), " tokens, the run has ", k_len);
-    allowed = allowed.logical_and(ctx.attention_mask.to(at::kBool).view({batch, 1, 1, k_len}));
+    allowed = allowed.logical_and(ctx.attention_mask.to(device, at::kBool).view({batch, 1, 1, k_len}));
   }
   // The lowest finite value, as Hugging Face uses: a fully masked row (a padding query) stays finite.
-  at::Tensor bias = at::zeros(allowed.sizes(), at::TensorOptions().dtype(dtype));
+  at::Tensor bias = at::zeros(allowed.sizes(), opts.dtype(dtype));
   // (The dtype's own lowest: float's overflows bfloat16 and half.)
   double lowest = dtype == at::kBFloat16 ? (double)std::numeric_limits<c10::BFloat16>::lowest()
                   : dtype == at::kHalf   ? (double)std::numeric_limits<c10::Half>::lowest()
@@ -163,7 +163,7 @@ at::Tensor packed_attention(const at::Tensor& q, const at::Tensor& k, const at::
   if (scale != 1.0) scores = scores * scale;
   if (softcap > 0) scores = at::tanh(scores / softcap) * softcap;
   RunContext plain;
-  scores = scores + attention_bias(plain, 1, n, 0, true, window, scores.scalar_type());
+  scores = scores + attention_bias(plain, 1, n, 0, true, window, scores.scalar_type(), scores.device());
   H.fire(H.names->attn_scores, scores);
   at::Tensor pattern = at::softmax(scores, -1);
   H.fire(H.names->pattern, pattern);

@@ -71,11 +71,11 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps, const 
 // Additive attention bias [b or 1, 1, q, k]: 0 where query i (absolute position past + i) may attend
 // key j, the lowest float where not (causal, padding keys, local window when window > 0).
 at::Tensor attention_bias(const RunContext& ctx, int64_t batch, int64_t q_len, int64_t past, bool causal,
-                          int64_t window, at::ScalarType dtype);
+                          int64_t window, at::ScalarType dtype, const at::Device& device);
 
 // Position ids for new tokens [b, n]: explicit ctx.position_ids, else from the attention mask
 // (count of real tokens before each), else past .. past + n - 1.
-at::Tensor position_ids(const RunContext& ctx, int64_t batch, int64_t n, int64_t past);
+at::Tensor position_ids(const RunContext& ctx, int64_t batch, int64_t n, int64_t past, const at::Device& device);
 
 // Scaled dot-product attention with hooks on scores, pattern and z. softcap > 0 caps the scaled scores
 // at softcap * tanh(scores / softcap) before the mask (Gemma-2's attn_logit_softcapping, as transformers

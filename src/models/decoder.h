@@ -29,7 +29,8 @@ class TableModel : public HookedModel {
       : table_(table), features_(features) {
     cfg_ = cfg;
     dtype_ = opts.dtype;
-    load_tensors(table, TableContext{ckpt, cfg, dtype_, features, n_labels}, w_, blocks_);
+    device_ = opts.device;
+    load_tensors(table, TableContext{ckpt, cfg, dtype_, features, n_labels, device_}, w_, blocks_);
     for (int l = 0; l < cfg.n_layers; ++l) names_.emplace_back(l);
   }
 
@@ -60,14 +61,15 @@ class DecoderModel : public TableModel<G, B> {
   std::vector<std::string> hook_names() const override { return standard_hook_names(this->cfg_.n_layers, layout_); }
 
   // ids [b, p] -> tok (scaled by embed_scale_ when set) + learned positions when the model has them.
-  at::Tensor embed(const at::Tensor& ids, RunContext& ctx) const override {
+  at::Tensor embed(const at::Tensor& ids_in, RunContext& ctx) const override {
     int64_t past = ctx.cache ? ctx.cache->length() : 0;
     BlockHooks H{ctx.hooks, nullptr, -1, past};
+    at::Tensor ids = ids_in.to(this->device_);  // ids made on the host by any caller (a no-op when already here)
     at::Tensor tok = at::embedding(this->w_.embed, ids);  // [b, p, d]
     if (embed_scale_.defined()) tok = tok * embed_scale_;
     H.fire("hook_embed", tok);
     if (!this->w_.pos_embed.defined()) return tok;
-    at::Tensor pe = at::embedding(this->w_.pos_embed, position_ids(ctx, ids.size(0), ids.size(1), past));
+    at::Tensor pe = at::embedding(this->w_.pos_embed, position_ids(ctx, ids.size(0), ids.size(1), past, ids.device()));
     H.fire("hook_pos_embed", pe);
     return tok + pe;
   }
@@ -81,7 +83,7 @@ class DecoderModel : public TableModel<G, B> {
     at::Tensor resid = resid_in;
     auto [q, k, v] = attention_inputs(resid, H);  // q [b, n, h, dh], k, v [b, n, h_kv, dh]
     if (inv_freq_.defined()) {
-      RopeAngles rope = rope_angles(inv_freq_, position_ids(ctx, b, n, past), q.scalar_type());
+      RopeAngles rope = rope_angles(inv_freq_, position_ids(ctx, b, n, past, q.device()), q.scalar_type());
       q = apply_rope(q, rope);
       k = apply_rope(k, rope);
       H.fire(H.names->rot_q, q);
@@ -89,7 +91,7 @@ class DecoderModel : public TableModel<G, B> {
     }
     cache_kv(ctx, layer, this->cfg_.n_layers, k, v);
     if (A.float32_scores) q = q.to(at::kFloat), k = k.to(at::kFloat);
-    at::Tensor bias = attention_bias(ctx, b, n, past, true, A.window, q.scalar_type());
+    at::Tensor bias = attention_bias(ctx, b, n, past, true, A.window, q.scalar_type(), q.device());
     at::Tensor z = attention(q, k, v, bias, A.scale, H, A.softcap);  // [b, n, h, dh]
     return after_attention(resid, z, H);
   }

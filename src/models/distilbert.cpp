@@ -85,13 +85,16 @@ class DistilBert final : public TableModel<DistilBertWeights, EncoderBlockWeight
 
   std::vector<std::string> hook_names() const override { return encoder_hook_names(cfg_.n_layers, false, false); }
 
-  at::Tensor embed(const at::Tensor& ids, RunContext& ctx) const override {
+  at::Tensor embed(const at::Tensor& ids_in, RunContext& ctx) const override {
+    at::Tensor ids = ids_in.to(device_);  // ids made on the host by any caller (a no-op when already here)
     int64_t past = ctx.cache ? ctx.cache->length() : 0, b = ids.size(0), n = ids.size(1);
     if (ctx.token_type_ids.defined() && ctx.token_type_ids.numel() && ctx.token_type_ids.max().item<int64_t>() != 0)
       fail("DistilBERT takes no token type ids (it has no token-type embeddings)");
     // Absolute positions 0..n-1 whatever the padding, as DistilBERT's Embeddings does.
-    at::Tensor pos = ctx.position_ids.defined() ? ctx.position_ids
-                                                : at::arange(past, past + n, at::kLong).unsqueeze(0).expand({b, n});
+    at::Tensor pos = ctx.position_ids.defined() ? ctx.position_ids.to(device_)
+                                                : at::arange(past, past + n, at::TensorOptions().dtype(at::kLong).device(ids.device()))
+                                                      .unsqueeze(0)
+                                                      .expand({b, n});
     at::Tensor tok = at::embedding(w_.word, ids);  // [b, p, d]
     BlockHooks H{ctx.hooks, nullptr, -1, past};
     H.fire("embed.hook_embed", tok);

@@ -46,7 +46,7 @@ at::Tensor encoder_block(const EncoderBlockWeights& B, const ModelConfig& cfg, c
                              at::linear(resid, B.v_w, B.v_b).view({b, n, h, dh})},
                             H);
   cache_kv(ctx, layer, cfg.n_layers, k, v);
-  at::Tensor bias = attention_bias(ctx, b, n, past, false, 0, resid.scalar_type());
+  at::Tensor bias = attention_bias(ctx, b, n, past, false, 0, resid.scalar_type(), resid.device());
   at::Tensor z = attention(q, k, v, bias, 1.0 / std::sqrt((double)dh), H);
   at::Tensor attn_out = attention_out(z, B.o_w, B.o_b, H);
   H.fire(N.attn_out, attn_out);

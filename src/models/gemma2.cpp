@@ -191,7 +191,7 @@ class Gemma final : public DecoderModel<GemmaWeights, GemmaBlock> {
     layout_.post_norms = S.v2;
     for (int64_t w : S.window) attn_.push_back({S.scale, w, S.attn_softcap});
     final_softcap_ = S.final_softcap;
-    inv_freq_ = rope_inv_freq(S.rope);
+    inv_freq_ = rope_inv_freq(S.rope).to(device_);
     at::ScalarType norm_dtype = dtype_ == at::kDouble ? at::kDouble : at::kFloat;
     auto one_plus = [&](const at::Tensor& w) { return w.defined() ? 1.0 + w.to(norm_dtype) : at::Tensor(); };
     w_.norm_1 = one_plus(w_.norm);
@@ -201,7 +201,7 @@ class Gemma final : public DecoderModel<GemmaWeights, GemmaBlock> {
     // transformers: torch.tensor(hidden_size ** 0.5, dtype=embeddings' dtype), so bfloat16 scales by
     // the rounded value (sqrt(3072) = 55.43 becomes 55.5). TransformerLens folds the scale into W_E,
     // so its hook_embed sees the scaled embedding too.
-    embed_scale_ = at::scalar_tensor(std::sqrt((double)cfg.d_model), at::TensorOptions().dtype(dtype_));
+    embed_scale_ = at::scalar_tensor(std::sqrt((double)cfg.d_model), at::TensorOptions().dtype(dtype_).device(device_));
   }
 
   at::Tensor final_norm(const at::Tensor& resid, RunContext& ctx) const override {

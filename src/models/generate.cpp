@@ -7,7 +7,8 @@
 namespace mechscope::models {
 
 int64_t choose_token(const at::Tensor& logits_in, const GenerateOptions& opts, double draw) {
-  at::Tensor logits = logits_in.to(at::kDouble);
+  // On the host, once per token: the choice is made there anyway, and the same float64 maths as on the CPU.
+  at::Tensor logits = logits_in.to(at::Device(at::kCPU), at::kDouble);
   if (opts.temperature <= 0) return logits.argmax().item<int64_t>();
   logits = logits / opts.temperature;
   const double neg = -std::numeric_limits<double>::infinity();
@@ -41,7 +42,8 @@ std::vector<int64_t> generate(const HookedModel& model, const std::vector<int64_
   ctx.hooks = opts.hooks;
   ctx.cache = &cache;
   std::vector<int64_t> out;
-  at::Tensor ids = at::tensor(prompt, at::kLong).unsqueeze(0);
+  // The prompt goes to the model's device once; each step after sends one id there and brings one back.
+  at::Tensor ids = at::tensor(prompt, at::kLong).unsqueeze(0).to(model.device());
   for (int64_t step = 0; step < opts.max_new_tokens; ++step) {
     at::Tensor resid = model.embed(ids, ctx);
     for (int l = 0; l < cfg.n_layers; ++l) resid = model.block(l, resid, ctx);
@@ -50,7 +52,7 @@ std::vector<int64_t> generate(const HookedModel& model, const std::vector<int64_
     int64_t next = choose_token(logits, opts, uni(rng));
     out.push_back(next);
     if (opts.eos_token_id && next == *opts.eos_token_id) break;
-    ids = at::tensor(std::vector<int64_t>{next}, at::kLong).unsqueeze(0);
+    ids = at::full({1, 1}, next, at::TensorOptions().dtype(at::kLong).device(model.device()));
   }
   return out;
 }

@@ -80,7 +80,7 @@ class GptNeox final : public DecoderModel<NeoxWeights, NeoxBlock> {
     layout_.rotary = true;
     layout_.parallel_residual = parallel_;
     attn_.assign(cfg.n_layers, {1.0 / std::sqrt((double)cfg.d_head)});
-    inv_freq_ = rope_inv_freq(x.rope);
+    inv_freq_ = rope_inv_freq(x.rope).to(device_);
   }
 
   at::Tensor final_norm(const at::Tensor& resid, RunContext& ctx) const override {

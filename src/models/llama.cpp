@@ -122,7 +122,7 @@ class Llama final : public DecoderModel<LlamaWeights, LlamaBlock> {
       : DecoderModel(cfg, ckpt, opts, kTable, llama_features(L), kUntied) {
     layout_.rotary = layout_.gated_mlp = true;
     for (int64_t w : L.window) attn_.push_back({1.0 / std::sqrt((double)cfg.d_head), w});
-    inv_freq_ = rope_inv_freq(L.rope);
+    inv_freq_ = rope_inv_freq(L.rope).to(device_);
   }
 
   at::Tensor final_norm(const at::Tensor& resid, RunContext& ctx) const override {

@@ -116,15 +116,20 @@ class HookedModel {
   virtual std::vector<std::pair<std::string, at::Tensor>> parameters() const = 0;
   int64_t parameter_count() const;
   at::ScalarType dtype() const { return dtype_; }
+  // Where the weights are: every tensor a caller passes in (ids, masks, patches) must be there too,
+  // and what the model makes itself (positions, masks) is made there.
+  at::Device device() const { return device_; }
 
  protected:
   ModelConfig cfg_;
   at::ScalarType dtype_ = at::kFloat;
+  at::Device device_ = at::kCPU;
 };
 
 struct LoadOptions {
   at::ScalarType dtype = at::kFloat;  // compute dtype; weights stored otherwise are converted
-  std::string device = "cpu";
+  // Weights are read to host memory (mapped from the safetensors) and copied to it once, at load.
+  at::Device device = at::kCPU;
 };
 
 // Opens `model` (directory or hub id in the HF cache), reads config.json and builds the architecture

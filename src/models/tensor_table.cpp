@@ -70,7 +70,8 @@ at::Tensor fetch_tensor(const TableContext& c, const std::string& key, const std
   if (info.shape != shape)
     fail(where(c.ckpt), ": tensor '", name, "' has shape ", at::IntArrayRef(info.shape), ", expected ",
          at::IntArrayRef(shape), " from config.json");
-  return c.ckpt.get(name, c.dtype);
+  at::Tensor t = c.ckpt.get(name, c.dtype);
+  return c.device.is_cpu() ? t : t.to(c.device);
 }
 
 }  // namespace mechscope::models

@@ -64,6 +64,7 @@ struct TableContext {
   at::ScalarType dtype;  // weights are converted to it
   unsigned features = 0;  // which optional tensors this checkpoint has
   int64_t n_labels = 0;   // Size::labels
+  at::Device device = at::kCPU;  // weights are copied there
 };
 
 // The key of `pattern` under `prefix` at `layer`.
@@ -72,7 +73,8 @@ std::string tensor_key(const char* pattern, const std::string& prefix, int layer
 // keys tried and the file when none is.
 std::string find_prefix(const io::Checkpoint& ckpt, const std::vector<std::string>& prefixes, const char* probe,
                         const char* arch);
-// The tensor under `key` (else `alt` when given and present) with the shape `dims` gives, in c.dtype;
+// The tensor under `key` (else `alt` when given and present) with the shape `dims` gives, in c.dtype
+// on c.device;
 // Error naming the tensor, the file and both shapes when they differ, or the tensor and the file
 // when it is missing.
 at::Tensor fetch_tensor(const TableContext& c, const std::string& key, const std::string& alt,

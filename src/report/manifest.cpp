@@ -13,6 +13,16 @@
 
 namespace mechscope::report {
 
+namespace {
+nlohmann::json& runtime_slot() {
+  static nlohmann::json r;
+  return r;
+}
+}  // namespace
+
+void set_manifest_runtime(const nlohmann::json& runtime) { runtime_slot() = runtime; }
+const nlohmann::json& manifest_runtime() { return runtime_slot(); }
+
 void Manifest::start() {
   t0_ = std::chrono::steady_clock::now();
   std::time_t now = std::time(nullptr);
@@ -38,6 +48,8 @@ nlohmann::json Manifest::to_json(const std::string& dir) const {
   j["model"] = model.empty() ? nlohmann::json(nullptr) : nlohmann::json(model);
   j["seed"] = seed ? nlohmann::json(*seed) : nlohmann::json(nullptr);
   j["versions"] = versions;
+  const nlohmann::json& rt = runtime.is_null() ? manifest_runtime() : runtime;
+  if (!rt.is_null()) j["runtime"] = rt;
   j["started_utc"] = started_utc;
   j["wall_seconds"] = wall_seconds;
   nlohmann::json fs = nlohmann::json::array();

@@ -25,6 +25,9 @@ struct Manifest {
   // "complete" once written by finish(); batch folders say "running" / "failed: <why>" before
   // (report/output.h). Readers trust only a "complete" folder.
   std::string status = "complete";
+  // What the run ran on ({"device", "libtorch", "cuda", "gpu"}); null = the one set_manifest_runtime
+  // recorded, left out when none was (commands that load no model).
+  nlohmann::json runtime;
 
   void start();  // stamps started_utc and the wall clock
   // Stops the clock and writes <dir>/manifest.json atomically, with each file's size in bytes.
@@ -34,5 +37,10 @@ struct Manifest {
  private:
   std::chrono::steady_clock::time_point t0_{};
 };
+
+// Records the runtime block of this process's manifests: the CLI sets it once, where --device is
+// parsed, so every command's manifest.json says where it ran without each command passing it on.
+void set_manifest_runtime(const nlohmann::json& runtime);
+const nlohmann::json& manifest_runtime();
 
 }  // namespace mechscope::report

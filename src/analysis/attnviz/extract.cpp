@@ -124,12 +124,14 @@ Extracted extract(const models::HookedModel& model, const std::vector<Input>& te
   size_t n = layers.size();
   std::vector<at::Tensor> q(n), k(n), pat(n);
   hooks::HookSet hs;
+  // The projections and figures work on the host: what they need comes back once, from the hooks.
+  const at::Device host(at::kCPU);
   std::string qname = cfg.rotary ? "hook_rot_q" : "hook_q", kname = cfg.rotary ? "hook_rot_k" : "hook_k";
   for (size_t i = 0; i < n; ++i) {
     std::string b = "blocks." + std::to_string(layers[i]) + ".attn.";
-    hs.add(b + qname, [&q, i](at::Tensor& t, const hooks::HookContext&) { q[i] = t.detach().to(at::kDouble); });
-    hs.add(b + kname, [&k, i](at::Tensor& t, const hooks::HookContext&) { k[i] = t.detach().to(at::kDouble); });
-    hs.add(b + "hook_pattern", [&pat, i](at::Tensor& t, const hooks::HookContext&) { pat[i] = t.detach().to(at::kDouble); });
+    hs.add(b + qname, [&q, i, host](at::Tensor& t, const hooks::HookContext&) { q[i] = t.detach().to(host, at::kDouble); });
+    hs.add(b + kname, [&k, i, host](at::Tensor& t, const hooks::HookContext&) { k[i] = t.detach().to(host, at::kDouble); });
+    hs.add(b + "hook_pattern", [&pat, i, host](at::Tensor& t, const hooks::HookContext&) { pat[i] = t.detach().to(host, at::kDouble); });
   }
   models::RunContext ctx;
   ctx.hooks = &hs;

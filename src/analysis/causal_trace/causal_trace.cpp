@@ -125,7 +125,7 @@ double embedding_std(const models::HookedModel& model, const std::vector<std::ve
     if (s.empty()) continue;
     models::RunContext ctx;
     ctx.hooks = &hs;
-    model.embed(at::tensor(s, at::kLong).unsqueeze(0), ctx);
+    model.embed(at::tensor(s, at::kLong).unsqueeze(0).to(model.device()), ctx);
     rows.push_back(got[0].to(at::kDouble));
   }
   if (rows.empty()) fail("no subject tokens to measure the embedding std from");
@@ -238,10 +238,11 @@ void run_cells(const models::HookedModel& model, const BaseRun& base, const std:
         (cell.kind == Kind::Mlp ? mlp_t : attn_t).push_back(cell.t);
       }
     }
-    auto L = [](const std::vector<int64_t>& v) { return at::tensor(v, at::kLong); };
+    // Built on the host, sent to the clean values' device (the model's) once per block.
+    auto L = [](const std::vector<int64_t>& v, const at::Tensor& like) { return at::tensor(v, at::kLong).to(like.device()); };
     auto restore = [&L](const std::vector<int64_t>& which, const std::vector<int64_t>& tokens, const at::Tensor& clean) {
-      return [idx = L(which), values = clean.index_select(0, L(tokens))](at::Tensor& h, const hooks::HookContext&) {
-        h = h.index_copy(0, idx.to(h.device()), values.to(h.device(), h.scalar_type()));
+      return [idx = L(which, clean), values = clean.index_select(0, L(tokens, clean))](at::Tensor& h, const hooks::HookContext&) {
+        h = h.index_copy(0, idx, values.to(h.scalar_type()));
       };
     };
     if (!mlp_rows.empty()) hs.add(cat("blocks.", l, ".hook_mlp_out"), restore(mlp_rows, mlp_t, base.mlp_out[l]));
@@ -399,12 +400,13 @@ TraceResult trace(const models::HookedModel& model, const TraceInput& in, const 
 
   at::NoGradGuard ng;
   const int64_t b = in.subject_begin, e = in.subject_end;
-  at::Tensor ids = at::tensor(in.ids, at::kLong).unsqueeze(0).expand({S + 1, n}).contiguous();
-  at::Tensor noise = draw_noise(opt.noise, opt.seed, S, e - b, cfg.d_model);
+  at::Tensor ids = at::tensor(in.ids, at::kLong).unsqueeze(0).expand({S + 1, n}).contiguous().to(model.device());
+  // Drawn on the host by numpy's generator (ROME's numbers exactly), sent to the model's device once.
+  at::Tensor noise = draw_noise(opt.noise, opt.seed, S, e - b, cfg.d_model).to(model.device());
 
   BaseRun base = base_run(model, ids, noise, b, opt.noise.replace);
   TraceResult r;
-  r.clean_probs = at::softmax(base.last_logits[0], -1).to(at::kDouble);
+  r.clean_probs = at::softmax(base.last_logits[0], -1).to(at::kDouble).cpu();
   r.answer_id = in.answer ? *in.answer : r.clean_probs.argmax().item<int64_t>();
   r.high_score = r.clean_probs[r.answer_id].item<double>();
   r.low_score = at::softmax(base.last_logits.narrow(0, 1, S), -1).select(1, r.answer_id).mean().item<double>();

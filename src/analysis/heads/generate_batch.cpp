@@ -23,12 +23,15 @@ std::vector<std::vector<int64_t>> generate_greedy_batch(const models::HookedMode
       len = std::max<int64_t>(len, (int64_t)prompts[i].size());
     }
     // Left padding keeps every prompt's last token in the last column, where the next token is read.
+    // Built on the host, sent to the model's device once per batch.
     at::Tensor ids = at::full({b, len}, pad, at::kLong), mask = at::zeros({b, len}, at::kLong);
     for (size_t i = start; i < end; ++i) {
       int64_t n = (int64_t)prompts[i].size(), r = (int64_t)(i - start);
       ids[r].narrow(0, len - n, n).copy_(at::tensor(prompts[i], at::kLong));
       mask[r].narrow(0, len - n, n).fill_(1);
     }
+    ids = ids.to(model.device());
+    mask = mask.to(model.device());
     models::KVCache cache;
     models::RunContext ctx;
     ctx.hooks = hooks;
@@ -39,8 +42,9 @@ std::vector<std::vector<int64_t>> generate_greedy_batch(const models::HookedMode
       at::Tensor resid = model.embed(ids, ctx);
       for (int l = 0; l < cfg.n_layers; ++l) resid = model.block(l, resid, ctx);
       at::Tensor logits = model.unembed(model.final_norm(resid, ctx).select(1, -1));  // [b, vocab]
-      at::Tensor next = logits.to(at::kDouble).argmax(-1).contiguous();
-      const int64_t* nx = next.data_ptr<int64_t>();
+      at::Tensor next = logits.to(at::kDouble).argmax(-1);
+      at::Tensor next_host = next.cpu().contiguous();  // the one copy back per step: b token ids
+      const int64_t* nx = next_host.data_ptr<int64_t>();
       bool all_done = true;
       for (int64_t r = 0; r < b; ++r) {
         if (!done[(size_t)r]) {
@@ -51,7 +55,7 @@ std::vector<std::vector<int64_t>> generate_greedy_batch(const models::HookedMode
       }
       if (all_done) break;
       ids = next.unsqueeze(1);
-      mask = at::cat({mask, at::ones({b, 1}, at::kLong)}, 1);
+      mask = at::cat({mask, at::ones({b, 1}, mask.options())}, 1);
     }
   }
   return out;

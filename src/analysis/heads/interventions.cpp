@@ -42,10 +42,10 @@ std::map<int64_t, at::Tensor> mean_z(const models::HookedModel& model, const std
   std::map<int64_t, at::Tensor> sum;
   int64_t count = 0;
   for (auto& s : seqs) {
-    auto z = capture_z(model, at::tensor(s, at::kLong).unsqueeze(0), layers);
+    auto z = capture_z(model, at::tensor(s, at::kLong).unsqueeze(0).to(model.device()), layers);
     for (auto& [l, hs] : by) {
       // [1, pos, n_heads, d] -> [n_sel, d] summed over positions, in double so long sets stay exact.
-      at::Tensor part = z[l].index_select(2, at::tensor(hs, at::kLong)).sum(at::IntArrayRef{0, 1}).to(at::kDouble);
+      at::Tensor part = z[l].index_select(2, at::tensor(hs, at::kLong).to(z[l].device())).sum(at::IntArrayRef{0, 1}).to(at::kDouble);
       sum[l] = sum.count(l) ? sum[l] + part : part;
     }
     count += (int64_t)s.size();

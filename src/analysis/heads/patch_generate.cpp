@@ -24,10 +24,10 @@ std::vector<std::vector<int64_t>> generate_patched(const models::HookedModel& mo
     std::map<int64_t, at::Tensor> src, gen_mean;
     for (size_t i = start; i < end; ++i) {
       int64_t r = (int64_t)(i - start), n = (int64_t)pairs[i].neutral_ids.size();
-      auto ez = capture_z(model, at::tensor(pairs[i].emotion_ids, at::kLong).unsqueeze(0), layers);
-      auto nz = capture_z(model, at::tensor(pairs[i].neutral_ids, at::kLong).unsqueeze(0), layers);
+      auto ez = capture_z(model, at::tensor(pairs[i].emotion_ids, at::kLong).unsqueeze(0).to(model.device()), layers);
+      auto nz = capture_z(model, at::tensor(pairs[i].neutral_ids, at::kLong).unsqueeze(0).to(model.device()), layers);
       for (int64_t l : layers) {
-        at::Tensor sel = at::tensor(by[l], at::kLong);
+        at::Tensor sel = at::tensor(by[l], at::kLong).to(model.device());
         if (!src.count(l)) {
           src[l] = at::zeros({b, len, ez[l].size(2), ez[l].size(3)}, ez[l].options());
           gen_mean[l] = at::zeros({b, 1, (int64_t)by[l].size(), ez[l].size(3)}, ez[l].options());

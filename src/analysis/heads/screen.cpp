@@ -41,7 +41,7 @@ std::vector<at::Tensor> capture_all(const models::HookedModel& model, const std:
   hs.add("blocks.*." + suffix, [&out](at::Tensor& t, const hooks::HookContext& c) { out[c.layer] = t.detach().to(at::kDouble); });
   models::RunContext ctx;
   ctx.hooks = &hs;
-  at::Tensor resid = model.embed(at::tensor(ids, at::kLong).unsqueeze(0), ctx);
+  at::Tensor resid = model.embed(at::tensor(ids, at::kLong).unsqueeze(0).to(model.device()), ctx);
   for (int l = 0; l < cfg.n_layers; ++l) resid = model.block(l, resid, ctx);
   for (int l = 0; l < cfg.n_layers; ++l)
     if (!out[l].defined()) fail("the model fired no blocks.", l, ".", suffix);
@@ -58,7 +58,8 @@ at::Tensor phrase_mass(const at::Tensor& pattern, int64_t begin, int64_t end) {
 
 at::Tensor keyword_attention_scores(const models::HookedModel& model, const std::vector<AlignedPair>& pairs) {
   const auto& cfg = model.config();
-  at::Tensor sum = at::zeros({cfg.n_layers, cfg.n_heads}, at::kDouble);
+  // Summed on the model's device; the scores come back to the host once.
+  at::Tensor sum = at::zeros({cfg.n_layers, cfg.n_heads}, at::TensorOptions().dtype(at::kDouble).device(model.device()));
   for (auto& p : pairs) {
     need_after(p.emotion_phrase_end, p.emotion_ids.size());
     need_after(p.neutral_phrase_end, p.neutral_ids.size());
@@ -68,12 +69,13 @@ at::Tensor keyword_attention_scores(const models::HookedModel& model, const std:
       sum[l] += phrase_mass(e[l], p.emotion_phrase_begin, p.emotion_phrase_end) -
                 phrase_mass(n[l], p.neutral_phrase_begin, p.neutral_phrase_end);
   }
-  return sum / (double)std::max<size_t>(pairs.size(), 1);
+  return (sum / (double)std::max<size_t>(pairs.size(), 1)).cpu();
 }
 
 at::Tensor output_norm_scores(const models::HookedModel& model, const std::vector<AlignedPair>& pairs) {
   const auto& cfg = model.config();
-  at::Tensor sum = at::zeros({cfg.n_layers, cfg.n_heads}, at::kDouble);
+  // Summed on the model's device; the scores come back to the host once.
+  at::Tensor sum = at::zeros({cfg.n_layers, cfg.n_heads}, at::TensorOptions().dtype(at::kDouble).device(model.device()));
   // result [1, pos, heads, d_model] -> [heads]: mean norm over positions >= end.
   auto mean_norm = [](const at::Tensor& r, int64_t end) {
     return r[0].narrow(0, end, r.size(1) - end).norm(2, {2}).mean(0);
@@ -86,7 +88,7 @@ at::Tensor output_norm_scores(const models::HookedModel& model, const std::vecto
     for (int64_t l = 0; l < cfg.n_layers; ++l)
       sum[l] += mean_norm(e[l], p.emotion_phrase_end) - mean_norm(n[l], p.neutral_phrase_end);
   }
-  return sum / (double)std::max<size_t>(pairs.size(), 1);
+  return (sum / (double)std::max<size_t>(pairs.size(), 1)).cpu();
 }
 
 at::Tensor aligned_source(const at::Tensor& emotion_z, const at::Tensor& neutral_z) {
@@ -117,9 +119,9 @@ at::Tensor causal_scores(const models::HookedModel& model, const std::vector<Ali
   for (auto& p : pairs) {
     at::NoGradGuard no_grad;
     int64_t n = (int64_t)p.neutral_ids.size();
-    at::Tensor ids = at::tensor(p.neutral_ids, at::kLong).unsqueeze(0);
+    at::Tensor ids = at::tensor(p.neutral_ids, at::kLong).unsqueeze(0).to(model.device());
     P::BaseRun base = P::base_run(model, ids, metric, points);
-    auto ez = capture_z(model, at::tensor(p.emotion_ids, at::kLong).unsqueeze(0), layers);
+    auto ez = capture_z(model, at::tensor(p.emotion_ids, at::kLong).unsqueeze(0).to(model.device()), layers);
     std::map<std::string, at::Tensor> source;
     for (int64_t l = 0; l < cfg.n_layers; ++l)
       source[z_hook(l)] = aligned_source(ez[l].to(base.acts.at(z_hook(l)).scalar_type()), base.acts.at(z_hook(l)));

@@ -8,7 +8,8 @@ namespace mechscope::analysis::packed {
 
 namespace {
 
-at::Tensor longs(const std::vector<int64_t>& v) { return at::tensor(v, at::kLong); }
+// Index tensors are built on the host and sent to the model's device once per sweep chunk.
+at::Tensor longs(const std::vector<int64_t>& v, const at::Device& device) { return at::tensor(v, at::kLong).to(device); }
 
 bool is_pattern(const std::string& name) { return hooks::point_layout(name) == hooks::Layout::Pattern; }
 
@@ -105,7 +106,8 @@ at::Tensor run(const models::HookedModel& model, const Bases& bases, const std::
     base_index.push_back(run.base);
     readout[r] = layout.row(r, run.readout >= 0 ? run.readout : n - 1);
   }
-  at::Tensor all_rows = longs(rows), all_positions = longs(positions), all_bases = longs(base_index);
+  const at::Device dev = bases.resid_pre[0].device();
+  at::Tensor all_rows = longs(rows, dev), all_positions = longs(positions, dev), all_bases = longs(base_index, dev);
   std::vector<std::vector<std::string>> layer_hooks(nL);
   bool packed_ok = use_packed && cfg.causal;
 
@@ -149,7 +151,7 @@ at::Tensor run(const models::HookedModel& model, const Bases& bases, const std::
     // The last block: only the readout rows go on past attention (every row still gives its keys and
     // values), unless the block is edited (hooks see whole runs).
     if (l == nL - 1 && hs.empty()) {
-      P.keep = longs(readout);
+      P.keep = longs(readout, dev);
       kept = true;
     }
     at::Tensor y;
@@ -160,7 +162,7 @@ at::Tensor run(const models::HookedModel& model, const Bases& bases, const std::
     }
     x = y;
   }
-  return kept ? x : x.index_select(0, longs(readout));
+  return kept ? x : x.index_select(0, longs(readout, dev));
 }
 
 at::Tensor logits(const models::HookedModel& model, const at::Tensor& rows, const at::Tensor& columns) {

@@ -10,7 +10,7 @@ using namespace mechscope::report;
 namespace {
 
 std::vector<double> to_vec(const at::Tensor& t) {
-  at::Tensor c = t.to(at::kDouble).contiguous().flatten();
+  at::Tensor c = t.to(at::Device(at::kCPU), at::kDouble).contiguous().flatten();
   return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
 }
 

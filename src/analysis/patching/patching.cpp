@@ -13,9 +13,14 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-at::Tensor ids_tensor(const std::vector<int64_t>& ids) { return at::tensor(ids, at::kLong).unsqueeze(0); }
+// [1, n] on the model's device: a prompt goes there once, and its sweeps run there.
+at::Tensor ids_tensor(const std::vector<int64_t>& ids, const at::Device& device) {
+  return at::tensor(ids, at::kLong).unsqueeze(0).to(device);
+}
 // Token type ids [1, n]; undefined (all 0) when none are given.
-at::Tensor types_tensor(const std::vector<int64_t>& types) { return types.empty() ? at::Tensor() : ids_tensor(types); }
+at::Tensor types_tensor(const std::vector<int64_t>& types, const at::Device& device) {
+  return types.empty() ? at::Tensor() : ids_tensor(types, device);
+}
 
 std::vector<std::string> points_of(const std::vector<TargetSpec>& specs, const models::ModelConfig& cfg) {
   std::vector<std::string> out;
@@ -66,7 +71,7 @@ std::vector<at::Tensor> attribution(const models::HookedModel& model, const Base
   for (int l = 0; l < cfg.n_layers; ++l) resid = model.block(l, resid, ctx);
   models::RunContext plain;
   at::Tensor x = model.final_norm(resid.narrow(1, pos, 1), plain).squeeze(1);
-  at::Tensor m = metric_from_logits(metric, model.unembed(x, metric_columns(metric)))[0];
+  at::Tensor m = metric_from_logits(metric, model.unembed(x, metric_columns(metric, model.device())))[0];
   m.backward();
   if (corrupt_metric) *corrupt_metric = m.item<double>();
   std::vector<at::Tensor> out;
@@ -78,7 +83,7 @@ std::vector<at::Tensor> attribution(const models::HookedModel& model, const Base
       at::Tensor diff = clean.acts.at(p).to(act.at(p).scalar_type()) - act.at(p);
       layers.push_back(reduce_cells(t, (diff * g).to(at::kDouble)));
     }
-    out.push_back(at::stack(layers));
+    out.push_back(at::stack(layers).cpu());  // results live on the host
   }
   return out;
 }
@@ -104,14 +109,15 @@ PatchResult patch(const models::HookedModel& model, const std::vector<PromptPair
       fail("pair ", i + 1, " has ", pairs[i].clean.size(), " tokens, pair 1 has ", pairs[0].clean.size(),
            "; targets with a position axis need pairs of one length");
   }
+  const at::Device dev = model.device();
   PatchResult r;
   r.n_pos = (int64_t)pairs[0].clean.size();
   auto points = points_of(specs, cfg);
   for (auto& s : specs) r.targets.push_back({s.name, target_axes(s), {}, {}, 0});
   for (const auto& pair : pairs) {
     auto t0 = Clock::now();
-    BaseRun clean = base_run(model, ids_tensor(pair.clean), pair.metric, points, types_tensor(pair.clean_types));
-    BaseRun corrupt = base_run(model, ids_tensor(pair.corrupt), pair.metric, points, types_tensor(pair.corrupt_types));
+    BaseRun clean = base_run(model, ids_tensor(pair.clean, dev), pair.metric, points, types_tensor(pair.clean_types, dev));
+    BaseRun corrupt = base_run(model, ids_tensor(pair.corrupt, dev), pair.metric, points, types_tensor(pair.corrupt_types, dev));
     r.base_seconds += since(t0);
     r.clean_metric += clean.metric / pairs.size();
     r.corrupt_metric += corrupt.metric / pairs.size();
@@ -156,7 +162,8 @@ AblationResult ablate(const models::HookedModel& model, const std::vector<int64_
   int64_t n = (int64_t)ids.size();
   if (!token_types.empty() && token_types.size() != ids.size())
     fail("ablate: ", token_types.size(), " token type ids for ", ids.size(), " token ids");
-  BaseRun base = base_run(model, ids_tensor(ids), metric, points, types_tensor(token_types));
+  const at::Device dev = model.device();
+  BaseRun base = base_run(model, ids_tensor(ids, dev), metric, points, types_tensor(token_types, dev));
 
   // One source per run to average over: zeros, the reference mean, or each reference prompt.
   std::vector<std::map<std::string, at::Tensor>> sources;
@@ -172,7 +179,7 @@ AblationResult ablate(const models::HookedModel& model, const std::vector<int64_
     Metric any = metric;
     any.position = 0;  // the references' own metric is not used
     std::vector<BaseRun> refs;
-    for (auto& ref : reference) refs.push_back(base_run(model, ids_tensor(ref), any, points));
+    for (auto& ref : reference) refs.push_back(base_run(model, ids_tensor(ref, dev), any, points));
     if (kind == AblationKind::Resample) {
       for (auto& r : refs) sources.push_back(r.acts);
     } else {

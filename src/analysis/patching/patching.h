@@ -39,7 +39,7 @@ struct Metric {
 };
 
 // The vocabulary columns the metric needs (undefined: all, for prob/logprob's normaliser).
-at::Tensor metric_columns(const Metric& m);
+at::Tensor metric_columns(const Metric& m, const at::Device& device);
 // logits: [runs, cols] at the metric position (cols as metric_columns says) -> [runs] float64.
 at::Tensor metric_from_logits(const Metric& m, const at::Tensor& logits);
 // Absolute metric position in a prompt of n tokens; Error when out of range.

@@ -60,7 +60,7 @@ BaseRun base_run(const models::HookedModel& model, const at::Tensor& ids, const 
     if (!t.defined()) fail("the model has no hook point '", name, "'");
   int64_t pos = metric_position(metric, ids.size(1));
   at::Tensor last = resid.select(1, pos);  // [1, d]
-  b.metric = metric_from_logits(metric, packed::logits(model, last, metric_columns(metric)))[0].item<double>();
+  b.metric = metric_from_logits(metric, packed::logits(model, last, metric_columns(metric, model.device())))[0].item<double>();
   return b;
 }
 
@@ -76,7 +76,7 @@ struct PointEdits {
 
   void apply(at::Tensor& t, const at::Tensor& source) const {
     at::Tensor s = source[0].to(t.scalar_type());
-    auto L = [](const std::vector<int64_t>& v) { return at::tensor(v, at::kLong); };
+    auto L = [&t](const std::vector<int64_t>& v) { return at::tensor(v, at::kLong).to(t.device()); };
     t = t.clone();
     if (pattern) {
       if (!run.empty()) t.index_put_({L(run), L(phead), L(ppos)}, s.index({L(phead), L(ppos)}));
@@ -137,7 +137,7 @@ at::Tensor run_packed(const models::HookedModel& model, const BaseRun& base, con
     }
   };
   at::Tensor final_rows = packed::run(model, bases, runs, edits, opt.use_packed);  // [C, d] at the metric's position
-  return metric_from_logits(metric, packed::logits(model, final_rows, metric_columns(metric)));
+  return metric_from_logits(metric, packed::logits(model, final_rows, metric_columns(metric, model.device())));
 }
 
 }  // namespace
@@ -153,7 +153,7 @@ at::Tensor run_cells(const models::HookedModel& model, const BaseRun& base,
     if (!source.count(e.point)) fail("no source activation for '", e.point, "'");
 
   if (method == Method::Naive) {
-    at::Tensor cols = metric_columns(metric);
+    at::Tensor cols = metric_columns(metric, model.device());
     for (size_t i = 0; i < cells.size(); ++i) {
       const Edit& e = cells[i];
       hooks::HookSet hs;
@@ -166,7 +166,7 @@ at::Tensor run_cells(const models::HookedModel& model, const BaseRun& base,
       ctx.token_type_ids = base.token_type_ids;
       at::Tensor logits = model.forward(base.ids, ctx)[0][mpos];  // every logit, as TransformerLens computes
       if (cols.defined()) logits = logits.index_select(0, cols);
-      out[i] = metric_from_logits(metric, logits.unsqueeze(0))[0];
+      out[i] = metric_from_logits(metric, logits.unsqueeze(0))[0].cpu();
       if (opt.on_cells) opt.on_cells(1);
     }
     return out;
@@ -177,13 +177,24 @@ at::Tensor run_cells(const models::HookedModel& model, const BaseRun& base,
   // writes values equal to the base run's.
   std::vector<size_t> todo;
   std::vector<int64_t> start(cells.size(), 0);
+  // The no-op test compares on the host: one copy of each point's activations, not a device round
+  // trip per cell.
+  std::map<std::string, std::pair<at::Tensor, at::Tensor>> host;
+  auto on_host = [&](const std::string& point, const at::Tensor& b) -> const std::pair<at::Tensor, at::Tensor>& {
+    auto it = host.find(point);
+    if (it == host.end()) it = host.emplace(point, std::make_pair(b.cpu(), source.at(point).cpu())).first;
+    return it->second;
+  };
   for (size_t i = 0; i < cells.size(); ++i) {
     const Edit& e = cells[i];
     start[i] = cfg.causal && e.pos >= 0 ? e.pos : 0;
     if (start[i] > mpos) continue;
     if (opt.skip_noops) {
       auto it = base.acts.find(e.point);
-      if (it != base.acts.end() && at::equal(cell_slice(it->second, e), cell_slice(source.at(e.point), e))) continue;
+      if (it != base.acts.end()) {
+        const auto& [b, src] = on_host(e.point, it->second);
+        if (at::equal(cell_slice(b, e), cell_slice(src, e))) continue;
+      }
     }
     todo.push_back(i);
   }
@@ -199,7 +210,8 @@ at::Tensor run_cells(const models::HookedModel& model, const BaseRun& base,
       batch.push_back(cells[todo[k]]);
       bstart.push_back(start[todo[k]]);
     }
-    at::Tensor m = run_packed(model, base, source, batch, bstart, mpos, metric, opt);
+    // One copy to the host per chunk of cells, not one per cell.
+    at::Tensor m = run_packed(model, base, source, batch, bstart, mpos, metric, opt).cpu();
     for (size_t k = begin; k < end; ++k) out[todo[k]] = m[k - begin];
     if (opt.on_cells) opt.on_cells((int64_t)(end - begin));
   }

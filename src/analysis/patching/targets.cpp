@@ -22,8 +22,8 @@ std::string metric_name(MetricKind k) {
   return "?";
 }
 
-at::Tensor metric_columns(const Metric& m) {
-  if (m.kind == MetricKind::LogitDiff) return at::tensor(std::vector<int64_t>{m.answer, m.wrong}, at::kLong);
+at::Tensor metric_columns(const Metric& m, const at::Device& device) {
+  if (m.kind == MetricKind::LogitDiff) return at::tensor(std::vector<int64_t>{m.answer, m.wrong}, at::kLong).to(device);
   return {};  // prob/logprob normalise over the whole vocabulary
 }
 

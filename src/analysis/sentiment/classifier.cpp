@@ -18,11 +18,13 @@ std::string upper(std::string s) {
 }
 }  // namespace
 
-SentimentClassifier load_sentiment_classifier(const std::string& model, const std::string& flag) {
+SentimentClassifier load_sentiment_classifier(const std::string& model, const std::string& flag, const at::Device& device) {
   SentimentClassifier c;
   c.name = model;
   c.dir = io::resolve_model_dir(model);
-  c.model = models::load_model(c.dir);
+  models::LoadOptions lo;
+  lo.device = device;
+  c.model = models::load_model(c.dir, lo);
   const auto& cfg = c.model->config();
   if (!c.model->has_classifier())
     fail(flag, " '", model, "' is not a sequence classifier (it is ",
@@ -61,7 +63,7 @@ std::vector<std::vector<double>> class_probabilities(const models::HookedModel& 
     ctx.attention_mask = mask;
     at::Tensor r = model.embed(x, ctx);
     for (int l = 0; l < cfg.n_layers; ++l) r = model.block(l, r, ctx);
-    at::Tensor p = at::softmax(model.classify(model.final_norm(r, ctx), ctx).to(at::kDouble), 1).contiguous();
+    at::Tensor p = at::softmax(model.classify(model.final_norm(r, ctx), ctx).to(at::kDouble), 1).cpu().contiguous();
     for (int64_t i = 0; i < p.size(0); ++i) {
       const double* row = p[i].data_ptr<double>();
       out.emplace_back(row, row + p.size(1));

@@ -25,7 +25,8 @@ struct SentimentClassifier {
 // Loads `model` (directory or hub id in the HF cache) with its tokenizer. Error naming `flag` and the
 // model when it is not a sequence classifier, has no tokenizer, or has no label named POSITIVE
 // (case-insensitive) in id2label (the labels are listed).
-SentimentClassifier load_sentiment_classifier(const std::string& model, const std::string& flag);
+SentimentClassifier load_sentiment_classifier(const std::string& model, const std::string& flag,
+                                              const at::Device& device = at::kCPU);
 
 struct ClassifierScores {
   std::vector<double> positive;  // P(POSITIVE) per text
