@@ -246,7 +246,8 @@ void write_safetensors(const std::string& path, const std::vector<std::pair<std:
   write_file_atomic(path, [&](std::FILE* f) {
     std::fwrite(&len, 1, 8, f);
     std::fwrite(h.data(), 1, h.size(), f);
-    for (auto& it : items) std::fwrite(it.t.data_ptr(), 1, size_t(it.t.numel()) * it.d->size, f);
+    for (auto& it : items)  // an empty tensor has no data pointer (fwrite's is declared nonnull)
+      if (it.t.numel() > 0) std::fwrite(it.t.data_ptr(), 1, size_t(it.t.numel()) * it.d->size, f);
   });
 }
 
