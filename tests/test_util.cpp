@@ -46,10 +46,8 @@ static std::string quote(const std::string& s) {
 // starts (several tests compare a command's numbers with the library's to 1e-9) and those binaries,
 // finding OPENBLAS_CORETYPE set, load libtorch once (~0.5 s each). The restart itself is tested with
 // the variable unset.
-[[maybe_unused]] static const bool kBlasCoreSet = [] {
+[[maybe_unused]] static const bool kBlasRestarted = [] {
   if (std::getenv("OPENBLAS_CORETYPE")) return false;
-  std::string better = mechscope::blas_better_core();
-  if (better.empty()) return false;
   std::ifstream f("/proc/self/cmdline", std::ios::binary);
   std::vector<std::string> args;
   for (std::string a; std::getline(f, a, '\0');) args.push_back(a);
@@ -57,9 +55,7 @@ static std::string quote(const std::string& s) {
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
-  setenv("OPENBLAS_CORETYPE", better.c_str(), 1);
-  execv("/proc/self/exe", argv.data());
-  unsetenv("OPENBLAS_CORETYPE");  // no restart: the binaries restart themselves
+  mechscope::restart_with_better_blas(argv.data());
   return false;
 }();
 

@@ -10,7 +10,6 @@
 #include <cstring>
 #include <strings.h>
 #include <new>
-#include <unistd.h>
 
 #include "cli/registry.h"
 #include "core/blas.h"
@@ -85,18 +84,8 @@ __attribute__((section(".preinit_array"), used)) void (*const preinit_sanitize)(
 
 int main(int argc, char** argv) {
   using namespace mechscope::cli;
-  // OpenBLAS reads OPENBLAS_CORETYPE when it loads, so a better kernel family than the one it guessed
-  // for this CPU (core/blas.h) takes a restart with the variable set; one set by the user is kept.
-  if (!std::getenv("OPENBLAS_CORETYPE")) {
-    std::string better = mechscope::blas_better_core();
-    if (!better.empty()) {
-      setenv("MECHSCOPE_BLAS_GUESSED", mechscope::blas_core().c_str(), 1);
-      setenv("OPENBLAS_CORETYPE", better.c_str(), 1);
-      execv("/proc/self/exe", argv);
-      unsetenv("OPENBLAS_CORETYPE");  // no restart: run on the guessed kernels
-      unsetenv("MECHSCOPE_BLAS_GUESSED");
-    }
-  }
+  // A better kernel family than the one OpenBLAS guessed for this CPU takes a restart (core/blas.h).
+  mechscope::restart_with_better_blas(argv);
   if (argc < 2) {
     std::fprintf(stderr, "mechscope: error: no command given (mechscope --help lists the commands)\n");
     return 2;
@@ -107,10 +96,10 @@ int main(int argc, char** argv) {
   }
   if (!std::strcmp(argv[1], "--version")) {
     std::string blas = mechscope::blas_core();
-    const char* guessed = std::getenv("MECHSCOPE_BLAS_GUESSED");
-    std::string note = guessed ? mechscope::cat(": OPENBLAS_CORETYPE=", blas, " set by mechscope, OpenBLAS took this CPU for ",
-                                                guessed)
-                               : "";
+    std::string guessed = mechscope::blas_guessed();
+    std::string note = guessed.empty() ? ""
+                                       : mechscope::cat(": OPENBLAS_CORETYPE=", blas,
+                                                        " set by mechscope, OpenBLAS took this CPU for ", guessed);
     // "libtorch 1.13.0, CPU only" / "libtorch 2.5.1, CUDA 12.4, 1 GPU (NVIDIA H200)"
     std::printf("mechscope %s (%s%s%s)\n", MECHSCOPE_VERSION,
                 mechscope::models::runtime_summary(mechscope::models::runtime_info()).c_str(),

@@ -2,6 +2,9 @@
 
 #include <dlfcn.h>
 #include <strings.h>
+#include <unistd.h>
+
+#include <cstdlib>
 
 namespace mechscope {
 
@@ -32,6 +35,27 @@ std::string blas_better_core() {
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
 #endif
   return "";
+}
+
+void restart_with_better_blas(char* const argv[]) {
+  if (std::getenv("OPENBLAS_CORETYPE")) return;
+  std::string better = blas_better_core();
+  if (better.empty()) return;
+  setenv("MECHSCOPE_BLAS_GUESSED", (blas_core() + ">" + better).c_str(), 1);
+  setenv("OPENBLAS_CORETYPE", better.c_str(), 1);
+  execv("/proc/self/exe", argv);
+  unsetenv("OPENBLAS_CORETYPE");
+  unsetenv("MECHSCOPE_BLAS_GUESSED");
+}
+
+std::string blas_guessed() {
+  const char* marker = std::getenv("MECHSCOPE_BLAS_GUESSED");
+  const char* chosen = std::getenv("OPENBLAS_CORETYPE");
+  if (!marker || !chosen) return "";
+  std::string m = marker;
+  size_t gt = m.find('>');
+  if (gt == std::string::npos || m.substr(gt + 1) != chosen) return "";
+  return m.substr(0, gt);
 }
 
 }  // namespace mechscope

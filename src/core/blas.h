@@ -15,4 +15,13 @@ std::string blas_core();
 // AVX2; "" otherwise (a recognised CPU, or nothing better to ask for).
 std::string blas_better_core();
 
+// OpenBLAS reads OPENBLAS_CORETYPE once, when it loads: when the variable is unset and
+// blas_better_core() names a family, sets it and MECHSCOPE_BLAS_GUESSED ("<guessed>><chosen>") and
+// restarts the program (execv of /proc/self/exe with `argv`). Returns when nothing is restarted (a
+// recognised CPU, a value the user set, or exec failing, which leaves the environment as it was).
+void restart_with_better_blas(char* const argv[]);
+// The family OpenBLAS had guessed when this process runs on the one restart_with_better_blas chose
+// (OPENBLAS_CORETYPE still names it, so an inherited marker with a user's own value is ignored), else "".
+std::string blas_guessed();
+
 }  // namespace mechscope

@@ -2,7 +2,6 @@
 
 #include <sys/stat.h>
 
-#include <cstdlib>
 #include <ctime>
 
 #include "core/blas.h"
@@ -34,7 +33,8 @@ void Manifest::start() {
   std::string blas = blas_core();
   if (!blas.empty()) versions["openblas_kernels"] = blas;
   // Set when mechscope restarted itself with OPENBLAS_CORETYPE (core/blas.h): what OpenBLAS had chosen.
-  if (const char* g = std::getenv("MECHSCOPE_BLAS_GUESSED")) versions["openblas_kernels_guessed"] = g;
+  std::string guessed = blas_guessed();
+  if (!guessed.empty()) versions["openblas_kernels_guessed"] = guessed;
 }
 
 nlohmann::json Manifest::to_json(const std::string& dir) const {
