@@ -250,7 +250,10 @@ int run_locate(int argc, char** argv) {
       todo.push_back(&it);
     }
   }
-  write_file_atomic(run_path, dump(run, 2) + "\n");
+  // Rewritten only when it changes: a resumed run over a complete result that is interrupted before
+  // it writes anything leaves the folder as it was (and its manifest "complete" again).
+  std::string run_bytes = dump(run, 2) + "\n";
+  if (!file_exists(run_path) || read_file(run_path) != run_bytes) write_file_atomic(run_path, run_bytes);
   if (items.size() != todo.size())
     std::fprintf(stderr, "resuming: %zu of %zu facts already done\n", items.size() - todo.size(), items.size());
   double traced_secs = 0;
