@@ -52,7 +52,7 @@ hooks::HookFn splice(const SAE& sae, SpliceOptions opts) {
       out = decode(sae, acts, &st);
     }
     if (opts.use_error_term) out = out + (x.to(out.scalar_type()) - (opts.edit_features ? decode(sae, acts, &st) : out));
-    t = out.to(t.scalar_type()).reshape(t.sizes());
+    t = out.to(t.device(), t.scalar_type()).reshape(t.sizes());  // no copy when the SAE is on the model's device
   };
 }
 
@@ -68,8 +68,13 @@ void check_compatible(const SAE& sae, const models::HookedModel& model) {
          want);
 }
 
-EvalResult evaluate(const models::HookedModel& model, const SAE& sae, const std::vector<std::vector<int64_t>>& sequences) {
-  check_compatible(sae, model);
+EvalResult evaluate(const models::HookedModel& model, const SAE& sae_in, const std::vector<std::vector<int64_t>>& sequences) {
+  check_compatible(sae_in, model);
+  // The SAE where the model runs: sae eval moved it there once already; a caller who did not gets a
+  // copy moved here, once.
+  SAE moved;
+  if (device_of(sae_in) != model.device()) moved = sae_in, to_device(moved, model.device());
+  const SAE& sae = device_of(sae_in) != model.device() ? moved : sae_in;
   EvalResult r;
   const std::string& hook = sae.cfg.hook_name;
   // The sums stay where the model and the SAE run (0-d float64 tensors there) and come back to the host
