@@ -139,14 +139,16 @@ TEST(DeviceCli, TrainSaeAndAttnvizGiveTheDefaultsNumbersOnEachDevice) {
   std::string dir = mstest::tmp_dir("device_cli_cmds");
   std::vector<std::string> variants{"default", "cpu"};
   if (dev() != "cpu") variants.push_back(dev());
-  // command -> the files compared, and the tolerance off the CPU
+  // command -> the files compared, and the tolerance off the CPU. Training is loose: Adam divides by
+  // sqrt(v), so a gradient that is 0 on one device and 1e-12 on the other moves a weight by up to lr
+  // per step (train: 6 steps at up to 6e-5 in the warm-up; sae train: 12 at 3e-4).
   std::vector<std::pair<std::vector<std::string>, std::pair<double, double>>> files{
-      {{"model.safetensors", "checkpoint/optimizer.safetensors"}, {1e-3, 1e-4}},
-      {{"sae_weights.safetensors", "sparsity.safetensors", "checkpoint/state.safetensors"}, {1e-3, 1e-4}},
+      {{"model.safetensors", "checkpoint/optimizer.safetensors"}, {1e-3, 1e-3}},
+      {{"sae_weights.safetensors", "sparsity.safetensors", "checkpoint/state.safetensors"}, {1e-3, 5e-3}},
       {{}, {1e-4, 1e-6}},
       {{"stats.safetensors"}, {1e-4, 1e-5}},
       {{"enrichment.safetensors"}, {0, 1e-3}},
-      {{"attnviz.safetensors"}, {1e-4, 1e-6}}};
+      {{"attnviz.safetensors"}, {1e-3, 1e-4}}};
   auto cmds = device_commands(dir);
   for (size_t c = 0; c < cmds.size(); ++c) {
     std::string what = cmds[c][0] + (cmds[c][0] == "sae" ? " " + cmds[c][1] : "");
@@ -162,7 +164,12 @@ TEST(DeviceCli, TrainSaeAndAttnvizGiveTheDefaultsNumbersOnEachDevice) {
     for (size_t v = 1; v < variants.size(); ++v) {
       bool exact = variants[v] == "cpu" && default_is_cpu;
       auto [rtol, atol] = files[c].second;
-      for (auto& f : files[c].first) expect_same_files(join_path(outs[0], f), join_path(outs[v], f), exact, rtol, atol);
+      for (auto& f : files[c].first) {
+        // Counts (which features fired on which token, steps since each last fired) are discrete: a
+        // GPU's rounding may flip one, so off the CPU only the trained weights are compared.
+        if (!exact && (f == "sparsity.safetensors" || f == "checkpoint/state.safetensors")) continue;
+        expect_same_files(join_path(outs[0], f), join_path(outs[v], f), exact, rtol, atol);
+      }
       if (what == "train") {
         json a = json::parse(read_file(join_path(outs[0], "train_summary.json"))), b = json::parse(read_file(join_path(outs[v], "train_summary.json")));
         if (exact) EXPECT_EQ(a["final_loss"], b["final_loss"]);
@@ -182,7 +189,9 @@ TEST(DeviceCli, TrainSaeAndAttnvizGiveTheDefaultsNumbersOnEachDevice) {
       if (what == "attnviz") {
         json a = json::parse(read_file(join_path(outs[0], "attnviz.json"))), b = json::parse(read_file(join_path(outs[v], "attnviz.json")));
         if (exact) EXPECT_EQ(a["normalization"], b["normalization"]);
-        else EXPECT_NEAR(a["normalization"][0]["c"].get<double>(), b["normalization"][0]["c"].get<double>(), 1e-3);
+        else  // the criterion is flat near its best c: a GPU's rounding may land a little off
+          EXPECT_NEAR(a["normalization"][0]["c"].get<double>(), b["normalization"][0]["c"].get<double>(),
+                      1e-2 * a["normalization"][0]["c"].get<double>());
       }
       // Where it ran, in the manifest.
       json man = json::parse(read_file(join_path(outs[v], "manifest.json")));
