@@ -247,9 +247,15 @@ std::string claim_output_dir(const std::string& dir_in, const std::string& comma
       c.previous_manifest = read_file(join_path(dir, "manifest.json"));
       c.previous_tree = tree_state(dir);
     }
+    // Recorded (with the interrupt's hook) before "running" is written, so a signal from then on
+    // finds the claim and marks the folder.
+    with_temps_locked([&] {
+      all.emplace(dir, c);
+      set_interrupt_hook(mark_interrupted);
+      set_interrupt_note(cat("interrupted; rerun with --resume to continue (what is finished is kept in ", dir, ")"));
+    });
     write_status(dir, c, "running");
-    set_interrupt_hook(mark_interrupted);
-    set_interrupt_note(cat("interrupted; rerun with --resume to continue (what is finished is kept in ", dir, ")"));
+    return dir;
   }
   std::string place;
   with_temps_locked([&] { place = all.emplace(dir, c).first->second.place; });

@@ -121,7 +121,9 @@ TEST(Faults, SignalsLeaveNoTemporaries) {
       if (c.name == "trace" && published) before = snapshot(c.out);
       if (c.name == "locate") {
         std::string status = manifest_of(c.out)["status"];
-        EXPECT_TRUE(status == "complete" || status == (sig == SIGINT ? "interrupted (SIGINT)" : "interrupted (SIGTERM)"))
+        // A signal before the handler exists (libtorch still loading) kills the process as the
+        // default action does, leaving the status an earlier round wrote.
+        EXPECT_TRUE(status == "complete" || status == "interrupted (SIGINT)" || status == "interrupted (SIGTERM)")
             << status;
       }
     }
