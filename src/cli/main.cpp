@@ -11,6 +11,7 @@
 #include <strings.h>
 #include <new>
 
+#include "cli/distribute.h"
 #include "cli/registry.h"
 #include "core/blas.h"
 #include "core/error.h"
@@ -118,8 +119,20 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "mechscope %s: %s: %s\n", name.c_str(), kind, msg.c_str());
     };
     try {
+      // Under mpirun/srun (issue 18) the batch commands hand their items out over the ranks; any other
+      // command would run once per rank into the same place, so it is refused.
+      static const char* const kDistributed[] = {"locate"};
+      if (mechscope::cli::dist::launched()) {
+        if (std::find_if(std::begin(kDistributed), std::end(kDistributed), [&](const char* d) { return name == d; }) ==
+            std::end(kDistributed))
+          mechscope::fail("mechscope ", name, " does not run over MPI ranks (locate does); "
+                          "run it without mpirun");
+        mechscope::cli::dist::init(name);
+      }
       int rc = c.run(argc - 2, argv + 2);
       mechscope::report::close_outputs(rc == 0, mechscope::cat("exit code ", rc));
+      // A rank that fails leaves MPI unfinished: mpirun then ends the job and names the rank.
+      if (rc == 0) mechscope::cli::dist::finalize();
       return rc;
     } catch (const mechscope::Error& e) {
       failed(e.what(), "error");
