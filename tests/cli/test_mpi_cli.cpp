@@ -261,3 +261,40 @@ TEST(Mpi, OtherCommandsRefuseRanks) {
   EXPECT_NE(r.code, 0);
   EXPECT_TRUE(contains(r.err, "does not run over MPI ranks")) << r.err;
 }
+
+// patch --pairs over 2 and 3 ranks: every pair is one item, averaged on rank 0 in pair order, so
+// patch.safetensors is byte-identical and patch.json's numbers equal (its timings aside).
+TEST(Mpi, PatchPairsRanksEqualOneProcess) {
+  SKIP_WITHOUT_MPI();
+  std::string dir = mstest::tmp_dir("mpi-patch");
+  std::string pairs = dir + "/pairs.jsonl";
+  {
+    std::ofstream f(pairs);
+    for (int i = 0; i < 7; ++i) {
+      std::vector<int> c;
+      for (int k = 0; k < 8; ++k) c.push_back(1 + (i * 37 + k * 11) % 190);
+      std::vector<int> d = c;
+      d[4] = 1 + (d[4] + 50 + i) % 190;
+      f << json{{"clean_ids", c}, {"corrupt_ids", d}, {"answer_id", c[4]}, {"wrong_id", d[4]}}.dump() << "\n";
+    }
+  }
+  auto cmd = [&](const std::string& out) {
+    return std::vector<std::string>{"patch", "--model", mstest::fixture("gpt2/model"), "--pairs", pairs, "--targets",
+                                    "resid_pre,z", "--threads", "1", "--out", out};
+  };
+  auto numbers = [](const std::string& out) {
+    json j = json::parse(mechscope::read_file(out + "/patch.json"));
+    j.erase("timings"), j.erase("threads");
+    for (auto& t : j["targets"]) t.erase("seconds");
+    return j;
+  };
+  auto one = run_cli(cmd(dir + "/one"));
+  ASSERT_EQ(one.code, 0) << one.err;
+  for (int np : {2, 3}) {
+    std::string out = dir + "/np" + std::to_string(np);
+    auto r = run_mpi(np, cmd(out));
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(mechscope::read_file(dir + "/one/patch.safetensors"), mechscope::read_file(out + "/patch.safetensors")) << np;
+    EXPECT_EQ(numbers(dir + "/one"), numbers(out)) << np;
+  }
+}
