@@ -298,3 +298,38 @@ TEST(Mpi, PatchPairsRanksEqualOneProcess) {
     EXPECT_EQ(numbers(dir + "/one"), numbers(out)) << np;
   }
 }
+
+// heads screen over 2 and 3 ranks: every (emotion, pair) is an item; the scores are the same bits.
+TEST(Mpi, HeadsScreenRanksEqualOneProcess) {
+  SKIP_WITHOUT_MPI();
+  std::string dir = mstest::tmp_dir("mpi-heads");
+  std::ofstream(dir + "/joy.jsonl")
+      << "{\"emotion\": \"Today I really appreciate the gift, and\", \"neutral\": \"Today I just noticed the gift, and\"}\n"
+         "{\"emotion\": \"Honestly, I am so thankful for your help. I\", \"neutral\": \"Honestly, I saw your help. I\"}\n"
+         "{\"emotion\": \"We are glad you came, so\", \"neutral\": \"We are told you came, so\"}\n";
+  std::ofstream(dir + "/rage.jsonl")
+      << "{\"emotion\": \"I am furious about the noise, so\", \"neutral\": \"I am thinking about the noise, so\"}\n"
+         "{\"emotion\": \"We hate the new schedule. It\", \"neutral\": \"We saw the new schedule. It\"}\n";
+  std::ofstream(dir + "/keywords.json") << "{\"joy\": [\"thank\", \"glad\"], \"rage\": [\"angry\", \"hate\"]}";
+  auto cmd = [&](const std::string& out) {
+    return std::vector<std::string>{"heads", "screen", "--model", mstest::fixture("gpt2/model"), "--profile", dir,
+                                    "--score", "causal", "--threads", "1", "--out", out};
+  };
+  auto numbers = [](const std::string& out) {
+    json j = json::parse(mechscope::read_file(out + "/head_scores.json"));
+    j.erase("timings");
+    return j;
+  };
+  auto one = run_cli(cmd(dir + "/one"));
+  ASSERT_EQ(one.code, 0) << one.err;
+  for (int np : {2, 3}) {
+    std::string out = dir + "/np" + std::to_string(np);
+    auto r = run_mpi(np, cmd(out));
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(mechscope::read_file(dir + "/one/head_scores.safetensors"), mechscope::read_file(out + "/head_scores.safetensors"));
+    EXPECT_EQ(numbers(dir + "/one"), numbers(out)) << np;
+  }
+  auto refused = run_mpi(2, {"heads", "ablate", "--out", dir + "/abl"});
+  EXPECT_NE(refused.code, 0);
+  EXPECT_TRUE(contains(refused.err, "heads ablate does not run over MPI ranks")) << refused.err;
+}
