@@ -13,6 +13,16 @@
 
 namespace mechscope::analysis {
 
+// Data-parallel training (issue 18): this process is `rank` of `size`; each takes its part of every
+// global batch and the gradients are summed over all of them, so any number of processes trains the
+// same model as one (to float reduction order). The reductions are the caller's (the CLI's MPI).
+struct DataParallel {
+  int rank = 0, size = 1;
+  std::function<void(double*, size_t)> sum_doubles;  // in place, over all ranks
+  std::function<void(float*, size_t)> sum_floats;
+  std::function<void()> barrier;
+};
+
 struct TrainOptions {
   int n_layers = 6, d_model = 128, n_heads = 4, n_ctx = 32;
   int steps = 3000, batch = 64;
@@ -24,6 +34,7 @@ struct TrainOptions {
   int eval_every = 250, checkpoint_every = 500;
   std::string save_dtype = "float16";    // weights of the final model.safetensors
   bool resume = false;
+  DataParallel parallel;  // not a setting of the model: not recorded, not compared on resume
 };
 
 struct TrainStatus {
