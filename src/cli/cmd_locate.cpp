@@ -252,14 +252,16 @@ int run_locate(int argc, char** argv) {
     // fact is traced with the run's seed alone, so which rank traces it changes no number.
     dist::WorkQueue queue("locate", (long long)todo.size());
     report::RenderOptions ropt;
-    while (auto next = queue.next()) {
+    std::string spent;  // the seconds this rank traced its last fact, for rank 0's total
+    while (auto next = queue.next(std::move(spent))) {
       const Item* it = todo[(size_t)*next];
       auto t0 = std::chrono::steady_clock::now();
       ct::TraceOptions opt = set.opt;
       if (it->fact.answer)  // facts the model gets wrong are skipped before any cell is traced
         opt.accept = [&](int64_t id) { return trim(token_text(m, id)) == trim(*it->fact.answer); };
       ct::TraceResult r = ct::trace(*m.model, it->in, opt);
-      traced_secs += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      spent.assign(reinterpret_cast<const char*>(&secs), sizeof secs);
       std::string answer = token_text(m, r.answer_id);
       if (r.rejected) {
         json skip{{"index", it->index}, {"id", it->fact.id}, {"line", it->fact.line},
@@ -296,9 +298,12 @@ int run_locate(int argc, char** argv) {
                     r.low_score);
       queue.note(note);
     }
-    queue.finish();
+    for (auto& [k, bytes] : queue.finish()) {  // every fact's seconds on rank 0, by index: one sum, in order
+      double secs = 0;
+      if (bytes.size() == sizeof secs) std::memcpy(&secs, bytes.data(), sizeof secs);
+      traced_secs += secs;
+    }
   }
-  traced_secs = dist::sum(traced_secs);
   if (!lead) return 0;  // rank 0 aggregates what every rank wrote
 
   // Aggregate everything written (this run, its other ranks and earlier runs).

@@ -28,7 +28,7 @@ const char* env_world_size() {
 }
 
 #ifdef MECHSCOPE_HAVE_MPI
-constexpr int kTagRequest = 18001, kTagReply = 18002;
+constexpr int kTagRequest = 18001, kTagReply = 18002, kTagBcast = 18003;
 #endif
 
 }  // namespace
@@ -83,11 +83,24 @@ void barrier() {
 
 void bcast(std::vector<long long>& v) {
 #ifdef MECHSCOPE_HAVE_MPI
-  if (!g_active) return;
-  long long n = (long long)v.size();
-  MPI_Bcast(&n, 1, MPI_LONG_LONG, 0, MPI_COMM_WORLD);
-  v.resize((size_t)n);
-  if (n) MPI_Bcast(v.data(), (int)n, MPI_LONG_LONG, 0, MPI_COMM_WORLD);
+  if (!g_active || g_size == 1) return;
+  // Point to point, received with MPI_Iprobe + 1 ms sleeps: the other ranks wait here while rank 0
+  // checks an earlier run's files, and a blocking collective would spin their cores all that time.
+  if (g_rank == 0) {
+    for (int r = 1; r < g_size; ++r)
+      MPI_Send(v.data(), (int)v.size(), MPI_LONG_LONG, r, kTagBcast, MPI_COMM_WORLD);
+    return;
+  }
+  MPI_Status st;
+  for (int flag = 0;;) {
+    MPI_Iprobe(0, kTagBcast, MPI_COMM_WORLD, &flag, &st);
+    if (flag) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  int count = 0;
+  MPI_Get_count(&st, MPI_LONG_LONG, &count);
+  v.resize((size_t)count);
+  MPI_Recv(v.data(), count, MPI_LONG_LONG, 0, kTagBcast, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
 #else
   (void)v;
 #endif

@@ -116,7 +116,9 @@ int main(int argc, char** argv) {
     auto failed = [&](const std::string& why, const char* kind) {
       std::string msg = mechscope::report::public_paths(why);
       mechscope::report::close_outputs(false, msg);
-      std::fprintf(stderr, "mechscope %s: %s: %s\n", name.c_str(), kind, msg.c_str());
+      // Under mpirun every rank may meet the same bad input: the others say which rank they are.
+      std::string who = mechscope::cli::dist::rank() ? mechscope::cat(" (rank ", mechscope::cli::dist::rank(), ")") : "";
+      std::fprintf(stderr, "mechscope %s%s: %s: %s\n", name.c_str(), who.c_str(), kind, msg.c_str());
     };
     try {
       // Under mpirun/srun (issue 18) the batch commands hand their items out over the ranks; any other
