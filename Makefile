@@ -3,7 +3,7 @@ BUILD ?= build
 BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build test demo bench clean test-asan fuzz
+.PHONY: all deps build test demo bench clean test-asan test-asan-parsers fuzz
 
 all: build
 
@@ -30,14 +30,23 @@ test-asan: deps
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && . ../scripts/sanitizer/env.sh && ctest --output-on-failure -j $(JOBS)
 
+# What CI runs after `make test` (its 30-minute budget has room for this part, not the whole suite):
+# the layers that parse a user's files, their tests and the fuzz replay under the same sanitizers.
+ASAN_PARSERS_BUILD ?= build-asan-parsers
+test-asan-parsers: deps
+	cmake -S . -B $(ASAN_PARSERS_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMECHSCOPE_SANITIZE_PARSERS=ON
+	cmake --build $(ASAN_PARSERS_BUILD) -j $(JOBS)
+	cd $(ASAN_PARSERS_BUILD) && . ../scripts/sanitizer/env.sh && ctest --output-on-failure -j $(JOBS)
+
 # libFuzzer targets (clang) for every parser of a user's file, FUZZ_SECONDS each (tests/fuzz/).
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
+FUZZ_JOBS ?= 1
 fuzz:
 	@MECHSCOPE_FUZZ_DEPS=1 bash scripts/install-deps.sh
 	CXX=clang++ cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMECHSCOPE_FUZZ=ON
 	cmake --build $(FUZZ_BUILD) -j $(JOBS)
-	bash scripts/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+	FUZZ_JOBS=$(FUZZ_JOBS) bash scripts/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 bench: build
 	cmake --build $(BUILD) --target benches -j $(JOBS)

@@ -25,6 +25,22 @@ for name in ("resid_pre", "block_every", "z_all_pos", "z"):
     print(f"| {name} | {s['cells']} | {s['fast_s']:.2f} s | {s['fast_no_skip_s']:.2f} s | {naive:.1f} s{est} | "
           f"{s['speedup_fast_vs_naive']:.1f}x ({s['speedup_fast_no_skip_vs_naive']:.1f}x) |")
 print(f"peak memory {patch['peak_rss_mb']:.0f} MB (model weights are memory-mapped)")
+tp_path = d / "torch_patch.json"
+if tp_path.exists():
+    tp = json.loads(tp_path.read_text())
+    tl = tp["transformer_lens"]
+    naive = patch["resid_pre"].get("naive_s", patch["resid_pre"].get("naive_s_est"))
+    print(f"\nThe resid_pre sweep ({tp['cells']} cells) in Python on {tp['device']}, one full forward per cell")
+    print("| way | time | vs mechscope fast |\n|---|---|---|")
+    fast = patch["resid_pre"]["fast_s"]
+    print(f"| mechscope fast | {fast:.2f} s | 1.0x |")
+    print(f"| mechscope --naive | {naive:.2f} s | {naive/fast:.1f}x |")
+    print(f"| plain PyTorch loop | {tp['plain_s']:.2f} s | {tp['plain_s']/fast:.1f}x |")
+    if isinstance(tl, dict):
+        print(f"| TransformerLens {tl['version']} run_with_hooks | {tl['sweep_s']:.2f} s | {tl['sweep_s']/fast:.1f}x |")
+        print(f"TransformerLens against the plain loop: max difference {tl['max_abs_diff_vs_plain']:.1e}")
+    else:
+        print(f"| TransformerLens | {tl} | |")
 
 print("\nROME causal tracing of one fact (16 tokens, 3 kinds, 10 samples, 576 cells): fast path vs ROME's way (one batch of 11 per cell)")
 print(f"| fast | naive | speed-up | max difference |\n|---|---|---|---|")

@@ -23,6 +23,7 @@ echo "machine: $(lscpu | sed -n 's/^Model name: *//p') ($(nproc) cores), threads
 echo "OpenBLAS kernels: $("$PYTHON" -c "import json,sys; print(json.load(open(sys.argv[1]))['openblas_kernels'] or 'not OpenBLAS')" "$OUT/forward.json") (OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset})"
 "$PYTHON" bench/torch_gpt2.py "$MODEL" "$THREADS" > "$OUT/torch.json"
 "$BUILD/bench_patch" "$MODEL" "$THREADS" 8 > "$OUT/patch.json"
+"$PYTHON" bench/torch_patch.py "$MODEL" "$THREADS" > "$OUT/torch_patch.json"  # plain PyTorch and TransformerLens peers
 "$BUILD/bench_trace" "$MODEL" "$THREADS" > "$OUT/trace.json"
 "$BUILD/bench_tokenize" . > "$OUT/tokenize.json"
 "$PYTHON" bench/report.py "$OUT"

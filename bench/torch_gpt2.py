@@ -39,10 +39,12 @@ def load(path):
     return out
 
 
-def forward(w, cfg, ids, ablate=(), last_only=False, cache=None):
+def forward(w, cfg, ids, ablate=(), last_only=False, cache=None, patch=None, resid_pre=None):
     """Logits [b, n, vocab] (last_only: [b, vocab]); ablate: (layer, head) pairs whose hook_z is zeroed.
     cache: a list that keeps each layer's keys and values (TransformerLens's past_kv_cache): ids are the
-    tokens after those already in it, and theirs are appended."""
+    tokens after those already in it, and theirs are appended.
+    patch: (layer, pos, value [b, d]) puts value into blocks.{layer}.hook_resid_pre at pos (activation
+    patching); resid_pre: a list that receives each layer's hook_resid_pre [b, n, d]."""
     d, h = cfg["n_embd"], cfg["n_head"]
     dh = d // h
     b, n = ids.shape
@@ -53,6 +55,11 @@ def forward(w, cfg, ids, ablate=(), last_only=False, cache=None):
     mask = torch.full((n, past + n), torch.finfo(torch.float32).min, device=dev).triu(past + 1)
     for l in range(cfg["n_layer"]):
         p = f"h.{l}."
+        if patch is not None and patch[0] == l:
+            x = x.clone()
+            x[:, patch[1]] = patch[2]
+        if resid_pre is not None:
+            resid_pre.append(x)
         a = torch.nn.functional.layer_norm(x, (d,), w[p + "ln_1.weight"], w[p + "ln_1.bias"], 1e-5)
         qkv = torch.addmm(w[p + "attn.c_attn.bias"], a.view(-1, d), w[p + "attn.c_attn.weight"]).view(b, n, 3, h, dh)
         q, k, v = (qkv[:, :, i].transpose(1, 2) for i in range(3))

@@ -10,7 +10,10 @@
 #   4. mechscope --version, info --device, info --device cuda
 #   5. the device tests (MECHSCOPE_TEST_DEVICE=cuda): test_models Device*, test_cli DeviceCli*
 #   6. the whole suite with MECHSCOPE_TEST_DEVICE=cuda MECHSCOPE_DEVICE=cuda (every command on the GPU)
-#   7. the benches with DEVICE=cuda (bench/run.sh), mechscope and the plain-PyTorch peers on the GPU
+#   7. the patching peers on the GPU first (bench_patch, then bench/torch_patch.py: the same resid_pre
+#      sweep as a plain PyTorch loop and, where transformer_lens is importable, as TransformerLens
+#      run_with_hooks on a HookedTransformer of the same weights; "TransformerLens not installed"
+#      otherwise), then the other benches with DEVICE=cuda (bench/run.sh) in the time that is left
 # usage (on the GPU machine): OUT=/some/dir bash scripts/device/gpu-check.sh
 # FORCE_DEBS=1 uses .debs/ even when the machine seems to have everything; SKIP_BENCH=1 stops after the
 # suite (both for rehearsing the script where there is no GPU).
@@ -129,20 +132,30 @@ export MECHSCOPE_TEST_DEVICE=cuda
 step device-tests 150 bash -c "'$BUILD/test_models' --gtest_filter='*Device*:RuntimeInfo*:CheckDtypeOn*'; a=\$?; \
   '$BUILD/test_cli' --gtest_filter='DeviceCli*'; exit \$((a | \$?))"
 
-# 6. the whole suite, every command on the GPU
+# 6. the whole suite, every command on the GPU (about 100 s are kept for step 7's patching peers)
 left=$((540 - ($(date +%s) - T0)))
-if ((left > 60)); then
-  (cd "$BUILD" && export MECHSCOPE_DEVICE=cuda && step ctest $((left > 240 ? 200 : left - 40)) ctest --output-on-failure -j 8 --timeout 150)
+if ((left > 160)); then
+  (cd "$BUILD" && export MECHSCOPE_DEVICE=cuda && step ctest $((left > 340 ? 200 : left - 140)) ctest --output-on-failure -j 8 --timeout 150)
   cp "$BUILD/Testing/Temporary/LastTest.log" "$OUT/ctest-LastTest.log" 2> /dev/null
 fi
 
-# 7. benches on the GPU, with the time that is left
+# 7. benches on the GPU: the patching peers (mechscope, plain PyTorch, TransformerLens) first, then
+# the rest of bench/run.sh with the time that is left
 left=$((570 - ($(date +%s) - T0)))
 if [[ ${SKIP_BENCH:-0} != 1 ]] && ((left > 60)); then
-  export DEVICE=cuda PYTHON=$PY THREADS=$JOBS
-  step bench-build 60 cmake --build "$BUILD" --target benches -j "$JOBS" &&
-    step bench $((left - 60)) bash bench/run.sh "$BUILD"
+  export DEVICE=cuda PYTHON=$PY THREADS=$JOBS MECHSCOPE_BENCH_DEVICE=cuda
   mkdir -p "$OUT/bench-results"
-  cp -r "$BUILD/bench/results/." "$OUT/bench-results/" 2> /dev/null
+  R=$OUT/bench-results
+  MODEL=$BUILD/bench/gpt2-small-random
+  if step bench-build 60 cmake --build "$BUILD" --target benches -j "$JOBS"; then
+    # bench_patch generates the GPT-2-small-shaped model once (~500 MB of random weights) for both; the
+    # Python peers run even when bench_patch ran out of time after making it.
+    step bench-patch 70 bash -c "'$BUILD/bench_patch' '$MODEL' '$JOBS' 8 > '$R/patch.json'"
+    [[ -e $MODEL/model.safetensors ]] &&
+      step torch-patch 60 bash -c "'$PY' bench/torch_patch.py '$MODEL' '$JOBS' > '$R/torch_patch.json' && cat '$R/torch_patch.json'"
+    left=$((570 - ($(date +%s) - T0)))
+    if ((left > 60)); then step bench $((left - 10)) bash bench/run.sh "$BUILD"; fi
+  fi
+  cp -r "$BUILD/bench/results/." "$R/" 2> /dev/null
 fi
 echo "done in $(($(date +%s) - T0))s; results in $OUT"

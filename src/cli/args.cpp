@@ -182,38 +182,15 @@ std::string Args::help_text() const {
   return out;
 }
 
-std::vector<std::string> split(const std::string& s, char sep) {
-  std::vector<std::string> out;
-  std::string cur;
-  for (char c : s) {
-    if (c == sep) {
-      out.push_back(cur);
-      cur.clear();
-    } else {
-      cur += c;
-    }
-  }
-  out.push_back(cur);
-  return out;
-}
-
 std::vector<long long> parse_int_list(const std::string& s, const std::string& flag) {
   std::vector<long long> out;
-  std::string cur;
-  auto flush = [&] {
-    if (cur.empty()) return;
+  for (const std::string& cur : list_items(s, ", \t[]")) {
     errno = 0;
     char* end = nullptr;
     long long x = std::strtoll(cur.c_str(), &end, 10);
     if (*end || errno) fail(flag, ": expected comma-separated integers, got '", cur, "'");
     out.push_back(x);
-    cur.clear();
-  };
-  for (char c : s) {
-    if (c == ',' || c == ' ' || c == '\t' || c == '[' || c == ']') flush();
-    else cur += c;
   }
-  flush();
   if (out.empty()) fail(flag, ": expected at least one integer");
   return out;
 }

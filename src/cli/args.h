@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "core/text.h"  // split, trim, list_items
+
 namespace mechscope::cli {
 
 class Args {
@@ -57,6 +59,5 @@ class Args {
 
 // Parses "1,2,3" (commas and/or spaces) into integers; Error naming `flag` on bad input.
 std::vector<long long> parse_int_list(const std::string& s, const std::string& flag);
-std::vector<std::string> split(const std::string& s, char sep);
 
 }  // namespace mechscope::cli

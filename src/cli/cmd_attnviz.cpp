@@ -248,6 +248,14 @@ int run_attnviz(int argc, char** argv) {
   V::Projection how = projection == "pca" ? V::Projection::Pca : V::Projection::Tsne;
   coords = V::project_all(pts, how, (int)dims, topt, &explained);
   if (need_raw) coords_raw = V::project_all(pts_raw, how, (int)dims, topt);
+  // The vectors come back from --device once, for the lines, figures and files (the coordinates
+  // already are on the host).
+  ex.to_host();
+  for (auto* v : {&qn, &kn})
+    for (auto& t : *v)
+      if (t.defined()) t = t.to(at::kCPU);
+  for (auto* v : {&pts, &pts_raw})
+    for (auto& p : *v) p.x = p.x.to(at::kCPU);
   double t_project = seconds_since(t0);
 
   // Which group each (layer, head) is in.

@@ -105,12 +105,14 @@ int run_plot(int argc, char** argv) {
   in.emotion = a.str("emotion");
   in.top_n = a.integer("top-n", 1, 100000);
   auto formats = report::parse_formats(a.str("formats"));
-  PlotData d = prepare_plot(in);  // before the folder exists: bad input leaves nothing behind
   std::string from;
   for (auto* p : {&in.head_scores, &in.ablation, &in.patching})
     if (!p->empty()) from += (from.empty() ? "from " : ", ") + *p;
+  // Claimed before the inputs are read, as every command does: a second run into the folder is
+  // refused at once, and bad input leaves nothing behind (the staged claim goes with the error).
   report::RunOutput out(dir, argc, argv, "heads plot", "Attention heads and emotion", from);
   out.formats = formats;
+  PlotData d = prepare_plot(in);
   write_plot(out, d);
   out.manifest.extra = {{"head_scores", in.head_scores}, {"ablation_file", in.ablation}, {"patching_file", in.patching},
                         {"emotion", in.emotion}, {"top_n", in.top_n}};

@@ -24,7 +24,9 @@ int run_kg(int argc, char** argv) {
   }
   Args a("kg generate", "--out DIR [--entities N] [--relations R] [--edges-per-node M] [--seed S]",
          "Generates a Barabási–Albert knowledge graph and writes graph.jsonl, facts.jsonl (the format\n"
-         "`mechscope locate` reads), tokenizer.json (WordLevel) and kg.json into DIR.");
+         "`mechscope locate` reads), tokenizer.json (WordLevel) and kg.json into DIR.\n"
+         "It runs no model and no tensor maths (the graph is drawn with a seeded C++ generator), so it takes\n"
+         "no --device; `mechscope train --kg` trains on the graph, on --device.");
   a.opt("out", "DIR", "output directory");
   a.opt("entities", "N", "number of entities", "300");
   a.opt("relations", "R", "number of relation types", "30");

@@ -239,7 +239,10 @@ int run_locate(int argc, char** argv) {
         todo_pos.push_back((long long)pos);
       }
     }
-    write_file_atomic(run_path, dump(record, 2) + "\n");
+    // Rewritten only when it changes: a resumed run over a complete result that is interrupted before
+    // it writes anything leaves the folder as it was (and its manifest "complete" again).
+    std::string run_bytes = dump(record, 2) + "\n";
+    if (!file_exists(run_path) || read_file(run_path) != run_bytes) write_file_atomic(run_path, run_bytes);
     if (items.size() != todo_pos.size())
       std::fprintf(stderr, "resuming: %zu of %zu facts already done\n", items.size() - todo_pos.size(), items.size());
   }

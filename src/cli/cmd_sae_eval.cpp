@@ -37,9 +37,9 @@ int run_sae_eval(int argc, char** argv) {
   mechscope::sae::LoadOptions lo;
   lo.hook_name = a.str("hook");
   mechscope::sae::SAE sae = mechscope::sae::load_sae(a.str("sae"), lo);
-  need_cpu_device(a, "sae eval");
   Loaded m = load_from_flags(a);
   mechscope::sae::check_compatible(sae, *m.model);
+  mechscope::sae::to_device(sae, m.model->device());  // once: encode/decode run where the model does
   auto seqs = sae_corpus_ids(a, m);
   // Issue 17: claimed (lock, no foreign folder) before the evaluation; eval.json and manifest.json
   // are written into a staging folder and moved into --out at the end, manifest last.

@@ -89,8 +89,8 @@ int run_sae_stats(int argc, char** argv) {
   double min_sparsity = a.number("min-log-sparsity");
 
   auto saes = saes_from_flags(a);
-  need_cpu_device(a, "sae stats");
   Loaded m = load_from_flags(a);
+  for (auto& s : saes) mechscope::sae::to_device(s, m.model->device());  // once: the projections run there
   // Issue 17: --out is claimed (lock, no foreign folder) before the work, so a second run or a folder
   // that is not mechscope's is refused at once; the results are still staged and moved in at the end.
   report::claim_output_dir(a.str("out"), "sae stats");

@@ -125,8 +125,7 @@ int run_sae_train(int argc, char** argv) {
   if (o.d_sae < 1) fail("--d-sae must be >= 1");
   if (o.steps < 1 || o.batch < 1) fail("--steps and --batch must be >= 1");
 
-  need_cpu_device(a, "sae train");
-  Loaded m = load_from_flags(a);
+  Loaded m = load_from_flags(a);  // the harvest, and the training, run on --device
   {
     auto names = m.model->hook_names();
     for (auto& h : hooks)

@@ -86,8 +86,8 @@ int run_sae_tsea(int argc, char** argv) {
   mechscope::sae::LoadOptions lo;
   lo.hook_name = a.str("hook");
   mechscope::sae::SAE sae = mechscope::sae::load_sae(a.str("sae"), lo);
-  need_cpu_device(a, "sae tsea");
   Loaded m = load_from_flags(a);
+  mechscope::sae::to_device(sae, m.model->device());  // once: the projections and rankings run there
   const auto& tok = need_tokenizer(m, "token sets");
   if (sae.cfg.d_in != m.model->config().d_model)
     fail("SAE ", sae.source, " has d_in ", sae.cfg.d_in, " but the model's d_model is ", m.model->config().d_model);
@@ -230,7 +230,7 @@ int run_sae_tsea(int argc, char** argv) {
     std::vector<double> row(sc + c * features.size(), sc + (c + 1) * features.size());
     for (int64_t i : S::top_by(row, k)) {
       int64_t f = features[i];
-      at::Tensor proj = at::matmul(sae.W_dec[f].to(at::kFloat), W_U);
+      at::Tensor proj = at::matmul(sae.W_dec[f].to(at::kFloat), W_U).to(at::kCPU);  // one row back per figure
       std::string id = "projection_" + std::to_string(f) + "_" + std::to_string(c);
       out.save_figure(S::projection_by_category_figure(proj, sel[c], f, row[i], id));
     }

@@ -8,6 +8,7 @@
 #include "analysis/train/corpus.h"
 #include "analysis/train/train.h"
 #include "cli/args.h"
+#include "cli/common.h"
 #include "cli/distribute.h"
 #include "cli/registry.h"
 #include "cli/threads.h"
@@ -62,7 +63,9 @@ int run_train(int argc, char** argv) {
          "  --kg      the facts of a knowledge graph (prompt -> answer), or\n"
          "  --corpus  a JSONL of {\"text\": ...}: next-token loss over every text (each followed by\n"
          "            <|endoftext|>), with a WordLevel tokenizer.json built from the corpus (whitespace and\n"
-         "            punctuation split, lowercased with --lowercase) unless --tokenizer gives one.");
+         "            punctuation split, lowercased with --lowercase) unless --tokenizer gives one.\n"
+         "With --device cuda the model, AdamW's moments and every batch live on the GPU; checkpoints and the\n"
+         "saved model are written from host copies, once per save.");
   a.opt("kg", "FILE", "graph.jsonl from `mechscope kg generate`");
   a.opt("corpus", "FILE", "JSONL of {\"text\": ...} to train on (instead of --kg)");
   a.opt("tokenizer", "PATH", "tokenizer.json (default: --kg: the one beside graph.jsonl; --corpus: built from it)");
@@ -85,6 +88,7 @@ int run_train(int argc, char** argv) {
   a.opt("checkpoint-every", "N", "steps between checkpoints (DIR/checkpoint)", std::to_string(d.checkpoint_every));
   a.opt("save-dtype", "TYPE", "dtype of the saved weights: float16 or float32", d.save_dtype);
   a.opt("threads", "N", "CPU threads (0 = all cores)", "0");
+  add_device_flag(a);
   a.flag("resume", "continue from DIR/checkpoint");
   if (!a.parse(argc, argv)) return 0;
   if (a.has("kg") == a.has("corpus")) fail("give one of --kg FILE and --corpus FILE");
@@ -109,6 +113,7 @@ int run_train(int argc, char** argv) {
   o.save_dtype = a.str("save-dtype");
   o.resume = a.on("resume");
   set_threads(a.str("threads"));
+  o.device = device_from_flags(a);  // a device not usable here ends the run before any file is made
   // Under mpirun (issue 18): data-parallel, each rank a part of every batch, gradients summed over ranks.
   o.parallel.rank = dist::rank();
   o.parallel.size = dist::size();

@@ -72,12 +72,6 @@ void add_prompt_flags(Args& a, bool repeatable, bool segments) {
   add_encoding_flags(a);
 }
 
-void need_cpu_device(const Args& a, const std::string& command) {
-  at::Device dev = models::parse_device(a.str("device"));
-  if (!dev.is_cpu())
-    fail("--device ", a.str("device"), ": ", command, " runs on the CPU only for now (its SAE weights stay on the host)");
-}
-
 Loaded load_from_flags(const Args& a) {
   if (!a.has("model") && default_model().empty()) fail("--model is required (a model directory or a hub id)");
   set_threads(a.str("threads"));

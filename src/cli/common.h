@@ -26,8 +26,6 @@ void add_device_flag(Args& a);
 // The device --device names (Error with one clear message when it is not usable here); records it
 // and the runtime (libtorch, CUDA, GPU) for this run's manifest.json.
 at::Device device_from_flags(const Args& a);
-// Error unless --device is the CPU, for `command`s whose own tensors (SAE weights) stay on the host.
-void need_cpu_device(const Args& a, const std::string& command);
 // The model a command family uses when --model is not given (e.g. `heads`: the shipped emotion model),
 // shown in --help; set before its flags are declared. Without one, --model is required.
 void set_default_model(const std::string& dir);

@@ -108,11 +108,6 @@ std::string token_text(const Loaded& m, int64_t id) {
   return std::to_string(id);
 }
 
-std::string trim(const std::string& s) {
-  size_t b = s.find_first_not_of(" \t\r\n"), e = s.find_last_not_of(" \t\r\n");
-  return b == std::string::npos ? "" : s.substr(b, e - b + 1);
-}
-
 nlohmann::json settings_json(const TraceSettings& s, double embedding_std) {
   nlohmann::json kinds = nlohmann::json::array();
   for (auto k : s.opt.kinds) kinds.push_back(ct::kind_name(k));

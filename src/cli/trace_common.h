@@ -8,6 +8,7 @@
 #include "analysis/causal_trace/causal_trace.h"
 #include "cli/args.h"
 #include "cli/common.h"
+#include "core/text.h"
 #include "report/render.h"
 
 namespace mechscope::cli {
@@ -36,7 +37,6 @@ std::vector<int64_t> subject_ids(const Args& a, const Loaded& m, const std::stri
 int64_t answer_token(const Loaded& m, const std::string& text, const std::string& prompt, const std::string& what);
 std::vector<std::string> token_labels(const Loaded& m, const std::vector<int64_t>& ids);  // ids as text without a tokenizer
 std::string token_text(const Loaded& m, int64_t id);
-std::string trim(const std::string& s);
 
 nlohmann::json settings_json(const TraceSettings& s, double embedding_std);
 nlohmann::json trace_json(const analysis::causal_trace::TraceResult& r, const analysis::causal_trace::TraceInput& in,

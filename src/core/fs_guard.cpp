@@ -28,6 +28,7 @@ struct Registry {
   std::recursive_mutex mu;
   std::vector<std::pair<std::string, TempKind>> temps;
   std::string command = "mechscope", note = "interrupted; unfinished outputs removed";
+  std::function<void(const char*)> hook;
   bool handler_wanted = false, handler_running = false;
   int pipe_w = -1;
 };
@@ -70,8 +71,14 @@ void interrupt_thread(int fd) {
   }
   Registry& r = reg();
   r.mu.lock();  // held until _exit: nothing is created or renamed after the cleanup
-  remove_all_locked(r);
   const char* name = sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : sig == SIGHUP ? "SIGHUP" : "a signal";
+  if (r.hook) {
+    try {
+      r.hook(name);
+    } catch (...) {
+    }
+  }
+  remove_all_locked(r);
   std::string line = cat("mechscope ", r.command, ": ", r.note, " (", name, ")\n");
   ssize_t n = ::write(2, line.data(), line.size());
   (void)n;
@@ -218,6 +225,12 @@ void install_interrupt_handler(const std::string& command) {
   r.command = command;
   r.handler_wanted = true;
   start_handler_locked(r);
+}
+
+void set_interrupt_hook(std::function<void(const char*)> hook) {
+  Registry& r = reg();
+  std::lock_guard<std::recursive_mutex> g(r.mu);
+  r.hook = std::move(hook);
 }
 
 void set_interrupt_note(const std::string& note) {

@@ -35,6 +35,10 @@ int remove_stale_temps(const std::string& dir, const std::string& prefix = "");
 void install_interrupt_handler(const std::string& command);
 // What the interrupt line says was kept (the output layer and batch commands set it).
 void set_interrupt_note(const std::string& note);
+// Runs on the interrupt's thread with the registry locked (so nothing is created or renamed any
+// more), before the temporaries are removed: the output layer marks in-place folders there. It gets
+// the signal's name ("SIGINT") and must not throw. One hook per process; a later call replaces it.
+void set_interrupt_hook(std::function<void(const char* signal_name)> hook);
 
 // "a FIFO", "a character device", "a block device", "a socket" when `path` exists and is none of a
 // regular file, a directory or a link to one of them; "" otherwise.

@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "models/packed_runs.h"
 
 namespace mechscope::models {
 

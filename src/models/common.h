@@ -8,6 +8,7 @@
 
 #include "io/checkpoint.h"
 #include "models/model.h"
+#include "models/packed_runs.h"
 
 namespace mechscope::models {
 

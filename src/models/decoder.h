@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "models/common.h"
+#include "models/packed_runs.h"
 #include "models/rotary.h"
 #include "models/tensor_table.h"
 

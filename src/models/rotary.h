@@ -7,6 +7,7 @@
 #include <string>
 
 #include "models/model.h"
+#include "models/packed_runs.h"
 
 namespace mechscope::models {
 

@@ -118,6 +118,46 @@ void write_status(const std::string& dir, const Claim& c, const std::string& sta
   write_file_atomic(join_path(dir, "manifest.json"), j.dump(2) + "\n");
 }
 
+// The interrupt's mark (fs_guard's hook; the registry is locked, so the main thread creates and
+// renames nothing any more). In-place folders that are not finished: one this run created and left
+// empty goes; one that held a complete result this run has not touched gets that manifest back byte
+// for byte; one this run wrote into says "interrupted (SIGINT)", so that neither looks like a run
+// still going. The temporary's name differs from write_file_atomic's, which may be open mid-write.
+void mark_interrupted(const char* sig) {
+  for (auto& [dir, c] : claims()) {
+    if (c.finished || c.mode != OutputMode::InPlace) continue;
+    std::string target = join_path(dir, "manifest.json");
+    bool empty = true;
+    for (auto& n : entries(dir)) empty &= bookkeeping(n) || n == "manifest.json";
+    if (c.created && empty) {
+      ::unlink(target.c_str());
+      continue;
+    }
+    std::string bytes;
+    if (!c.previous_manifest.empty() && tree_state(dir) == c.previous_tree) {
+      bytes = c.previous_manifest;
+      set_interrupt_note(cat("interrupted before anything was written; ", dir, " holds its earlier complete result, unchanged"));
+    } else {
+      json j = read_manifest(dir);
+      if (!j.is_object()) continue;
+      j["status"] = cat("interrupted (", sig, ")");
+      j.erase("pid");
+      bytes = j.dump(2) + "\n";
+    }
+    std::string tmp = cat(target, ".interrupt.tmp.", ::getpid());
+    std::FILE* f = std::fopen(tmp.c_str(), "wb");
+    if (!f) continue;
+    bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
+    ok &= std::fclose(f) == 0;
+    if (!ok || std::rename(tmp.c_str(), target.c_str()) != 0) ::unlink(tmp.c_str());
+  }
+}
+
+// Claims change only under the registry's lock, so the interrupt's thread reads them whole.
+void set_finished(Claim& c) {
+  with_temps_locked([&] { c.finished = true; });
+}
+
 bool mechscope_safetensors(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   uint64_t n = 0;
@@ -208,9 +248,12 @@ std::string claim_output_dir(const std::string& dir_in, const std::string& comma
       c.previous_tree = tree_state(dir);
     }
     write_status(dir, c, "running");
+    set_interrupt_hook(mark_interrupted);
     set_interrupt_note(cat("interrupted; rerun with --resume to continue (what is finished is kept in ", dir, ")"));
   }
-  return all.emplace(dir, c).first->second.place;
+  std::string place;
+  with_temps_locked([&] { place = all.emplace(dir, c).first->second.place; });
+  return place;
 }
 
 std::string previous_status(const std::string& dir) {
@@ -224,7 +267,7 @@ void commit_output_dir(const std::string& dir_in) {
   if (it == claims().end() || it->second.finished) return;
   Claim& c = it->second;
   if (c.mode == OutputMode::InPlace) {
-    c.finished = true;
+    set_finished(c);
     return;
   }
   std::vector<std::string> names = entries(c.place);
@@ -267,7 +310,7 @@ void commit_output_dir(const std::string& dir_in) {
     // Under the same lock the cleanup waits for: a signal from here on finds the run in place.
     if (failed.empty()) set_interrupt_note(cat("interrupted after the run was written to ", dir, " (it is complete)"));
   });
-  c.finished = true;
+  set_finished(c);
   c.place = dir;
   if (!failed.empty()) fail(failed);
 }
@@ -316,7 +359,7 @@ void close_outputs(bool ok, const std::string& why) {
     } catch (...) {
       // The run's own error is what the user sees; a folder we cannot mark keeps "running".
     }
-    c.finished = true;
+    set_finished(c);
   }
   remove_temps();
 }

@@ -10,7 +10,9 @@
 // Staged (single-result commands): everything is written into <dir>/.run.tmp.<pid>/ and moved into
 // place at the end (commit), so a failed or interrupted run leaves the earlier results as they were.
 // In place (batch commands that --resume: locate, train): manifest.json says "status": "running"
-// from the start, "complete" at the end and "failed: <why>" when the run fails.
+// from the start, "complete" at the end, "failed: <why>" when the run fails and "interrupted (SIGINT)"
+// when a signal ends it; a run that fails or is interrupted before writing anything over a complete
+// result puts that result's manifest back byte for byte.
 #pragma once
 #include <string>
 

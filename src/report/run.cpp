@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "core/text.h"
 #include "core/fs.h"
 #include "report/output.h"
 
@@ -46,9 +47,7 @@ void RunOutput::finish() {
 
 std::vector<Format> parse_formats(const std::string& list, const std::string& flag) {
   std::vector<Format> out;
-  std::string item;
-  auto push = [&]() {
-    if (item.empty()) return;
+  for (const std::string& item : list_items(list, ", ")) {
     Format f;
     try {
       f = parse_format(item);
@@ -56,13 +55,7 @@ std::vector<Format> parse_formats(const std::string& list, const std::string& fl
       fail(flag, ": unknown format '", item, "' (expected a comma-separated list of png, svg, pdf)");
     }
     if (std::find(out.begin(), out.end(), f) == out.end()) out.push_back(f);
-    item.clear();
-  };
-  for (char c : list) {
-    if (c == ',' || c == ' ') push();
-    else item += c;
   }
-  push();
   if (out.empty()) fail(flag, ": no format given (expected e.g. png or png,svg,pdf)");
   return out;
 }

@@ -298,7 +298,7 @@ at::Tensor encode(const SAE& sae, const at::Tensor& x_in, NormState* state) {
   if (x_in.size(-1) != c.d_in)
     fail("SAE input has last dimension ", x_in.size(-1), " but the SAE's d_in is ", c.d_in,
          c.hook_name.empty() ? "" : " (hook " + c.hook_name + ")");
-  at::Tensor x = x_in.to(sae.W_enc.scalar_type());
+  at::Tensor x = x_in.to(sae.W_enc.device(), sae.W_enc.scalar_type());  // no copy when it is there already
   NormState st;
   if (c.normalize == Normalize::ConstantNormRescale) {
     st.in_mul = std::sqrt(static_cast<double>(c.d_in)) / x.norm(2, {-1}, true);
@@ -327,8 +327,13 @@ at::Tensor encode(const SAE& sae, const at::Tensor& x_in, NormState* state) {
   return h;
 }
 
+void to_device(SAE& s, const at::Device& device) {
+  for (at::Tensor* t : {&s.W_enc, &s.b_enc, &s.W_dec, &s.b_dec, &s.threshold, &s.log_sparsity})
+    if (t->defined()) *t = t->to(device);
+}
+
 at::Tensor decode(const SAE& sae, const at::Tensor& acts, const NormState* state) {
-  at::Tensor y = at::matmul(acts.to(sae.W_dec.scalar_type()), sae.W_dec) + sae.b_dec;
+  at::Tensor y = at::matmul(acts.to(sae.W_dec.device(), sae.W_dec.scalar_type()), sae.W_dec) + sae.b_dec;
   if (state && state->out_mul.defined()) y = y * state->out_mul;
   if (state && state->shift.defined()) y = y + state->shift;
   return y;
@@ -383,14 +388,16 @@ void save_sae(const SAE& sae, const std::string& dir) {
            {"dtype", "float32"}, {"device", "cpu"}, {"sae_lens_training_version", nullptr}})
     if (!j.contains(k)) j[k] = v;
   if (c.reshape_hook_z) j["reshape_activations"] = "hook_z";
-  std::vector<std::pair<std::string, at::Tensor>> w{{"W_enc", sae.W_enc.to(at::kFloat).contiguous()},
-                                                    {"b_enc", sae.b_enc.to(at::kFloat).contiguous()},
-                                                    {"W_dec", sae.W_dec.to(at::kFloat).contiguous()},
-                                                    {"b_dec", sae.b_dec.to(at::kFloat).contiguous()}};
-  if (c.architecture == Architecture::JumpReLU) w.emplace_back("threshold", sae.threshold.to(at::kFloat).contiguous());
+  // Host copies (no-ops for an SAE on the CPU): the writer reads host memory.
+  auto host = [](const at::Tensor& t) { return t.to(at::kCPU, at::kFloat).contiguous(); };
+  std::vector<std::pair<std::string, at::Tensor>> w{{"W_enc", host(sae.W_enc)},
+                                                    {"b_enc", host(sae.b_enc)},
+                                                    {"W_dec", host(sae.W_dec)},
+                                                    {"b_dec", host(sae.b_dec)}};
+  if (c.architecture == Architecture::JumpReLU) w.emplace_back("threshold", host(sae.threshold));
   io::write_safetensors(join_path(dir, "sae_weights.safetensors"), w);
   if (sae.log_sparsity.defined())
-    io::write_safetensors(join_path(dir, "sparsity.safetensors"), {{"sparsity", sae.log_sparsity.to(at::kFloat).contiguous()}});
+    io::write_safetensors(join_path(dir, "sparsity.safetensors"), {{"sparsity", host(sae.log_sparsity)}});
   write_file_atomic(join_path(dir, "cfg.json"), j.dump(2) + "\n");
 }
 

@@ -59,13 +59,20 @@ SAEConfig parse_config(const nlohmann::json& j, const std::string& what);
 
 const char* architecture_name(Architecture a);
 
+// Moves the weights (and log_sparsity) to `device` once, for encode/decode where the model runs (a
+// no-op when they are there already).
+void to_device(SAE& sae, const at::Device& device);
+// The device the SAE's weights are on.
+inline at::Device device_of(const SAE& sae) { return sae.W_enc.defined() ? sae.W_enc.device() : at::Device(at::kCPU); }
+
 // Per-input state of the run-time normalisations (constant_norm_rescale, layer_norm) that decode
 // needs to undo what encode did; empty for the others.
 struct NormState {
   at::Tensor in_mul, out_mul, shift;  // x_in = (x - shift) * in_mul; out = y * out_mul + shift
 };
 
-// x: [..., d_in] -> feature activations [..., d_sae] (SAELens encode: normalise, subtract b_dec when
+// x: [..., d_in] -> feature activations [..., d_sae] on the SAE's device (x is moved there when it is
+// elsewhere; SAELens encode: normalise, subtract b_dec when
 // apply_b_dec_to_input, W_enc + b_enc, then ReLU / JumpReLU (relu(h) * (h > threshold)) / TopK(k) + ReLU).
 at::Tensor encode(const SAE& sae, const at::Tensor& x, NormState* state = nullptr);
 // acts: [..., d_sae] -> reconstruction [..., d_in] (acts W_dec + b_dec, then the normalisation undone).
@@ -74,7 +81,7 @@ at::Tensor decode(const SAE& sae, const at::Tensor& acts, const NormState* state
 at::Tensor reconstruct(const SAE& sae, const at::Tensor& x);
 
 // Writes `sae` in SAELens's format into `dir` (cfg.json, sae_weights.safetensors, and
-// sparsity.safetensors when log_sparsity is set), each file atomically.
+// sparsity.safetensors when log_sparsity is set), each file atomically, from host copies of the weights.
 void save_sae(const SAE& sae, const std::string& dir);
 
 }  // namespace mechscope::sae

@@ -23,12 +23,13 @@ int64_t hook_size(const std::string& hook, const models::ModelConfig& c) {
   return 0;
 }
 
-// Next-token cross-entropy summed over positions. logits: [1, n, vocab], ids: [1, n].
-double ce_sum(const at::Tensor& logits, const at::Tensor& ids) {
+// Next-token cross-entropy summed over positions, as a 0-d float64 tensor where the logits are (read
+// back once, at the end of the evaluation). logits: [1, n, vocab], ids: [1, n] on the logits' device.
+at::Tensor ce_sum(const at::Tensor& logits, const at::Tensor& ids) {
   int64_t n = ids.size(1);
   at::Tensor lp = at::log_softmax(logits.index({0, at::indexing::Slice(0, n - 1)}).to(at::kDouble), -1);
   at::Tensor tgt = ids.index({0, at::indexing::Slice(1, n)});
-  return -lp.gather(1, tgt.unsqueeze(1)).sum().item<double>();
+  return -lp.gather(1, tgt.unsqueeze(1)).sum();
 }
 
 }  // namespace
@@ -51,7 +52,7 @@ hooks::HookFn splice(const SAE& sae, SpliceOptions opts) {
       out = decode(sae, acts, &st);
     }
     if (opts.use_error_term) out = out + (x.to(out.scalar_type()) - (opts.edit_features ? decode(sae, acts, &st) : out));
-    t = out.to(t.scalar_type()).reshape(t.sizes());
+    t = out.to(t.device(), t.scalar_type()).reshape(t.sizes());  // no copy when the SAE is on the model's device
   };
 }
 
@@ -67,17 +68,26 @@ void check_compatible(const SAE& sae, const models::HookedModel& model) {
          want);
 }
 
-EvalResult evaluate(const models::HookedModel& model, const SAE& sae, const std::vector<std::vector<int64_t>>& sequences) {
-  check_compatible(sae, model);
+EvalResult evaluate(const models::HookedModel& model, const SAE& sae_in, const std::vector<std::vector<int64_t>>& sequences) {
+  check_compatible(sae_in, model);
+  // The SAE where the model runs: sae eval moved it there once already; a caller who did not gets a
+  // copy moved here, once.
+  SAE moved;
+  if (device_of(sae_in) != model.device()) moved = sae_in, to_device(moved, model.device());
+  const SAE& sae = device_of(sae_in) != model.device() ? moved : sae_in;
   EvalResult r;
   const std::string& hook = sae.cfg.hook_name;
-  double active = 0, sq_err = 0, sum_sq = 0;
+  // The sums stay where the model and the SAE run (0-d float64 tensors there) and come back to the host
+  // once, after the last sequence: no device-to-host copy per sequence.
+  const at::Device dev = model.device();
+  auto zero = [&] { return at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(dev)); };
+  at::Tensor active = zero(), sq_err = zero(), sum_sq = zero();
   at::Tensor sum_x;
-  double ce[3] = {0, 0, 0};
+  at::Tensor ce[3] = {zero(), zero(), zero()};
   at::NoGradGuard ng;
   for (const auto& seq : sequences) {
     if (seq.empty()) continue;
-    at::Tensor ids = at::tensor(seq, at::kLong).unsqueeze(0);
+    at::Tensor ids = at::tensor(seq, at::kLong).unsqueeze(0).to(dev);  // the one copy of the input
     hooks::HookSet hs;
     models::RunContext ctx;
     ctx.hooks = &hs;
@@ -93,9 +103,9 @@ EvalResult evaluate(const models::HookedModel& model, const SAE& sae, const std:
         at::Tensor xh = decode(sae, acts, &st);
         at::Tensor xd = x.to(at::kDouble).reshape({-1, sae.cfg.d_in});
         at::Tensor err = (xh.to(at::kDouble).reshape({-1, sae.cfg.d_in}) - xd);
-        active += (acts > 0).sum().item<double>();
-        sq_err += err.pow(2).sum().item<double>();
-        sum_sq += xd.pow(2).sum().item<double>();
+        active += (acts > 0).sum();
+        sq_err += err.pow(2).sum();
+        sum_sq += xd.pow(2).sum();
         at::Tensor s = xd.sum(0);
         sum_x = sum_x.defined() ? sum_x + s : s;
         r.n_tokens += xd.size(0);
@@ -114,17 +124,21 @@ EvalResult evaluate(const models::HookedModel& model, const SAE& sae, const std:
     }
   }
   if (r.n_tokens == 0) fail("SAE evaluation needs at least one token");
+  // Every sum back to the host in one copy.
+  at::Tensor sums = at::stack({active, sq_err, sum_sq, sum_x.pow(2).sum(), ce[0], ce[1], ce[2]}).to(at::kCPU).contiguous();
+  const double* v = sums.data_ptr<double>();
   double n = static_cast<double>(r.n_tokens);
-  r.l0 = active / n;
-  r.l2_per_token = sq_err / n;
-  r.mse = sq_err / (n * sae.cfg.d_in);
-  double total_var = sum_sq - sum_x.pow(2).sum().item<double>() / n;
-  r.explained_variance = 1.0 - sq_err / total_var;
+  double sq = v[1];
+  r.l0 = v[0] / n;
+  r.l2_per_token = sq / n;
+  r.mse = sq / (n * sae.cfg.d_in);
+  double total_var = v[2] - v[3] / n;
+  r.explained_variance = 1.0 - sq / total_var;
   if (r.n_predictions) {
     double p = static_cast<double>(r.n_predictions);
-    r.ce_clean = ce[0] / p;
-    r.ce_spliced = ce[1] / p;
-    r.ce_zero_ablated = ce[2] / p;
+    r.ce_clean = v[4] / p;
+    r.ce_spliced = v[5] / p;
+    r.ce_zero_ablated = v[6] / p;
     r.ce_loss_score = (r.ce_zero_ablated - r.ce_spliced) / (r.ce_zero_ablated - r.ce_clean);
   }
   return r;

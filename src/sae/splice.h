@@ -21,7 +21,8 @@ struct SpliceOptions {
 };
 
 // A hook that replaces the activation by the SAE's reconstruction ([b, p, d_in]; hook_z SAEs flatten
-// [b, p, heads, d_head] and restore it). Error naming the hook and both sizes when the activation's
+// [b, p, heads, d_head] and restore it), on the SAE's device (to_device it to the model's once; the
+// result goes back to the activation's device). Error naming the hook and both sizes when the activation's
 // size is not the SAE's d_in. The hook refers to `sae`, which must outlive it.
 hooks::HookFn splice(const SAE& sae, SpliceOptions opts = {});
 
@@ -41,7 +42,8 @@ struct EvalResult {
 };
 
 // Runs every sequence (token ids) three times: clean, with the SAE spliced in (no error term), and
-// with the hook's activation zeroed. Sequences shorter than 2 tokens count for L0/MSE only.
+// with the hook's activation zeroed. Sequences shorter than 2 tokens count for L0/MSE only. Runs on the
+// model's device (the SAE is moved there when it is elsewhere); the sums come back once, at the end.
 EvalResult evaluate(const models::HookedModel& model, const SAE& sae, const std::vector<std::vector<int64_t>>& sequences);
 
 }  // namespace mechscope::sae

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cstdlib>
 #include <map>
 
 #include "core/fs.h"
@@ -43,6 +44,159 @@ TEST(DeviceCli, CudaOnACpuBuildEndsWithOneMessage) {
                                     rt.libtorch + ", CPU only)"))
         << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "one line: " << r.err;
+  }
+}
+
+// A random standard SAE on blocks.1.hook_resid_pre of the GPT-2 fixture (d_model 32), SAELens's format.
+std::string make_sae(const std::string& dir) {
+  at::manual_seed(11);
+  make_dirs(dir);
+  write_file_atomic(join_path(dir, "cfg.json"),
+                    json{{"d_in", 32}, {"d_sae", 24}, {"architecture", "standard"}, {"hook_name", "blocks.1.hook_resid_pre"}}.dump());
+  io::write_safetensors(join_path(dir, "sae_weights.safetensors"), {{"W_enc", at::randn({32, 24})}, {"b_enc", at::zeros({24})},
+                                                                   {"W_dec", at::randn({24, 32})}, {"b_dec", at::zeros({32})}});
+  io::write_safetensors(join_path(dir, "sparsity.safetensors"), {{"sparsity", -at::rand({24}) * 8}});
+  return dir;
+}
+
+std::string corpus_file(const std::string& dir) {
+  std::string path = join_path(dir, "corpus.txt");
+  write_file_atomic(path, "The capital of France is Paris.\nA cat sat on the mat.\nThe Eiffel Tower is in Paris.\n");
+  return path;
+}
+
+const std::string kKgModel = mstest::source_dir() + "/examples/kg/model";
+const std::string kKgGraph = mstest::source_dir() + "/examples/kg/graph.jsonl";
+
+// The commands whose own tensors (training state, SAE weights, projected queries and keys) follow
+// --device, each as one small run without --out. One thread: these runs are tiny, and a second thread
+// on a loaded machine only waits (train: 3 s instead of 1 s).
+std::vector<std::vector<std::string>> device_commands(const std::string& dir) {
+  std::string sae = make_sae(join_path(dir, "sae")), corpus = corpus_file(dir), tok = mstest::gpt2_tokenizer();
+  std::vector<std::vector<std::string>> cmds{
+          {"train", "--kg", kKgGraph, "--layers", "1", "--d-model", "16", "--heads", "2", "--steps", "6", "--batch", "16",
+           "--eval-every", "6", "--checkpoint-every", "3", "--save-dtype", "float32"},
+          {"sae", "train", "--model", kModel, "--tokenizer", tok, "--hook", "blocks.1.hook_resid_pre", "--corpus", corpus,
+           "--d-sae", "8", "--steps", "12", "--batch", "8", "--log-every", "4", "--checkpoint-every", "6"},
+          {"sae", "eval", "--model", kModel, "--tokenizer", tok, "--sae", sae, "--corpus", corpus},
+          {"sae", "stats", "--model", kModel, "--sae", sae, "--block", "7"},
+          {"sae", "tsea", "--model", kModel, "--tokenizer", tok, "--sae", sae, "--top-features", "4", "--sets", "a,colors",
+           "--category", "a", "--k", "1"},
+          {"attnviz", "--model", kKgModel, "--text", "gi to R_20 ->", "--text", "re zo R_18 ->", "--layers", "0,1", "--heads",
+           "0,1", "--png-heads", "1:1"}};
+  for (auto& c : cmds) c.insert(c.end(), {"--threads", "1"});
+  return cmds;
+}
+
+TEST(DeviceCli, TrainSaeAndAttnvizTakeDeviceAndRefuseCudaOnACpuBuild) {
+  models::RuntimeInfo rt = models::runtime_info();
+  if (rt.cuda_built) GTEST_SKIP() << "this libtorch has CUDA";
+  std::string dir = mstest::tmp_dir("device_cli_cmds_cuda");
+  int i = 0;
+  for (auto args : device_commands(dir)) {
+    std::string out = join_path(dir, "out" + std::to_string(i++));
+    args.insert(args.end(), {"--out", out, "--device", "cuda"});
+    auto r = run_cli(args);
+    EXPECT_EQ(r.code, 2) << args[0] << " " << args[1] << ": " << r.err;
+    EXPECT_TRUE(contains(r.err, "error: --device cuda: CUDA is not available in this build (libtorch " + rt.libtorch +
+                                    ", CPU only)"))
+        << args[0] << " " << args[1] << ": " << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "one line: " << r.err;
+    EXPECT_FALSE(dir_exists(out)) << args[0] << " " << args[1] << ": refused before --out is claimed";
+  }
+  // kg generate runs no tensor maths: it takes no --device, and its help says so.
+  auto h = run_cli({"kg", "generate", "--help"});
+  EXPECT_TRUE(contains(h.out, "no --device")) << h.out;
+  auto k = run_cli({"kg", "generate", "--out", join_path(dir, "kg"), "--device", "cpu"});
+  EXPECT_EQ(k.code, 2) << k.err;
+}
+
+// Each safetensors file of `a` equals `b`'s (exact: bit for bit, NaN where NaN), or is close to it.
+void expect_same_files(const std::string& a, const std::string& b, bool exact, double rtol, double atol) {
+  ASSERT_TRUE(file_exists(a)) << a;
+  ASSERT_TRUE(file_exists(b)) << b;
+  auto x = io::SafetensorsFile::open(a), y = io::SafetensorsFile::open(b);
+  ASSERT_EQ(x->tensors().size(), y->tensors().size()) << a;
+  for (auto& [name, info] : x->tensors()) {
+    ASSERT_TRUE(y->has(name)) << b << ": " << name;
+    at::Tensor p = x->get(name), q = y->get(name);
+    if (exact) {
+      ASSERT_EQ(p.sizes(), q.sizes()) << a << ": " << name;
+      bool same = p.is_floating_point() ? (p.eq(q) | (p.isnan() & q.isnan())).all().item<bool>() : at::equal(p, q);
+      EXPECT_TRUE(same) << a << ": " << name << " differs from " << b;
+    } else {
+      EXPECT_TRUE(mstest::close(q, p, rtol, atol)) << b << ": " << name;
+    }
+  }
+}
+
+// The run without --device ($MECHSCOPE_DEVICE, else the CPU), with --device cpu, and on the test device:
+// the explicit CPU run gives the default's numbers bit for bit when the default is the CPU, and the
+// test device's (a GPU's) are close to them.
+TEST(DeviceCli, TrainSaeAndAttnvizGiveTheDefaultsNumbersOnEachDevice) {
+  const char* env = std::getenv("MECHSCOPE_DEVICE");
+  bool default_is_cpu = !env || !*env || std::string(env) == "cpu";
+  std::string dir = mstest::tmp_dir("device_cli_cmds");
+  std::vector<std::string> variants{"default", "cpu"};
+  if (dev() != "cpu") variants.push_back(dev());
+  // command -> the files compared, and the tolerance off the CPU. Training is loose: Adam divides by
+  // sqrt(v), so a gradient that is 0 on one device and 1e-12 on the other moves a weight by up to lr
+  // per step (train: 6 steps at up to 6e-5 in the warm-up; sae train: 12 at 3e-4).
+  std::vector<std::pair<std::vector<std::string>, std::pair<double, double>>> files{
+      {{"model.safetensors", "checkpoint/optimizer.safetensors"}, {1e-3, 1e-3}},
+      {{"sae_weights.safetensors", "sparsity.safetensors", "checkpoint/state.safetensors"}, {1e-3, 5e-3}},
+      {{}, {1e-4, 1e-6}},
+      {{"stats.safetensors"}, {1e-4, 1e-5}},
+      {{"enrichment.safetensors"}, {0, 1e-3}},
+      {{"attnviz.safetensors"}, {1e-3, 1e-4}}};
+  auto cmds = device_commands(dir);
+  for (size_t c = 0; c < cmds.size(); ++c) {
+    std::string what = cmds[c][0] + (cmds[c][0] == "sae" ? " " + cmds[c][1] : "");
+    std::vector<std::string> outs;
+    for (auto& v : variants) {
+      auto args = cmds[c];
+      outs.push_back(join_path(dir, std::to_string(c) + "_" + (v == "default" ? "default" : v == "cpu" ? "cpu" : "dev")));
+      args.insert(args.end(), {"--out", outs.back()});
+      if (v != "default") args.insert(args.end(), {"--device", v});
+      auto r = run_cli(args);
+      ASSERT_EQ(r.code, 0) << what << " on " << v << ": " << r.err;
+    }
+    for (size_t v = 1; v < variants.size(); ++v) {
+      bool exact = variants[v] == "cpu" && default_is_cpu;
+      auto [rtol, atol] = files[c].second;
+      for (auto& f : files[c].first) {
+        // Counts (which features fired on which token, steps since each last fired) are discrete: a
+        // GPU's rounding may flip one, so off the CPU only the trained weights are compared.
+        if (!exact && (f == "sparsity.safetensors" || f == "checkpoint/state.safetensors")) continue;
+        expect_same_files(join_path(outs[0], f), join_path(outs[v], f), exact, rtol, atol);
+      }
+      if (what == "train") {
+        json a = json::parse(read_file(join_path(outs[0], "train_summary.json"))), b = json::parse(read_file(join_path(outs[v], "train_summary.json")));
+        if (exact) EXPECT_EQ(a["final_loss"], b["final_loss"]);
+        EXPECT_NEAR(a["final_loss"].get<double>(), b["final_loss"].get<double>(), 1e-3);
+        EXPECT_NEAR(a["fact_accuracy"].get<double>(), b["fact_accuracy"].get<double>(), exact ? 0 : 0.05);
+      }
+      if (what == "sae train" && exact)
+        EXPECT_EQ(read_file(join_path(outs[0], "train_log.jsonl")), read_file(join_path(outs[v], "train_log.jsonl")));
+      if (what == "sae eval") {
+        json a = json::parse(read_file(join_path(outs[0], "eval.json"))), b = json::parse(read_file(join_path(outs[v], "eval.json")));
+        for (const char* k : {"tokens", "l0", "mse", "l2_per_token", "explained_variance", "ce_clean", "ce_spliced",
+                              "ce_zero_ablated", "ce_loss_score"}) {
+          if (exact) EXPECT_EQ(a[k], b[k]) << k;
+          else EXPECT_NEAR(a[k].get<double>(), b[k].get<double>(), 1e-4 * std::max(1.0, std::abs(a[k].get<double>()))) << k;
+        }
+      }
+      if (what == "attnviz") {
+        json a = json::parse(read_file(join_path(outs[0], "attnviz.json"))), b = json::parse(read_file(join_path(outs[v], "attnviz.json")));
+        if (exact) EXPECT_EQ(a["normalization"], b["normalization"]);
+        else  // the criterion is flat near its best c: a GPU's rounding may land a little off
+          EXPECT_NEAR(a["normalization"][0]["c"].get<double>(), b["normalization"][0]["c"].get<double>(),
+                      1e-2 * a["normalization"][0]["c"].get<double>());
+      }
+      // Where it ran, in the manifest.
+      json man = json::parse(read_file(join_path(outs[v], "manifest.json")));
+      EXPECT_EQ(man["runtime"]["device"], variants[v]) << what;
+    }
   }
 }
 

@@ -317,7 +317,7 @@ TEST(Faults2, HugeLinesInGraphsProfilesAndCorporaAreRefusedByLine) {
                         "strings.jsonl:2: the line is longer than 16 MiB");
 }
 
-// 1: SIGINT in the middle of sae train (in place) says to --resume, keeps the folder marked running,
+// 1: SIGINT in the middle of sae train (in place) says to --resume, marks the folder interrupted,
 // leaves no temporary, and --resume completes it; SIGTERM during sae eval (staged) leaves the
 // earlier result as it was.
 TEST(Faults2, InterruptedSaeRunsSayWhatWasKept) {
@@ -341,7 +341,7 @@ TEST(Faults2, InterruptedSaeRunsSayWhatWasKept) {
   EXPECT_EQ(err.find("interrupted"), err.rfind("interrupted")) << "one line says it: " << err;
   EXPECT_EQ(temporaries(out), std::vector<std::string>{});
   expect_whole(out);
-  EXPECT_EQ(manifest_of(out)["status"], "running") << "not finished, and not looking finished";
+  EXPECT_EQ(manifest_of(out)["status"], "interrupted (SIGINT)") << "not finished, and not looking finished";
   long long at = json::parse(read_file(out + "/checkpoint/state.json"))["step"].get<long long>();
   auto resume = with_value(plus(cmd, "--resume"), "--steps", std::to_string(at + 10));
   auto r = run_cli(resume);

@@ -47,6 +47,10 @@ int main(int argc, char** argv) {
     }
     total += n;
   }
+  if (!only.empty() && std::none_of(names.begin(), names.end(), [&](auto& t) { return only == t.name; })) {
+    std::printf("no fuzz target named '%s' (usage: test_fuzz_replay [TARGET])\n", only.c_str());
+    return 2;
+  }
   std::printf("%zu inputs replayed, no findings\n", total);
   return missing ? 1 : 0;
 }

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "fixture_checks.h"
+#include "models/packed_runs.h"
 
 using namespace mechscope;
 

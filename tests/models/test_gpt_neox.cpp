@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "fixture_checks.h"
 #include "models/rotary.h"
+#include "models/packed_runs.h"
 
 using namespace mechscope;
 

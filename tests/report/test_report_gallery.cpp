@@ -7,6 +7,7 @@
 #include <set>
 #include <sstream>
 
+#include "core/source_dir.h"  // MECHSCOPE_GALLERY
 #include "png_util.h"
 #include "test_util.h"
 
@@ -31,12 +32,19 @@ std::string slurp(const std::string& path) {
   return ss.str();
 }
 
+// Runs the developer tool build/mechscope-gallery (not a command of the mechscope binary).
+mstest::RunResult run_gallery(const std::vector<std::string>& args) {
+  std::string cmd = MECHSCOPE_GALLERY;
+  for (auto& a : args) cmd += " '" + a + "'";
+  return mstest::run_shell(cmd + " 2>&1 </dev/null");
+}
+
 }  // namespace
 
 TEST(Gallery, WritesEveryFigureInEveryFormatWithIndexAndManifest) {
   std::string dir = mstest::tmp_dir("gallery");
-  auto r = mstest::run_cli({"gallery", "--out", dir, "--formats", "png,svg,pdf", "--dpi", "80"});
-  ASSERT_EQ(r.code, 0) << r.err;
+  auto r = run_gallery({"--out", dir, "--formats", "png,svg,pdf", "--dpi", "80"});
+  ASSERT_EQ(r.code, 0) << r.out;
   auto files = list_dir(dir);
   for (auto& f : files) EXPECT_EQ(f.find(".tmp"), std::string::npos) << f;
   ASSERT_TRUE(files.count("index.html"));
@@ -60,10 +68,15 @@ TEST(Gallery, WritesEveryFigureInEveryFormatWithIndexAndManifest) {
 
 TEST(Gallery, BadFlagsAreExit2WithAMessage) {
   std::string dir = mstest::tmp_dir("gallery-bad");
-  auto r = mstest::run_cli({"gallery", "--out", dir, "--formats", "png,gif"});
+  auto r = run_gallery({"--out", dir, "--formats", "png,gif"});
   EXPECT_EQ(r.code, 2);
-  EXPECT_NE(r.err.find("gif"), std::string::npos) << r.err;
-  auto r2 = mstest::run_cli({"gallery"});
+  EXPECT_NE(r.out.find("mechscope-gallery: error: "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("gif"), std::string::npos) << r.out;
+  auto r2 = run_gallery({});
   EXPECT_EQ(r2.code, 2);
-  EXPECT_NE(r2.err.find("--out"), std::string::npos) << r2.err;
+  EXPECT_NE(r2.out.find("--out"), std::string::npos) << r2.out;
+  // Not a command of the user's binary any more.
+  auto r3 = mstest::run_cli({"gallery", "--out", dir});
+  EXPECT_EQ(r3.code, 2);
+  EXPECT_NE(r3.err.find("unknown command 'gallery'"), std::string::npos) << r3.err;
 }

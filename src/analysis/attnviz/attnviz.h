@@ -39,15 +39,19 @@ struct Extracted {
   std::vector<int64_t> lengths;     // real tokens per text
   std::vector<int> layers;          // the layers extracted, in order
   std::vector<AttentionRule> rules; // per extracted layer
+  at::Device device = at::kCPU;     // where q, k and pattern are: the model's device until to_host()
   // Per extracted layer, float64, padding positions zero:
   std::vector<at::Tensor> q, k;     // [text, pos, n_heads, d_head]; k expanded to the query heads (GQA)
   std::vector<at::Tensor> pattern;  // [text, n_heads, pos, pos]: the model's hook_pattern (padding rows zero)
   std::vector<double> max_diff;     // |recomputed - hook_pattern| over real query rows
-  at::Tensor allowed(size_t li) const;  // [text, pos, pos] bool: query i of a text may attend key j
+  at::Tensor allowed(size_t li) const;  // [text, pos, pos] bool on `device`: query i of a text may attend key j
+  // q, k and pattern copied to the host once (for the figures and the files), `device` then the CPU.
+  void to_host();
 };
 
 // Runs the texts as one right-padded batch with hooks on q, k (hook_rot_* on rotary models) and
 // hook_pattern of `layers`, recomputes softmax(rule(q·k)) from them and compares with the pattern.
+// What the hooks read stays on the model's device (normalisation and PCA run there).
 // Error naming the layer, the family and the difference when it exceeds `tolerance`.
 Extracted extract(const models::HookedModel& model, const std::vector<Input>& texts, const std::vector<int>& layers,
                   double tolerance = 1e-4);
@@ -104,8 +108,10 @@ struct Normalization {
 Normalization normalize(const Extracted& ex, const Group& g, const NormalizeOptions& opt, std::vector<at::Tensor>& q_out,
                         std::vector<at::Tensor>& k_out);
 
-// normalize() for every group, the groups in parallel (each is small work: one thread per group beats
-// many threads per tiny op); q_out / k_out as normalize().
+// normalize() for every group, the groups in parallel on the CPU (each is small work: one thread per
+// group beats many threads per tiny op), one after another on a GPU; q_out / k_out as normalize(). The
+// pair statistics are made where ex is; the criteria (scalar searches over c and a) run on host copies
+// of them, one per group and stage.
 std::vector<Normalization> normalize_all(const Extracted& ex, const std::vector<Group>& groups, const NormalizeOptions& opt,
                                          std::vector<at::Tensor>& q_out, std::vector<at::Tensor>& k_out);
 
@@ -128,7 +134,8 @@ PointSet points(const Extracted& ex, const Group& g, const std::vector<at::Tenso
 
 // Exact PCA: centred x [n, d] -> the first `dims` principal coordinates [n, dims] (x projected on the
 // top eigenvectors of its d x d scatter matrix, which equals U·S of the thin SVD; each component's sign
-// fixed so its largest-magnitude loading is positive); variance ratios out.
+// fixed so its largest-magnitude loading is positive); variance ratios out. Runs on x's device; the
+// coordinates come back to the host in one copy.
 at::Tensor pca(const at::Tensor& x, int dims, std::vector<double>* explained = nullptr);
 
 struct TsneOptions {
@@ -141,12 +148,13 @@ struct TsneOptions {
   uint64_t seed = 0;
 };
 // Barnes-Hut t-SNE (van der Maaten 2014) to 2-D: x [n, d] -> [n, 2]. Error when n < 3 or the
-// perplexity is not below n - 1.
+// perplexity is not below n - 1. A tree code on the host: x is copied there once.
 at::Tensor tsne(const at::Tensor& x, const TsneOptions& opt);
 
 enum class Projection { Pca, Tsne };
-// PCA (dims components) or t-SNE (2-D) of every point set, the sets in parallel; PCA's variance
-// ratios into `explained` when given.
+// PCA (dims components) or t-SNE (2-D) of every point set, the sets in parallel (on the CPU; PCA on a
+// GPU runs them one after another there); PCA's variance ratios into `explained` when given. The
+// coordinates are on the host.
 std::vector<at::Tensor> project_all(const std::vector<PointSet>& pts, Projection how, int dims, const TsneOptions& opt,
                                     std::vector<std::vector<double>>* explained = nullptr);
 

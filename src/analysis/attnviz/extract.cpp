@@ -72,13 +72,21 @@ AttentionRule attention_rule(const models::ModelConfig& cfg, int layer) {
 
 at::Tensor Extracted::allowed(size_t li) const {
   const AttentionRule& r = rules.at(li);
-  auto lens = at::tensor(lengths, at::kLong).view({n_texts, 1, 1});
-  auto qpos = at::arange(n_pos, at::kLong).view({1, n_pos, 1});
-  auto kpos = at::arange(n_pos, at::kLong).view({1, 1, n_pos});
+  auto on = at::TensorOptions().dtype(at::kLong).device(device);
+  auto lens = at::tensor(lengths, at::kLong).to(device).view({n_texts, 1, 1});
+  auto qpos = at::arange(n_pos, on).view({1, n_pos, 1});
+  auto kpos = at::arange(n_pos, on).view({1, 1, n_pos});
   at::Tensor ok = (kpos < lens).logical_and(qpos < lens);
   if (r.causal) ok = ok.logical_and(kpos <= qpos);
   if (r.window > 0) ok = ok.logical_and(kpos > qpos - r.window);
   return ok;  // [text, pos, pos]
+}
+
+void Extracted::to_host() {
+  if (device.is_cpu()) return;
+  for (auto* v : {&q, &k, &pattern})
+    for (auto& t : *v) t = t.to(at::kCPU);
+  device = at::kCPU;
 }
 
 // q, k: [text, pos, heads, d], allowed [text, pos, pos] -> [text, heads, pos, pos].
@@ -124,14 +132,15 @@ Extracted extract(const models::HookedModel& model, const std::vector<Input>& te
   size_t n = layers.size();
   std::vector<at::Tensor> q(n), k(n), pat(n);
   hooks::HookSet hs;
-  // The projections and figures work on the host: what they need comes back once, from the hooks.
-  const at::Device host(at::kCPU);
+  // What the hooks read stays on the model's device: the check, the normalisation and PCA run there,
+  // and Extracted::to_host() brings it back once for the figures and files.
+  ex.device = model.device();
   std::string qname = cfg.rotary ? "hook_rot_q" : "hook_q", kname = cfg.rotary ? "hook_rot_k" : "hook_k";
   for (size_t i = 0; i < n; ++i) {
     std::string b = "blocks." + std::to_string(layers[i]) + ".attn.";
-    hs.add(b + qname, [&q, i, host](at::Tensor& t, const hooks::HookContext&) { q[i] = t.detach().to(host, at::kDouble); });
-    hs.add(b + kname, [&k, i, host](at::Tensor& t, const hooks::HookContext&) { k[i] = t.detach().to(host, at::kDouble); });
-    hs.add(b + "hook_pattern", [&pat, i, host](at::Tensor& t, const hooks::HookContext&) { pat[i] = t.detach().to(host, at::kDouble); });
+    hs.add(b + qname, [&q, i](at::Tensor& t, const hooks::HookContext&) { q[i] = t.detach().to(at::kDouble); });
+    hs.add(b + kname, [&k, i](at::Tensor& t, const hooks::HookContext&) { k[i] = t.detach().to(at::kDouble); });
+    hs.add(b + "hook_pattern", [&pat, i](at::Tensor& t, const hooks::HookContext&) { pat[i] = t.detach().to(at::kDouble); });
   }
   models::RunContext ctx;
   ctx.hooks = &hs;
@@ -143,7 +152,9 @@ Extracted extract(const models::HookedModel& model, const std::vector<Input>& te
     for (int l = 0; l <= max_layer; ++l) x = model.block(l, x, ctx);
   }
 
-  at::Tensor real = mask.to(at::kDouble).view({T, P, 1, 1});
+  at::Tensor mask_d = mask.to(ex.device, at::kDouble);
+  at::Tensor real = mask_d.view({T, P, 1, 1});
+  std::vector<at::Tensor> diffs;
   for (size_t i = 0; i < n; ++i) {
     int l = layers[i];
     if (!q[i].defined() || !k[i].defined() || !pat[i].defined())
@@ -155,9 +166,15 @@ Extracted extract(const models::HookedModel& model, const std::vector<Input>& te
     ex.rules.push_back(attention_rule(cfg, l));
     at::Tensor ok = ex.allowed(i);
     at::Tensor mine = recompute_pattern(ex.q[i], ex.k[i], ok, ex.rules[i]);
-    at::Tensor theirs = pat[i] * mask.to(at::kDouble).view({T, 1, P, 1});
+    at::Tensor theirs = pat[i] * mask_d.view({T, 1, P, 1});
     ex.pattern.push_back(theirs);
-    double d = (mine - theirs).abs().max().item<double>();
+    diffs.push_back((mine - theirs).abs().max());
+  }
+  // Every layer's difference back in one copy.
+  at::Tensor host_diffs = at::stack(diffs).to(at::kCPU).contiguous();
+  for (size_t i = 0; i < n; ++i) {
+    int l = layers[i];
+    double d = host_diffs.data_ptr<double>()[i];
     ex.max_diff.push_back(d);
     if (!(d <= tolerance))
       fail("attnviz: softmax(q·k) recomputed from blocks.", l, ".attn.", qname, "/", kname, " differs from hook_pattern by ", d,

@@ -40,6 +40,12 @@ Pairs pair_stats(const std::vector<at::Tensor>& qs, const std::vector<at::Tensor
     w.push_back(attn.empty() ? at::ones_like(dot.back()) : sel(attn[m]));
   }
   p.w = at::cat(w), p.dot = at::cat(dot), p.qq = at::cat(qq), p.kk = at::cat(kk), p.sq = at::cat(sq), p.sk = at::cat(sk);
+  // The pairs are made where q and k are; the criteria are scalar searches (~120 evaluations of a
+  // reduction per group) and run on the host, so the six vectors come back here in one copy.
+  if (!p.w.is_cpu()) {
+    at::Tensor all = at::stack({p.w, p.dot, p.qq, p.kk, p.sq, p.sk}).to(at::kCPU);
+    p.w = all[0], p.dot = all[1], p.qq = all[2], p.kk = all[3], p.sq = all[4], p.sk = all[5];
+  }
   return p;
 }
 
@@ -198,18 +204,21 @@ Normalization normalize(const Extracted& ex, const Group& g, const NormalizeOpti
   n.weighted_corr_before = paper_criterion(before, 1);
   n.cosine_corr_before = seed_criterion(before, 0, 1);
 
+  auto on = at::TensorOptions().dtype(at::kDouble).device(ex.device);
   at::Tensor real = at::zeros({ex.n_texts, ex.n_pos, 1}, at::kDouble);
-  for (int64_t t = 0; t < ex.n_texts; ++t) real[t].narrow(0, 0, ex.lengths[t]).fill_(1);
-  at::Tensor shift = at::zeros({d}, at::kDouble);
+  double n_real = 0;
+  for (int64_t t = 0; t < ex.n_texts; ++t) real[t].narrow(0, 0, ex.lengths[t]).fill_(1), n_real += (double)ex.lengths[t];
+  real = real.to(ex.device);
+  at::Tensor shift = at::zeros({d}, on);
   if (softcap && opt.mode != Mode::None)
     n.note = "soft-capped scores: cap·tanh(s/cap) is not invariant to adding q·t to a query's scores, so keys are not "
              "translated (only the scaling, which leaves every q·k as is, is applied)";
   if (opt.mode == Mode::Paper) {
     if (!softcap) {
       // The key centroid moved onto the query centroid (over the real tokens of every member).
-      at::Tensor sq = at::zeros({d}, at::kDouble), sk = at::zeros({d}, at::kDouble);
-      double count = 0;
-      for (size_t m = 0; m < qs.size(); ++m) sq += qs[m].sum(at::IntArrayRef{0, 1}), sk += ks[m].sum(at::IntArrayRef{0, 1}), count += real.sum().item<double>();
+      at::Tensor sq = at::zeros({d}, on), sk = at::zeros({d}, on);
+      double count = 0;  // real tokens over the members (the lengths' sum: no device read)
+      for (size_t m = 0; m < qs.size(); ++m) sq += qs[m].sum(at::IntArrayRef{0, 1}), sk += ks[m].sum(at::IntArrayRef{0, 1}), count += n_real;
       shift = (sq - sk) / count;
     }
     std::vector<at::Tensor> kt;
@@ -238,10 +247,13 @@ Normalization normalize(const Extracted& ex, const Group& g, const NormalizeOpti
       n.note = "the seed's criterion uses the cosine distance, which c cancels out of (cos(cq, k/c) = cos(q, k)): c_effect "
                "is its spread over the c grid, and the c nearest 1 is kept";
   }
-  for (size_t i = 0; i < n.translation.size(); ++i) n.translation[i] = shift[i].item<double>();
+  {
+    at::Tensor host = shift.to(at::kCPU).contiguous();  // one copy, not one read per coordinate
+    for (size_t i = 0; i < n.translation.size(); ++i) n.translation[i] = host.data_ptr<double>()[i];
+  }
 
   // Apply, and check that every member's attention is unchanged.
-  std::vector<at::Tensor> qn, kn;
+  std::vector<at::Tensor> qn, kn, changes;
   for (size_t m = 0; m < g.members.size(); ++m) {
     auto [li, h] = g.members[m];
     if (!q_out[li].defined()) q_out[li] = ex.q[li].clone(), k_out[li] = ex.k[li].clone();
@@ -252,8 +264,9 @@ Normalization normalize(const Extracted& ex, const Group& g, const NormalizeOpti
     const AttentionRule& r = ex.rules[li];
     at::Tensor p0 = recompute_pattern(qs[m].unsqueeze(2), ks[m].unsqueeze(2), ok[m], r);
     at::Tensor p1 = recompute_pattern(q.unsqueeze(2), k.unsqueeze(2), ok[m], r);
-    n.max_pattern_change = std::max(n.max_pattern_change, (p1 - p0).abs().max().item<double>());
+    changes.push_back((p1 - p0).abs().max());
   }
+  if (!changes.empty()) n.max_pattern_change = std::max(0.0, at::stack(changes).max().item<double>());
   Pairs after = pair_stats(qn, kn, attn, ok);
   n.weighted_corr_after = paper_criterion(after, 1);
   n.cosine_corr_after = seed_criterion(after, 0, 1);
@@ -267,6 +280,11 @@ std::vector<Normalization> normalize_all(const Extracted& ex, const std::vector<
   for (size_t li = 0; li < nl; ++li)
     if (!q_out[li].defined()) q_out[li] = ex.q[li].clone(), k_out[li] = ex.k[li].clone();
   std::vector<Normalization> out(groups.size());
+  if (!ex.device.is_cpu()) {
+    // On a GPU the groups' kernels share one stream: side by side they would only interleave.
+    for (size_t g = 0; g < groups.size(); ++g) out[g] = normalize(ex, groups[g], opt, q_out, k_out);
+    return out;
+  }
   OneBlasThread one;
   // Groups write disjoint heads of q_out / k_out (allocated above), so they can run side by side.
   at::parallel_for(0, (int64_t)groups.size(), 1, [&](int64_t b, int64_t e) {

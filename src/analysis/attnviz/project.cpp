@@ -34,26 +34,38 @@ at::Tensor pca(const at::Tensor& x, int dims, std::vector<double>* explained) {
   // below n, this is the SVD's answer at a fraction of its cost.
   auto [evals, evecs] = at::linalg_eigh(at::matmul(xc.t(), xc));  // ascending
   int64_t d = evals.size(0), r = std::min<int64_t>(dims, d);
-  at::Tensor out = at::zeros({x.size(0), dims}, at::kDouble);
-  double total = evals.clamp_min(0).sum().item<double>();
+  at::Tensor out = at::zeros({x.size(0), dims}, xc.options());
   if (explained) explained->assign(dims, 0.0);
+  // The top r eigenvectors, largest first. Eigenvector signs are arbitrary: fix each so its
+  // largest-magnitude loading is positive (sklearn's svd_flip), on the device.
+  at::Tensor top = evecs.narrow(1, d - r, r).flip({1});  // [d, r]
+  at::Tensor lead = top.gather(0, top.abs().argmax(0, true));  // [1, r]
+  top = top * at::where(lead < 0, -at::ones_like(lead), at::ones_like(lead));
+  // The eigenvalues (d of them) come to the host once: they decide the rank kept and the ratios.
+  at::Tensor ev_host = evals.to(at::kCPU).contiguous();
+  const double* ev_all = ev_host.data_ptr<double>();
+  double total = ev_host.clamp_min(0).sum().item<double>();
+  int64_t keep = 0;
   for (int64_t c = 0; c < r; ++c) {
-    double ev = std::max(0.0, evals[d - 1 - c].item<double>());
+    double ev = std::max(0.0, ev_all[d - 1 - c]);
     // Rank below `dims`: the remaining components are zero, not noise directions.
     if (!(ev > 1e-12 * std::max(total, 1e-300))) break;
-    at::Tensor v = evecs.select(1, d - 1 - c);
-    // Eigenvector signs are arbitrary: fix each so its largest-magnitude loading is positive (sklearn's svd_flip).
-    if (v[v.abs().argmax()].item<double>() < 0) v = -v;
-    out.select(1, c).copy_(at::matmul(xc, v));
     if (explained) (*explained)[c] = total > 0 ? ev / total : 0;
+    ++keep;
   }
-  return out;
+  for (int64_t c = 0; c < keep; ++c) out.select(1, c).copy_(at::matmul(xc, top.select(1, c)));
+  return out.to(at::kCPU);  // the coordinates: one copy back
 }
 
 std::vector<at::Tensor> project_all(const std::vector<PointSet>& pts, Projection how, int dims, const TsneOptions& opt,
                                     std::vector<std::vector<double>>* explained) {
   std::vector<at::Tensor> out(pts.size());
   if (explained) explained->assign(pts.size(), {});
+  if (how == Projection::Pca && !pts.empty() && !pts[0].x.is_cpu()) {
+    // PCA on a GPU: the sets one after another there (they share its stream).
+    for (size_t i = 0; i < pts.size(); ++i) out[i] = pca(pts[i].x, dims, explained ? &(*explained)[i] : nullptr);
+    return out;
+  }
   OneBlasThread one;
   at::parallel_for(0, (int64_t)pts.size(), 1, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i)
@@ -153,7 +165,7 @@ at::Tensor tsne(const at::Tensor& x_in, const TsneOptions& opt) {
   int64_t n = x_in.size(0);
   if (n < 3) fail("t-SNE needs at least 3 points, got ", n);
   if (!(opt.perplexity > 0)) fail("--perplexity must be > 0, got ", opt.perplexity);
-  at::Tensor x = x_in.to(at::kDouble).contiguous();
+  at::Tensor x = x_in.to(at::kCPU, at::kDouble).contiguous();  // a tree code: on the host, one copy
   // As sklearn: perplexity at most (n - 1) / 3 so 3·perplexity neighbours exist.
   double perp = std::min(opt.perplexity, double(n - 1) / 3);
   int64_t K = std::min<int64_t>(n - 1, (int64_t)std::floor(3 * perp));

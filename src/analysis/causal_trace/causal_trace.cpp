@@ -7,6 +7,7 @@
 
 #include "analysis/packed/packed.h"
 #include "core/error.h"
+#include "core/text.h"
 #include "core/rng_numpy.h"
 
 namespace mechscope::analysis::causal_trace {
@@ -22,9 +23,7 @@ Kind parse_kind(const std::string& s) {
 
 std::vector<Kind> parse_kinds(const std::string& list, const std::string& flag) {
   std::vector<Kind> out;
-  std::string item;
-  auto push = [&] {
-    if (item.empty()) return;
+  for (const std::string& item : list_items(list, ", ")) {
     Kind k;
     try {
       k = parse_kind(item);
@@ -32,13 +31,7 @@ std::vector<Kind> parse_kinds(const std::string& list, const std::string& flag) 
       fail(flag, ": ", e.what());
     }
     if (std::find(out.begin(), out.end(), k) == out.end()) out.push_back(k);
-    item.clear();
-  };
-  for (char c : list) {
-    if (c == ',' || c == ' ') push();
-    else item += c;
   }
-  push();
   if (out.empty()) fail(flag, ": no kind given (expected a list of all, mlp, attn)");
   return out;
 }

@@ -4,16 +4,10 @@
 #include <cctype>
 
 #include "core/error.h"
+#include "core/text.h"
 
 namespace mechscope::analysis::heads {
 namespace {
-
-std::string trim(const std::string& s) {
-  size_t a = 0, b = s.size();
-  while (a < b && std::isspace((unsigned char)s[a])) ++a;
-  while (b > a && std::isspace((unsigned char)s[b - 1])) --b;
-  return s.substr(a, b - a);
-}
 
 // A non-negative decimal integer, or -1 when `s` is not one (no sign, no spaces, no overflow).
 int64_t parse_index(const std::string& s) {
@@ -30,12 +24,8 @@ std::vector<HeadRef> parse_head_spec(const std::string& spec, int64_t n_layers, 
   const std::string form = "expected LAYER:HEAD items such as '0:1,2:3' or 'LAYER:*' for a whole layer";
   std::vector<HeadRef> out;
   if (trim(spec).empty()) fail(flag, " is empty: ", form);
-  size_t start = 0;
-  while (start <= spec.size()) {
-    size_t comma = spec.find(',', start);
-    if (comma == std::string::npos) comma = spec.size();
-    std::string item = trim(spec.substr(start, comma - start));
-    start = comma + 1;
+  for (const std::string& field : split(spec, ',')) {
+    std::string item = trim(field);
     if (item.empty()) fail(flag, " '", spec, "' has an empty item: ", form);
     size_t colon = item.find(':');
     if (colon == std::string::npos) fail(flag, " item '", item, "' has no ':': ", form);

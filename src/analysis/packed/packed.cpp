@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "models/packed_runs.h"
 
 namespace mechscope::analysis::packed {
 

@@ -14,6 +14,7 @@
 
 #include "hooks/hooks.h"
 #include "models/model.h"
+#include "models/packed_runs.h"
 
 namespace mechscope::analysis::packed {
 

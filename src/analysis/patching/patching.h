@@ -1,8 +1,8 @@
 // Activation patching (Meng et al. 2022; Wang et al. 2022's IOI circuit; TransformerLens's
 // get_act_patch_* family), ablations with the same machinery, and attribution patching (Nanda 2023).
 //
-//   Metric m{MetricKind::LogitDiff, answer_id, wrong_id};
-//   PatchResult r = patch(model, {{clean_ids, corrupt_ids}}, {"resid_pre", "z_all_pos"}, m, {});
+//   PromptPair pair{clean_ids, corrupt_ids, {MetricKind::LogitDiff, answer_id, wrong_id}};
+//   PatchResult r = patch(model, {pair}, {"resid_pre", "z_all_pos"}, {});
 //   r.targets[0].values  // [layers, positions] raw metric of each patched run
 //   r.normalised(0)      // (patched - corrupt) / (clean - corrupt)
 //

@@ -3,6 +3,7 @@
 
 #include "analysis/patching/patching.h"
 #include "core/error.h"
+#include "core/text.h"
 
 namespace mechscope::analysis::patching {
 
@@ -91,21 +92,12 @@ std::vector<std::string> parse_targets(const std::string& list) {
   auto push = [&](const std::string& n) {
     if (std::find(out.begin(), out.end(), n) == out.end()) out.push_back(n);
   };
-  size_t i = 0;
-  while (i <= list.size()) {
-    size_t j = list.find(',', i);
-    if (j == std::string::npos) j = list.size();
-    std::string name = list.substr(i, j - i);
-    name.erase(0, name.find_first_not_of(' '));
-    name.erase(name.find_last_not_of(' ') + 1);
-    if (!name.empty()) {
-      if (name == "block_every") {
-        for (const char* n : {"resid_pre", "attn_out", "mlp_out"}) push(n);
-      } else {
-        push(target_spec(name).name);
-      }
+  for (const std::string& name : list_items(list)) {
+    if (name == "block_every") {
+      for (const char* n : {"resid_pre", "attn_out", "mlp_out"}) push(n);
+    } else {
+      push(target_spec(name).name);
     }
-    i = j + 1;
   }
   if (out.empty()) fail("--targets: no target given (targets: resid_pre, attn_out, mlp_out, z_all_pos, ...)");
   return out;

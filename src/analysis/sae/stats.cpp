@@ -20,13 +20,15 @@ Unembedding unembedding(const models::HookedModel& model, UnembedMode mode) {
   at::NoGradGuard ng;
   const int64_t d = model.config().d_model;
   const auto dt = model.dtype();
+  // Every probe is made on the model's device; W_U stays there.
+  const auto on = at::TensorOptions().dtype(at::kDouble).device(model.device());
   // unembed is affine for every supported architecture; reading W_U through it keeps this file free
   // of checkpoint names. A probe catches a non-affine head (soft-capping) instead of lying.
-  at::Tensor bias = model.unembed(at::zeros({1, d}, dt)).to(at::kDouble);                // [1, V]
-  at::Tensor W = model.unembed(at::eye(d, at::TensorOptions().dtype(dt))).to(at::kDouble) - bias;  // [d, V]
+  at::Tensor bias = model.unembed(at::zeros({1, d}, on.dtype(dt))).to(at::kDouble);                // [1, V]
+  at::Tensor W = model.unembed(at::eye(d, on.dtype(dt))).to(at::kDouble) - bias;  // [d, V]
   {
     // a fixed probe (not the global generator, which would shift every later random draw)
-    at::Tensor gen = (at::arange(2 * d, at::kDouble).reshape({2, d}) * 0.37).sin() * 0.5;
+    at::Tensor gen = (at::arange(2 * d, on).reshape({2, d}) * 0.37).sin() * 0.5;
     at::Tensor want = at::matmul(gen, W) + bias, got = model.unembed(gen.to(dt)).to(at::kDouble);
     double err = (want - got).abs().max().item<double>(), scale = want.abs().max().item<double>() + 1e-30;
     if (err > 1e-3 * scale)
@@ -38,7 +40,7 @@ Unembedding unembedding(const models::HookedModel& model, UnembedMode mode) {
   if (mode == UnembedMode::Processed) {
     // The final norm's effective scale w (LayerNorm / RMSNorm weight, Gemma's 1 + w): for a zero-mean
     // probe v both norms give n(v) = v / s, s = ln_final.hook_scale, and out(v) - out(-v) = 2 w n(v).
-    at::Tensor v = at::arange(d, at::kDouble).remainder(2).mul(2).sub(1);  // +-1
+    at::Tensor v = at::arange(d, on).remainder(2).mul(2).sub(1);  // +-1
     v = (v - v.mean()).view({1, 1, d});
     hooks::HookSet hs;
     at::Tensor scale;
@@ -74,10 +76,32 @@ FeatureStats logit_weight_stats(const at::Tensor& W_dec, const at::Tensor& W_U_i
     fail("W_dec ", W_dec.sizes(), " and W_U ", W_U_in.sizes(), " do not multiply (the SAE's d_in must be the model's d_model)");
   if (opt.block < 1) fail("the feature block size must be >= 1");
   at::NoGradGuard ng;
-  at::Tensor W_U = prepare_unembed(W_U_in, opt.cosine_sim);
   at::Tensor Wd = W_dec.to(at::kFloat);
+  at::Tensor W_U = prepare_unembed(W_U_in.to(Wd.device()), opt.cosine_sim);
   int64_t n = Wd.size(0);
   FeatureStats s;
+  if (!Wd.is_cpu() || opt.tensor_moments) {
+    // On a GPU: the same moments as tensor ops in double, block by block on the device ([rows, V]
+    // temporaries there), the four columns copied back once at the end.
+    auto dopts = at::TensorOptions().dtype(at::kDouble).device(Wd.device());
+    at::Tensor all = at::empty({4, n}, dopts);
+    for (int64_t f0 = 0; f0 < n; f0 += opt.block) {
+      int64_t f1 = std::min(n, f0 + opt.block);
+      at::Tensor P = at::matmul(Wd.slice(0, f0, f1), W_U);  // [rows, V] float32, as SAELens projects
+      if (opt.on_block) opt.on_block(f0, P);
+      at::Tensor x = P.to(at::kDouble);
+      at::Tensor mean = x.mean({1}, true);
+      at::Tensor dv = x - mean, d2 = dv * dv;
+      at::Tensor m2 = d2.mean({1}), m3 = (d2 * dv).mean({1}), m4 = (d2 * d2).mean({1});
+      all[0].slice(0, f0, f1).copy_(mean.squeeze(1));
+      all[1].slice(0, f0, f1).copy_(m2.sqrt());
+      all[2].slice(0, f0, f1).copy_(m3 / m2.pow(1.5));
+      all[3].slice(0, f0, f1).copy_(m4 / (m2 * m2));
+    }
+    at::Tensor host = all.to(at::kCPU);
+    s.mean = host[0].contiguous(), s.std = host[1].contiguous(), s.skewness = host[2].contiguous(), s.kurtosis = host[3].contiguous();
+    return s;
+  }
   auto opts = at::TensorOptions().dtype(at::kDouble);
   s.mean = at::empty({n}, opts), s.std = at::empty({n}, opts), s.skewness = at::empty({n}, opts), s.kurtosis = at::empty({n}, opts);
   for (int64_t f0 = 0; f0 < n; f0 += opt.block) {
@@ -214,13 +238,14 @@ StatsRun compute_stats(const models::HookedModel& model, const std::vector<mechs
     at::Tensor full;
     if (keep_projection) {
       full = at::empty({s.cfg.d_sae, run.unembed.W_U.size(1)}, at::kFloat);
+      // The saved projection is the output itself: each block comes to the host as it is made.
       o.on_block = [&](int64_t f0, const at::Tensor& p) { full.slice(0, f0, f0 + p.size(0)).copy_(p); };
     }
     FeatureStats fs = logit_weight_stats(s.W_dec, run.unembed.W_U, o);
     if (keep_projection) run.projections.push_back(full);
     t.sae_names.push_back(s.cfg.hook_name);
     int layer = stats_layer(s.cfg.hook_name);
-    at::Tensor sp = s.log_sparsity.defined() ? s.log_sparsity.to(at::kDouble).contiguous() : at::Tensor();
+    at::Tensor sp = s.log_sparsity.defined() ? s.log_sparsity.to(at::kCPU, at::kDouble).contiguous() : at::Tensor();
     const double *mean = fs.mean.data_ptr<double>(), *sd = fs.std.data_ptr<double>(),
                  *skew = fs.skewness.data_ptr<double>(), *kurt = fs.kurtosis.data_ptr<double>();
     for (int64_t f = 0; f < s.cfg.d_sae; ++f) {

@@ -20,7 +20,7 @@ enum class UnembedMode { Processed, Raw };
 UnembedMode parse_unembed_mode(const std::string& s);  // "processed" | "raw"; Error naming --unembed
 
 struct Unembedding {
-  at::Tensor W_U;                 // [d_model, d_vocab] float32
+  at::Tensor W_U;                 // [d_model, d_vocab] float32, on the model's device
   bool folded_scale = false;      // ln_final's scale folded in
   bool layer_norm = false;        // the final norm centres (LayerNorm), so W_U was centred over d_model
   std::string final_norm;         // "layernorm", "rmsnorm" or "none"
@@ -33,17 +33,23 @@ struct Unembedding {
 Unembedding unembedding(const models::HookedModel& model, UnembedMode mode);
 
 struct FeatureStats {
-  at::Tensor mean, std, skewness, kurtosis;  // [d_sae] float64
+  at::Tensor mean, std, skewness, kurtosis;  // [d_sae] float64, on the host
 };
 
 struct StatsOptions {
   bool cosine_sim = false;   // W_U's columns normalised to unit length first (SAELens's cosine_sim)
   int64_t block = 256;       // features per streamed block: memory ~ block * d_vocab * 12 bytes
-  // Called with each block's projection [rows, d_vocab] (float32) and its first feature, in order.
+  // Called with each block's projection [rows, d_vocab] (float32, on W_dec's device) and its first
+  // feature, in order.
   std::function<void(int64_t first, const at::Tensor& projection)> on_block;
+  // The moments as tensor ops on the projection's device (what a GPU runs) even on the CPU, where a
+  // plain two-pass loop is the default; the tests check that the two agree.
+  bool tensor_moments = false;
 };
 
-// W_dec: [d_sae, d_model], W_U: [d_model, d_vocab] -> per-feature moments, computed in double.
+// W_dec: [d_sae, d_model], W_U: [d_model, d_vocab] -> per-feature moments, computed in double. The
+// projection and the moments run on W_dec's device (W_U is moved there when it is elsewhere); the
+// moments come back to the host once, after the last block.
 FeatureStats logit_weight_stats(const at::Tensor& W_dec, const at::Tensor& W_U, const StatsOptions& opt = {});
 
 // W_U with columns normalised when cosine_sim (get_W_U_W_dec_stats_df's W_U / W_U.norm(dim=0)).

@@ -39,15 +39,19 @@ std::vector<at::Tensor> harvest_activations(const models::HookedModel& model, co
     while (end < order.size() && (int64_t)(end - next) < opt.max_seqs && (int64_t)(end - next + 1) * len <= opt.max_tokens)
       ++end;
     int64_t b = (int64_t)(end - next);
+    // Made on the host row by row, then sent to the model's device in one copy each.
     at::Tensor ids = at::zeros({b, len}, at::kLong), mask = at::zeros({b, len}, at::kLong);
+    bool padded = false;
     for (int64_t r = 0; r < b; ++r) {
       const auto& s = seqs[order[next + r]];
       ids[r].narrow(0, 0, (int64_t)s.size()).copy_(at::tensor(s, at::kLong));
       mask[r].narrow(0, 0, (int64_t)s.size()).fill_(1);
+      padded = padded || (int64_t)s.size() < len;
     }
+    ids = ids.to(model.device());
     models::RunContext ctx;
     ctx.hooks = &hs;
-    if (mask.min().item<int64_t>() == 0) ctx.attention_mask = mask;
+    if (padded) ctx.attention_mask = mask.to(model.device());
     for (auto& f : fired) f = at::Tensor();
     at::Tensor x = model.embed(ids, ctx);
     for (int l = 0; l < (int)model.config().n_layers; ++l) x = model.block(l, x, ctx);
@@ -91,12 +95,14 @@ struct Adam {
   }
 };
 
-at::Tensor batch_rows(uint64_t seed, int64_t step, int64_t n, int64_t b) {
+// The step's rows, drawn on the host (the same on every device) and sent where the activations are:
+// the one host-to-device copy of a step.
+at::Tensor batch_rows(uint64_t seed, int64_t step, int64_t n, int64_t b, const at::Device& device) {
   std::mt19937_64 rng(seed * 1000003ULL + (uint64_t)step);
   std::uniform_int_distribution<int64_t> d(0, n - 1);
   std::vector<int64_t> idx(b);
   for (auto& i : idx) i = d(rng);
-  return at::tensor(idx, at::kLong);
+  return at::tensor(idx, at::kLong).to(device);
 }
 
 }  // namespace
@@ -108,19 +114,23 @@ SaeTrainResult train_sae(const at::Tensor& acts_in, const mechscope::sae::SAECon
   if (o.steps < 1 || o.batch < 1) fail("--steps and --batch must be >= 1");
   if (!(o.l1 >= 0)) fail("--l1 must be >= 0");
   if (!(o.lr > 0)) fail("--lr must be > 0");
+  // Training runs where the activations are (the model's device): the SAE, Adam's moments and every
+  // batch live there; checkpoints are written from host copies.
   at::Tensor acts = acts_in.to(at::kFloat).contiguous();
+  const at::Device dev = acts.device();
   const int64_t n = acts.size(0), d = acts.size(1), ds = o.d_sae;
 
   // Initialisation (SAELens: kaiming-uniform W_dec, rows normalised, W_enc = W_dec^T, b_enc = 0,
-  // b_dec = the activations' mean, its b_dec_init_method "mean").
+  // b_dec = the activations' mean, its b_dec_init_method "mean"). Drawn on the host's generator, so
+  // every device starts from the same SAE, and sent once.
   at::manual_seed(o.seed);
   at::Tensor W_dec = at::empty({ds, d}).uniform_(-1, 1) * std::sqrt(6.0 / (double)d) / std::sqrt(2.0);
-  W_dec = W_dec / W_dec.norm(2, {1}, true);
-  at::Tensor W_enc = W_dec.t().contiguous(), b_enc = at::zeros({ds}), b_dec = acts.mean({0});
+  W_dec = (W_dec / W_dec.norm(2, {1}, true)).to(dev);
+  at::Tensor W_enc = W_dec.t().contiguous(), b_enc = at::zeros({ds}, acts.options()), b_dec = acts.mean({0});
   std::vector<at::Tensor> params{W_enc, b_enc, W_dec, b_dec};
   Adam adam;
   for (auto& p : params) adam.m.push_back(at::zeros_like(p)), adam.v.push_back(at::zeros_like(p));
-  at::Tensor since_fired = at::zeros({ds}, at::kLong);
+  at::Tensor since_fired = at::zeros({ds}, at::TensorOptions().dtype(at::kLong).device(dev));
   int64_t start = 0;
   SaeTrainResult res;
 
@@ -133,11 +143,11 @@ SaeTrainResult train_sae(const at::Tensor& acts_in, const mechscope::sae::SAECon
     auto f = io::SafetensorsFile::open(join_path(o.checkpoint_dir, "state.safetensors"));
     const char* names[] = {"W_enc", "b_enc", "W_dec", "b_dec"};
     for (int i = 0; i < 4; ++i) {
-      params[i] = f->get(names[i]).clone();
-      adam.m[i] = f->get(std::string("adam_m.") + names[i]).clone();
-      adam.v[i] = f->get(std::string("adam_v.") + names[i]).clone();
+      params[i] = f->get(names[i]).clone().to(dev);
+      adam.m[i] = f->get(std::string("adam_m.") + names[i]).clone().to(dev);
+      adam.v[i] = f->get(std::string("adam_v.") + names[i]).clone().to(dev);
     }
-    since_fired = f->get("steps_since_fired").clone();
+    since_fired = f->get("steps_since_fired").clone().to(dev);
     start = js["step"].get<int64_t>();
     res.resumed_from = start;
     for (auto& l : js["log"]) {
@@ -159,19 +169,20 @@ SaeTrainResult train_sae(const at::Tensor& acts_in, const mechscope::sae::SAECon
     make_dirs(o.checkpoint_dir);
     const char* names[] = {"W_enc", "b_enc", "W_dec", "b_dec"};
     std::vector<std::pair<std::string, at::Tensor>> t;
+    // Host copies, once per checkpoint (no-ops on the CPU).
     for (int i = 0; i < 4; ++i) {
-      t.emplace_back(names[i], params[i].detach());
-      t.emplace_back(std::string("adam_m.") + names[i], adam.m[i]);
-      t.emplace_back(std::string("adam_v.") + names[i], adam.v[i]);
+      t.emplace_back(names[i], params[i].detach().to(at::kCPU));
+      t.emplace_back(std::string("adam_m.") + names[i], adam.m[i].to(at::kCPU));
+      t.emplace_back(std::string("adam_v.") + names[i], adam.v[i].to(at::kCPU));
     }
-    t.emplace_back("steps_since_fired", since_fired);
+    t.emplace_back("steps_since_fired", since_fired.to(at::kCPU));
     io::write_safetensors(join_path(o.checkpoint_dir, "state.safetensors"), t);
     // state.json last: a run killed in between resumes from the previous checkpoint
     write_file_atomic(state_json, nlohmann::json{{"step", step}, {"d_in", d}, {"d_sae", ds}, {"log", log_json()}}.dump());
   };
 
   for (int64_t step = start; step < o.steps; ++step) {
-    at::Tensor x = acts.index_select(0, batch_rows(o.seed, step, n, o.batch));
+    at::Tensor x = acts.index_select(0, batch_rows(o.seed, step, n, o.batch, dev));
     at::Tensor& We = params[0];
     at::Tensor& be = params[1];
     at::Tensor& Wd = params[2];
@@ -199,13 +210,20 @@ SaeTrainResult train_sae(const at::Tensor& acts_in, const mechscope::sae::SAECon
     if ((step + 1) % o.log_every == 0 || last) {
       SaeTrainStatus s;
       s.step = step + 1;
-      s.loss = loss.item<double>();
-      s.mse = mse.item<double>();
-      s.l1_loss = l1.item<double>();
-      s.l0 = (a > 0).sum(-1).to(at::kDouble).mean().item<double>();
-      double tv = (x - x.mean({0}, true)).pow(2).sum(-1).mean().item<double>();
-      s.explained_variance = 1 - s.mse / tv;
-      s.dead = (since_fired > o.dead_window).sum().item<int64_t>();
+      // One copy back per log line: the losses, L0, the batch's variance and the dead count together.
+      at::Tensor vals = at::stack({loss.detach().to(at::kDouble), mse.detach().to(at::kDouble), l1.detach().to(at::kDouble),
+                                   (a > 0).sum(-1).to(at::kDouble).mean(),
+                                   (x - x.mean({0}, true)).pow(2).sum(-1).mean().to(at::kDouble),
+                                   (since_fired > o.dead_window).sum().to(at::kDouble)})
+                            .to(at::kCPU)
+                            .contiguous();
+      const double* v = vals.data_ptr<double>();
+      s.loss = v[0];
+      s.mse = v[1];
+      s.l1_loss = v[2];
+      s.l0 = v[3];
+      s.explained_variance = 1 - s.mse / v[4];
+      s.dead = (int64_t)v[5];
       res.log.push_back(s);
       if (on_log) on_log(s);
     }
@@ -227,7 +245,7 @@ SaeTrainResult train_sae(const at::Tensor& acts_in, const mechscope::sae::SAECon
   s.W_dec = params[2].detach().clone();
   s.b_dec = params[3].detach().clone();
   // SAELens's log_feature_sparsity: log10 of the fraction of tokens on which a feature fires (+1e-10).
-  at::Tensor frac = at::zeros({ds}, at::kDouble);
+  at::Tensor frac = at::zeros({ds}, at::TensorOptions().dtype(at::kDouble).device(dev));
   for (int64_t i = 0; i < n; i += 4096) {
     at::Tensor a = mechscope::sae::encode(s, acts.slice(0, i, std::min(n, i + 4096)));
     frac += (a > 0).sum(0).to(at::kDouble);

@@ -90,21 +90,77 @@ at::Tensor enrichment_scores(const at::Tensor& projection, const std::vector<Tok
   return out;
 }
 
+namespace {
+
+void check_sets(const std::vector<TokenSet>& sets, int64_t V) {
+  for (const auto& s : sets)
+    for (int64_t id : s.ids)
+      if (id < 0 || id >= V) fail("token set '", s.name, "' has id ", id, " outside the vocabulary (", V, ")");
+}
+
+// The tensor route with each set's ids already on the projection's device (sent once per run).
+at::Tensor scores_tensor(const at::Tensor& projection, const std::vector<TokenSet>& sets,
+                         const std::vector<at::Tensor>& set_ids) {
+  const int64_t F = projection.size(0), V = projection.size(1), n_sets = (int64_t)sets.size();
+  auto dopts = at::TensorOptions().dtype(at::kDouble).device(projection.device());
+  at::Tensor out = at::zeros({n_sets, F}, dopts);
+  if (F == 0) return out;
+  // Token ids by descending value, ties by ascending id (a stable sort keeps the ids' order; -0 == +0),
+  // then each id's rank.
+  at::Tensor order = std::get<1>(at::sort(projection.to(at::kFloat), /*stable=*/true, /*dim=*/1, /*descending=*/true));
+  at::Tensor rank = at::empty_like(order).scatter_(1, order, at::arange(V, order.options()).unsqueeze(0).expand({F, V}));
+  for (int64_t s = 0; s < n_sets; ++s) {
+    const auto& ids = sets[s].ids;
+    if (ids.empty()) {  // the walk only descends: -V/V
+      out[s].fill_(1.0);
+      continue;
+    }
+    double k = (double)ids.size(), miss = (double)V - k;
+    at::Tensor r = std::get<0>(rank.index_select(1, set_ids[s]).sort(1)).to(at::kDouble);  // [F, k] ascending
+    at::Tensor jj = at::arange(1, (int64_t)ids.size() + 1, dopts).unsqueeze(0);
+    // S(r_j) and S(r_j - 1), as the radix route evaluates them (0 before a member at rank 0).
+    at::Tensor at_r = jj / k, before = (jj - 1) / k;
+    if (miss > 0) at_r = at_r - (r + 1 - jj) / miss, before = before - (r - jj + 1) / miss;
+    before = at::where(r > 0, before, at::zeros({}, dopts));
+    out[s].copy_(at::maximum(at_r.abs(), before.abs()).amax(1).clamp_min(0.0));
+  }
+  return out;
+}
+
+std::vector<at::Tensor> ids_on(const std::vector<TokenSet>& sets, const at::Device& device) {
+  std::vector<at::Tensor> out;
+  for (const auto& s : sets) out.push_back(at::tensor(s.ids.empty() ? std::vector<int64_t>{0} : s.ids, at::kLong).to(device));
+  return out;
+}
+
+}  // namespace
+
+at::Tensor enrichment_scores_tensor(const at::Tensor& projection, const std::vector<TokenSet>& sets) {
+  if (projection.dim() != 2) fail("enrichment_scores: projection must be [n_features, V]");
+  check_sets(sets, projection.size(1));
+  at::NoGradGuard ng;
+  return scores_tensor(projection, sets, ids_on(sets, projection.device()));
+}
+
 at::Tensor enrichment_scores(const at::Tensor& W_dec, const at::Tensor& W_U, const std::vector<int64_t>& features,
-                             const std::vector<TokenSet>& sets, int64_t block) {
+                             const std::vector<TokenSet>& sets, int64_t block, bool tensor_route) {
   if (block < 1) fail("the feature block size must be >= 1");
   at::NoGradGuard ng;
-  at::Tensor Wd = W_dec.to(at::kFloat), Wu = W_U.to(at::kFloat);
-  at::Tensor out = at::empty({(int64_t)sets.size(), (int64_t)features.size()}, at::kDouble);
+  at::Tensor Wd = W_dec.to(at::kFloat), Wu = W_U.to(Wd.device(), at::kFloat);
+  bool on_device = !Wd.is_cpu() || tensor_route;
+  if (on_device) check_sets(sets, Wu.size(1));
+  std::vector<at::Tensor> set_ids = on_device ? ids_on(sets, Wd.device()) : std::vector<at::Tensor>{};
+  at::Tensor out = at::empty({(int64_t)sets.size(), (int64_t)features.size()},
+                             at::TensorOptions().dtype(at::kDouble).device(on_device ? Wd.device() : at::Device(at::kCPU)));
   for (size_t b = 0; b < features.size(); b += block) {
     size_t e = std::min(features.size(), b + (size_t)block);
     std::vector<int64_t> part(features.begin() + b, features.begin() + e);
     for (int64_t f : part)
       if (f < 0 || f >= Wd.size(0)) fail("feature ", f, " is outside the SAE (d_sae ", Wd.size(0), ")");
-    at::Tensor P = at::matmul(Wd.index_select(0, at::tensor(part, at::kLong)), Wu);
-    out.slice(1, b, e).copy_(enrichment_scores(P, sets));
+    at::Tensor P = at::matmul(Wd.index_select(0, at::tensor(part, at::kLong).to(Wd.device())), Wu);
+    out.slice(1, b, e).copy_(on_device ? scores_tensor(P, sets, set_ids) : enrichment_scores(P, sets));
   }
-  return out;
+  return out.to(at::kCPU);  // the scores come back once
 }
 
 std::vector<int64_t> top_by(const std::vector<double>& v, int64_t n) {

@@ -170,6 +170,16 @@ void make_batch(const std::vector<Example>& ex, const std::vector<size_t>& idx, 
   }
 }
 
+// The batch made on the host (its rows are written one by one), then sent to `device` in one copy
+// per tensor.
+void make_batch_on(const at::Device& device, const std::vector<Example>& ex, const std::vector<size_t>& idx,
+                   double answer_weight, int64_t pad, at::Tensor& ids, at::Tensor& mask, at::Tensor& targets,
+                   at::Tensor& weights) {
+  make_batch(ex, idx, answer_weight, pad, ids, mask, targets, weights);
+  if (device.is_cpu()) return;
+  ids = ids.to(device), mask = mask.to(device), targets = targets.to(device), weights = weights.to(device);
+}
+
 // Top-1 accuracy of the last target of each example (last_only), or of every target.
 double accuracy_of(const models::HookedModel& model, const std::vector<Example>& ex, bool last_only, size_t limit = 0) {
   at::NoGradGuard ng;
@@ -179,15 +189,19 @@ double accuracy_of(const models::HookedModel& model, const std::vector<Example>&
     std::vector<size_t> idx;
     for (size_t i = start; i < std::min(n, start + 256); ++i) idx.push_back(i);
     at::Tensor ids, mask, targets, weights;
-    make_batch(ex, idx, 1.0, 0, ids, mask, targets, weights);
+    make_batch_on(model.device(), ex, idx, 1.0, 0, ids, mask, targets, weights);
     models::RunContext ctx;
     ctx.attention_mask = mask;
     at::Tensor pred = model.forward(ids, ctx).argmax(-1);  // [b, len]
     if (last_only) {
+      // Each row's prediction at its answer position, gathered where the model ran: one copy back.
+      std::vector<int64_t> last, answer;
       for (size_t r = 0; r < idx.size(); ++r) {
-        int64_t last = ex[idx[r]].ids.size() - 2;
-        correct += pred[r][last].item<int64_t>() == ex[idx[r]].ids.back();
+        last.push_back((int64_t)ex[idx[r]].ids.size() - 2);
+        answer.push_back(ex[idx[r]].ids.back());
       }
+      at::Tensor at_last = pred.gather(1, at::tensor(last, at::kLong).to(pred.device()).unsqueeze(1)).squeeze(1);
+      correct += at_last.eq(at::tensor(answer, at::kLong).to(pred.device())).sum().item<double>();
       total += idx.size();
     } else {
       correct += (pred.eq(targets) * mask).sum().item<double>();
@@ -306,7 +320,9 @@ TrainResult train_model(const TrainData& data, const TrainOptions& o, const std:
     write_file_atomic(join_path(ckpt, "config.json"), gpt2_config(o, vocab, bos, "float32").dump(2));
   }
   if (dp.size > 1) dp.barrier();  // the other processes load the initial model rank 0 wrote
-  auto model = models::load_model(ckpt);
+  models::LoadOptions lo;
+  lo.device = o.device;  // the weights are read to the host and moved once
+  auto model = models::load_model(ckpt, lo);
   auto named = make_trainable(*model);
   std::vector<at::Tensor> params;
   std::vector<bool> decay;
@@ -331,11 +347,12 @@ TrainResult train_model(const TrainData& data, const TrainOptions& o, const std:
   TrainStatus status;
   auto save_checkpoint = [&](int step) {
     at::NoGradGuard ng;
+    // Host copies, once per save (no-ops on the CPU).
     std::vector<std::pair<std::string, at::Tensor>> w, s;
     for (size_t i = 0; i < params.size(); ++i) {
-      w.emplace_back(named[i].first, params[i].detach());
-      s.emplace_back("m." + named[i].first, opt.m[i]);
-      s.emplace_back("v." + named[i].first, opt.v[i]);
+      w.emplace_back(named[i].first, params[i].detach().to(at::kCPU));
+      s.emplace_back("m." + named[i].first, opt.m[i].to(at::kCPU));
+      s.emplace_back("v." + named[i].first, opt.v[i].to(at::kCPU));
     }
     io::write_safetensors(join_path(ckpt, "model.safetensors.next"), w);
     io::write_safetensors(join_path(ckpt, "optimizer.safetensors.next"), s);
@@ -358,7 +375,7 @@ TrainResult train_model(const TrainData& data, const TrainOptions& o, const std:
       for (size_t k = (size_t)dp.rank; k < idx.size(); k += (size_t)dp.size) mine.push_back(idx[k]);
       idx = std::move(mine);
     }
-    make_batch(examples, idx, data.last_weight, data.pad, ids, mask, targets, weights);
+    make_batch_on(o.device, examples, idx, data.last_weight, data.pad, ids, mask, targets, weights);
     models::RunContext ctx;
     ctx.attention_mask = mask;
     at::Tensor logits = model->forward(ids, ctx);  // [b, len, vocab]
@@ -384,7 +401,7 @@ TrainResult train_model(const TrainData& data, const TrainOptions& o, const std:
         if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
         flat.push_back(p.grad().reshape({-1}).to(at::kFloat));
       }
-      at::Tensor all = at::cat(flat).contiguous();
+      at::Tensor all = at::cat(flat).to(at::kCPU).contiguous();  // MPI sums host memory: one copy each way
       dp.sum_floats(all.data_ptr<float>(), (size_t)all.numel());
       int64_t at_ = 0;
       for (auto& p : params) {
@@ -396,8 +413,13 @@ TrainResult train_model(const TrainData& data, const TrainOptions& o, const std:
     }
     if (o.clip > 0) {
       at::NoGradGuard ng;
+      // Each parameter's squared norm where the gradients are, all read back in one copy per step and
+      // summed in double in order (as one item() per parameter did).
+      std::vector<at::Tensor> sq;
+      for (auto& p : params) sq.push_back(p.grad().pow(2).sum());
+      at::Tensor host = at::stack(sq).to(at::kCPU, at::kDouble).contiguous();
       double total = 0;
-      for (auto& p : params) total += p.grad().pow(2).sum().item<double>();
+      for (int64_t i = 0; i < host.numel(); ++i) total += host.data_ptr<double>()[i];
       total = std::sqrt(total);
       if (total > o.clip)
         for (auto& p : params) p.mutable_grad().mul_(o.clip / (total + 1e-6));
@@ -438,14 +460,14 @@ TrainResult train_model(const TrainData& data, const TrainOptions& o, const std:
     const auto& first = examples[0].ids;
     models::RunContext ctx;
     at::Tensor logits = model->forward(at::tensor(std::vector<int64_t>(first.begin(), first.end() - 1), at::kLong).unsqueeze(0), ctx)
-                            .select(1, -1).squeeze(0).to(at::kDouble).contiguous();
+                            .select(1, -1).squeeze(0).to(at::kCPU, at::kDouble).contiguous();
     r.probe_logits.assign(logits.data_ptr<double>(), logits.data_ptr<double>() + logits.numel());
   }
   {
     at::NoGradGuard ng;
     std::vector<std::pair<std::string, at::Tensor>> w;
     at::ScalarType dt = o.save_dtype == "float16" ? at::kHalf : at::kFloat;
-    for (size_t i = 0; i < params.size(); ++i) w.emplace_back(named[i].first, params[i].detach().to(dt));
+    for (size_t i = 0; i < params.size(); ++i) w.emplace_back(named[i].first, params[i].detach().to(at::kCPU, dt));
     io::write_safetensors(join_path(out, "model.safetensors"), w, {{"format", "pt"}});
   }
   write_file_atomic(join_path(out, "config.json"), gpt2_config(o, vocab, bos, o.save_dtype).dump(2) + "\n");

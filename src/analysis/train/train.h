@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
 
 #include "analysis/kg/kg.h"
@@ -34,6 +35,9 @@ struct TrainOptions {
   int eval_every = 250, checkpoint_every = 500;
   std::string save_dtype = "float16";    // weights of the final model.safetensors
   bool resume = false;
+  // Where the model, AdamW's moments and each batch live (--device); checkpoints and the saved model
+  // are written from host copies, once per save.
+  at::Device device = at::kCPU;
   DataParallel parallel;  // not a setting of the model: not recorded, not compared on resume
 };
 

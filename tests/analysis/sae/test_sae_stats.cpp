@@ -4,12 +4,14 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <tuple>
 
 #include "analysis/sae/stats.h"
 #include "analysis/sae/stats_figures.h"
 #include "analysis/sae/table.h"
 #include "core/error.h"
 #include "core/fs.h"
+#include "device_util.h"
 #include "io/safetensors.h"
 #include "models/model.h"
 #include "report/render.h"
@@ -103,6 +105,29 @@ TEST(LogitWeightStats, MatchBruteForceAcrossBlocksWithAndWithoutCosineSim) {
     }
   }
   EXPECT_THROW(S::logit_weight_stats(at::randn({3, 5}), W_U), Error);
+}
+
+// The moments as tensor ops (what a GPU runs) give the CPU loop's numbers to rounding, on the CPU and
+// on MECHSCOPE_TEST_DEVICE; the results are on the host either way.
+TEST(LogitWeightStats, TheTensorRouteEqualsTheLoop) {
+  at::manual_seed(6);
+  at::Tensor W_dec = at::randn({29, 12}), W_U = at::randn({12, 211}) + at::rand({1, 211});
+  W_U.select(1, 3).mul_(6);
+  for (bool cos : {false, true}) {
+    S::StatsOptions loop, tensor;
+    loop.cosine_sim = tensor.cosine_sim = cos;
+    loop.block = tensor.block = 8;
+    tensor.tensor_moments = true;
+    S::FeatureStats a = S::logit_weight_stats(W_dec, W_U, loop), b = S::logit_weight_stats(W_dec, W_U, tensor);
+    S::FeatureStats c = S::logit_weight_stats(W_dec.to(mstest::test_device()), W_U, loop);
+    for (auto [x, y, z, name] : {std::tuple{a.mean, b.mean, c.mean, "mean"}, std::tuple{a.std, b.std, c.std, "std"},
+                                 std::tuple{a.skewness, b.skewness, c.skewness, "skewness"},
+                                 std::tuple{a.kurtosis, b.kurtosis, c.kurtosis, "kurtosis"}}) {
+      EXPECT_TRUE(y.is_cpu() && z.is_cpu()) << name;
+      EXPECT_TRUE(mstest::close(y, x, 1e-12, 1e-12)) << name << (cos ? " cosine" : "");
+      EXPECT_TRUE(mstest::close(z, x, 1e-4, 1e-5)) << name << (cos ? " cosine" : "");  // a GPU's sgemm
+    }
+  }
 }
 
 TEST(StatsLayer, AsGetAllStatsDfs) {

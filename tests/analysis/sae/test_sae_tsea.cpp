@@ -17,6 +17,7 @@
 #include "analysis/sae/tsea_figures.h"
 #include "core/error.h"
 #include "core/fs.h"
+#include "device_util.h"
 #include "report/render.h"
 #include "tensor_util.h"
 #include "test_util.h"
@@ -76,6 +77,41 @@ TEST(Enrichment, EqualsThePlainLoopWithTiesAndExtremeSetSizes) {
   at::Tensor b = S::enrichment_scores(at::matmul(W_dec.index_select(0, at::tensor(feats, at::kLong)), W_U), sets);
   EXPECT_TRUE(mstest::close(a, b, 0, 1e-12));
   EXPECT_THROW(S::enrichment_scores(proj, {{"bad", "t", {V}}}), Error);
+}
+
+// The tensor route (what a GPU runs: stable sort, gathered ranks) gives the radix route's numbers, on
+// the CPU here and on MECHSCOPE_TEST_DEVICE: ties (by token id), -0 against +0, a row of nothing but
+// ties, sets of size 1, V - 1 and an empty one.
+TEST(Enrichment, TheTensorRouteEqualsTheRadixRoute) {
+  at::manual_seed(5);
+  const int64_t F = 11, V = 157;
+  at::Tensor proj = (at::randn({F, V}) * 3).round() / 3;
+  proj[2].fill_(0.25);
+  proj[4].narrow(0, 0, 20).fill_(-0.0);
+  proj[4].narrow(0, 20, 20).fill_(0.0);
+  std::vector<S::TokenSet> sets{{"one", "t", {17}}, {"first", "t", {0, 1, 2, 3, 4}}, {"empty", "t", {}}};
+  std::vector<int64_t> all_but_one(V), third;
+  std::iota(all_but_one.begin(), all_but_one.end(), 0);
+  all_but_one.erase(all_but_one.begin() + 9);
+  for (int64_t i = 1; i < V; i += 3) third.push_back(i);
+  sets.push_back({"V-1", "t", all_but_one});
+  sets.push_back({"every third", "t", third});
+  at::Tensor radix = S::enrichment_scores(proj, sets);
+  EXPECT_TRUE(at::equal(S::enrichment_scores_tensor(proj, sets), radix));
+  at::Tensor on_dev = S::enrichment_scores_tensor(proj.to(mstest::test_device()), sets);
+  EXPECT_EQ(on_dev.device(), mstest::test_device());
+  EXPECT_TRUE(mstest::close(on_dev, radix, 0, 1e-12));
+  // Streamed in blocks from W_dec / W_U with tensor_route: the same, and the scores come back to the host.
+  at::Tensor W_dec = at::randn({30, 8}), W_U = at::randn({8, V});
+  std::vector<int64_t> feats{29, 3, 3, 0, 17, 8, 21};
+  at::Tensor a = S::enrichment_scores(W_dec, W_U, feats, sets, 3);
+  at::Tensor b = S::enrichment_scores(W_dec, W_U, feats, sets, 3, /*tensor_route=*/true);
+  EXPECT_TRUE(b.is_cpu());
+  EXPECT_TRUE(at::equal(a, b));
+  at::Tensor c = S::enrichment_scores(W_dec.to(mstest::test_device()), W_U.to(mstest::test_device()), feats, sets, 3);
+  EXPECT_TRUE(c.is_cpu());
+  EXPECT_TRUE(mstest::close(c, a, 0, 1e-3));  // a GPU's sgemm may order near-ties differently
+  EXPECT_THROW(S::enrichment_scores_tensor(proj, {{"bad", "t", {V}}}), Error);
 }
 
 TEST(TopBy, DescendingNanLastTiesByIndex) {

@@ -1,15 +1,18 @@
-// `mechscope gallery --out DIR`: one of each figure type, drawn from synthetic data shaped like the
-// seeds' analyses (ROME causal traces, patching heatmaps, AIE-by-layer, aggregate statistics, SAE and
-// AttentionViz scatter plots, a 3-D surface, a per-layer animation), as PNG (SVG/PDF on request), plus
-// index.html and manifest.json. A developer command: it is how the figures are looked at and reviewed.
+// `build/mechscope-gallery --out DIR`: one of each figure type, drawn from synthetic data shaped like
+// the seeds' analyses (ROME causal traces, patching heatmaps, AIE-by-layer, aggregate statistics, SAE
+// and AttentionViz scatter plots, a 3-D surface, a per-layer animation), as PNG (SVG/PDF on request),
+// plus index.html and manifest.json. A developer tool, not part of the mechscope binary: it is how the
+// report layer's figures are looked at and reviewed (tests/report/test_report_gallery.cpp runs it).
 #include <algorithm>
+#include <cstdio>
 #include <cmath>
 #include <random>
 
 #include "cli/args.h"
-#include "cli/registry.h"
 #include "core/error.h"
+#include "core/fs_guard.h"
 #include "report/label.h"
+#include "report/output.h"
 #include "report/run.h"
 #include "report/ticks.h"
 
@@ -435,7 +438,7 @@ int run_gallery(int argc, char** argv) {
   long long seed = args.integer("seed");
   if (seed < 0) fail("--seed must be ≥ 0");
 
-  std::vector<std::string> full = {"mechscope", "gallery"};
+  std::vector<std::string> full = {"mechscope-gallery"};
   for (int i = 0; i < argc; i++) full.push_back(argv[i]);
   RunOutput out(args.str("out"), 0, nullptr, "gallery", "mechscope figure gallery",
                 "One of each figure type, from synthetic data shaped like the seed analyses");
@@ -455,7 +458,20 @@ int run_gallery(int argc, char** argv) {
   return 0;
 }
 
-const Register reg{"gallery", "write one of each figure type (developer check of the report layer)", 90, run_gallery};
-
 }  // namespace
 }  // namespace mechscope::cli
+
+// Errors as the mechscope binary gives them: one line, exit 2; the run folder is whole or absent.
+int main(int argc, char** argv) {
+  mechscope::install_interrupt_handler("gallery");
+  try {
+    int rc = mechscope::cli::run_gallery(argc - 1, argv + 1);
+    mechscope::report::close_outputs(rc == 0);
+    return rc;
+  } catch (const std::exception& e) {
+    std::string msg = mechscope::report::public_paths(e.what());
+    mechscope::report::close_outputs(false, msg);
+    std::fprintf(stderr, "mechscope-gallery: error: %s\n", msg.c_str());
+    return dynamic_cast<const mechscope::Error*>(&e) ? 2 : 1;
+  }
+}
