@@ -12,6 +12,7 @@ APT_PACKAGES=(
   libutf8proc-dev         # Unicode categories and normalisation for tokenizers
   libgtest-dev            # unit tests
   zlib1g-dev              # deflate entries of .npz files (Gemma Scope SAEs)
+  openmpi-bin libopenmpi-dev   # mpirun -np N mechscope <batch command> (optional at build time: without it, --shard i/N + merge)
   libcairo2-dev libpango1.0-dev fonts-noto-cjk fonts-noto-color-emoji fonts-dejavu-core
   chromium                # headless check of index.html
   python3-torch python3-numpy   # benchmark baseline (plain PyTorch)

@@ -13,7 +13,9 @@
 #include <cstdio>
 #include <cstring>
 
+#include "cli/distribute.h"
 #include "cli/registry.h"
+#include "cli/wire.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "io/safetensors.h"
@@ -84,16 +86,58 @@ ScreenResult compute_screen(const Args& a, const Loaded& m, const H::Profile& pr
   }
   ScreenResult r;
   nlohmann::json timings;
-  for (auto& e : emotions) {
-    auto s0 = std::chrono::steady_clock::now();
-    const auto& pairs = tok[e].pairs;
-    if (score == H::ScreenScore::KeywordAttention) r.scores[e] = H::keyword_attention_scores(*m.model, pairs);
-    else if (score == H::ScreenScore::OutputNorm) r.scores[e] = H::output_norm_scores(*m.model, pairs);
-    else r.scores[e] = H::causal_scores(*m.model, pairs, kw_ids[e]);
-    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - s0).count();
+  auto scores_of = [&](const std::string& e, const std::vector<H::AlignedPair>& pairs) {
+    if (score == H::ScreenScore::KeywordAttention) return H::keyword_attention_scores(*m.model, pairs);
+    if (score == H::ScreenScore::OutputNorm) return H::output_norm_scores(*m.model, pairs);
+    return H::causal_scores(*m.model, pairs, kw_ids[e]);
+  };
+  auto said = [&](const std::string& e, double s) {
     timings[e + "_s"] = s;
-    std::fprintf(stderr, "%s: %zu pairs, %lld heads in %.2fs\n", e.c_str(), pairs.size(),
+    std::fprintf(stderr, "%s: %zu pairs, %lld heads in %.2fs\n", e.c_str(), tok[e].pairs.size(),
                  (long long)(cfg.n_layers * cfg.n_heads), s);
+  };
+  if (!dist::active()) {
+    for (auto& e : emotions) {
+      auto s0 = std::chrono::steady_clock::now();
+      r.scores[e] = scores_of(e, tok[e].pairs);
+      said(e, std::chrono::duration<double>(std::chrono::steady_clock::now() - s0).count());
+    }
+  } else {
+    // Under mpirun (issue 18) every (emotion, pair) is an item. Each score is a sum over pairs (from
+    // zeros, in pair order) divided by their number, and a pair's score alone is its term (0 + term,
+    // divided by 1): rank 0 adds the terms in pair order from zeros and divides, the operations of one
+    // process, so the scores are the same bits whichever rank computed each pair.
+    std::vector<std::pair<std::string, size_t>> items;
+    for (auto& e : emotions)
+      for (size_t i = 0; i < tok[e].pairs.size(); ++i) items.emplace_back(e, i);
+    std::map<long long, std::string> each;
+    {
+      dist::WorkQueue queue("heads screen pairs", (long long)items.size());
+      std::string done;
+      while (auto k = queue.next(std::move(done))) {
+        auto& [e, i] = items[(size_t)*k];
+        auto s0 = std::chrono::steady_clock::now();
+        at::Tensor term = scores_of(e, {tok[e].pairs[i]}).cpu();
+        wire::Writer w;
+        w.tensor(term);
+        w.pod(std::chrono::duration<double>(std::chrono::steady_clock::now() - s0).count());
+        done = w.take();
+      }
+      each = queue.finish();
+    }
+    if (dist::rank() != 0) return r;  // the caller's rank test ends these ranks
+    size_t k = 0;
+    for (auto& e : emotions) {
+      at::Tensor sum = at::zeros({cfg.n_layers, cfg.n_heads}, at::kDouble);
+      double secs = 0;
+      for (size_t i = 0; i < tok[e].pairs.size(); ++i, ++k) {
+        wire::Reader rd(each.at((long long)k));
+        sum += rd.tensor();
+        secs += rd.pod<double>();
+      }
+      r.scores[e] = sum / (double)std::max<size_t>(tok[e].pairs.size(), 1);
+      said(e, secs);
+    }
   }
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   timings["total_s"] = r.seconds;
@@ -182,8 +226,10 @@ int run_screen(int argc, char** argv) {
 
   // Issue 17: --out is claimed (lock, no foreign folder) before the work, so a second run or a folder
   // that is not mechscope's is refused at once; the results are still staged and moved in at the end.
-  report::claim_output_dir(a.str("out"), "heads screen");
+  // Under mpirun the ranks share the pairs (compute_screen); rank 0 alone writes the folder.
+  if (dist::rank() == 0) report::claim_output_dir(a.str("out"), "heads screen");
   ScreenResult r = compute_screen(a, m, prof, emotions, score, top_n);
+  if (dist::rank() != 0) return 0;
 
   report::RunOutput out(a.str("out"), argc, argv, "heads screen", "Head screening: " + m.dir,
                         H::screen_score_name(score) + " score, profile " + prof.dir);
@@ -225,6 +271,8 @@ int run_heads(int argc, char** argv) {
     return 0;
   }
   if (!std::strcmp(argv[0], "screen")) return run_screen(argc - 1, argv + 1);
+  if (dist::size() > 1)
+    fail("heads ", argv[0], " does not run over MPI ranks yet (heads screen does); run it without mpirun");
   if (!std::strcmp(argv[0], "ablate")) return run_ablate(argc - 1, argv + 1);
   if (!std::strcmp(argv[0], "patch")) return run_patch(argc - 1, argv + 1);
   if (!std::strcmp(argv[0], "plot")) return run_plot(argc - 1, argv + 1);

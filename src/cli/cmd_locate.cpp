@@ -14,13 +14,14 @@
 #include "analysis/causal_trace/facts.h"
 #include "analysis/causal_trace/figures.h"
 #include "cli/common.h"
+#include "cli/distribute.h"
+#include "cli/locate_common.h"
 #include "cli/registry.h"
 #include "cli/trace_common.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/fs_guard.h"
 #include "core/json.h"
-#include "core/progress.h"
 #include "io/safetensors.h"
 #include "models/registry.h"
 #include "report/output.h"
@@ -36,24 +37,6 @@ std::string dump(const json& j, int indent = -1) {
   return j.dump(indent, ' ', false, json::error_handler_t::replace);
 }
 
-struct Done {  // one fact's stored result
-  int index = 0;
-  std::string stem;  // "{NNN}_{id}"
-  json info;         // prompt, subject, answer, scores' metadata
-  std::vector<ct::Kind> kinds;
-  std::vector<at::Tensor> scores;
-};
-
-std::string fact_stem(int index, const ct::Fact& f) {
-  char num[16];
-  std::snprintf(num, sizeof num, "%03d", index);
-  return f.id.empty() ? std::string(num) : std::string(num) + "_" + ct::file_safe(f.id);
-}
-
-// The settings a fact's result depends on: a file traced with others is not this run's result.
-const char* const kFactSettings[] = {"model", "prepend_bos", "noise_level", "noise_distribution", "degrees_of_freedom",
-                                     "replace", "samples", "window", "kinds", "seed"};
-
 // A per-fact file (result or skip record) may be reused only when it was made with this run's
 // settings on the same token ids; otherwise the summary would claim numbers made another way.
 void check_reusable(const json& info, const json& run, const std::vector<int64_t>& ids, const std::string& path) {
@@ -67,37 +50,6 @@ void check_reusable(const json& info, const json& run, const std::vector<int64_t
   if (info.value("input_ids", json()) != json(ids))
     fail(path, " was traced on other token ids than this run's (", dump(info.value("input_ids", json())), " there, ",
          dump(json(ids)), " now): the facts file or its tokenization changed; use --overwrite or a new --out");
-}
-
-Done load_done(const std::string& path, int index, const std::string& stem) {
-  auto st = io::SafetensorsFile::open(path);
-  Done d;
-  d.index = index;
-  d.stem = stem;
-  auto it = st->metadata().find("fact");
-  if (it == st->metadata().end()) fail(path, ": not a mechscope locate fact file (no 'fact' metadata); delete it to redo");
-  d.info = parse_json(it->second, "the 'fact' metadata of " + path);
-  try {
-    for (auto& k : d.info.at("kinds")) {
-      d.kinds.push_back(ct::parse_kind(k.get<std::string>()));
-      d.scores.push_back(st->get("scores." + k.get<std::string>(), at::kDouble).clone());
-    }
-  } catch (const json::exception& e) {
-    fail(path, ": malformed fact record (", e.what(), "); delete it to redo that fact");
-  }
-  return d;
-}
-
-// Per-fact files in `facts_dir` (results and skip records), by name.
-std::vector<std::string> fact_files(const std::string& facts_dir) {
-  std::vector<std::string> out;
-  std::error_code ec;
-  for (auto& e : std::filesystem::directory_iterator(facts_dir, ec)) {
-    std::string name = e.path().filename().string();
-    auto ends = [&](const std::string& s) { return name.size() > s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0; };
-    if (ends(".safetensors") || ends(".skipped.json")) out.push_back(name);
-  }
-  return out;
 }
 
 int run_locate(int argc, char** argv) {
@@ -126,6 +78,8 @@ int run_locate(int argc, char** argv) {
   a.flag("skip-bad", "report and skip malformed lines and facts whose subject is not in the prompt");
   add_encoding_flags(a);
   a.opt("html-facts", "N", "per-fact heatmaps shown interactively in index.html (the PNGs are all written)", "30");
+  a.opt("shard", "i/N", "trace only the facts whose index is i modulo N, into a folder of their own; "
+                        "mechscope merge OUT DIR... combines the N folders into what one run writes");
   if (!a.parse((int)args.size(), args.data())) return 0;
   if (!a.has("kg-file")) fail("--kg-file FACTS.jsonl is required");
   if (a.on("resume") && a.on("overwrite")) fail("give --resume or --overwrite, not both");
@@ -134,18 +88,27 @@ int run_locate(int argc, char** argv) {
   long long html_facts = a.integer("html-facts");
   TraceSettings set = trace_settings_from_flags(a, true);
   bool skip_bad = a.on("skip-bad");
+  dist::Shard shard;
+  if (a.has("shard")) shard = dist::parse_shard(a.str("shard"));
+  // Under mpirun every rank computes; rank 0 alone owns the folder (claim, records of the run, report).
+  const bool lead = dist::rank() == 0;
+  if (shard.on && dist::size() > 1)
+    fail("--shard is for runs without mpirun (mpirun -np N already divides the facts among its ranks)");
 
   std::string kg = a.str("kg-file");
   ct::FactsFile ff = ct::read_facts(kg, skip_bad);
   for (auto& s : ff.skipped) std::fprintf(stderr, "skipped %s\n", s.c_str());
 
   std::string dir = a.str("out"), facts_dir = join_path(dir, "facts");
-  if (!a.on("resume") && !a.on("overwrite") && (file_exists(join_path(facts_dir, "run.json")) || !fact_files(facts_dir).empty()))
-    fail("--out ", dir, " holds an earlier locate run: pass --resume to continue it or --overwrite to start again");
-  // In place: each fact is a result of its own, kept by --resume; the manifest says how far it got.
-  report::claim_output_dir(dir, "locate", report::OutputMode::InPlace);
-  // Said once the run's settings are known good (below), so a refused resume prints its error alone.
-  std::string previous = report::previous_status(dir);
+  std::string previous;
+  if (lead) {
+    if (!a.on("resume") && !a.on("overwrite") && (file_exists(join_path(facts_dir, "run.json")) || !fact_files(facts_dir).empty()))
+      fail("--out ", dir, " holds an earlier locate run: pass --resume to continue it or --overwrite to start again");
+    // In place: each fact is a result of its own, kept by --resume; the manifest says how far it got.
+    report::claim_output_dir(dir, "locate", report::OutputMode::InPlace);
+    // Said once the run's settings are known good (below), so a refused resume prints its error alone.
+    previous = report::previous_status(dir);
+  }
 
   Loaded m = load_from_flags(a);
   ct::check_traceable(*m.model);
@@ -163,6 +126,7 @@ int run_locate(int argc, char** argv) {
   };
   std::vector<Item> items;
   std::vector<json> bad_facts;
+  std::vector<std::pair<int, std::string>> whole_items;  // every shard's
   for (auto& s : ff.skipped) bad_facts.push_back({{"reason", s}});
   std::vector<std::vector<int64_t>> subjects;
   for (auto& f : ff.facts) {
@@ -175,7 +139,7 @@ int run_locate(int argc, char** argv) {
   size_t n_facts = limit ? std::min<size_t>(ff.facts.size(), (size_t)limit) : ff.facts.size();
   for (size_t i = 0; i < n_facts; ++i) {
     const ct::Fact& f = ff.facts[i];
-    Item it{f, (int)i, fact_stem((int)i, f), {}};
+    Item it{f, (int)i, fact_stem((int)i, f.id), {}};
     try {
       if (f.answer) ct::check_known_words(tok, *f.answer, "answer");
       tokenizers::Encoding enc = encode_prompt(a, m, f.prompt, "prompt");
@@ -188,7 +152,8 @@ int run_locate(int argc, char** argv) {
       bad_facts.push_back({{"line", f.line}, {"id", f.id}, {"reason", msg}});
       continue;
     }
-    items.push_back(std::move(it));
+    whole_items.emplace_back(it.index, it.stem);
+    if (shard.mine(it.index)) items.push_back(std::move(it));
   }
 
   // ROME's s<k>: k × the std of the token embeddings of all subjects of the facts file, each alone.
@@ -201,72 +166,105 @@ int run_locate(int argc, char** argv) {
   run["kg_file"] = kg;
   run["prepend_bos"] = a.on("prepend-bos");
   run["special_tokens"] = !a.on("no-special-tokens");
-  make_dirs(facts_dir);
-  remove_stale_temps(facts_dir);
-  std::string run_path = join_path(facts_dir, "run.json");
-  if (a.on("resume") && file_exists(run_path)) {
-    json old;
-    try {
-      old = read_json_file(run_path);
-      if (!old.is_object()) fail("'", run_path, "' is not a JSON object");
-    } catch (const Error& e) {
-      fail(e.what(), " (it records the run's settings; pass --overwrite instead of --resume to start again)");
-    }
-    for (const char* key : kFactSettings)
-      if (old.value(key, json()) != run.value(key, json()))
-        fail("--resume: ", key, " differs from the run in ", dir, " (", dump(old.value(key, json())), " there, ",
-             dump(run.value(key, json())), " now); use the same settings or a new --out");
-    // Runs written before prompts got the tokenizer's special tokens lack the key (and had none).
-    if (old.contains("special_tokens") && old["special_tokens"] != run["special_tokens"])
-      fail("--resume: special_tokens differs from the run in ", dir, "; use the same settings or a new --out");
-  }
-  if (a.on("resume") && !previous.empty() && previous != "complete")
-    std::fprintf(stderr, "resuming a run that did not finish (its manifest said \"%s\")\n", previous.c_str());
-  if (a.on("overwrite") && !(a.on("resume") && file_exists(run_path))) {
-    for (auto& it : items)
-      for (const char* ext : {".safetensors", ".skipped.json"}) std::remove(join_path(facts_dir, it.stem + ext).c_str());
-  }
-
   std::string model_name = models::display_name(cfg.model_type);
-  auto heatmap_id = [](const std::string& stem, ct::Kind k) {
-    return "trace_" + stem + (k == ct::Kind::All ? "" : std::string("_") + ct::kind_name(k));
+  LocateJob whole;  // what merge needs of the whole run (a shard records it)
+  whole.bad_facts = bad_facts;
+  whole.facts_selected = (long long)n_facts;
+  whole.facts_in_file = (long long)(ff.facts.size() + ff.skipped.size());
+  whole.model_name = model_name;
+  whole.n_layers = nL;
+  whole.formats = set.formats;
+  whole.html_facts = html_facts;
+  whole.items = whole_items;
+  json record = run;  // facts/run.json
+  if (shard.on) record["shard"] = {{"index", shard.index}, {"count", shard.count}, {"job", job_json(whole)}};
+  auto job_of = [&](const std::string& d) {
+    LocateJob j = whole;
+    j.dir = d;
+    j.run = run;
+    if (shard.on) {
+      j.items.clear();
+      for (auto& it : items) j.items.emplace_back(it.index, it.stem);
+    }
+    return j;
   };
 
-  // Trace what is not written yet; what is written must be this run's.
-  std::vector<const Item*> todo;
-  std::map<int, Done> reused;         // checked results of earlier runs, kept for the aggregation
-  std::map<int, json> reused_skips;
-  for (auto& it : items) {
-    std::string res = join_path(facts_dir, it.stem + ".safetensors"), skip = join_path(facts_dir, it.stem + ".skipped.json");
-    if (file_exists(res)) {
-      Done d = load_done(res, it.index, it.stem);
-      check_reusable(d.info, run, it.in.ids, res);
-      reused.emplace(it.index, std::move(d));
-    } else if (file_exists(skip)) {
-      json j = read_json_file(skip);
-      check_reusable(j, run, it.in.ids, skip);
-      reused_skips.emplace(it.index, std::move(j));
-    } else {
-      todo.push_back(&it);
+  // Rank 0 (or the only process) checks what earlier runs wrote and lists what is left to trace.
+  std::vector<long long> todo_pos;  // positions in items
+  if (lead) {
+    make_dirs(facts_dir);
+    remove_stale_temps(facts_dir);
+    std::string run_path = join_path(facts_dir, "run.json");
+    if (a.on("resume") && file_exists(run_path)) {
+      json old;
+      try {
+        old = read_json_file(run_path);
+        if (!old.is_object()) fail("'", run_path, "' is not a JSON object");
+      } catch (const Error& e) {
+        fail(e.what(), " (it records the run's settings; pass --overwrite instead of --resume to start again)");
+      }
+      for (const char* key : kFactSettings)
+        if (old.value(key, json()) != run.value(key, json()))
+          fail("--resume: ", key, " differs from the run in ", dir, " (", dump(old.value(key, json())), " there, ",
+               dump(run.value(key, json())), " now); use the same settings or a new --out");
+      // Runs written before prompts got the tokenizer's special tokens lack the key (and had none).
+      if (old.contains("special_tokens") && old["special_tokens"] != run["special_tokens"])
+        fail("--resume: special_tokens differs from the run in ", dir, "; use the same settings or a new --out");
+      if (old.value("shard", json()) != record.value("shard", json())) {
+        auto said = [](const json& sh) {
+          return sh.is_object() ? cat("--shard ", sh.value("index", -1), "/", sh.value("count", -1), " of this facts file")
+                                : std::string("no --shard");
+        };
+        fail("--resume: the run in ", dir, " was made with ", said(old.value("shard", json())), ", this run has ",
+             said(record.value("shard", json())), "; use the same --shard or a new --out");
+      }
     }
+    if (a.on("resume") && !previous.empty() && previous != "complete")
+      std::fprintf(stderr, "resuming a run that did not finish (its manifest said \"%s\")\n", previous.c_str());
+    if (a.on("overwrite") && !(a.on("resume") && file_exists(run_path))) {
+      for (auto& it : items)
+        for (const char* ext : {".safetensors", ".skipped.json"}) std::remove(join_path(facts_dir, it.stem + ext).c_str());
+    }
+
+    // Trace what is not written yet; what is written must be this run's.
+    for (size_t pos = 0; pos < items.size(); ++pos) {
+      const Item& it = items[pos];
+      std::string res = join_path(facts_dir, it.stem + ".safetensors"), skip = join_path(facts_dir, it.stem + ".skipped.json");
+      if (file_exists(res)) {
+        check_reusable(load_fact(res, it.index, it.stem).info, run, it.in.ids, res);
+      } else if (file_exists(skip)) {
+        json j = read_json_file(skip);
+        check_reusable(j, run, it.in.ids, skip);
+      } else {
+        todo_pos.push_back((long long)pos);
+      }
+    }
+    // Rewritten only when it changes: a resumed run over a complete result that is interrupted before
+    // it writes anything leaves the folder as it was (and its manifest "complete" again).
+    std::string run_bytes = dump(record, 2) + "\n";
+    if (!file_exists(run_path) || read_file(run_path) != run_bytes) write_file_atomic(run_path, run_bytes);
+    if (items.size() != todo_pos.size())
+      std::fprintf(stderr, "resuming: %zu of %zu facts already done\n", items.size() - todo_pos.size(), items.size());
   }
-  // Rewritten only when it changes: a resumed run over a complete result that is interrupted before
-  // it writes anything leaves the folder as it was (and its manifest "complete" again).
-  std::string run_bytes = dump(run, 2) + "\n";
-  if (!file_exists(run_path) || read_file(run_path) != run_bytes) write_file_atomic(run_path, run_bytes);
-  if (items.size() != todo.size())
-    std::fprintf(stderr, "resuming: %zu of %zu facts already done\n", items.size() - todo.size(), items.size());
+  dist::bcast(todo_pos);
+  std::vector<const Item*> todo;
+  for (long long k : todo_pos) todo.push_back(&items[(size_t)k]);
   double traced_secs = 0;
   {
-    Progress progress("locate", (long long)todo.size());
+    // One item at a time from rank 0's counter (dynamic: a slow fact holds no other back); every
+    // fact is traced with the run's seed alone, so which rank traces it changes no number.
+    dist::WorkQueue queue("locate", (long long)todo.size());
     report::RenderOptions ropt;
-    for (const Item* it : todo) {
+    std::string spent;  // the seconds this rank traced its last fact, for rank 0's total
+    while (auto next = queue.next(std::move(spent))) {
+      const Item* it = todo[(size_t)*next];
       auto t0 = std::chrono::steady_clock::now();
       ct::TraceOptions opt = set.opt;
       if (it->fact.answer)  // facts the model gets wrong are skipped before any cell is traced
         opt.accept = [&](int64_t id) { return trim(token_text(m, id)) == trim(*it->fact.answer); };
       ct::TraceResult r = ct::trace(*m.model, it->in, opt);
-      traced_secs += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      spent.assign(reinterpret_cast<const char*>(&secs), sizeof secs);
       std::string answer = token_text(m, r.answer_id);
       if (r.rejected) {
         json skip{{"index", it->index}, {"id", it->fact.id}, {"line", it->fact.line},
@@ -275,8 +273,7 @@ int run_locate(int argc, char** argv) {
                   {"input_ids", it->in.ids}};
         for (const char* key : kFactSettings) skip[key] = run.value(key, json());
         write_file_atomic(join_path(facts_dir, it->stem + ".skipped.json"), dump(skip, 2) + "\n");
-        progress.set_note(cat(it->stem, ": skipped (predicts '", trim(answer), "')"));
-        progress.tick();
+        queue.note(cat(it->stem, ": skipped (predicts '", trim(answer), "')"));
         continue;
       }
       std::vector<std::string> tokens = token_labels(m, it->in.ids);
@@ -302,173 +299,21 @@ int run_locate(int argc, char** argv) {
       char note[160];
       std::snprintf(note, sizeof note, "%s: '%s' high %.3g low %.3g", it->stem.c_str(), trim(answer).c_str(), r.high_score,
                     r.low_score);
-      progress.set_note(note);
-      progress.tick();
+      queue.note(note);
+    }
+    for (auto& [k, bytes] : queue.finish()) {  // every fact's seconds on rank 0, by index: one sum, in order
+      double secs = 0;
+      if (bytes.size() == sizeof secs) std::memcpy(&secs, bytes.data(), sizeof secs);
+      traced_secs += secs;
     }
   }
+  if (!lead) return 0;  // rank 0 aggregates what every rank wrote
 
-  // Aggregate everything written (this run and earlier ones).
-  std::vector<Done> done;
-  std::vector<json> skipped = bad_facts;
-  for (auto& it : items) {
-    std::string p = join_path(facts_dir, it.stem + ".safetensors");
-    if (auto r = reused.find(it.index); r != reused.end()) done.push_back(std::move(r->second));
-    else if (auto k = reused_skips.find(it.index); k != reused_skips.end()) skipped.push_back(std::move(k->second));
-    else if (file_exists(p)) done.push_back(load_done(p, it.index, it.stem));
-    else if (file_exists(join_path(facts_dir, it.stem + ".skipped.json")))
-      skipped.push_back(read_json_file(join_path(facts_dir, it.stem + ".skipped.json")));
-  }
-
-  report::RunOutput out(dir, (int)args.size(), args.data(), "locate", cat("Locating factual knowledge: ", model_name),
-                        cat(done.size(), " facts traced of ", n_facts, " (", kg, ")"));
-  out.formats = set.formats;
-  out.manifest.model = m.dir;
-  out.manifest.seed = set.opt.seed;
-  out.manifest.extra = run;
-
-  const std::vector<ct::Kind>& kinds = set.opt.kinds;
-  std::vector<ct::AieAccumulator> acc(kinds.size());
-  std::vector<ct::FactSummary> summaries;
-  // The located site: ROME's decisive one, the MLP output at the last subject token (block output
-  // when MLP was not traced).
-  size_t loc_k = 0;
-  for (size_t k = 0; k < kinds.size(); ++k)
-    if (kinds[k] == ct::Kind::Mlp) loc_k = k;
-  std::string located = cat(kinds[loc_k] == ct::Kind::All ? "the hidden state" : kinds[loc_k] == ct::Kind::Mlp ? "MLP outputs" : "attention outputs",
-                            " at the last subject token");
-  json per_fact = json::array();
-  std::vector<std::pair<std::string, at::Tensor>> all_tensors;
-  std::vector<double> lows, highs;
-  for (auto& d : done) {
-    const json& I = d.info;
-    int64_t b = I["subject_range"][0], e = I["subject_range"][1];
-    double low = I["low_score"], high = I["high_score"];
-    lows.push_back(low);
-    highs.push_back(high);
-    ct::FactSummary s;
-    s.id = d.stem;
-    s.low = low;
-    s.high = high;
-    for (size_t k = 0; k < kinds.size(); ++k) {
-      const at::Tensor* sc = nullptr;
-      for (size_t j = 0; j < d.kinds.size(); ++j)
-        if (d.kinds[j] == kinds[k]) sc = &d.scores[j];
-      if (!sc) fail(dir, "/facts/", d.stem, ".safetensors lacks kind ", ct::kind_name(kinds[k]), "; delete it to redo");
-      acc[k].add(*sc, b, e, low, high);
-      all_tensors.emplace_back(d.stem + ".scores." + ct::kind_name(kinds[k]), sc->to(at::kFloat));
-      if (k == loc_k) {
-        at::Tensor eff = (*sc)[e - 1] - low;
-        s.effect = std::vector<double>(eff.data_ptr<double>(), eff.data_ptr<double>() + eff.numel());
-        s.best_layer = (int)eff.argmax().item<int64_t>();
-        s.best_effect = eff.max().item<double>();
-      }
-    }
-    all_tensors.emplace_back(d.stem + ".input_ids", at::tensor(I["input_ids"].get<std::vector<int64_t>>(), at::kLong));
-    json pf{{"index", d.index}, {"id", I["id"]}, {"prompt", I["prompt"]}, {"subject", I["subject"]},
-            {"answer", I["answer"]}, {"answer_id", I["answer_id"]}, {"subject_range", I["subject_range"]},
-            {"input_tokens", I["input_tokens"]}, {"low_score", low}, {"high_score", high},
-            {"best_layer", s.best_layer}, {"best_effect", s.best_effect}};
-    json files = json::array();
-    for (auto k : d.kinds)
-      for (auto f : set.formats) files.push_back(heatmap_id(d.stem, k) + "." + report::extension(f));
-    pf["figures"] = files;
-    per_fact.push_back(pf);
-    summaries.push_back(std::move(s));
-  }
-
-  json summary{{"model", m.dir}, {"kg_file", kg}, {"settings", run}, {"facts_in_file", ff.facts.size() + ff.skipped.size()},
-               {"facts_selected", n_facts}, {"facts_traced", done.size()}, {"facts_skipped", skipped.size()},
-               {"skipped", skipped}, {"seconds_tracing_this_run", traced_secs}};
-  // With nothing traced there is no located site to name (and no figure of one).
-  summary["located_site"] = done.empty() ? json() : json(located);
-  if (!done.empty()) {
-    // The six AIE categories per kind (ROME's average_causal_effects), and its printed numbers.
-    json aie = json::object();
-    for (size_t k = 0; k < kinds.size(); ++k) {
-      at::Tensor mean = acc[k].mean(), a_ = acc[k].aie(), sd = acc[k].std();
-      auto rows = [](const at::Tensor& t) {
-        json j = json::array();
-        for (int64_t i = 0; i < t.size(0); ++i) {
-          json r = json::array();
-          for (int64_t l = 0; l < t.size(1); ++l) {
-            double v = t[i][l].item<double>();
-            r.push_back(std::isfinite(v) ? json(v) : json());
-          }
-          j.push_back(r);
-        }
-        return j;
-      };
-      std::string kn = ct::kind_name(kinds[k]);
-      json kj{{"categories", std::vector<std::string>(ct::kCategoryNames, ct::kCategoryNames + 6)},
-              {"aie", rows(a_)}, {"mean_score", rows(mean)}, {"std_score", rows(sd)}, {"rows", json::array()}};
-      for (int c = 0; c < 6; ++c) kj["rows"].push_back(acc[k].rows(c));
-      at::Tensor le = mean[2], la = mean[5];
-      kj["best_aie_last_subject_token"] = le.max().item<double>() - acc[k].mean_low();
-      kj["argmax_layer_last_subject_token"] = le.argmax().item<int64_t>();
-      kj["best_aie_last_token"] = la.max().item<double>() - acc[k].mean_low();
-      kj["argmax_layer_last_token"] = la.argmax().item<int64_t>();
-      aie[kn] = kj;
-      all_tensors.emplace_back("aie." + kn, a_.to(at::kFloat));
-      all_tensors.emplace_back("mean_score." + kn, mean.to(at::kFloat));
-      all_tensors.emplace_back("std_score." + kn, sd.to(at::kFloat));
-    }
-    summary["average_total_effect"] = acc[0].mean_high() - acc[0].mean_low();
-    summary["mean_high_score"] = acc[0].mean_high();
-    summary["mean_low_score"] = acc[0].mean_low();
-    summary["aie"] = aie;
-    all_tensors.emplace_back("low_scores", at::tensor(lows, at::kDouble).to(at::kFloat));
-    all_tensors.emplace_back("high_scores", at::tensor(highs, at::kDouble).to(at::kFloat));
-  }
-  summary["facts"] = per_fact;
-  write_file_atomic(join_path(dir, "locating_summary.json"), dump(summary, 2) + "\n");
-  out.add_file("locating_summary.json");
-  if (!all_tensors.empty()) {
-    io::write_safetensors(join_path(dir, "trace.safetensors"), all_tensors, {{"format", "mechscope locate"}});
-    out.add_file("trace.safetensors");
-  }
-
-  out.html.add_number("facts traced", std::to_string(done.size()));
-  out.html.add_number("facts skipped", std::to_string(skipped.size()));
-  out.html.add_number("noise level", set.opt.noise.scale, 4);
-  if (!done.empty()) {
-    out.html.add_number("mean high score", acc[0].mean_high(), 4);
-    out.html.add_number("mean low score", acc[0].mean_low(), 4);
-    // Summaries first, then the per-fact heatmaps.
-    double vmax = NAN;
-    for (size_t k = 0; k < kinds.size(); ++k)
-      if (kinds[k] == ct::Kind::All) vmax = acc[k].aie().clamp_min(0).nan_to_num(0).max().item<double>();
-    for (size_t k = 0; k < kinds.size(); ++k) {
-      std::string id = kinds[k] == ct::Kind::All ? "average_heatmap" : std::string("average_heatmap_") + ct::kind_name(kinds[k]);
-      out.save_figure(ct::average_heatmap(id, acc[k], kinds[k], vmax, set.opt.window, model_name));
-    }
-    std::vector<const ct::AieAccumulator*> ptrs;
-    for (auto& x : acc) ptrs.push_back(&x);
-    out.save_figure(ct::t0_aie_figure("t0_aie_by_layer", kinds, ptrs, model_name));
-    out.save_figure(ct::aggregate_figure("aggregate_analysis", summaries, nL, located, (int)n_facts, (int)skipped.size()));
-    out.save_figure(ct::layer_importance_figure("layer_importance", summaries, nL, located));
-    for (size_t i = 0; i < done.size(); ++i) {
-      const Done& d = done[i];
-      std::vector<std::string> tokens = d.info["input_tokens"].get<std::vector<std::string>>();
-      for (size_t k = 0; k < d.kinds.size(); ++k) {
-        std::string id = heatmap_id(d.stem, d.kinds[k]);
-        std::vector<std::string> files;
-        for (auto f : set.formats) files.push_back(id + "." + report::extension(f));
-        for (auto& f : files) out.add_file(f);
-        if ((long long)i < html_facts)
-          out.html.add_figure(ct::trace_heatmap(id, d.scores[k], tokens, d.info["subject_range"][0], d.info["subject_range"][1],
-                                                d.info["low_score"], trim(d.info["answer"].get<std::string>()), d.kinds[k],
-                                                set.opt.window, model_name),
-                              files);
-      }
-    }
-    if ((long long)done.size() > html_facts)
-      out.html.add_paragraph(cat("Per-fact heatmaps of the other ", done.size() - html_facts,
-                                 " facts are the trace_*.png files in this folder (--html-facts sets how many appear here)."));
-  } else {
-    out.html.add_paragraph("No fact was traced: every fact was skipped (see locating_summary.json).");
-  }
-  out.finish();
-  std::fprintf(stderr, "locate: %zu facts traced, %zu skipped; wrote %s\n", done.size(), skipped.size(), dir.c_str());
+  // Aggregate everything written (this run, its other ranks and earlier runs).
+  LocateJob job = job_of(dir);
+  job.traced_secs = traced_secs;
+  auto [n_done, n_skipped] = locate_aggregate(job, (int)args.size(), args.data());
+  std::fprintf(stderr, "locate: %zu facts traced, %zu skipped; wrote %s\n", n_done, n_skipped, dir.c_str());
   return 0;
 }
 

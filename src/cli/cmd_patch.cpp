@@ -7,12 +7,15 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <map>
 
 #include "analysis/patching/figures.h"
 #include "analysis/patching/patching.h"
 #include "cli/common.h"
+#include "cli/distribute.h"
 #include "cli/patch_common.h"
 #include "cli/registry.h"
+#include "cli/wire.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/progress.h"
@@ -25,6 +28,34 @@ namespace {
 
 namespace P = analysis::patching;
 using Clock = std::chrono::steady_clock;
+
+std::string to_bytes(const P::PatchResult& r) {
+  wire::Writer w;
+  w.pod(r.clean_metric), w.pod(r.corrupt_metric), w.pod(r.base_seconds), w.pod(r.n_pos), w.pod(r.cells),
+      w.pod(r.skipped_noop), w.pod<uint64_t>(r.targets.size());
+  for (auto& t : r.targets) {
+    w.str(t.name);
+    w.pod<uint64_t>(t.axes.size());
+    for (auto& x : t.axes) w.str(x);
+    w.tensor(t.values), w.tensor(t.exact), w.pod(t.seconds);
+  }
+  return w.take();
+}
+
+P::PatchResult from_bytes(const std::string& bytes) {
+  wire::Reader rd(bytes);
+  P::PatchResult r;
+  r.clean_metric = rd.pod<double>(), r.corrupt_metric = rd.pod<double>(), r.base_seconds = rd.pod<double>();
+  r.n_pos = rd.pod<int64_t>(), r.cells = rd.pod<int64_t>(), r.skipped_noop = rd.pod<int64_t>();
+  r.targets.resize((size_t)rd.pod<uint64_t>());
+  for (auto& t : r.targets) {
+    t.name = rd.str();
+    t.axes.resize((size_t)rd.pod<uint64_t>());
+    for (auto& x : t.axes) x = rd.str();
+    t.values = rd.tensor(), t.exact = rd.tensor(), t.seconds = rd.pod<double>();
+  }
+  return r;
+}
 
 int run_patch(int argc, char** argv) {
   Args a("patch",
@@ -57,7 +88,10 @@ int run_patch(int argc, char** argv) {
   auto formats = report::parse_formats(a.str("formats"));
   if (a.on("compare-exact") && method != P::Method::Attribution) fail("--compare-exact goes with --method attribution");
   long long max_rows = a.integer("max-rows", 0, 1LL << 40);
-  report::claim_output_dir(a.str("out"), "patch");
+  // Under mpirun (issue 18) the pairs are the items: every rank patches whole pairs, rank 0 averages
+  // them in pair order exactly as one process does and alone writes the folder.
+  const bool lead = dist::rank() == 0;
+  if (lead) report::claim_output_dir(a.str("out"), "patch");
 
   Loaded m = load_from_flags(a);
   need_lm_head(m, "patch");
@@ -73,10 +107,21 @@ int run_patch(int argc, char** argv) {
       for (auto& t : targets) cells += (long long)P::target_cells(P::target_spec(t), m.model->config(), (int64_t)pair.clean.size()).size();
   auto t0 = Clock::now();
   P::PatchResult r;
-  {
+  if (!dist::active()) {
     Progress progress("patch cells", cells);  // its line ends before the summary is printed
     opt.sweep.on_cells = [&progress](int64_t k) { progress.tick(k); };
     r = P::patch(*m.model, in.pairs, targets, opt);
+  } else {
+    P::check_pairs(in.pairs, targets);
+    std::map<long long, std::string> each;
+    {
+      dist::WorkQueue queue("patch pairs", (long long)in.pairs.size());
+      std::string done;
+      while (auto k = queue.next(std::move(done))) done = to_bytes(P::patch_pair(*m.model, in.pairs[(size_t)*k], targets, opt));
+      each = queue.finish();
+    }
+    if (!lead) return 0;
+    for (size_t k = 0; k < in.pairs.size(); ++k) P::add_pair(r, from_bytes(each.at((long long)k)), in.pairs.size());
   }
   double total = std::chrono::duration<double>(Clock::now() - t0).count();
   if (std::abs(r.clean_metric - r.corrupt_metric) < 1e-12 && !a.on("raw"))

@@ -9,6 +9,7 @@
 #include "analysis/train/train.h"
 #include "cli/args.h"
 #include "cli/common.h"
+#include "cli/distribute.h"
 #include "cli/registry.h"
 #include "cli/threads.h"
 #include "core/error.h"
@@ -48,6 +49,7 @@ int train_corpus(const Args& a, const analysis::TrainOptions& o) {
     Progress progress("train", o.steps);
     r = analysis::train_text_model(corpus, tok_json, where, o, a.str("out"), progress_callback(progress, "token"));
   }
+  if (dist::rank() != 0) return 0;
   std::printf("trained %d steps in %.1f s: loss %.4f, next-token accuracy %.1f%% (%zu texts), %lld parameters -> %s\n",
               r.steps, r.seconds, r.final_loss, 100 * r.accuracy, r.examples, (long long)r.parameters,
               a.str("out").c_str());
@@ -112,18 +114,26 @@ int run_train(int argc, char** argv) {
   o.resume = a.on("resume");
   set_threads(a.str("threads"));
   o.device = device_from_flags(a);  // a device not usable here ends the run before any file is made
+  // Under mpirun (issue 18): data-parallel, each rank a part of every batch, gradients summed over ranks.
+  o.parallel.rank = dist::rank();
+  o.parallel.size = dist::size();
+  o.parallel.sum_doubles = [](double* p, size_t n) { dist::allreduce_sum(p, n); };
+  o.parallel.sum_floats = [](float* p, size_t n) { dist::allreduce_sum(p, n); };
+  o.parallel.barrier = [] { dist::barrier(); };
   if (a.has("corpus")) return train_corpus(a, o);
   std::string kg_path = a.str("kg");
   auto kg = analysis::read_kg(kg_path);
   std::string tok = a.has("tokenizer") ? a.str("tokenizer") : join_path(kg_path.substr(0, kg_path.find_last_of('/') == std::string::npos ? 0 : kg_path.find_last_of('/')), "tokenizer.json");
   if (!file_exists(tok)) fail("no tokenizer at '", tok, "' (give --tokenizer PATH)");
-  report::claim_output_dir(a.str("out"), "train", report::OutputMode::InPlace);  // issue 17: lock, status, no foreign folder
+  if (dist::rank() == 0)  // rank 0 alone writes the model
+    report::claim_output_dir(a.str("out"), "train", report::OutputMode::InPlace);  // issue 17: lock, status, no foreign folder
 
   analysis::TrainResult r;
   {
     Progress progress("train", o.steps);
     r = analysis::train_kg_model(kg, tok, o, a.str("out"), progress_callback(progress, "fact"));
   }
+  if (dist::rank() != 0) return 0;
   std::printf("trained %d steps in %.1f s: loss %.4f, fact accuracy %.1f%% (%zu facts), %lld parameters -> %s\n",
               r.steps, r.seconds, r.final_loss, 100 * r.accuracy, r.examples, (long long)r.parameters, a.str("out").c_str());
   return 0;

@@ -11,6 +11,7 @@
 #include <strings.h>
 #include <new>
 
+#include "cli/distribute.h"
 #include "cli/registry.h"
 #include "core/blas.h"
 #include "core/error.h"
@@ -115,11 +116,25 @@ int main(int argc, char** argv) {
     auto failed = [&](const std::string& why, const char* kind) {
       std::string msg = mechscope::report::public_paths(why);
       mechscope::report::close_outputs(false, msg);
-      std::fprintf(stderr, "mechscope %s: %s: %s\n", name.c_str(), kind, msg.c_str());
+      // Under mpirun every rank may meet the same bad input: the others say which rank they are.
+      std::string who = mechscope::cli::dist::rank() ? mechscope::cat(" (rank ", mechscope::cli::dist::rank(), ")") : "";
+      std::fprintf(stderr, "mechscope %s%s: %s: %s\n", name.c_str(), who.c_str(), kind, msg.c_str());
     };
     try {
+      // Under mpirun/srun (issue 18) the batch commands hand their items out over the ranks; any other
+      // command would run once per rank into the same place, so it is refused.
+      static const char* const kDistributed[] = {"locate", "patch", "heads", "train"};
+      if (mechscope::cli::dist::launched()) {
+        if (std::find_if(std::begin(kDistributed), std::end(kDistributed), [&](const char* d) { return name == d; }) ==
+            std::end(kDistributed))
+          mechscope::fail("mechscope ", name, " does not run over MPI ranks (locate, patch, heads screen and train do); "
+                          "run it without mpirun");
+        mechscope::cli::dist::init(name);
+      }
       int rc = c.run(argc - 2, argv + 2);
       mechscope::report::close_outputs(rc == 0, mechscope::cat("exit code ", rc));
+      // A rank that fails leaves MPI unfinished: mpirun then ends the job and names the rank.
+      if (rc == 0) mechscope::cli::dist::finalize();
       return rc;
     } catch (const mechscope::Error& e) {
       failed(e.what(), "error");

@@ -20,6 +20,14 @@ void set_threads(const std::string& requested) {
   if (requested.empty() || *end || errno || n < 0 || n > cores)
     fail("--threads must be an integer in 0 .. ", cores, " (0 = all ", cores, " cores of this machine), got '", requested, "'");
   long long threads = n ? n : cores;
+  // Ranks of one MPI job on this machine share its cores (issue 18): all cores divided among them.
+  if (!n)
+    for (const char* v : {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS_PER_NODE"})
+      if (const char* local = std::getenv(v)) {
+        long long k = std::atoll(local);
+        if (k > 0) threads = std::max(1LL, cores / k);
+        break;
+      }
   rlimit lim{};
   if (getrlimit(RLIMIT_NPROC, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY) {
     // The limit counts every process and thread of the user; keep half of it for everything else.

@@ -88,16 +88,10 @@ std::vector<at::Tensor> attribution(const models::HookedModel& model, const Base
   return out;
 }
 
-PatchResult patch(const models::HookedModel& model, const std::vector<PromptPair>& pairs,
-                  const std::vector<std::string>& targets, const PatchOptions& opt) {
+void check_pairs(const std::vector<PromptPair>& pairs, const std::vector<std::string>& targets) {
   if (pairs.empty()) fail("no prompt pairs to patch");
-  const auto& cfg = model.config();
-  std::vector<TargetSpec> specs;
   bool by_pos = false;
-  for (auto& t : targets) {
-    specs.push_back(target_spec(t));
-    by_pos |= specs.back().by_pos;
-  }
+  for (auto& t : targets) by_pos |= target_spec(t).by_pos;
   for (size_t i = 0; i < pairs.size(); ++i) {
     if (pairs[i].clean.size() != pairs[i].corrupt.size())
       fail("pair ", i + 1, ": the clean prompt has ", pairs[i].clean.size(), " tokens and the corrupt one ",
@@ -109,44 +103,78 @@ PatchResult patch(const models::HookedModel& model, const std::vector<PromptPair
       fail("pair ", i + 1, " has ", pairs[i].clean.size(), " tokens, pair 1 has ", pairs[0].clean.size(),
            "; targets with a position axis need pairs of one length");
   }
+}
+
+PatchResult patch_pair(const models::HookedModel& model, const PromptPair& pair, const std::vector<std::string>& targets,
+                       const PatchOptions& opt) {
+  const auto& cfg = model.config();
+  std::vector<TargetSpec> specs;
+  for (auto& t : targets) specs.push_back(target_spec(t));
   const at::Device dev = model.device();
   PatchResult r;
-  r.n_pos = (int64_t)pairs[0].clean.size();
+  r.n_pos = (int64_t)pair.clean.size();
   auto points = points_of(specs, cfg);
   for (auto& s : specs) r.targets.push_back({s.name, target_axes(s), {}, {}, 0});
-  for (const auto& pair : pairs) {
-    auto t0 = Clock::now();
-    BaseRun clean = base_run(model, ids_tensor(pair.clean, dev), pair.metric, points, types_tensor(pair.clean_types, dev));
-    BaseRun corrupt = base_run(model, ids_tensor(pair.corrupt, dev), pair.metric, points, types_tensor(pair.corrupt_types, dev));
-    r.base_seconds += since(t0);
-    r.clean_metric += clean.metric / pairs.size();
-    r.corrupt_metric += corrupt.metric / pairs.size();
-    int64_t n = (int64_t)pair.clean.size();
-    std::vector<at::Tensor> attr;
+  auto t0 = Clock::now();
+  BaseRun clean = base_run(model, ids_tensor(pair.clean, dev), pair.metric, points, types_tensor(pair.clean_types, dev));
+  BaseRun corrupt = base_run(model, ids_tensor(pair.corrupt, dev), pair.metric, points, types_tensor(pair.corrupt_types, dev));
+  r.base_seconds += since(t0);
+  r.clean_metric = clean.metric;
+  r.corrupt_metric = corrupt.metric;
+  int64_t n = (int64_t)pair.clean.size();
+  std::vector<at::Tensor> attr;
+  if (opt.method == Method::Attribution) {
+    auto ta = Clock::now();
+    attr = attribution(model, clean, corrupt.ids, pair.metric, specs, nullptr, corrupt.token_type_ids);
+    double each = since(ta) / specs.size();
+    for (auto& t : r.targets) t.seconds += each;
+  }
+  for (size_t i = 0; i < specs.size(); ++i) {
+    TargetResult& tr = r.targets[i];
+    auto shape = target_shape(specs[i], cfg, n);
+    auto cells = target_cells(specs[i], cfg, n);
     if (opt.method == Method::Attribution) {
-      auto ta = Clock::now();
-      attr = attribution(model, clean, corrupt.ids, pair.metric, specs, nullptr, corrupt.token_type_ids);
-      double each = since(ta) / specs.size();
-      for (auto& t : r.targets) t.seconds += each;
+      tr.values = attr[i] + corrupt.metric;
+      if (!opt.also_exact) continue;
     }
-    for (size_t i = 0; i < specs.size(); ++i) {
-      TargetResult& tr = r.targets[i];
-      auto shape = target_shape(specs[i], cfg, n);
-      auto cells = target_cells(specs[i], cfg, n);
-      if (opt.method == Method::Attribution) {
-        at::Tensor v = (attr[i] + corrupt.metric) / (double)pairs.size();
-        tr.values = tr.values.defined() ? tr.values + v : v;
-        if (!opt.also_exact) continue;
-      }
-      auto t1 = Clock::now();
-      Method m = opt.method == Method::Attribution ? Method::Exact : opt.method;
-      at::Tensor v = run_cells(model, corrupt, clean.acts, cells, pair.metric, m, opt.sweep).view(shape) / (double)pairs.size();
-      if (opt.method != Method::Attribution) tr.seconds += since(t1);
-      at::Tensor& dst = opt.method == Method::Attribution ? tr.exact : tr.values;
-      dst = dst.defined() ? dst + v : v;
-      r.cells += (int64_t)cells.size();
+    auto t1 = Clock::now();
+    Method m = opt.method == Method::Attribution ? Method::Exact : opt.method;
+    at::Tensor v = run_cells(model, corrupt, clean.acts, cells, pair.metric, m, opt.sweep).view(shape);
+    if (opt.method != Method::Attribution) tr.seconds += since(t1);
+    (opt.method == Method::Attribution ? tr.exact : tr.values) = v;
+    r.cells += (int64_t)cells.size();
+  }
+  return r;
+}
+
+void add_pair(PatchResult& avg, const PatchResult& one, size_t n_pairs) {
+  const double n = (double)n_pairs;
+  if (avg.targets.empty()) {
+    avg.n_pos = one.n_pos;
+    for (auto& t : one.targets) avg.targets.push_back({t.name, t.axes, {}, {}, 0});
+  }
+  avg.base_seconds += one.base_seconds;
+  avg.clean_metric += one.clean_metric / n;
+  avg.corrupt_metric += one.corrupt_metric / n;
+  avg.cells += one.cells;
+  avg.skipped_noop += one.skipped_noop;
+  for (size_t i = 0; i < one.targets.size(); ++i) {
+    TargetResult& dst = avg.targets[i];
+    const TargetResult& src = one.targets[i];
+    dst.seconds += src.seconds;
+    for (auto [d, s] : {std::pair<at::Tensor*, const at::Tensor*>{&dst.values, &src.values}, {&dst.exact, &src.exact}}) {
+      if (!s->defined()) continue;
+      at::Tensor v = *s / n;
+      *d = d->defined() ? *d + v : v;
     }
   }
+}
+
+PatchResult patch(const models::HookedModel& model, const std::vector<PromptPair>& pairs,
+                  const std::vector<std::string>& targets, const PatchOptions& opt) {
+  check_pairs(pairs, targets);
+  PatchResult r;
+  for (const auto& pair : pairs) add_pair(r, patch_pair(model, pair, targets, opt), pairs.size());
   return r;
 }
 

@@ -152,6 +152,14 @@ struct PatchOptions {
 // length, and all pairs one length when a target has a position axis (Error otherwise).
 PatchResult patch(const models::HookedModel& model, const std::vector<PromptPair>& pairs,
                   const std::vector<std::string>& targets, const PatchOptions& opt);
+// patch() in its parts, for running pairs on different processes (issue 18): check_pairs is its checks,
+// patch_pair one pair's result (not averaged), and add_pair adds one pair's result to the average over
+// n_pairs. Adding every pair's result in pair order to an empty PatchResult gives patch()'s result bit
+// for bit, whichever process computed each pair.
+void check_pairs(const std::vector<PromptPair>& pairs, const std::vector<std::string>& targets);
+PatchResult patch_pair(const models::HookedModel& model, const PromptPair& pair, const std::vector<std::string>& targets,
+                       const PatchOptions& opt);
+void add_pair(PatchResult& average, const PatchResult& one, size_t n_pairs);
 
 // ---- ablation ------------------------------------------------------------------------------------
 

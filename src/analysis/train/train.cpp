@@ -302,19 +302,24 @@ TrainResult train_model(const TrainData& data, const TrainOptions& o, const std:
   check_memory(o, vocab);
   std::string fingerprint = data_fingerprint(data);
 
+  const DataParallel& dp = o.parallel;
+  const bool lead = dp.rank == 0;  // the one process that writes files
+  if (dp.size > 1 && o.batch < dp.size)
+    fail("--batch ", o.batch, " is smaller than the ", dp.size, " processes that share each batch");
   std::string ckpt = join_path(out, "checkpoint");
   int start = 0;
   nlohmann::json state;
   bool resuming = o.resume && file_exists(join_path(ckpt, "state.json"));
   if (resuming) check_resume(ckpt, o, vocab, fingerprint);
-  make_dirs(out);
+  if (lead) make_dirs(out);
   if (resuming) {
     state = read_json_file(join_path(ckpt, "state.json"));
     start = state.at("step").get<int>();
-  } else {
+  } else if (lead) {
     write_initial_model(ckpt, o, vocab);
     write_file_atomic(join_path(ckpt, "config.json"), gpt2_config(o, vocab, bos, "float32").dump(2));
   }
+  if (dp.size > 1) dp.barrier();  // the other processes load the initial model rank 0 wrote
   models::LoadOptions lo;
   lo.device = o.device;  // the weights are read to the host and moved once
   auto model = models::load_model(ckpt, lo);
@@ -364,18 +369,48 @@ TrainResult train_model(const TrainData& data, const TrainOptions& o, const std:
 
   for (int step = start; step < o.steps; ++step) {
     at::Tensor ids, mask, targets, weights;
-    make_batch_on(o.device, examples, batch_indices(o, step, examples.size()), data.last_weight, data.pad, ids, mask,
-                  targets, weights);
+    std::vector<size_t> idx = batch_indices(o, step, examples.size());
+    if (dp.size > 1) {  // this process's part of the global batch: every size-th example
+      std::vector<size_t> mine;
+      for (size_t k = (size_t)dp.rank; k < idx.size(); k += (size_t)dp.size) mine.push_back(idx[k]);
+      idx = std::move(mine);
+    }
+    make_batch_on(o.device, examples, idx, data.last_weight, data.pad, ids, mask, targets, weights);
     models::RunContext ctx;
     ctx.attention_mask = mask;
     at::Tensor logits = model->forward(ids, ctx);  // [b, len, vocab]
     at::Tensor nll = at::cross_entropy_loss(logits.reshape({-1, vocab}), targets.reshape({-1}), {},
                                             at::Reduction::None);
     at::Tensor w = weights.reshape({-1});
-    at::Tensor loss = (nll * w).sum() / w.sum();
+    at::Tensor loss;
+    if (dp.size == 1) {
+      loss = (nll * w).sum() / w.sum();
+    } else {  // this part's share of the global batch's loss: its weighted sum over all parts' weight
+      double total_w = w.sum().item<double>();
+      dp.sum_doubles(&total_w, 1);
+      loss = (nll * w).sum() / total_w;
+    }
     for (auto& p : params)
       if (p.grad().defined()) p.mutable_grad().zero_();
     loss.backward();
+    double loss_value = loss.item<double>();
+    if (dp.size > 1) {  // the global batch's gradient and loss: the sums of the parts'
+      at::NoGradGuard ng;
+      std::vector<at::Tensor> flat;
+      for (auto& p : params) {
+        if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
+        flat.push_back(p.grad().reshape({-1}).to(at::kFloat));
+      }
+      at::Tensor all = at::cat(flat).to(at::kCPU).contiguous();  // MPI sums host memory: one copy each way
+      dp.sum_floats(all.data_ptr<float>(), (size_t)all.numel());
+      int64_t at_ = 0;
+      for (auto& p : params) {
+        int64_t n = p.numel();
+        p.mutable_grad().copy_(all.narrow(0, at_, n).view(p.sizes()));
+        at_ += n;
+      }
+      dp.sum_doubles(&loss_value, 1);
+    }
     if (o.clip > 0) {
       at::NoGradGuard ng;
       // Each parameter's squared norm where the gradients are, all read back in one copy per step and
@@ -393,17 +428,23 @@ TrainResult train_model(const TrainData& data, const TrainOptions& o, const std:
     opt.step(params, decay, step + 1, lr, o.weight_decay);
 
     status.step = step + 1;
-    status.loss = loss.item<double>();
+    status.loss = loss_value;
     status.seconds = prior_seconds + std::chrono::duration<double>(Clock::now() - t0).count();
     bool eval = (status.step % o.eval_every == 0) || status.step == o.steps;
-    if (eval) status.accuracy = accuracy_of(*model, examples, data.last_only, data.eval_limit);
+    if (eval && lead) status.accuracy = accuracy_of(*model, examples, data.last_only, data.eval_limit);
     if (eval || status.step % 50 == 0) {
       nlohmann::json line{{"step", status.step}, {"loss", status.loss}, {"lr", lr}, {"seconds", status.seconds}};
       if (eval) line["accuracy"] = status.accuracy;
       log += line.dump() + "\n";
     }
     if (on_status) on_status(status);
-    if (status.step % o.checkpoint_every == 0 && status.step < o.steps) save_checkpoint(status.step);
+    if (lead && status.step % o.checkpoint_every == 0 && status.step < o.steps) save_checkpoint(status.step);
+  }
+  if (!lead) {  // the model is rank 0's to evaluate and save
+    TrainResult r;
+    r.steps = o.steps;
+    r.final_loss = status.loss;
+    return r;
   }
 
   // The final model: weights in the save dtype, HF layout and files.

@@ -14,6 +14,16 @@
 
 namespace mechscope::analysis {
 
+// Data-parallel training (issue 18): this process is `rank` of `size`; each takes its part of every
+// global batch and the gradients are summed over all of them, so any number of processes trains the
+// same model as one (to float reduction order). The reductions are the caller's (the CLI's MPI).
+struct DataParallel {
+  int rank = 0, size = 1;
+  std::function<void(double*, size_t)> sum_doubles;  // in place, over all ranks
+  std::function<void(float*, size_t)> sum_floats;
+  std::function<void()> barrier;
+};
+
 struct TrainOptions {
   int n_layers = 6, d_model = 128, n_heads = 4, n_ctx = 32;
   int steps = 3000, batch = 64;
@@ -28,6 +38,7 @@ struct TrainOptions {
   // Where the model, AdamW's moments and each batch live (--device); checkpoints and the saved model
   // are written from host copies, once per save.
   at::Device device = at::kCPU;
+  DataParallel parallel;  // not a setting of the model: not recorded, not compared on resume
 };
 
 struct TrainStatus {
