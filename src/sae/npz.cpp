@@ -193,8 +193,9 @@ at::Tensor parse_npy(const std::string& b, const std::string& what) {
       ++i;
     }
     shape.push_back(v);
+    // Checked before multiplying: two plausible dimensions can overflow int64 together.
+    if (v != 0 && numel > (int64_t{1} << 48) / v) fail(what, ": implausible shape ", shape_s);
     numel *= v;
-    if (numel > (int64_t{1} << 48)) fail(what, ": implausible shape ", shape_s);
   }
   size_t item = c10::elementSize(st);
   uint64_t data_start = hstart + hlen;

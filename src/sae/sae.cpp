@@ -221,6 +221,8 @@ SAEConfig parse_config(const nlohmann::json& j, const std::string& what) {
       k = &j["activation_fn_kwargs"]["k"];
     if (!k || !k->is_number() || k->get<double>() < 1 || k->get<double>() != std::floor(k->get<double>()))
       fail(what, ": a topk SAE needs a positive integer 'k' (or activation_fn_kwargs.k)");
+    // Compared as a double first: a k beyond int64 would not convert.
+    if (k->get<double>() > (double)c.d_sae) fail(what, ": k = ", k->dump(), " exceeds d_sae = ", c.d_sae);
     c.k = k->get<int64_t>();
     if (c.k > c.d_sae) fail(what, ": k = ", c.k, " exceeds d_sae = ", c.d_sae);
   }

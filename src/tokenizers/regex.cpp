@@ -170,7 +170,11 @@ class Parser {
       auto num = [&](int& v) {
         size_t st = i_;
         v = 0;
-        while (more() && peek() >= '0' && peek() <= '9') v = v * 10 + int(cps_[i_++] - '0');
+        while (more() && peek() >= '0' && peek() <= '9') {
+          v = v * 10 + int(cps_[i_++] - '0');
+          // Oniguruma's ONIG_MAX_REPEAT_NUM; checked per digit, so the count never overflows.
+          if (v > 100000) malformed("a repeat count above 100000");
+        }
         return i_ > st;
       };
       if (!num(mn)) { i_ = save; return a; }  // a literal '{' (Oniguruma's reading)

@@ -10,6 +10,11 @@ Vocab::Vocab(const std::vector<std::pair<std::string, int32_t>>& entries,
   ids.reserve(entries.size() * 2);
   for (const auto& [tok, id] : entries) {
     if (id < 0) fail(where, ": vocab entry '", tok, "' has negative id ", id);
+    // Ids index a table: one far beyond the entries (a malformed file) would allocate gigabytes for
+    // nothing. Real vocabularies are dense (0 .. n - 1, the odd gap).
+    if (static_cast<size_t>(id) >= 2 * entries.size() + 65536)
+      fail(where, ": vocab entry '", tok, "' has id ", id, ", far beyond the ", entries.size(),
+           " entries of the vocabulary (ids are 0 .. n - 1)");
     if (static_cast<size_t>(id) >= tokens.size()) tokens.resize(id + 1), has.resize(id + 1);
     tokens[id] = tok;
     has[id] = 1;
