@@ -67,6 +67,15 @@ RunResult run_shell(const std::string& cmd) {
   return r;
 }
 
+std::string kg_facts(const std::string& dir, int n) {
+  std::ifstream in(source_dir() + "/examples/kg/facts.jsonl");
+  std::string line, text;
+  for (int i = 0; i < n && std::getline(in, line); ++i) text += line + "\n";
+  std::string p = dir + "/facts.jsonl";
+  std::ofstream(p) << text;
+  return p;
+}
+
 RunResult run_cli(const std::vector<std::string>& args) {
   std::string cmd = quote(MECHSCOPE_BINARY);
   for (auto& a : args) cmd += " " + quote(a);

@@ -31,6 +31,7 @@
 
 using namespace mechscope;
 using mstest::contains;
+using mstest::kg_facts;
 using mstest::run_cli;
 using namespace mstest::faults;
 using json = nlohmann::json;
@@ -40,15 +41,6 @@ namespace {
 
 const std::string kKg = mstest::source_dir() + "/examples/kg/model";
 
-// The first n facts of the shipped knowledge graph (the model predicts them).
-std::string kg_facts(const std::string& dir, int n) {
-  std::ifstream in(mstest::source_dir() + "/examples/kg/facts.jsonl");
-  std::string line, text;
-  for (int i = 0; i < n && std::getline(in, line); ++i) text += line + "\n";
-  std::string p = dir + "/facts.jsonl";
-  std::ofstream(p) << text;
-  return p;
-}
 
 std::vector<std::string> locate_cmd(const std::string& facts, const std::string& out, const std::string& samples = "3") {
   return {"locate", "--model", kKg, "--kg-file", facts, "--num-noise-samples", samples, "--kinds", "all,mlp",

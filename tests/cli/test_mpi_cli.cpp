@@ -15,6 +15,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <thread>
 
@@ -24,6 +25,7 @@
 #include "test_util.h"
 
 using mstest::contains;
+using mstest::kg_facts;
 using mstest::run_cli;
 using json = nlohmann::json;
 namespace fs = std::filesystem;
@@ -66,14 +68,6 @@ std::string no_mpi_reason() {
     if (!why.empty()) GTEST_SKIP() << why;              \
   } while (0)
 
-std::string kg_facts(const std::string& dir, int n) {
-  std::ifstream in(mstest::source_dir() + "/examples/kg/facts.jsonl");
-  std::string line, text;
-  for (int i = 0; i < n && std::getline(in, line); ++i) text += line + "\n";
-  std::string p = dir + "/facts.jsonl";
-  std::ofstream(p) << text;
-  return p;
-}
 
 std::vector<std::string> locate_cmd(const std::string& facts, const std::string& out, const std::string& samples = "3") {
   return {"locate", "--model", kKg, "--kg-file", facts, "--num-samples", "0", "--num-noise-samples", samples,
@@ -142,6 +136,22 @@ pid_t rank_pid(int rank, const std::string& needle) {
   }
   if (d) ::closedir(d);
   return found;
+}
+
+// `cmd(out)` run by one process into DIR/one and by 2 and 3 ranks: `tensors` byte for byte, and the
+// JSON `numbers` (timings removed) equal.
+void expect_ranks_equal_one_process(const std::string& dir,
+                                    const std::function<std::vector<std::string>(const std::string&)>& cmd,
+                                    const std::string& tensors, const std::function<json(const std::string&)>& numbers) {
+  auto one = run_cli(cmd(dir + "/one"));
+  ASSERT_EQ(one.code, 0) << one.err;
+  for (int np : {2, 3}) {
+    std::string out = dir + "/np" + std::to_string(np);
+    auto r = run_mpi(np, cmd(out));
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(mechscope::read_file(dir + "/one/" + tensors), mechscope::read_file(out + "/" + tensors)) << np;
+    EXPECT_EQ(numbers(dir + "/one"), numbers(out)) << np;
+  }
 }
 
 }  // namespace
@@ -290,15 +300,7 @@ TEST(Mpi, PatchPairsRanksEqualOneProcess) {
     for (auto& t : j["targets"]) t.erase("seconds");
     return j;
   };
-  auto one = run_cli(cmd(dir + "/one"));
-  ASSERT_EQ(one.code, 0) << one.err;
-  for (int np : {2, 3}) {
-    std::string out = dir + "/np" + std::to_string(np);
-    auto r = run_mpi(np, cmd(out));
-    ASSERT_EQ(r.code, 0) << r.err;
-    EXPECT_EQ(mechscope::read_file(dir + "/one/patch.safetensors"), mechscope::read_file(out + "/patch.safetensors")) << np;
-    EXPECT_EQ(numbers(dir + "/one"), numbers(out)) << np;
-  }
+  expect_ranks_equal_one_process(dir, cmd, "patch.safetensors", numbers);
 }
 
 // heads screen over 2 and 3 ranks: every (emotion, pair) is an item; the scores are the same bits.
@@ -322,15 +324,7 @@ TEST(Mpi, HeadsScreenRanksEqualOneProcess) {
     j.erase("timings");
     return j;
   };
-  auto one = run_cli(cmd(dir + "/one"));
-  ASSERT_EQ(one.code, 0) << one.err;
-  for (int np : {2, 3}) {
-    std::string out = dir + "/np" + std::to_string(np);
-    auto r = run_mpi(np, cmd(out));
-    ASSERT_EQ(r.code, 0) << r.err;
-    EXPECT_EQ(mechscope::read_file(dir + "/one/head_scores.safetensors"), mechscope::read_file(out + "/head_scores.safetensors"));
-    EXPECT_EQ(numbers(dir + "/one"), numbers(out)) << np;
-  }
+  expect_ranks_equal_one_process(dir, cmd, "head_scores.safetensors", numbers);
   auto refused = run_mpi(2, {"heads", "ablate", "--out", dir + "/abl"});
   EXPECT_NE(refused.code, 0);
   EXPECT_TRUE(contains(refused.err, "heads ablate does not run over MPI ranks")) << refused.err;
