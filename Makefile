@@ -3,7 +3,7 @@ BUILD ?= build
 BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build test demo bench clean test-asan test-asan-parsers fuzz
+.PHONY: all deps build test demo bench clean test-asan test-asan-parsers fuzz format format-check
 
 all: build
 
@@ -47,6 +47,16 @@ fuzz:
 	CXX=clang++ cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMECHSCOPE_FUZZ=ON
 	cmake --build $(FUZZ_BUILD) -j $(JOBS)
 	FUZZ_JOBS=$(FUZZ_JOBS) bash scripts/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# The layout of every C++ file we wrote (.clang-format; third_party/ is kept as its authors wrote it).
+# CI runs format-check: it lists the files clang-format would change and fails if there is one.
+FORMAT_FILES = $(shell git ls-files '*.cpp' '*.h' | grep -v '^third_party/')
+format: deps
+	clang-format-14 -i $(FORMAT_FILES)
+format-check: deps
+	@bad=$$(for f in $(FORMAT_FILES); do clang-format-14 --dry-run -Werror "$$f" >/dev/null 2>&1 || echo "$$f"; done); \
+	if [ -n "$$bad" ]; then echo "not in the layout of .clang-format (run \`make format\`):"; echo "$$bad"; exit 1; fi; \
+	echo "format-check: $(words $(FORMAT_FILES)) files in the layout of .clang-format"
 
 bench: build
 	cmake --build $(BUILD) --target benches -j $(JOBS)

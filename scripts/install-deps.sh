@@ -11,6 +11,7 @@ APT_PACKAGES=(
   nlohmann-json3-dev      # config.json, tokenizer.json, safetensors headers
   libutf8proc-dev         # Unicode categories and normalisation for tokenizers
   libgtest-dev            # unit tests
+  clang-format-14         # make format / make format-check (CI): the layout in .clang-format
   zlib1g-dev              # deflate entries of .npz files (Gemma Scope SAEs)
   openmpi-bin libopenmpi-dev   # mpirun -np N mechscope <batch command> (optional at build time: without it, --shard i/N + merge)
   libcairo2-dev libpango1.0-dev fonts-noto-cjk fonts-noto-color-emoji fonts-dejavu-core
