@@ -59,10 +59,10 @@ static void ensure_bert_base(const std::string& dir) {
     w.emplace_back(p + "output.LayerNorm.bias", at::zeros({d}));
   }
   io::write_safetensors(join_path(dir, "model.safetensors"), w, {{"format", "pt"}});
-  nlohmann::json cfg{{"model_type", "bert"}, {"architectures", {"BertModel"}}, {"hidden_size", d}, {"num_hidden_layers", L},
-                     {"num_attention_heads", 12}, {"intermediate_size", M}, {"hidden_act", "gelu"},
-                     {"max_position_embeddings", P}, {"type_vocab_size", 2}, {"vocab_size", V}, {"layer_norm_eps", 1e-12},
-                     {"pad_token_id", 0}};
+  nlohmann::json cfg{{"model_type", "bert"},   {"architectures", {"BertModel"}}, {"hidden_size", d},
+                     {"num_hidden_layers", L}, {"num_attention_heads", 12},      {"intermediate_size", M},
+                     {"hidden_act", "gelu"},   {"max_position_embeddings", P},   {"type_vocab_size", 2},
+                     {"vocab_size", V},        {"layer_norm_eps", 1e-12},        {"pad_token_id", 0}};
   write_file_atomic(join_path(dir, "config.json"), cfg.dump(2));
 }
 
@@ -94,8 +94,8 @@ int main(int argc, char** argv) {
   std::vector<int64_t> heads;
   for (int64_t h = 0; h < cfg.n_heads; ++h) heads.push_back(h);
 
-  nlohmann::json out{{"model", dir}, {"threads", at::get_num_threads()}, {"device", bench::device_name()}, {"texts", in.size()}, {"tsne_heads", tsne_heads},
-                     {"tsne_iterations", tsne_iters}};
+  nlohmann::json out{{"model", dir},       {"threads", at::get_num_threads()}, {"device", bench::device_name()},
+                     {"texts", in.size()}, {"tsne_heads", tsne_heads},         {"tsne_iterations", tsne_iters}};
   V::Extracted ex = V::extract(*model, in, layers);  // warm-up
   double best = 1e9;
   for (int r = 0; r < 3; ++r) {

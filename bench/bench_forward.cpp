@@ -39,7 +39,9 @@ int main(int argc, char** argv) {
     loads.push_back(seconds_since(t));
   }
   at::NoGradGuard ng;
-  nlohmann::json out{{"load_s", median(loads)}, {"threads", at::get_num_threads()}, {"openblas_kernels", blas_core()},
+  nlohmann::json out{{"load_s", median(loads)},
+                     {"threads", at::get_num_threads()},
+                     {"openblas_kernels", blas_core()},
                      {"device", bench::device_name()}};
   for (int64_t n : {16, 256}) {
     at::Tensor ids = at::randint(0, 50257, {1, n}, at::kLong).to(bench::device());

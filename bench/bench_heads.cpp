@@ -48,8 +48,13 @@ int main(int argc, char** argv) {
     aligned.push_back(H::align_pair(tok->encode(p.emotion), tok->encode(p.neutral)));
   }
   const int64_t new_tokens = 15;
-  nlohmann::json out{{"model", dir}, {"threads", at::get_num_threads()}, {"device", bench::device_name()}, {"prompts", prompts.size()},
-                     {"new_tokens", new_tokens}, {"batch", batch}, {"head", "0:0"}};
+  nlohmann::json out{{"model", dir},
+                     {"threads", at::get_num_threads()},
+                     {"device", bench::device_name()},
+                     {"prompts", prompts.size()},
+                     {"new_tokens", new_tokens},
+                     {"batch", batch},
+                     {"head", "0:0"}};
 
   hooks::HookSet hs;
   hooks::ScopedHooks scope(hs);
@@ -72,8 +77,8 @@ int main(int argc, char** argv) {
   out["causal_s"] = cs;
   out["causal_cells"] = cells;
   out["causal_cells_per_s"] = (double)cells / cs;
-  std::fprintf(stderr, "causal: %lld heads x %zu pairs in %.2fs (%.0f cells/s)\n", (long long)s.numel(), aligned.size(), cs,
-               (double)cells / cs);
+  std::fprintf(stderr, "causal: %lld heads x %zu pairs in %.2fs (%.0f cells/s)\n", (long long)s.numel(), aligned.size(),
+               cs, (double)cells / cs);
   std::printf("%s\n", out.dump().c_str());
   return 0;
 }

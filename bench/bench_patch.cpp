@@ -52,7 +52,11 @@ int main(int argc, char** argv) {
   auto ci = at::tensor(clean, at::kLong).unsqueeze(0).to(bench::device()),
        ki = at::tensor(corrupt, at::kLong).unsqueeze(0).to(bench::device());
 
-  nlohmann::json out{{"model", dir}, {"threads", at::get_num_threads()}, {"device", bench::device_name()}, {"n_pos", n}, {"naive_sample", sample}};
+  nlohmann::json out{{"model", dir},
+                     {"threads", at::get_num_threads()},
+                     {"device", bench::device_name()},
+                     {"n_pos", n},
+                     {"naive_sample", sample}};
   auto t = Clock::now();
   std::vector<std::string> all_points;
   for (const char* name : {"resid_pre", "attn_out", "mlp_out", "z_all_pos", "z"})
@@ -65,7 +69,8 @@ int main(int argc, char** argv) {
     const char* name;
     bool skip, packed;
   };
-  const Variant variants[] = {{"fast", true, true}, {"fast_no_skip", false, true}, {"fast_generic_no_skip", false, false}};
+  const Variant variants[] = {
+      {"fast", true, true}, {"fast_no_skip", false, true}, {"fast_generic_no_skip", false, false}};
   std::vector<std::pair<std::string, std::vector<std::string>>> sweeps{
       {"resid_pre", {"resid_pre"}},
       {"block_every", {"resid_pre", "attn_out", "mlp_out"}},
@@ -108,7 +113,8 @@ int main(int argc, char** argv) {
     auto t0 = Clock::now();
     at::Tensor naive = P::run_cells(*model, kb, cb.acts, run, metric, P::Method::Naive);
     double secs = seconds_since(t0) * (double)cells.size() / (double)run.size();
-    at::Tensor fast = fast_values[sweep].index_select(0, at::tensor(std::vector<int64_t>(which.begin(), which.end()), at::kLong));
+    at::Tensor fast =
+        fast_values[sweep].index_select(0, at::tensor(std::vector<int64_t>(which.begin(), which.end()), at::kLong));
     s["naive_max_diff"] = (naive - fast).abs().max().item<double>();
     s[full ? "naive_s" : "naive_s_est"] = secs;
     s["speedup_fast_vs_naive"] = secs / s["fast_s"].get<double>();

@@ -49,7 +49,8 @@ int main(int argc, char** argv) {
   for (size_t k = 0; k < fast.scores.size(); ++k)
     diff = std::max(diff, (fast.scores[k] - naive.scores[k]).abs().max().item<double>());
   const auto& c = model->config();
-  nlohmann::json j{{"bench", "trace"}, {"device", bench::device_name()},
+  nlohmann::json j{{"bench", "trace"},
+                   {"device", bench::device_name()},
                    {"model", dir},
                    {"layers", c.n_layers},
                    {"d_model", c.d_model},

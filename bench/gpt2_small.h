@@ -44,12 +44,18 @@ inline void ensure_gpt2_small(const std::string& dir) {
   w.emplace_back("ln_f.weight", at::ones({d}));
   w.emplace_back("ln_f.bias", at::zeros({d}));
   io::write_safetensors(join_path(dir, "model.safetensors"), w, {{"format", "pt"}});
-  nlohmann::json cfg{{"model_type", "gpt2"},  {"architectures", {"GPT2LMHeadModel"}},
-                     {"n_embd", d},           {"n_layer", L},
-                     {"n_head", 12},          {"n_positions", P},
-                     {"n_ctx", P},            {"vocab_size", V},
-                     {"activation_function", "gelu_new"}, {"layer_norm_epsilon", 1e-5},
-                     {"bos_token_id", 50256}, {"eos_token_id", 50256}};
+  nlohmann::json cfg{{"model_type", "gpt2"},
+                     {"architectures", {"GPT2LMHeadModel"}},
+                     {"n_embd", d},
+                     {"n_layer", L},
+                     {"n_head", 12},
+                     {"n_positions", P},
+                     {"n_ctx", P},
+                     {"vocab_size", V},
+                     {"activation_function", "gelu_new"},
+                     {"layer_norm_epsilon", 1e-5},
+                     {"bos_token_id", 50256},
+                     {"eos_token_id", 50256}};
   write_file_atomic(join_path(dir, "config.json"), cfg.dump(2));
 }
 

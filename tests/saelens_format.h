@@ -37,11 +37,24 @@ inline void expect_saelens_folder(const std::string& dir) {
   auto opt_str = [](const nlohmann::json& v) { return v.is_null() || v.is_string(); };
   // SAELens <= 5's SAEConfig fields without defaults, with their types.
   const std::vector<std::pair<std::string, std::function<bool(const nlohmann::json&)>>> required = {
-      {"architecture", is_str}, {"d_in", is_int}, {"d_sae", is_int}, {"activation_fn_str", is_str},
-      {"apply_b_dec_to_input", is_bool}, {"finetuning_scaling_factor", is_bool}, {"context_size", is_int},
-      {"model_name", is_str}, {"hook_name", is_str}, {"hook_layer", is_int}, {"hook_head_index", opt_int},
-      {"prepend_bos", is_bool}, {"dataset_path", is_str}, {"dataset_trust_remote_code", is_bool},
-      {"normalize_activations", is_str}, {"dtype", is_str}, {"device", is_str}, {"sae_lens_training_version", opt_str}};
+      {"architecture", is_str},
+      {"d_in", is_int},
+      {"d_sae", is_int},
+      {"activation_fn_str", is_str},
+      {"apply_b_dec_to_input", is_bool},
+      {"finetuning_scaling_factor", is_bool},
+      {"context_size", is_int},
+      {"model_name", is_str},
+      {"hook_name", is_str},
+      {"hook_layer", is_int},
+      {"hook_head_index", opt_int},
+      {"prepend_bos", is_bool},
+      {"dataset_path", is_str},
+      {"dataset_trust_remote_code", is_bool},
+      {"normalize_activations", is_str},
+      {"dtype", is_str},
+      {"device", is_str},
+      {"sae_lens_training_version", opt_str}};
   for (auto& [key, ok] : required) {
     ASSERT_TRUE(c.contains(key)) << "cfg.json lacks '" << key << "'";
     EXPECT_TRUE(ok(c[key])) << key << " = " << c[key].dump();
@@ -62,7 +75,8 @@ inline void expect_saelens_folder(const std::string& dir) {
 
   int64_t di = c["d_in"], ds = c["d_sae"];
   auto w = mechscope::io::SafetensorsFile::open(dir + "/sae_weights.safetensors");
-  std::map<std::string, std::vector<int64_t>> want = {{"W_enc", {di, ds}}, {"b_enc", {ds}}, {"W_dec", {ds, di}}, {"b_dec", {di}}};
+  std::map<std::string, std::vector<int64_t>> want = {
+      {"W_enc", {di, ds}}, {"b_enc", {ds}}, {"W_dec", {ds, di}}, {"b_dec", {di}}};
   if (arch == "jumprelu") want["threshold"] = {ds};
   std::set<std::string> names;
   for (auto& [name, info] : w->tensors()) names.insert(name);

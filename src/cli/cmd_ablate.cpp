@@ -70,12 +70,14 @@ int run_ablate(int argc, char** argv) {
   add_model_flags(a);
   a.opt("prompt", "TEXT", "the prompt");
   a.opt("ids", "IDS", "the prompt as token ids");
-  a.opt("pair", "TEXT", "second segment of --prompt (BERT-family: the tokenizer's pair template, token types 0/1; "
-                        "reference prompts run with type 0)");
+  a.opt("pair", "TEXT",
+        "second segment of --prompt (BERT-family: the tokenizer's pair template, token types 0/1; "
+        "reference prompts run with type 0)");
   add_answer_flags(a);
   a.opt("targets", "LIST", "comma-separated targets (see mechscope patch --help)", "z_all_pos");
   a.opt("kind", "K", "zero, mean or resample", "zero");
-  a.opt("reference", "FILE", "reference prompts for mean/resample: one per line (text, or {\"prompt\": ..} / {\"ids\": [..]})");
+  a.opt("reference", "FILE",
+        "reference prompts for mean/resample: one per line (text, or {\"prompt\": ..} / {\"ids\": [..]})");
   a.opt("method", "M", "exact (fast path) or naive (one forward per cell)", "exact");
   a.opt("formats", "LIST", "static figure formats: png, svg, pdf", "png");
   a.opt("out", "DIR", "output folder");
@@ -111,7 +113,8 @@ int run_ablate(int argc, char** argv) {
   if (a.has("reference")) reference = read_reference(a, m, a.str("reference"));
 
   long long runs = kind == P::AblationKind::Resample ? (long long)reference.size() : 1, cells = 0;
-  for (auto& t : targets) cells += runs * (long long)P::target_cells(P::target_spec(t), m.model->config(), (int64_t)ids.size()).size();
+  for (auto& t : targets)
+    cells += runs * (long long)P::target_cells(P::target_spec(t), m.model->config(), (int64_t)ids.size()).size();
   auto t0 = Clock::now();
   P::AblationResult r;
   {
@@ -132,11 +135,21 @@ int run_ablate(int argc, char** argv) {
   auto labels = position_labels(toks, toks);
 
   std::vector<std::pair<std::string, at::Tensor>> tensors;
-  nlohmann::json j{{"model", m.dir}, {"kind", kind_name}, {"method", P::method_name(method)},
-                   {"metric", {{"kind", P::metric_name(metric.kind)}, {"answer_id", metric.answer},
-                               {"wrong_id", metric.wrong}, {"position", metric.position}, {"clean", r.clean_metric}}},
-                   {"value", "metric(ablated) - metric(clean)"}, {"ids", ids}, {"tokens", toks}, {"positions", labels},
-                   {"references", reference.size()}, {"n_pos", r.n_pos}};
+  nlohmann::json j{{"model", m.dir},
+                   {"kind", kind_name},
+                   {"method", P::method_name(method)},
+                   {"metric",
+                    {{"kind", P::metric_name(metric.kind)},
+                     {"answer_id", metric.answer},
+                     {"wrong_id", metric.wrong},
+                     {"position", metric.position},
+                     {"clean", r.clean_metric}}},
+                   {"value", "metric(ablated) - metric(clean)"},
+                   {"ids", ids},
+                   {"tokens", toks},
+                   {"positions", labels},
+                   {"references", reference.size()},
+                   {"n_pos", r.n_pos}};
   j["timings"] = {{"total_s", total}};
   if (a.has("pair")) j["token_type_ids"] = types;
   std::string title = kind_name;
@@ -145,7 +158,10 @@ int run_ablate(int argc, char** argv) {
   for (auto& t : r.targets) {
     at::Tensor v = t.values.to(at::kFloat);
     tensors.emplace_back(t.name, v);
-    j["targets"].push_back({{"name", t.name}, {"axes", t.axes}, {"shape", v.sizes().vec()}, {"seconds", t.seconds},
+    j["targets"].push_back({{"name", t.name},
+                            {"axes", t.axes},
+                            {"shape", v.sizes().vec()},
+                            {"seconds", t.seconds},
                             {"values", nlohmann::json::parse(tensor_json(v))}});
     j["timings"][t.name + "_s"] = t.seconds;
   }

@@ -45,8 +45,8 @@ std::vector<std::pair<int, std::string>> read_texts(const std::string& path) {
 
 // Through the one prompt encoder (texts are encoded exactly as every command encodes prompts), with
 // its messages naming this command's inputs.
-std::vector<std::vector<int64_t>> encode_texts(const std::vector<std::string>& texts, const std::vector<std::string>& names,
-                                               const Args& a, const Loaded& m) {
+std::vector<std::vector<int64_t>> encode_texts(const std::vector<std::string>& texts,
+                                               const std::vector<std::string>& names, const Args& a, const Loaded& m) {
   std::vector<std::vector<int64_t>> out;
   for (size_t i = 0; i < texts.size(); ++i) out.push_back(encode_text(a, m, texts[i], names[i]).ids);
   return out;
@@ -59,7 +59,8 @@ std::vector<int64_t> selection(const std::string& s, int64_t n, const std::strin
     return out;
   }
   for (long long v : parse_int_list(s, flag)) {
-    if (v < 0 || v >= n) fail(flag, ": ", what, " ", v, " is out of range (the model has ", n, " ", what, "s: 0 .. ", n - 1, ")");
+    if (v < 0 || v >= n)
+      fail(flag, ": ", what, " ", v, " is out of range (the model has ", n, " ", what, "s: 0 .. ", n - 1, ")");
     if (std::find(out.begin(), out.end(), v) == out.end()) out.push_back(v);
   }
   if (out.empty()) fail(flag, ": no ", what, " given");
@@ -89,13 +90,20 @@ double rms_radius(const at::Tensor& x) { return (x - x.mean(0, true)).pow(2).sum
 
 int run_attnviz(int argc, char** argv) {
   Args a("attnviz",
-         "--model M (--text TEXT ... | --texts FILE) [--layers all|0,3] [--heads all|0,2] [--normalize paper|search|none]\n"
-         "       [--scope head|layer|model] [--projection pca|tsne] [--lines top1|topk:K|mass:P] [--highlight Q:K ...] --out DIR",
-         "AttentionViz (Yeh et al., IEEE VIS 2023): every head's queries and keys as the attention uses them (after biases,\n"
-         "after rotary, GQA keys expanded), checked against the model's hook_pattern, normalised without changing attention\n"
-         "(paper: keys translated onto the query centroid, queries x c and keys x 1/c with c maximising the attention-weighted\n"
-         "correlation of q.k with -|q - k|; search: the seed's grid over keys += a and c maximising |corr(q.k, cosine distance)|),\n"
-         "and embedded jointly (PCA or Barnes-Hut t-SNE) per head, per layer or over the whole model. Writes attnviz.json,\n"
+         "--model M (--text TEXT ... | --texts FILE) [--layers all|0,3] [--heads all|0,2] [--normalize "
+         "paper|search|none]\n"
+         "       [--scope head|layer|model] [--projection pca|tsne] [--lines top1|topk:K|mass:P] [--highlight Q:K ...] "
+         "--out DIR",
+         "AttentionViz (Yeh et al., IEEE VIS 2023): every head's queries and keys as the attention uses them (after "
+         "biases,\n"
+         "after rotary, GQA keys expanded), checked against the model's hook_pattern, normalised without changing "
+         "attention\n"
+         "(paper: keys translated onto the query centroid, queries x c and keys x 1/c with c maximising the "
+         "attention-weighted\n"
+         "correlation of q.k with -|q - k|; search: the seed's grid over keys += a and c maximising |corr(q.k, cosine "
+         "distance)|),\n"
+         "and embedded jointly (PCA or Barnes-Hut t-SNE) per head, per layer or over the whole model. Writes "
+         "attnviz.json,\n"
          "attnviz.safetensors, result_layer{L}.html per layer, PNGs for --png-heads, and index.html.");
   add_model_flags(a);
   a.multi("text", "TEXT", "an input text (repeatable)");
@@ -105,24 +113,30 @@ int run_attnviz(int argc, char** argv) {
   a.opt("layers", "all|LIST", "layers to extract", "all");
   a.opt("heads", "all|LIST", "heads to normalise, embed and draw", "all");
   a.opt("normalize", "MODE", "paper, search or none", "paper");
-  a.opt("search-a", "LO:HI:N", "--normalize search: grid of the scalar added to every key coordinate (linear)", "-1:1:21");
+  a.opt("search-a", "LO:HI:N", "--normalize search: grid of the scalar added to every key coordinate (linear)",
+        "-1:1:21");
   a.opt("search-c", "LO:HI:N", "--normalize search: grid of c (log-spaced)", "0.25:4:17");
-  a.opt("paper-c", "LO:HI:N", "--normalize paper: coarse log grid of c before golden-section refinement", "0.01:100:81");
-  a.opt("scope", "S", "normalise and embed per head, per layer (all its heads jointly) or model (all layers jointly)", "head");
+  a.opt("paper-c", "LO:HI:N", "--normalize paper: coarse log grid of c before golden-section refinement",
+        "0.01:100:81");
+  a.opt("scope", "S", "normalise and embed per head, per layer (all its heads jointly) or model (all layers jointly)",
+        "head");
   a.opt("projection", "P", "pca or tsne", "pca");
   a.opt("dims", "2|3", "PCA components kept in attnviz.safetensors (figures use the first two; t-SNE is 2-D)", "2");
   a.opt("perplexity", "X", "t-SNE perplexity (lowered to (points - 1) / 3 when larger)", "30");
   a.opt("tsne-iterations", "N", "t-SNE iterations", "1000");
   a.opt("seed", "N", "t-SNE seed", "0");
-  a.opt("lines", "RULE", "lines from each query: top1, topk:K, or mass:P (its smallest set of keys holding P of its attention)", "top1");
-  a.multi("highlight", "Q:K", "a query word and a key word (every word piece matched); red when the key is the query's top key");
+  a.opt("lines", "RULE",
+        "lines from each query: top1, topk:K, or mass:P (its smallest set of keys holding P of its attention)", "top1");
+  a.multi("highlight", "Q:K",
+          "a query word and a key word (every word piece matched); red when the key is the query's top key");
   a.opt("png-heads", "LIST", "heads drawn as PNG: first (first head of each layer), all, none, or L:H,L:H", "first");
   a.opt("formats", "LIST", "static figure formats: png, svg, pdf", "png");
   a.opt("out", "DIR", "output folder");
   if (!a.parse(argc, argv)) return 0;
   auto t_start = Clock::now();
   if (!a.has("out")) fail("--out DIR is required");
-  if (a.has("text") == a.has("texts")) fail("give the input with --text TEXT (repeatable) or --texts FILE, not both or neither");
+  if (a.has("text") == a.has("texts"))
+    fail("give the input with --text TEXT (repeatable) or --texts FILE, not both or neither");
   V::NormalizeOptions nopt;
   nopt.mode = V::parse_mode(a.str("normalize"));
   nopt.search_a = V::parse_range(a.str("search-a"), "--search-a");
@@ -192,8 +206,9 @@ int run_attnviz(int argc, char** argv) {
       both = both || (!h.query_tokens.back().empty() && !h.key_tokens.back().empty());
     }
     if (!both) {
-      std::string why = !any_q ? "'" + qw + "' is not a word of any text" : !any_k ? "'" + kw + "' is not a word of any text"
-                                                                              : "no text holds both words";
+      std::string why = !any_q   ? "'" + qw + "' is not a word of any text"
+                        : !any_k ? "'" + kw + "' is not a word of any text"
+                                 : "no text holds both words";
       fail("--highlight ", qw, ":", kw, ": ", why, " (tokens of ", names[0], ": ", joined_tokens(tokens[0]), ")");
     }
     highlights.push_back(h);
@@ -216,7 +231,8 @@ int run_attnviz(int argc, char** argv) {
       } catch (const std::exception&) {
         fail("--png-heads: expected first, all, none or L:H,L:H, got '", ph, "'");
       }
-      if (std::find(layers.begin(), layers.end(), l) == layers.end() || std::find(heads.begin(), heads.end(), h) == heads.end())
+      if (std::find(layers.begin(), layers.end(), l) == layers.end() ||
+          std::find(heads.begin(), heads.end(), h) == heads.end())
         fail("--png-heads: ", item, " is not among the chosen --layers and --heads");
       png_heads.push_back({(int)l, (int64_t)h});
     }
@@ -275,7 +291,8 @@ int run_attnviz(int argc, char** argv) {
         const auto& ps = pts[gi];
         std::map<std::tuple<int64_t, int64_t, bool>, size_t> idx;
         for (size_t i = 0; i < ps.meta.size(); ++i)
-          if (ps.meta[i].layer_index == li && ps.meta[i].head == head) idx[{ps.meta[i].text, ps.meta[i].pos, ps.meta[i].key}] = i;
+          if (ps.meta[i].layer_index == li && ps.meta[i].head == head)
+            idx[{ps.meta[i].text, ps.meta[i].pos, ps.meta[i].key}] = i;
         double r_full1 = rms_radius(ps.x), r_proj1 = rms_radius(coords[gi].narrow(1, 0, 2));
         double r_full0 = rms_radius(pts_raw[gi].x), r_proj0 = rms_radius(coords_raw[gi].narrow(1, 0, 2));
         at::Tensor attn = ex.pattern[li].select(1, head);
@@ -287,14 +304,23 @@ int run_attnviz(int argc, char** argv) {
               size_t a_ = idx.at({t, qi, false}), b_ = idx.at({t, kj, true});
               auto dist = [](const at::Tensor& x, size_t i, size_t j) { return (x[i] - x[j]).norm().item<double>(); };
               double f0 = dist(pts_raw[gi].x, a_, b_) / r_full0, f1 = dist(ps.x, a_, b_) / r_full1;
-              double p0 = dist(coords_raw[gi].narrow(1, 0, 2), a_, b_) / r_proj0, p1 = dist(coords[gi].narrow(1, 0, 2), a_, b_) / r_proj1;
+              double p0 = dist(coords_raw[gi].narrow(1, 0, 2), a_, b_) / r_proj0,
+                     p1 = dist(coords[gi].narrow(1, 0, 2), a_, b_) / r_proj1;
               at::Tensor row = attn[t][qi].masked_fill(ok[t][qi].logical_not(), -1);
               bool is_top = row.argmax().item<int64_t>() == kj;
-              hj["pairs"].push_back({{"layer", ex.layers[li]}, {"head", head}, {"text", t}, {"query_pos", qi}, {"key_pos", kj},
-                                     {"query_token", tokens[t][qi]}, {"key_token", tokens[t][kj]},
-                                     {"attention", attn[t][qi][kj].item<double>()}, {"top_key", is_top},
-                                     {"distance_before", f0}, {"distance_after", f1},
-                                     {"projected_distance_before", p0}, {"projected_distance_after", p1},
+              hj["pairs"].push_back({{"layer", ex.layers[li]},
+                                     {"head", head},
+                                     {"text", t},
+                                     {"query_pos", qi},
+                                     {"key_pos", kj},
+                                     {"query_token", tokens[t][qi]},
+                                     {"key_token", tokens[t][kj]},
+                                     {"attention", attn[t][qi][kj].item<double>()},
+                                     {"top_key", is_top},
+                                     {"distance_before", f0},
+                                     {"distance_after", f1},
+                                     {"projected_distance_before", p0},
+                                     {"projected_distance_after", p1},
                                      {"closer", p1 < p0}});
               ++total, closer += p1 < p0, top += is_top;
             }
@@ -305,8 +331,8 @@ int run_attnviz(int argc, char** argv) {
 
   // Nothing is written before this point: every user error above leaves no output folder.
   report::RunOutput out(a.str("out"), argc, argv, "attnviz", "AttentionViz: " + m.dir,
-                        std::to_string(texts.size()) + " text(s), normalisation " + V::mode_name(nopt.mode) + ", scope " +
-                            V::scope_name(scope) + ", " + projection);
+                        std::to_string(texts.size()) + " text(s), normalisation " + V::mode_name(nopt.mode) +
+                            ", scope " + V::scope_name(scope) + ", " + projection);
   out.formats = formats;
   out.manifest.model = m.dir;
   out.manifest.seed = topt.seed;
@@ -340,7 +366,10 @@ int run_attnviz(int argc, char** argv) {
     }
   }
   io::write_safetensors(join_path(out.dir(), "attnviz.safetensors"), tensors,
-                        {{"model", m.dir}, {"normalize", V::mode_name(nopt.mode)}, {"scope", V::scope_name(scope)}, {"projection", projection}});
+                        {{"model", m.dir},
+                         {"normalize", V::mode_name(nopt.mode)},
+                         {"scope", V::scope_name(scope)},
+                         {"projection", projection}});
   out.add_file("attnviz.safetensors");
 
   // Figures: per layer, a page with every head's scatter and Fig. 4(b); the matrix view in index.html.
@@ -354,8 +383,9 @@ int run_attnviz(int argc, char** argv) {
   out.html.add_number("projection", projection);
   for (size_t li = 0; li < ex.layers.size(); ++li) {
     int L = ex.layers[li];
-    report::HtmlReport page("AttentionViz: layer " + std::to_string(L) + " of " + m.dir,
-                            V::mode_name(nopt.mode) + " normalisation, scope " + V::scope_name(scope) + ", " + projection);
+    report::HtmlReport page(
+        "AttentionViz: layer " + std::to_string(L) + " of " + m.dir,
+        V::mode_name(nopt.mode) + " normalisation, scope " + V::scope_name(scope) + ", " + projection);
     std::vector<V::HeadView> views;
     for (int64_t h : heads) {
       size_t gi = group_of.at({li, h});
@@ -363,9 +393,9 @@ int run_attnviz(int argc, char** argv) {
       views.push_back(V::make_view(ex, li, h, pts[gi], coords[gi], tokens, rule, highlights, "H" + std::to_string(h)));
       std::string id = "L" + std::to_string(L) + "_H" + std::to_string(h);
       auto joint = V::joint_figure(id + "_joint", "Queries and keys: " + title, views.back(), axis);
-      auto dd = V::dot_distance_figure(id + "_dot_distance", "Dot product against distance: " + title, ex.q[li].select(2, h),
-                                       ex.k[li].select(2, h), qn[li].select(2, h), kn[li].select(2, h),
-                                       ex.pattern[li].select(1, h), ex.allowed(li));
+      auto dd = V::dot_distance_figure(id + "_dot_distance", "Dot product against distance: " + title,
+                                       ex.q[li].select(2, h), ex.k[li].select(2, h), qn[li].select(2, h),
+                                       kn[li].select(2, h), ex.pattern[li].select(1, h), ex.allowed(li));
       page.add_figure(joint);
       page.add_figure(dd);
       if (std::find(png_heads.begin(), png_heads.end(), std::make_pair(L, h)) != png_heads.end()) {
@@ -376,8 +406,8 @@ int run_attnviz(int argc, char** argv) {
     std::string page_name = "result_layer" + std::to_string(L) + ".html";
     page.write(join_path(out.dir(), page_name));
     out.add_file(page_name);
-    auto gf = V::grid_figure("layer" + std::to_string(L) + "_heads", "Layer " + std::to_string(L) + ": all heads", views, axis,
-                              scope != V::Scope::Head);
+    auto gf = V::grid_figure("layer" + std::to_string(L) + "_heads", "Layer " + std::to_string(L) + ": all heads",
+                             views, axis, scope != V::Scope::Head);
     std::vector<std::string> files;
     for (auto f : formats) {
       std::string name = gf.id + "." + report::extension(f);
@@ -393,26 +423,44 @@ int run_attnviz(int argc, char** argv) {
   json j;
   j["model"] = m.dir;
   j["model_type"] = cfg.model_type;
-  j["settings"] = {{"normalize", V::mode_name(nopt.mode)}, {"scope", V::scope_name(scope)}, {"projection", projection},
-                   {"dims", cd}, {"lines", a.str("lines")}, {"layers", layers}, {"heads", heads},
-                   {"search_a", a.str("search-a")}, {"search_c", a.str("search-c")}, {"paper_c", a.str("paper-c")},
-                   {"perplexity", topt.perplexity}, {"tsne_iterations", topt.iterations}, {"seed", topt.seed},
+  j["settings"] = {{"normalize", V::mode_name(nopt.mode)},
+                   {"scope", V::scope_name(scope)},
+                   {"projection", projection},
+                   {"dims", cd},
+                   {"lines", a.str("lines")},
+                   {"layers", layers},
+                   {"heads", heads},
+                   {"search_a", a.str("search-a")},
+                   {"search_c", a.str("search-c")},
+                   {"paper_c", a.str("paper-c")},
+                   {"perplexity", topt.perplexity},
+                   {"tsne_iterations", topt.iterations},
+                   {"seed", topt.seed},
                    {"threads", at::get_num_threads()}};
   j["texts"] = json::array();
-  for (size_t t = 0; t < texts.size(); ++t) j["texts"].push_back({{"text", texts[t]}, {"ids", ids[t]}, {"tokens", tokens[t]}});
+  for (size_t t = 0; t < texts.size(); ++t)
+    j["texts"].push_back({{"text", texts[t]}, {"ids", ids[t]}, {"tokens", tokens[t]}});
   j["attention_check"] = json::array();
   for (size_t li = 0; li < ex.layers.size(); ++li) {
     const auto& r = ex.rules[li];
-    j["attention_check"].push_back({{"layer", ex.layers[li]}, {"max_abs_diff", ex.max_diff[li]}, {"scale", r.scale},
-                                    {"causal", r.causal}, {"window", r.window}, {"softcap", r.softcap}});
+    j["attention_check"].push_back({{"layer", ex.layers[li]},
+                                    {"max_abs_diff", ex.max_diff[li]},
+                                    {"scale", r.scale},
+                                    {"causal", r.causal},
+                                    {"window", r.window},
+                                    {"softcap", r.softcap}});
   }
   j["attention_max_abs_diff"] = worst;
   j["normalization"] = json::array();
   for (size_t gi = 0; gi < groups.size(); ++gi) {
     const auto& n = norms[gi];
-    json gj{{"group", groups[gi].name}, {"translation", n.translation}, {"c", n.c},
-            {"weighted_corr_before", n.weighted_corr_before}, {"weighted_corr_after", n.weighted_corr_after},
-            {"cosine_corr_before", n.cosine_corr_before}, {"cosine_corr_after", n.cosine_corr_after},
+    json gj{{"group", groups[gi].name},
+            {"translation", n.translation},
+            {"c", n.c},
+            {"weighted_corr_before", n.weighted_corr_before},
+            {"weighted_corr_after", n.weighted_corr_after},
+            {"cosine_corr_before", n.cosine_corr_before},
+            {"cosine_corr_after", n.cosine_corr_after},
             {"max_pattern_change", n.max_pattern_change}};
     if (nopt.mode == V::Mode::Search) gj["a"] = n.a, gj["c_effect"] = n.c_effect;
     if (!n.note.empty()) gj["note"] = n.note;
@@ -421,7 +469,10 @@ int run_attnviz(int argc, char** argv) {
     j["normalization"].push_back(gj);
   }
   j["highlights"] = hl_json;
-  j["timings"] = {{"extract_s", t_extract}, {"normalize_s", t_norm}, {"project_s", t_project}, {"figures_s", t_figures},
+  j["timings"] = {{"extract_s", t_extract},
+                  {"normalize_s", t_norm},
+                  {"project_s", t_project},
+                  {"figures_s", t_figures},
                   {"total_s", seconds_since(t_start)}};
   write_file_atomic(join_path(out.dir(), "attnviz.json"), j.dump(1));
   out.add_file("attnviz.json");
@@ -430,18 +481,24 @@ int run_attnviz(int argc, char** argv) {
 
   double wb = 0, wa = 0;
   for (auto& n : norms) wb += n.weighted_corr_before, wa += n.weighted_corr_after;
-  std::fprintf(stderr, "attnviz: %zu text(s), %zu layer(s) x %zu head(s); attention reproduced to %.2g; %s normalisation (scope %s): "
-               "weighted corr(q.k, -distance) %.3f -> %.3f (mean over %zu group(s)); wrote %s\n",
-               texts.size(), layers.size(), heads.size(), worst, V::mode_name(nopt.mode).c_str(), V::scope_name(scope).c_str(),
-               wb / norms.size(), wa / norms.size(), norms.size(), out.dir().c_str());
+  std::fprintf(
+      stderr,
+      "attnviz: %zu text(s), %zu layer(s) x %zu head(s); attention reproduced to %.2g; %s normalisation (scope %s): "
+      "weighted corr(q.k, -distance) %.3f -> %.3f (mean over %zu group(s)); wrote %s\n",
+      texts.size(), layers.size(), heads.size(), worst, V::mode_name(nopt.mode).c_str(), V::scope_name(scope).c_str(),
+      wb / norms.size(), wa / norms.size(), norms.size(), out.dir().c_str());
   for (auto& h : hl_json)
-    std::fprintf(stderr, "highlight %s:%s: %d pair(s) over the chosen heads, %d with the key as the query's top key, %d closer after normalisation (%s plane)\n",
-                 h["query_word"].get<std::string>().c_str(), h["key_word"].get<std::string>().c_str(), h["summary"]["pairs"].get<int>(),
-                 h["summary"]["top_key"].get<int>(), h["summary"]["closer_in_projection"].get<int>(), axis.c_str());
+    std::fprintf(stderr,
+                 "highlight %s:%s: %d pair(s) over the chosen heads, %d with the key as the query's top key, %d closer "
+                 "after normalisation (%s plane)\n",
+                 h["query_word"].get<std::string>().c_str(), h["key_word"].get<std::string>().c_str(),
+                 h["summary"]["pairs"].get<int>(), h["summary"]["top_key"].get<int>(),
+                 h["summary"]["closer_in_projection"].get<int>(), axis.c_str());
   return 0;
 }
 
-const Register reg{"attnviz", "AttentionViz: joint query-key embeddings of every head, normalised as the paper", 75, run_attnviz};
+const Register reg{"attnviz", "AttentionViz: joint query-key embeddings of every head, normalised as the paper", 75,
+                   run_attnviz};
 
 }  // namespace
 }  // namespace mechscope::cli

@@ -44,9 +44,25 @@ int run_demo(int argc, char** argv) {
   std::string model = a.has("model-dir") ? a.str("model-dir") : example_path("examples/kg/model");
   std::string facts = a.has("kg-file") ? a.str("kg-file") : example_path("examples/kg/facts.jsonl");
   std::string out = a.str("out");
-  std::vector<std::string> args{"--model-dir", model, "--kg-file", facts, "--num-samples", a.str("num-samples"),
-                                "--noise-level", "3.0", "--num-noise-samples", "10", "--window", a.str("window"), "--out", out,
-                                "--threads", a.str("threads"), "--device", a.str("device"), "--overwrite"};
+  std::vector<std::string> args{"--model-dir",
+                                model,
+                                "--kg-file",
+                                facts,
+                                "--num-samples",
+                                a.str("num-samples"),
+                                "--noise-level",
+                                "3.0",
+                                "--num-noise-samples",
+                                "10",
+                                "--window",
+                                a.str("window"),
+                                "--out",
+                                out,
+                                "--threads",
+                                a.str("threads"),
+                                "--device",
+                                a.str("device"),
+                                "--overwrite"};
   std::vector<char*> av;
   for (auto& s : args) av.push_back(s.data());
   CommandFn locate = nullptr;
@@ -69,9 +85,12 @@ int run_demo(int argc, char** argv) {
     for (int k = 0; k < 3; ++k) {
       if (!s["aie"].contains(names[k])) continue;
       auto& j = s["aie"][names[k]];
-      std::printf("  restoring the %-27s: best at the last subject token, layer %lld (AIE %.3f); at the last token, layer %lld (AIE %.3f)\n",
-                  words[k], (long long)j.value("argmax_layer_last_subject_token", 0LL), j.value("best_aie_last_subject_token", 0.0),
-                  (long long)j.value("argmax_layer_last_token", 0LL), j.value("best_aie_last_token", 0.0));
+      std::printf(
+          "  restoring the %-27s: best at the last subject token, layer %lld (AIE %.3f); at the last token, layer %lld "
+          "(AIE %.3f)\n",
+          words[k], (long long)j.value("argmax_layer_last_subject_token", 0LL),
+          j.value("best_aie_last_subject_token", 0.0), (long long)j.value("argmax_layer_last_token", 0LL),
+          j.value("best_aie_last_token", 0.0));
     }
     if (s["aie"].contains("mlp") && s["aie"].contains("attn")) {
       double mlp = s["aie"]["mlp"].value("best_aie_last_subject_token", 0.0);
@@ -82,12 +101,13 @@ int run_demo(int argc, char** argv) {
     }
   }
   if (s.value("facts_traced", 0) == 0) {
-    std::printf("\nnothing was traced, so there are no figures: %s/locating_summary.json lists why each fact was skipped.\n",
-                out.c_str());
+    std::printf(
+        "\nnothing was traced, so there are no figures: %s/locating_summary.json lists why each fact was skipped.\n",
+        out.c_str());
     return 0;
   }
-  std::printf("\nreport: %s/index.html (figures: %s/*.png, numbers: %s/locating_summary.json)\n", out.c_str(), out.c_str(),
-              out.c_str());
+  std::printf("\nreport: %s/index.html (figures: %s/*.png, numbers: %s/locating_summary.json)\n", out.c_str(),
+              out.c_str(), out.c_str());
   return 0;
 }
 

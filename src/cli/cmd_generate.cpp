@@ -24,8 +24,12 @@ int run_generate(int argc, char** argv) {
   a.flag("no-eos-stop", "keep generating after the end-of-sequence token");
   a.flag("json", "print {\"prompt_ids\": [...], \"prompt_tokens\": [...], \"new_ids\": [...], \"text\": \"...\"}");
   // Head ablation (issue 14): kept as its own block so the prompt handling above merges cleanly.
-  a.opt("ablate-heads", "L:H,...", "ablate these attention heads (their hook_z) at every position, generated ones included; 'L:*' = a whole layer");
-  a.opt("ablation", "KIND", "with --ablate-heads: zero, or mean (each head's z averaged over the prompt's positions, without ablation)", "zero");
+  a.opt(
+      "ablate-heads", "L:H,...",
+      "ablate these attention heads (their hook_z) at every position, generated ones included; 'L:*' = a whole layer");
+  a.opt("ablation", "KIND",
+        "with --ablate-heads: zero, or mean (each head's z averaged over the prompt's positions, without ablation)",
+        "zero");
   if (!a.parse(argc, argv)) return 0;
 
   models::GenerateOptions g;

@@ -68,12 +68,10 @@ std::vector<int64_t> keyword_tokens(const Loaded& m, const std::vector<std::stri
 
 }  // namespace
 
-void add_screen_flags(Args& a) {
-  a.opt("score", "S", "keyword-attention, output-norm or causal", "keyword-attention");
-}
+void add_screen_flags(Args& a) { a.opt("score", "S", "keyword-attention, output-norm or causal", "keyword-attention"); }
 
-ScreenResult compute_screen(const Args& a, const Loaded& m, const H::Profile& prof, const std::vector<std::string>& emotions,
-                            H::ScreenScore score, int64_t top_n) {
+ScreenResult compute_screen(const Args& a, const Loaded& m, const H::Profile& prof,
+                            const std::vector<std::string>& emotions, H::ScreenScore score, int64_t top_n) {
   const auto& cfg = m.model->config();
   if (!cfg.causal) fail("heads screen needs a causal language model; '", m.dir, "' is ", cfg.model_type);
   need_lm_head(m, "heads screen");
@@ -247,8 +245,8 @@ int run_screen(int argc, char** argv) {
   std::printf("%zu scores (%lld layers x %lld heads x %zu emotions) in %.2fs -> %s\n", r.json["scores"].size(),
               (long long)cfg.n_layers, (long long)cfg.n_heads, emotions.size(), r.seconds, out.dir().c_str());
   for (size_t i = 0; i < r.top.size() && i < 10; ++i)
-    std::printf("  %2zu. layer %lld head %lld  %-10s %+.6f\n", i + 1, (long long)r.top[i].layer, (long long)r.top[i].head,
-                r.top[i].emotion.c_str(), r.top[i].score);
+    std::printf("  %2zu. layer %lld head %lld  %-10s %+.6f\n", i + 1, (long long)r.top[i].layer,
+                (long long)r.top[i].head, r.top[i].emotion.c_str(), r.top[i].score);
   return 0;
 }
 
@@ -280,7 +278,8 @@ int run_heads(int argc, char** argv) {
   fail("unknown heads subcommand '", argv[0], "' (known: screen, ablate, patch, plot, all)");
 }
 
-const Register reg{"heads", "attention-head analysis of emotion (heads screen, ablate, patch, plot, all)", 75, run_heads};
+const Register reg{"heads", "attention-head analysis of emotion (heads screen, ablate, patch, plot, all)", 75,
+                   run_heads};
 
 }  // namespace
 }  // namespace mechscope::cli::heads

@@ -47,14 +47,14 @@ struct ScreenRow {
   double score;
 };
 struct ScreenResult {
-  nlohmann::json json;                        // head_scores.json
-  std::map<std::string, at::Tensor> scores;   // emotion -> [layers, heads] float64
-  std::vector<ScreenRow> top;                 // by |score|, at most top_n
+  nlohmann::json json;                       // head_scores.json
+  std::map<std::string, at::Tensor> scores;  // emotion -> [layers, heads] float64
+  std::vector<ScreenRow> top;                // by |score|, at most top_n
   double seconds = 0;
 };
 void add_screen_flags(Args& a);  // --score (shared by screen and all)
-ScreenResult compute_screen(const Args& a, const Loaded& m, const H::Profile& prof, const std::vector<std::string>& emotions,
-                            H::ScreenScore score, int64_t top_n);
+ScreenResult compute_screen(const Args& a, const Loaded& m, const H::Profile& prof,
+                            const std::vector<std::string>& emotions, H::ScreenScore score, int64_t top_n);
 // head_scores.json and head_scores.safetensors into dir (atomic); returns the file names.
 std::vector<std::string> write_screen(const std::string& dir, const ScreenResult& r, const std::string& model);
 // Emotion e's top n heads by |score|.
@@ -76,16 +76,19 @@ void add_experiment_flags(Args& a, const std::string& what, bool spec = true);
 Experiment experiment_from_flags(const Args& a, bool require_spec = true);
 
 struct ExperimentResult {
-  std::map<std::string, nlohmann::json> files;               // <model>_<emotion>_<heads>.json -> content
-  std::vector<std::pair<std::string, at::Tensor>> tensors;   // per-prompt scores
+  std::map<std::string, nlohmann::json> files;              // <model>_<emotion>_<heads>.json -> content
+  std::vector<std::pair<std::string, at::Tensor>> tensors;  // per-prompt scores
   double seconds = 0;
 };
-ExperimentResult run_ablation(const Args& a, const Loaded& m, const Experiment& x, const std::vector<std::string>& emotions,
-                              const std::vector<H::HeadRef>& heads, H::HeadAblation kind);
-ExperimentResult run_patching(const Args& a, const Loaded& m, const Experiment& x, const std::vector<std::string>& emotions,
-                              const std::vector<H::HeadRef>& heads, bool patch_generated_mean);
+ExperimentResult run_ablation(const Args& a, const Loaded& m, const Experiment& x,
+                              const std::vector<std::string>& emotions, const std::vector<H::HeadRef>& heads,
+                              H::HeadAblation kind);
+ExperimentResult run_patching(const Args& a, const Loaded& m, const Experiment& x,
+                              const std::vector<std::string>& emotions, const std::vector<H::HeadRef>& heads,
+                              bool patch_generated_mean);
 // The files and <st_name> into dir (atomic); returns the names written.
-std::vector<std::string> write_experiment_files(const std::string& dir, const ExperimentResult& r, const std::string& st_name,
+std::vector<std::string> write_experiment_files(const std::string& dir, const ExperimentResult& r,
+                                                const std::string& st_name,
                                                 const std::map<std::string, std::string>& meta);
 void print_table(const std::map<std::string, nlohmann::json>& files, const std::string& side);
 std::string base_name(std::string p);

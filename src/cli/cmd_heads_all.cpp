@@ -23,8 +23,7 @@ ScreenResult load_screen(const std::string& path) {
   ScreenResult r;
   r.json = read_json_file(path);
   H::HeadScoreTable t = H::read_head_scores(path, "--resume");
-  for (auto& e : t.emotions)
-    r.scores[e] = at::tensor(t.scores[e], at::kDouble).view({t.n_layers, t.n_heads}).clone();
+  for (auto& e : t.emotions) r.scores[e] = at::tensor(t.scores[e], at::kDouble).view({t.n_layers, t.n_heads}).clone();
   return r;
 }
 
@@ -43,7 +42,8 @@ int run_all(int argc, char** argv) {
   a.opt("top-n", "N", "heads of each emotion ablated and patched (its top N by |score|)", "5");
   a.opt("plot-top-n", "N", "heads in top_heads.png", "20");
   a.opt("kind", "K", "ablation: zero, or mean (over every prompt of the profile)", "zero");
-  a.opt("patch-generated", "G", "patching: none, or mean (generated positions get the emotion prompt's mean z)", "none");
+  a.opt("patch-generated", "G", "patching: none, or mean (generated positions get the emotion prompt's mean z)",
+        "none");
   a.opt("formats", "LIST", "static formats of the figures: png, svg, pdf", "png");
   a.flag("resume", "continue the run in --out: stages already written are kept");
   if (!a.parse(argc, argv)) return 0;
@@ -59,22 +59,31 @@ int run_all(int argc, char** argv) {
   need_lm_head(m, "heads all");
   std::string dir = a.str("out");
 
-  nlohmann::json settings{{"model", m.dir}, {"profile", x.prof.dir}, {"emotions", x.emotions}, {"score", H::screen_score_name(score)},
-                          {"top_n", top_n}, {"kind", H::head_ablation_name(kind)}, {"patch_generated", pg},
-                          {"max_tokens", x.max_tokens}, {"resamples", x.resamples}, {"seed", x.seed},
-                          {"eos_stop", !a.on("no-eos-stop")}, {"prepend_bos", a.on("prepend-bos")},
+  nlohmann::json settings{{"model", m.dir},
+                          {"profile", x.prof.dir},
+                          {"emotions", x.emotions},
+                          {"score", H::screen_score_name(score)},
+                          {"top_n", top_n},
+                          {"kind", H::head_ablation_name(kind)},
+                          {"patch_generated", pg},
+                          {"max_tokens", x.max_tokens},
+                          {"resamples", x.resamples},
+                          {"seed", x.seed},
+                          {"eos_stop", !a.on("no-eos-stop")},
+                          {"prepend_bos", a.on("prepend-bos")},
                           {"special_tokens", !a.on("no-special-tokens")},
                           {"sentiment_model", x.classifier ? x.classifier->name : ""}};
   // A batch run written in place (stages are resumed), as locate: lock, status, no foreign folder.
   report::claim_output_dir(dir, "heads all", report::OutputMode::InPlace);
   std::string run_path = join_path(dir, "run.json");
   if (file_exists(run_path)) {
-    if (!a.on("resume")) fail("--out ", dir, " holds an earlier heads all run: pass --resume to continue it, or give a new --out");
+    if (!a.on("resume"))
+      fail("--out ", dir, " holds an earlier heads all run: pass --resume to continue it, or give a new --out");
     nlohmann::json old = read_json_file(run_path);
     for (auto& [k, v] : settings.items())
       if (!old.contains(k) || old[k] != v)
-        fail("--resume: ", k, " differs from the run in ", dir, " (", old.value(k, nlohmann::json()).dump(), " there, ", v.dump(),
-             " now); use the same settings or a new --out");
+        fail("--resume: ", k, " differs from the run in ", dir, " (", old.value(k, nlohmann::json()).dump(), " there, ",
+             v.dump(), " now); use the same settings or a new --out");
   }
   // Every prompt is encoded and checked against the context before anything is written.
   for (auto& e : x.emotions) {
@@ -84,8 +93,9 @@ int run_all(int argc, char** argv) {
 
   auto t0 = std::chrono::steady_clock::now();
   report::RunOutput out(dir, argc, argv, "heads all", "Attention heads and emotion: " + m.dir,
-                        H::screen_score_name(score) + " screen, top " + std::to_string(top_n) + " heads per emotion ablated (" +
-                            H::head_ablation_name(kind) + ") and patched, profile " + x.prof.dir);
+                        H::screen_score_name(score) + " screen, top " + std::to_string(top_n) +
+                            " heads per emotion ablated (" + H::head_ablation_name(kind) + ") and patched, profile " +
+                            x.prof.dir);
   out.formats = formats;
   write_file_atomic(run_path, settings.dump(1));
   out.add_file("run.json");

@@ -38,9 +38,15 @@ Scores score_texts(const std::vector<std::string>& texts, const Experiment& x) {
 }
 
 nlohmann::json comparison_json(const H::PairedComparison& c) {
-  return {{"n", c.n}, {"baseline_mean", c.mean_a}, {"intervened_mean", c.mean_b}, {"mean_diff", c.mean_diff},
-          {"ci95", {c.ci_low, c.ci_high}}, {"p_value", c.p_value}, {"exact_permutation", c.exact_permutation},
-          {"resamples", c.resamples}, {"seed", c.seed}};
+  return {{"n", c.n},
+          {"baseline_mean", c.mean_a},
+          {"intervened_mean", c.mean_b},
+          {"mean_diff", c.mean_diff},
+          {"ci95", {c.ci_low, c.ci_high}},
+          {"p_value", c.p_value},
+          {"exact_permutation", c.exact_permutation},
+          {"resamples", c.resamples},
+          {"seed", c.seed}};
 }
 
 // "0:0,3:5" -> "00_35" as the seed names its files (L-H where a number has two digits).
@@ -57,8 +63,9 @@ std::string spec_tag(const std::vector<H::HeadRef>& heads) {
 // prompt, and fills j (every prompt, both runs, the comparisons) and the per-prompt score tensors.
 void compare_runs(nlohmann::json& j, std::vector<std::pair<std::string, at::Tensor>>& tensors, const std::string& e,
                   const std::string& side, const std::vector<std::string>& prompt_texts,
-                  const std::vector<std::vector<int64_t>>& prompt_ids, const std::vector<std::vector<int64_t>>& base_ids,
-                  const std::vector<std::vector<int64_t>>& other_ids, const tokenizers::Tokenizer& tok, const Experiment& x) {
+                  const std::vector<std::vector<int64_t>>& prompt_ids,
+                  const std::vector<std::vector<int64_t>>& base_ids, const std::vector<std::vector<int64_t>>& other_ids,
+                  const tokenizers::Tokenizer& tok, const Experiment& x) {
   std::vector<std::string> base_text, other_text;
   for (auto& ids : base_ids) base_text.push_back(decode_known(tok, ids));
   for (auto& ids : other_ids) other_text.push_back(decode_known(tok, ids));
@@ -115,10 +122,11 @@ void write_report(report::RunOutput& out, const ExperimentResult& r, const std::
     for (const char* metric : {"sentiment", "positive"}) {
       if (!j["comparison"].contains(metric)) continue;
       auto& c = j["comparison"][metric];
-      out.html.add_paragraph(cat(j["emotion"].get<std::string>(), ": ", metric == std::string("sentiment") ? "VADER " : "P(POSITIVE) ",
-                                 c["baseline_mean"].get<double>(), " (baseline) -> ", c["intervened_mean"].get<double>(), " (",
-                                 side, "), diff ", c["mean_diff"].get<double>(), ", 95% CI [", c["ci95"][0].get<double>(), ", ",
-                                 c["ci95"][1].get<double>(), "], p = ", c["p_value"].get<double>()));
+      out.html.add_paragraph(
+          cat(j["emotion"].get<std::string>(), ": ", metric == std::string("sentiment") ? "VADER " : "P(POSITIVE) ",
+              c["baseline_mean"].get<double>(), " (baseline) -> ", c["intervened_mean"].get<double>(), " (", side,
+              "), diff ", c["mean_diff"].get<double>(), ", 95% CI [", c["ci95"][0].get<double>(), ", ",
+              c["ci95"][1].get<double>(), "], p = ", c["p_value"].get<double>()));
     }
   }
   out.finish();
@@ -133,7 +141,8 @@ std::string base_name(std::string p) {
 }
 
 void print_table(const std::map<std::string, nlohmann::json>& files, const std::string& side) {
-  std::printf("%-10s %-18s %9s %9s %9s  %-21s %8s\n", "emotion", "metric", "baseline", side.c_str(), "change", "95% CI", "p");
+  std::printf("%-10s %-18s %9s %9s %9s  %-21s %8s\n", "emotion", "metric", "baseline", side.c_str(), "change", "95% CI",
+              "p");
   for (auto& [name, j] : files) {
     std::string e = j["emotion"];
     auto row = [&](const std::string& metric, const nlohmann::json& c) {
@@ -155,14 +164,16 @@ void add_experiment_flags(Args& a, const std::string& what, bool spec) {
     a.opt("head-spec", "L:H,...", "heads to " + what + ": '0:0,3:5', 'L:*' for a whole layer");
     a.opt("emotion", "E", "one emotion of the profile, or all", "all");
     a.opt("prompts-file", "FILE", "a pairs file whose prompts replace the profile's (one --emotion)");
-    a.opt("emotion-prompts", "FILE", "emotion prompts, one per line (text, JSON string or {\"text\": ...}), replacing "
-                                     "the emotion side of the pairs (one --emotion)");
+    a.opt("emotion-prompts", "FILE",
+          "emotion prompts, one per line (text, JSON string or {\"text\": ...}), replacing "
+          "the emotion side of the pairs (one --emotion)");
     a.opt("neutral-prompts", "FILE", "neutral prompts, one per line, replacing the neutral side (one --emotion)");
   }
   a.opt("max-tokens", "N", "tokens to generate per prompt", "15");
   a.opt("batch-size", "N", "prompts generated together", "32");
-  a.opt("sentiment-model", "DIR|HUB_ID", "a (Distil)BertForSequenceClassification also scoring each continuation as "
-                                         "P(POSITIVE), e.g. distilbert-base-uncased-finetuned-sst-2-english");
+  a.opt("sentiment-model", "DIR|HUB_ID",
+        "a (Distil)BertForSequenceClassification also scoring each continuation as "
+        "P(POSITIVE), e.g. distilbert-base-uncased-finetuned-sst-2-english");
   a.opt("resamples", "N", "bootstrap and permutation resamples", "10000");
   a.opt("seed", "N", "seed of the bootstrap and permutation draws", "0");
   a.flag("no-eos-stop", "keep generating after the end-of-sequence token");
@@ -182,7 +193,9 @@ Experiment experiment_from_flags(const Args& a, bool require_spec) {
   if (require_spec) {
     bool over = a.has("emotion-prompts") || a.has("neutral-prompts");
     if ((a.has("prompts-file") || over) && x.emotions.size() != 1)
-      fail(a.has("prompts-file") ? "--prompts-file" : a.has("emotion-prompts") ? "--emotion-prompts" : "--neutral-prompts",
+      fail(a.has("prompts-file")      ? "--prompts-file"
+           : a.has("emotion-prompts") ? "--emotion-prompts"
+                                      : "--neutral-prompts",
            " replaces one emotion's prompts: give --emotion NAME too");
     if (a.has("prompts-file")) {
       x.prof.pairs[x.emotions[0]] = H::read_pairs(a.str("prompts-file"));
@@ -190,13 +203,14 @@ Experiment experiment_from_flags(const Args& a, bool require_spec) {
     if (over) H::override_prompts(x.prof, x.emotions[0], a.str("emotion-prompts"), a.str("neutral-prompts"));
   }
   if (a.has("sentiment-model"))
-    x.classifier = std::make_shared<analysis::sentiment::SentimentClassifier>(
-        analysis::sentiment::load_sentiment_classifier(a.str("sentiment-model"), "--sentiment-model",
-                                                       device_from_flags(a)));
+    x.classifier =
+        std::make_shared<analysis::sentiment::SentimentClassifier>(analysis::sentiment::load_sentiment_classifier(
+            a.str("sentiment-model"), "--sentiment-model", device_from_flags(a)));
   return x;
 }
 
-std::vector<std::string> write_experiment_files(const std::string& dir, const ExperimentResult& r, const std::string& st_name,
+std::vector<std::string> write_experiment_files(const std::string& dir, const ExperimentResult& r,
+                                                const std::string& st_name,
                                                 const std::map<std::string, std::string>& meta) {
   make_dirs(dir);
   std::vector<std::string> names;
@@ -209,8 +223,9 @@ std::vector<std::string> write_experiment_files(const std::string& dir, const Ex
   return names;
 }
 
-ExperimentResult run_ablation(const Args& a, const Loaded& m, const Experiment& x, const std::vector<std::string>& emotions,
-                              const std::vector<H::HeadRef>& heads, H::HeadAblation kind) {
+ExperimentResult run_ablation(const Args& a, const Loaded& m, const Experiment& x,
+                              const std::vector<std::string>& emotions, const std::vector<H::HeadRef>& heads,
+                              H::HeadAblation kind) {
   const auto& cfg = m.model->config();
   need_lm_head(m, "heads ablate");
   const auto& tok = need_tokenizer(m, "heads ablate");
@@ -218,7 +233,8 @@ ExperimentResult run_ablation(const Args& a, const Loaded& m, const Experiment& 
   auto t0 = std::chrono::steady_clock::now();
   std::map<std::string, std::vector<std::vector<int64_t>>> prompts;
   for (auto& e : emotions)
-    for (auto& p : x.prof.of(e)) prompts[e].push_back(encode_prompt(a, m, p.emotion, p.where() + " (emotion prompt)", x.max_tokens));
+    for (auto& p : x.prof.of(e))
+      prompts[e].push_back(encode_prompt(a, m, p.emotion, p.where() + " (emotion prompt)", x.max_tokens));
   std::map<int64_t, at::Tensor> means;
   int64_t mean_prompts = 0;
   if (kind == H::HeadAblation::Mean) {
@@ -241,8 +257,12 @@ ExperimentResult run_ablation(const Args& a, const Loaded& m, const Experiment& 
     auto s0 = std::chrono::steady_clock::now();
     auto base_ids = H::generate_greedy_batch(*m.model, prompts[e], x.max_tokens, eos, nullptr, x.batch);
     auto abl_ids = H::generate_greedy_batch(*m.model, prompts[e], x.max_tokens, eos, &hs, x.batch);
-    nlohmann::json j{{"model", m.dir}, {"profile", x.prof.dir}, {"emotion", e}, {"head_spec", H::format_head_spec(heads)},
-                     {"kind", H::head_ablation_name(kind)}, {"max_tokens", x.max_tokens}};
+    nlohmann::json j{{"model", m.dir},
+                     {"profile", x.prof.dir},
+                     {"emotion", e},
+                     {"head_spec", H::format_head_spec(heads)},
+                     {"kind", H::head_ablation_name(kind)},
+                     {"max_tokens", x.max_tokens}};
     for (auto& h : heads) j["heads"].push_back({h.layer, h.head});
     if (kind == H::HeadAblation::Mean) j["mean_over_prompts"] = mean_prompts;
     std::vector<std::string> texts;
@@ -257,8 +277,9 @@ ExperimentResult run_ablation(const Args& a, const Loaded& m, const Experiment& 
   return r;
 }
 
-ExperimentResult run_patching(const Args& a, const Loaded& m, const Experiment& x, const std::vector<std::string>& emotions,
-                              const std::vector<H::HeadRef>& heads, bool patch_generated_mean) {
+ExperimentResult run_patching(const Args& a, const Loaded& m, const Experiment& x,
+                              const std::vector<std::string>& emotions, const std::vector<H::HeadRef>& heads,
+                              bool patch_generated_mean) {
   const auto& cfg = m.model->config();
   need_lm_head(m, "heads patch");
   const auto& tok = need_tokenizer(m, "heads patch");
@@ -273,9 +294,15 @@ ExperimentResult run_patching(const Args& a, const Loaded& m, const Experiment& 
     std::vector<std::vector<int64_t>> neutral;
     for (auto& p : pairs[e].pairs) neutral.push_back(p.neutral_ids);
     auto base_ids = H::generate_greedy_batch(*m.model, neutral, x.max_tokens, eos, nullptr, x.batch);
-    auto pat_ids = H::generate_patched(*m.model, pairs[e].pairs, heads, x.max_tokens, eos, patch_generated_mean, x.batch);
-    nlohmann::json j{{"model", m.dir}, {"profile", x.prof.dir}, {"emotion", e}, {"head_spec", H::format_head_spec(heads)},
-                     {"patch_generated", pg}, {"max_tokens", x.max_tokens}, {"length_mismatched_pairs", pairs[e].mismatched}};
+    auto pat_ids =
+        H::generate_patched(*m.model, pairs[e].pairs, heads, x.max_tokens, eos, patch_generated_mean, x.batch);
+    nlohmann::json j{{"model", m.dir},
+                     {"profile", x.prof.dir},
+                     {"emotion", e},
+                     {"head_spec", H::format_head_spec(heads)},
+                     {"patch_generated", pg},
+                     {"max_tokens", x.max_tokens},
+                     {"length_mismatched_pairs", pairs[e].mismatched}};
     for (auto& h : heads) j["heads"].push_back({h.layer, h.head});
     std::vector<std::string> texts;
     for (auto& p : x.prof.of(e)) texts.push_back(p.neutral);
@@ -320,11 +347,16 @@ int run_ablate(int argc, char** argv) {
   out.manifest.model = m.dir;
   out.manifest.seed = x.seed;
   out.manifest.versions["libtorch"] = TORCH_VERSION;
-  out.manifest.extra = {{"head_spec", H::format_head_spec(heads)}, {"kind", H::head_ablation_name(kind)},
-                        {"profile", x.prof.dir}, {"emotions", x.emotions}, {"max_tokens", x.max_tokens}, {"total_s", r.seconds}};
+  out.manifest.extra = {{"head_spec", H::format_head_spec(heads)},
+                        {"kind", H::head_ablation_name(kind)},
+                        {"profile", x.prof.dir},
+                        {"emotions", x.emotions},
+                        {"max_tokens", x.max_tokens},
+                        {"total_s", r.seconds}};
   if (x.classifier) out.manifest.extra["sentiment_model"] = x.classifier->name;
   write_report(out, r, "head_ablation.safetensors",
-               {{"model", m.dir}, {"head_spec", H::format_head_spec(heads)}, {"kind", H::head_ablation_name(kind)}}, "ablated");
+               {{"model", m.dir}, {"head_spec", H::format_head_spec(heads)}, {"kind", H::head_ablation_name(kind)}},
+               "ablated");
   std::printf("%s ablation of %s, %lld new tokens -> %s\n", H::head_ablation_name(kind).c_str(),
               H::format_head_spec(heads).c_str(), (long long)x.max_tokens, out.dir().c_str());
   print_table(r.files, "ablated");
@@ -332,7 +364,8 @@ int run_ablate(int argc, char** argv) {
 }
 
 int run_patch(int argc, char** argv) {
-  Args a("heads patch", "--model M --profile P --head-spec L:H,... --emotion E|all --out DIR [--patch-generated none|mean]",
+  Args a("heads patch",
+         "--model M --profile P --head-spec L:H,... --emotion E|all --out DIR [--patch-generated none|mean]",
          "Generates from each neutral prompt of the profile with and without the heads patched: their hook_z\n"
          "at the prompt positions replaced by their z on the paired emotion prompt (pairs of different token\n"
          "lengths aligned on their last tokens); generated positions are left alone, or with\n"
@@ -358,8 +391,12 @@ int run_patch(int argc, char** argv) {
   out.manifest.model = m.dir;
   out.manifest.seed = x.seed;
   out.manifest.versions["libtorch"] = TORCH_VERSION;
-  out.manifest.extra = {{"head_spec", H::format_head_spec(heads)}, {"patch_generated", pg}, {"profile", x.prof.dir},
-                        {"emotions", x.emotions}, {"max_tokens", x.max_tokens}, {"total_s", r.seconds}};
+  out.manifest.extra = {{"head_spec", H::format_head_spec(heads)},
+                        {"patch_generated", pg},
+                        {"profile", x.prof.dir},
+                        {"emotions", x.emotions},
+                        {"max_tokens", x.max_tokens},
+                        {"total_s", r.seconds}};
   if (x.classifier) out.manifest.extra["sentiment_model"] = x.classifier->name;
   write_report(out, r, "head_patching.safetensors",
                {{"model", m.dir}, {"head_spec", H::format_head_spec(heads)}, {"patch_generated", pg}}, "patched");

@@ -56,11 +56,11 @@ PlotData prepare_plot(const PlotInputs& in) {
   auto numbers = [&](const std::vector<H::ExperimentSummary>& v, const std::string& what) {
     for (auto& s : v) {
       std::string name = what + " " + s.emotion + " (" + s.head_spec + ")";
-      d.numbers.push_back({name + ": VADER change",
-                          cat(s.sentiment.diff, " [", s.sentiment.ci_low, ", ", s.sentiment.ci_high, "], p = ", s.sentiment.p)});
+      d.numbers.push_back({name + ": VADER change", cat(s.sentiment.diff, " [", s.sentiment.ci_low, ", ",
+                                                        s.sentiment.ci_high, "], p = ", s.sentiment.p)});
       if (s.positive)
-        d.numbers.push_back({name + ": P(POSITIVE) change",
-                             cat(s.positive->diff, " [", s.positive->ci_low, ", ", s.positive->ci_high, "], p = ", s.positive->p)});
+        d.numbers.push_back({name + ": P(POSITIVE) change", cat(s.positive->diff, " [", s.positive->ci_low, ", ",
+                                                                s.positive->ci_high, "], p = ", s.positive->p)});
     }
   };
   numbers(abl, "ablation");
@@ -75,7 +75,8 @@ void write_plot(report::RunOutput& out, const PlotData& d) {
 }
 
 int run_plot(int argc, char** argv) {
-  Args a("heads plot", "--head-scores FILE --ablation-file FILE|DIR --patching-file FILE|DIR --out DIR [--top-n 20] [--emotion E]",
+  Args a("heads plot",
+         "--head-scores FILE --ablation-file FILE|DIR --patching-file FILE|DIR --out DIR [--top-n 20] [--emotion E]",
          "The seed's four figures from the outputs of heads screen, heads ablate and heads patch:\n"
          "  head_reaction_heatmap.png          layer x head score per emotion (one panel each)\n"
          "  top_heads.png                      the top-N heads by |score|\n"
@@ -114,10 +115,14 @@ int run_plot(int argc, char** argv) {
   out.formats = formats;
   PlotData d = prepare_plot(in);
   write_plot(out, d);
-  out.manifest.extra = {{"head_scores", in.head_scores}, {"ablation_file", in.ablation}, {"patching_file", in.patching},
-                        {"emotion", in.emotion}, {"top_n", in.top_n}};
+  out.manifest.extra = {{"head_scores", in.head_scores},
+                        {"ablation_file", in.ablation},
+                        {"patching_file", in.patching},
+                        {"emotion", in.emotion},
+                        {"top_n", in.top_n}};
   out.finish();
-  std::printf("heads plot: %zu figures, %zu generation tables -> %s\n", d.figures.size(), d.tables.size(), out.dir().c_str());
+  std::printf("heads plot: %zu figures, %zu generation tables -> %s\n", d.figures.size(), d.tables.size(),
+              out.dir().c_str());
   for (auto& f : out.manifest.files) std::printf("  %s\n", f.c_str());
   return 0;
 }

@@ -37,8 +37,7 @@ int print_runtime(int argc, char** argv) {
   std::optional<at::Device> picked;
   if (!dev.empty()) picked = models::parse_device(dev);
   nlohmann::json gpus = nlohmann::json::array();
-  for (auto& g : r.gpus)
-    gpus.push_back({{"index", g.index}, {"name", g.name}, {"memory_bytes", g.memory_bytes}});
+  for (auto& g : r.gpus) gpus.push_back({{"index", g.index}, {"name", g.name}, {"memory_bytes", g.memory_bytes}});
   if (json) {
     nlohmann::json j{{"libtorch", r.libtorch},
                      {"cuda_built", r.cuda_built},
@@ -50,7 +49,7 @@ int print_runtime(int argc, char** argv) {
     return 0;
   }
   std::printf("libtorch     %s\n", r.libtorch.c_str());
-  std::printf("cuda         %s\n", !r.cuda_built         ? "not in this build (CPU only)"
+  std::printf("cuda         %s\n", !r.cuda_built      ? "not in this build (CPU only)"
                                    : r.cuda_available ? ("CUDA " + r.cuda_runtime).c_str()
                                                       : ("CUDA " + r.cuda_runtime + ", no GPU usable").c_str());
   std::printf("gpus         %zu\n", r.gpus.size());
@@ -108,7 +107,8 @@ int run_info(int argc, char** argv) {
               (long long)c.d_head);
   std::printf("d_mlp        %lld (%s)\ncontext      %lld\nvocabulary   %lld%s\n", (long long)c.d_mlp, c.act_fn.c_str(),
               (long long)c.n_ctx, (long long)c.d_vocab, c.tied_embeddings ? " (tied unembedding)" : "");
-  std::printf("parameters   %lld\ndtype        %s\n", (long long)m.model->parameter_count(), at::toString(m.model->dtype()));
+  std::printf("parameters   %lld\ndtype        %s\n", (long long)m.model->parameter_count(),
+              at::toString(m.model->dtype()));
   std::printf("device       %s\n", models::device_name(m.model->device()).c_str());
   if (m.model->has_classifier()) {
     std::string labels;

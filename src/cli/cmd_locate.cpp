@@ -33,9 +33,7 @@ namespace {
 namespace ct = analysis::causal_trace;
 using json = nlohmann::json;
 
-std::string dump(const json& j, int indent = -1) {
-  return j.dump(indent, ' ', false, json::error_handler_t::replace);
-}
+std::string dump(const json& j, int indent = -1) { return j.dump(indent, ' ', false, json::error_handler_t::replace); }
 
 // A per-fact file (result or skip record) may be reused only when it was made with this run's
 // settings on the same token ids; otherwise the summary would claim numbers made another way.
@@ -61,8 +59,9 @@ int run_locate(int argc, char** argv) {
     else if (s.rfind("--model-dir=", 0) == 0) s = "--model=" + s.substr(12);
     args.push_back(s.data());
   }
-  Args a("locate", "--model-dir M --kg-file FACTS.jsonl [--num-samples N] [--noise-level 3.0] "
-                   "[--num-noise-samples 10] --out DIR [--resume]",
+  Args a("locate",
+         "--model-dir M --kg-file FACTS.jsonl [--num-samples N] [--noise-level 3.0] "
+         "[--num-noise-samples 10] --out DIR [--resume]",
          "ROME's causal tracing over a set of facts (the seed's run_locating.sh). FACTS.jsonl: one JSON object\n"
          "per line with \"prompt\", \"subject\", optional \"answer\" (the expected prediction: facts the model\n"
          "gets wrong are skipped and counted) and optional \"id\". --model-dir is accepted for --model.\n"
@@ -78,8 +77,9 @@ int run_locate(int argc, char** argv) {
   a.flag("skip-bad", "report and skip malformed lines and facts whose subject is not in the prompt");
   add_encoding_flags(a);
   a.opt("html-facts", "N", "per-fact heatmaps shown interactively in index.html (the PNGs are all written)", "30");
-  a.opt("shard", "i/N", "trace only the facts whose index is i modulo N, into a folder of their own; "
-                        "mechscope merge OUT DIR... combines the N folders into what one run writes");
+  a.opt("shard", "i/N",
+        "trace only the facts whose index is i modulo N, into a folder of their own; "
+        "mechscope merge OUT DIR... combines the N folders into what one run writes");
   if (!a.parse((int)args.size(), args.data())) return 0;
   if (!a.has("kg-file")) fail("--kg-file FACTS.jsonl is required");
   if (a.on("resume") && a.on("overwrite")) fail("give --resume or --overwrite, not both");
@@ -102,7 +102,8 @@ int run_locate(int argc, char** argv) {
   std::string dir = a.str("out"), facts_dir = join_path(dir, "facts");
   std::string previous;
   if (lead) {
-    if (!a.on("resume") && !a.on("overwrite") && (file_exists(join_path(facts_dir, "run.json")) || !fact_files(facts_dir).empty()))
+    if (!a.on("resume") && !a.on("overwrite") &&
+        (file_exists(join_path(facts_dir, "run.json")) || !fact_files(facts_dir).empty()))
       fail("--out ", dir, " holds an earlier locate run: pass --resume to continue it or --overwrite to start again");
     // In place: each fact is a result of its own, kept by --resume; the manifest says how far it got.
     report::claim_output_dir(dir, "locate", report::OutputMode::InPlace);
@@ -212,8 +213,9 @@ int run_locate(int argc, char** argv) {
         fail("--resume: special_tokens differs from the run in ", dir, "; use the same settings or a new --out");
       if (old.value("shard", json()) != record.value("shard", json())) {
         auto said = [](const json& sh) {
-          return sh.is_object() ? cat("--shard ", sh.value("index", -1), "/", sh.value("count", -1), " of this facts file")
-                                : std::string("no --shard");
+          return sh.is_object()
+                     ? cat("--shard ", sh.value("index", -1), "/", sh.value("count", -1), " of this facts file")
+                     : std::string("no --shard");
         };
         fail("--resume: the run in ", dir, " was made with ", said(old.value("shard", json())), ", this run has ",
              said(record.value("shard", json())), "; use the same --shard or a new --out");
@@ -223,13 +225,15 @@ int run_locate(int argc, char** argv) {
       std::fprintf(stderr, "resuming a run that did not finish (its manifest said \"%s\")\n", previous.c_str());
     if (a.on("overwrite") && !(a.on("resume") && file_exists(run_path))) {
       for (auto& it : items)
-        for (const char* ext : {".safetensors", ".skipped.json"}) std::remove(join_path(facts_dir, it.stem + ext).c_str());
+        for (const char* ext : {".safetensors", ".skipped.json"})
+          std::remove(join_path(facts_dir, it.stem + ext).c_str());
     }
 
     // Trace what is not written yet; what is written must be this run's.
     for (size_t pos = 0; pos < items.size(); ++pos) {
       const Item& it = items[pos];
-      std::string res = join_path(facts_dir, it.stem + ".safetensors"), skip = join_path(facts_dir, it.stem + ".skipped.json");
+      std::string res = join_path(facts_dir, it.stem + ".safetensors"),
+                  skip = join_path(facts_dir, it.stem + ".skipped.json");
       if (file_exists(res)) {
         check_reusable(load_fact(res, it.index, it.stem).info, run, it.in.ids, res);
       } else if (file_exists(skip)) {
@@ -267,9 +271,13 @@ int run_locate(int argc, char** argv) {
       spent.assign(reinterpret_cast<const char*>(&secs), sizeof secs);
       std::string answer = token_text(m, r.answer_id);
       if (r.rejected) {
-        json skip{{"index", it->index}, {"id", it->fact.id}, {"line", it->fact.line},
+        json skip{{"index", it->index},
+                  {"id", it->fact.id},
+                  {"line", it->fact.line},
                   {"reason", cat("the model predicts '", trim(answer), "', expected '", trim(*it->fact.answer), "'")},
-                  {"predicted", answer}, {"expected", *it->fact.answer}, {"high_score", r.high_score},
+                  {"predicted", answer},
+                  {"expected", *it->fact.answer},
+                  {"high_score", r.high_score},
                   {"input_ids", it->in.ids}};
         for (const char* key : kFactSettings) skip[key] = run.value(key, json());
         write_file_atomic(join_path(facts_dir, it->stem + ".skipped.json"), dump(skip, 2) + "\n");
@@ -278,8 +286,9 @@ int run_locate(int argc, char** argv) {
       }
       std::vector<std::string> tokens = token_labels(m, it->in.ids);
       for (size_t k = 0; k < r.kinds.size(); ++k) {
-        auto fig = ct::trace_heatmap(heatmap_id(it->stem, r.kinds[k]), r.scores[k], tokens, it->in.subject_begin,
-                                     it->in.subject_end, r.low_score, trim(answer), r.kinds[k], set.opt.window, model_name);
+        auto fig =
+            ct::trace_heatmap(heatmap_id(it->stem, r.kinds[k]), r.scores[k], tokens, it->in.subject_begin,
+                              it->in.subject_end, r.low_score, trim(answer), r.kinds[k], set.opt.window, model_name);
         for (auto f : set.formats) report::render(fig, f, join_path(dir, fig.id + "." + report::extension(f)), ropt);
       }
       json info = trace_json(r, it->in, tokens, answer, set, emb_std);
@@ -297,8 +306,8 @@ int run_locate(int argc, char** argv) {
       // Written last: its presence marks the fact done.
       io::write_safetensors(join_path(facts_dir, it->stem + ".safetensors"), tensors, {{"fact", dump(info)}});
       char note[160];
-      std::snprintf(note, sizeof note, "%s: '%s' high %.3g low %.3g", it->stem.c_str(), trim(answer).c_str(), r.high_score,
-                    r.low_score);
+      std::snprintf(note, sizeof note, "%s: '%s' high %.3g low %.3g", it->stem.c_str(), trim(answer).c_str(),
+                    r.high_score, r.low_score);
       queue.note(note);
     }
     for (auto& [k, bytes] : queue.finish()) {  // every fact's seconds on rank 0, by index: one sum, in order

@@ -118,8 +118,8 @@ int run_merge(int argc, char** argv) {
     std::string d = first_difference(settings(first), settings(s));
     if (!d.empty()) {
       std::string key = d.rfind("shard.job", 0) == 0 ? d.substr(10) : d;
-      fail(s.dir, " and ", first.dir, " were made with different ", key, " (", dump(at_path(settings(s), d)), " there, ",
-           dump(at_path(settings(first), d)), " here): shards of one run have the same options and facts");
+      fail(s.dir, " and ", first.dir, " were made with different ", key, " (", dump(at_path(settings(s), d)),
+           " there, ", dump(at_path(settings(first), d)), " here): shards of one run have the same options and facts");
     }
   }
   const int n = first.count;
@@ -145,7 +145,8 @@ int run_merge(int argc, char** argv) {
         if (stem.size() > ext.size() && stem.compare(stem.size() - ext.size(), ext.size(), ext) == 0)
           stem.resize(stem.size() - ext.size());
       auto it = owner.find(stem);
-      if (it == owner.end()) fail(join_path(s.dir, "facts/" + name), " is no fact of this run: remove it and merge again");
+      if (it == owner.end())
+        fail(join_path(s.dir, "facts/" + name), " is no fact of this run: remove it and merge again");
       if (it->second != s.index)
         fail("fact ", stem, " is in both ", s.dir, " and ", by_index[it->second]->dir,
              " (duplicated item: it belongs to shard ", it->second, "/", n, ")");
@@ -160,9 +161,11 @@ int run_merge(int argc, char** argv) {
     std::string facts = join_path(s.dir, "facts"), res = join_path(facts, stem + ".safetensors"),
                 skip = join_path(facts, stem + ".skipped.json");
     bool has_res = file_exists(res), has_skip = file_exists(skip);
-    if (has_res && has_skip) fail("fact ", stem, " is in ", s.dir, " twice (as a result and as a skip record; duplicated item)");
+    if (has_res && has_skip)
+      fail("fact ", stem, " is in ", s.dir, " twice (as a result and as a skip record; duplicated item)");
     if (!has_res && !has_skip)
-      fail(s.dir, " lacks fact ", stem, ": shard ", s.index, "/", n, " did not finish; rerun it with --resume, then merge");
+      fail(s.dir, " lacks fact ", stem, ": shard ", s.index, "/", n,
+           " did not finish; rerun it with --resume, then merge");
     if (has_skip) {
       copies.push_back({skip, "facts/" + stem + ".skipped.json"});
       continue;
@@ -171,7 +174,8 @@ int run_merge(int argc, char** argv) {
     for (auto& k : run.at("kinds"))
       for (auto f : job.formats) {
         std::string fig = heatmap_id(stem, ct::parse_kind(k.get<std::string>())) + "." + report::extension(f);
-        if (!file_exists(join_path(s.dir, fig))) fail(s.dir, " lacks ", fig, " (fact ", stem, "): rerun that shard with --resume");
+        if (!file_exists(join_path(s.dir, fig)))
+          fail(s.dir, " lacks ", fig, " (fact ", stem, "): rerun that shard with --resume");
         copies.push_back({join_path(s.dir, fig), fig});
       }
   }

@@ -71,14 +71,18 @@ int run_patch(int argc, char** argv) {
   add_model_flags(a);
   add_prompt_pair_flags(a);
   a.opt("targets", "LIST", "comma-separated patch targets", "resid_pre");
-  a.opt("method", "M", "exact (fast path), attribution (gradient approximation) or naive (one forward per cell)", "exact");
+  a.opt("method", "M", "exact (fast path), attribution (gradient approximation) or naive (one forward per cell)",
+        "exact");
   a.flag("compare-exact", "with --method attribution: also run exact patching and plot one against the other");
-  a.opt("pairs", "FILE.jsonl", "a dataset of pairs, one JSON object per line: clean/corrupt (text) or clean_ids/"
-        "corrupt_ids, optionally clean_pair/corrupt_pair (second segments), answer/wrong or answer_id/wrong_id; metrics are "
+  a.opt("pairs", "FILE.jsonl",
+        "a dataset of pairs, one JSON object per line: clean/corrupt (text) or clean_ids/"
+        "corrupt_ids, optionally clean_pair/corrupt_pair (second segments), answer/wrong or answer_id/wrong_id; "
+        "metrics are "
         "averaged over pairs");
   a.flag("raw", "write the plain metric instead of the normalised one");
   a.flag("no-skip-noops", "patch cells whose clean and corrupt values are identical too (benchmarking)");
-  a.opt("max-rows", "N", "packed rows per batch of the exact method (bounds memory); 0 = about 8 MB of residual stream", "0");
+  a.opt("max-rows", "N", "packed rows per batch of the exact method (bounds memory); 0 = about 8 MB of residual stream",
+        "0");
   a.opt("formats", "LIST", "static figure formats: png, svg, pdf", "png");
   a.opt("out", "DIR", "output folder");
   if (!a.parse(argc, argv)) return 0;
@@ -104,7 +108,8 @@ int run_patch(int argc, char** argv) {
   long long cells = 0;
   if (method != P::Method::Attribution || opt.also_exact)
     for (auto& pair : in.pairs)
-      for (auto& t : targets) cells += (long long)P::target_cells(P::target_spec(t), m.model->config(), (int64_t)pair.clean.size()).size();
+      for (auto& t : targets)
+        cells += (long long)P::target_cells(P::target_spec(t), m.model->config(), (int64_t)pair.clean.size()).size();
   auto t0 = Clock::now();
   P::PatchResult r;
   if (!dist::active()) {
@@ -117,7 +122,8 @@ int run_patch(int argc, char** argv) {
     {
       dist::WorkQueue queue("patch pairs", (long long)in.pairs.size());
       std::string done;
-      while (auto k = queue.next(std::move(done))) done = to_bytes(P::patch_pair(*m.model, in.pairs[(size_t)*k], targets, opt));
+      while (auto k = queue.next(std::move(done)))
+        done = to_bytes(P::patch_pair(*m.model, in.pairs[(size_t)*k], targets, opt));
       each = queue.finish();
     }
     if (!lead) return 0;
@@ -133,8 +139,9 @@ int run_patch(int argc, char** argv) {
   };
   std::string value_name = raw ? P::metric_name(in.metric_kind) : "normalised " + P::metric_name(in.metric_kind);
 
-  report::RunOutput out(a.str("out"), argc, argv, "patch", "Activation patching: " + m.dir,
-                        method == P::Method::Attribution ? "attribution patching" : P::method_name(method) + " patching");
+  report::RunOutput out(
+      a.str("out"), argc, argv, "patch", "Activation patching: " + m.dir,
+      method == P::Method::Attribution ? "attribution patching" : P::method_name(method) + " patching");
   out.formats = formats;
   out.manifest.model = m.dir;
   out.manifest.versions["libtorch"] = TORCH_VERSION;
@@ -143,8 +150,11 @@ int run_patch(int argc, char** argv) {
   nlohmann::json j;
   j["model"] = m.dir;
   j["method"] = P::method_name(method);
-  j["metric"] = {{"kind", P::metric_name(in.metric_kind)}, {"normalised", !raw}, {"position", in.position},
-                 {"clean", r.clean_metric}, {"corrupt", r.corrupt_metric}};
+  j["metric"] = {{"kind", P::metric_name(in.metric_kind)},
+                 {"normalised", !raw},
+                 {"position", in.position},
+                 {"clean", r.clean_metric},
+                 {"corrupt", r.corrupt_metric}};
   if (in.pairs.size() == 1) {
     j["metric"]["answer_id"] = in.pairs[0].metric.answer;
     j["metric"]["wrong_id"] = in.pairs[0].metric.wrong;
@@ -162,7 +172,8 @@ int run_patch(int argc, char** argv) {
   j["corrupt_tokens"] = in.corrupt_tokens;
   j["threads"] = at::get_num_threads();
   j["timings"] = {{"base_runs_s", r.base_seconds}, {"total_s", total}};
-  P::FigureLabels labels{in.position_labels, value_name, method == P::Method::Attribution ? "Attribution patching" : "Activation patching"};
+  P::FigureLabels labels{in.position_labels, value_name,
+                         method == P::Method::Attribution ? "Attribution patching" : "Activation patching"};
   std::vector<at::Tensor> exact_vals, attr_vals;
   for (auto& t : r.targets) {
     at::Tensor v = value_of(t.values).to(at::kFloat);
@@ -179,8 +190,10 @@ int run_patch(int argc, char** argv) {
     j["targets"].push_back(tj);
     j["timings"][t.name + "_s"] = t.seconds;
   }
-  std::map<std::string, std::string> meta{{"model", m.dir}, {"method", P::method_name(method)},
-                                          {"metric", P::metric_name(in.metric_kind)}, {"normalised", raw ? "false" : "true"}};
+  std::map<std::string, std::string> meta{{"model", m.dir},
+                                          {"method", P::method_name(method)},
+                                          {"metric", P::metric_name(in.metric_kind)},
+                                          {"normalised", raw ? "false" : "true"}};
   io::write_safetensors(join_path(out.dir(), "patch.safetensors"), tensors, meta);
   out.add_file("patch.safetensors");
   write_file_atomic(join_path(out.dir(), "patch.json"), j.dump(1));
@@ -211,8 +224,9 @@ int run_patch(int argc, char** argv) {
   }
   out.manifest.extra = {{"method", P::method_name(method)}, {"targets", targets}};
   out.finish();
-  std::fprintf(stderr, "clean %s %.4f, corrupt %.4f; %zu target(s) in %.2fs -> %s\n", P::metric_name(in.metric_kind).c_str(),
-               r.clean_metric, r.corrupt_metric, r.targets.size(), total, out.dir().c_str());
+  std::fprintf(stderr, "clean %s %.4f, corrupt %.4f; %zu target(s) in %.2fs -> %s\n",
+               P::metric_name(in.metric_kind).c_str(), r.clean_metric, r.corrupt_metric, r.targets.size(), total,
+               out.dir().c_str());
   return 0;
 }
 

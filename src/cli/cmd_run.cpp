@@ -33,8 +33,9 @@ json rows_json(const at::Tensor& t) {
 }
 
 int run_run(int argc, char** argv) {
-  Args a("run", "--model M (--prompt TEXT [--pair TEXT] | --ids 1,2,3 [--token-type-ids 0,0,1])... [--cache GLOB]... "
-                "--out FILE.safetensors",
+  Args a("run",
+         "--model M (--prompt TEXT [--pair TEXT] | --ids 1,2,3 [--token-type-ids 0,0,1])... [--cache GLOB]... "
+         "--out FILE.safetensors",
          "Runs the model on one or more inputs (a batch, right-padded with an attention mask) and writes\n"
          "input_ids, attention_mask, token_type_ids (models that take them), logits [batch, pos, vocab] (or, for a\n"
          "sequence classifier, class_logits [batch, labels], with each input's labels and probabilities printed)\n"
@@ -46,8 +47,10 @@ int run_run(int argc, char** argv) {
   a.flag("no-logits", "do not write logits (large for big vocabularies)");
   a.flag("json", "print the inputs (ids, tokens, token types) and class logits/probabilities as one JSON object");
   // Head patching (issue 14): kept as its own block so the prompt handling above merges cleanly.
-  a.opt("patch-heads", "L:H,...", "replace these heads' hook_z at every position by their z on --patch-source-ids; 'L:*' = a whole layer");
-  a.multi("patch-source-ids", "1,2,3", "with --patch-heads: the source ids (same length as the input); once for every input, or once per input");
+  a.opt("patch-heads", "L:H,...",
+        "replace these heads' hook_z at every position by their z on --patch-source-ids; 'L:*' = a whole layer");
+  a.multi("patch-source-ids", "1,2,3",
+          "with --patch-heads: the source ids (same length as the input); once for every input, or once per input");
   if (!a.parse(argc, argv)) return 0;
   if (!a.has("out")) fail("--out FILE.safetensors is required");
   report::claim_output_file(a.str("out"));
@@ -76,14 +79,16 @@ int run_run(int argc, char** argv) {
   hooks::HookSet hs;
   hooks::ActivationCache cache;
   hooks::ScopedHooks patch_scope(hs);
-  if (a.has("patch-source-ids") && !a.has("patch-heads")) fail("--patch-source-ids applies to --patch-heads: give the heads too");
+  if (a.has("patch-source-ids") && !a.has("patch-heads"))
+    fail("--patch-source-ids applies to --patch-heads: give the heads too");
   if (a.has("patch-heads")) {
     namespace H = analysis::heads;
     auto heads = H::parse_head_spec(a.str("patch-heads"), cfg.n_layers, cfg.n_heads, "--patch-heads");
     auto srcs = a.all("patch-source-ids");
     if (srcs.empty()) fail("--patch-heads needs --patch-source-ids 1,2,3 (the ids whose z is patched in)");
     if (srcs.size() != 1 && srcs.size() != seqs.size())
-      fail("--patch-source-ids given ", srcs.size(), " times for ", seqs.size(), " inputs: give it once, or once per input");
+      fail("--patch-source-ids given ", srcs.size(), " times for ", seqs.size(),
+           " inputs: give it once, or once per input");
     std::vector<int64_t> layers;
     for (auto& [l, hl] : H::heads_by_layer(heads)) layers.push_back(l);
     std::map<int64_t, std::vector<at::Tensor>> parts;
@@ -99,8 +104,7 @@ int run_run(int argc, char** argv) {
                ": a head patch replaces z position by position, so they must be the same length");
       auto z = H::capture_z(*m.model, at::tensor(src, at::kLong).unsqueeze(0), layers);
       // Right-pad to the batch length: padded positions are never attended to by real ones.
-      for (auto& [l, t] : z)
-        parts[l].push_back(at::constant_pad_nd(t, {0, 0, 0, 0, 0, ids.size(1) - t.size(1)}));
+      for (auto& [l, t] : z) parts[l].push_back(at::constant_pad_nd(t, {0, 0, 0, 0, 0, ids.size(1) - t.size(1)}));
     }
     std::map<int64_t, at::Tensor> source_z;
     for (auto& [l, v] : parts) source_z[l] = at::cat(v, 0);
@@ -148,7 +152,8 @@ int run_run(int argc, char** argv) {
   at::Tensor probs;
   if (class_logits.defined()) {
     // As transformers' text-classification pipeline: softmax, sigmoid for multi-label, none for regression.
-    std::string problem = cfg.raw.value("problem_type", json()).is_string() ? cfg.raw["problem_type"].get<std::string>() : "";
+    std::string problem =
+        cfg.raw.value("problem_type", json()).is_string() ? cfg.raw["problem_type"].get<std::string>() : "";
     if (problem == "multi_label_classification") probs = at::sigmoid(class_logits.to(at::kDouble));
     else if (problem != "regression" && class_logits.size(1) > 1) probs = at::softmax(class_logits.to(at::kDouble), 1);
     meta["labels"] = dump(cfg.labels);

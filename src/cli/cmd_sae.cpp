@@ -29,7 +29,8 @@ const Sub kSubs[] = {
 };
 
 void usage(std::FILE* f) {
-  std::fprintf(f, "usage: mechscope sae <subcommand> [options]   (mechscope sae <subcommand> --help)\n\nsubcommands:\n");
+  std::fprintf(f,
+               "usage: mechscope sae <subcommand> [options]   (mechscope sae <subcommand> --help)\n\nsubcommands:\n");
   for (const Sub& s : kSubs) std::fprintf(f, "  %-8s %s\n", s.name, s.summary);
 }
 

@@ -41,16 +41,18 @@ std::string fmt(double v, const char* f = "%.6g") {
 }  // namespace
 
 int run_sae_stats(int argc, char** argv) {
-  Args a("sae stats", "--model M (--sae SPEC | --sae-dir DIR) [--cosine-sim] [--unembed processed|raw]\n"
-         "       [--where COND ... --sort COL --top N] --out DIR",
-         "For every feature f of the SAE(s), the distribution over the vocabulary of its logit weights W_dec[f] W_U,\n"
-         "summarised as SAELens's get_stats_df does: mean, population std, skewness = mean(z^3), kurtosis = mean(z^4)\n"
-         "(not excess), with the feature's log10 sparsity when the SAE ships sparsity.safetensors. W_U is the one\n"
-         "TransformerLens's from_pretrained gives (ln_final's scale folded in, centred) unless --unembed raw. The\n"
-         "projection is streamed in blocks of --block features, never held whole. Writes stats.csv, stats.safetensors,\n"
-         "the seed's figures (PNG and index.html) and, for a query, query.csv with a Neuronpedia quick-list link.\n"
-         "SPEC: a folder (cfg.json + sae_weights.safetensors, or params.npz), a params.npz, or ORG/REPO/SUBFOLDER\n"
-         "from the local Hugging Face cache.");
+  Args a(
+      "sae stats",
+      "--model M (--sae SPEC | --sae-dir DIR) [--cosine-sim] [--unembed processed|raw]\n"
+      "       [--where COND ... --sort COL --top N] --out DIR",
+      "For every feature f of the SAE(s), the distribution over the vocabulary of its logit weights W_dec[f] W_U,\n"
+      "summarised as SAELens's get_stats_df does: mean, population std, skewness = mean(z^3), kurtosis = mean(z^4)\n"
+      "(not excess), with the feature's log10 sparsity when the SAE ships sparsity.safetensors. W_U is the one\n"
+      "TransformerLens's from_pretrained gives (ln_final's scale folded in, centred) unless --unembed raw. The\n"
+      "projection is streamed in blocks of --block features, never held whole. Writes stats.csv, stats.safetensors,\n"
+      "the seed's figures (PNG and index.html) and, for a query, query.csv with a Neuronpedia quick-list link.\n"
+      "SPEC: a folder (cfg.json + sae_weights.safetensors, or params.npz), a params.npz, or ORG/REPO/SUBFOLDER\n"
+      "from the local Hugging Face cache.");
   add_model_flags(a);
   a.opt("sae", "SPEC", "one SAE (folder, params.npz or ORG/REPO/SUBFOLDER in the HF cache)");
   a.opt("sae-dir", "DIR", "a folder of SAEs, one subfolder per hook point (all-layer statistics and figures)");
@@ -59,13 +61,15 @@ int run_sae_stats(int argc, char** argv) {
   a.flag("cosine-sim", "normalise W_U's columns first (cosine similarity, as the seed's all-layer statistics)");
   a.opt("block", "N", "features per streamed block (memory ~ N x d_vocab x 12 bytes)", "256");
   a.flag("save-projection", "also store the full projection W_dec W_U in stats.safetensors (d_sae x d_vocab floats)");
-  a.multi("where", "COND", "feature filter, e.g. \"skewness>3\" (repeatable, all must hold; columns: feature, mean,\n"
+  a.multi("where", "COND",
+          "feature filter, e.g. \"skewness>3\" (repeatable, all must hold; columns: feature, mean,\n"
           "std, skewness, kurtosis, log_feature_sparsity, layer)");
   a.opt("sort", "COL", "sort the query by this column, descending (as the seed)");
   a.flag("ascending", "sort ascending instead");
   a.opt("top", "N", "keep the first N rows of the query", "-1");
   a.opt("neuronpedia-model", "ID", "Neuronpedia model id for the quick-list link (default: the SAE's model_name)");
-  a.opt("neuronpedia-sae", "ID", "Neuronpedia SAE id, e.g. 8-res-jb (default: from the SAE's neuronpedia_id); with\n"
+  a.opt("neuronpedia-sae", "ID",
+        "Neuronpedia SAE id, e.g. 8-res-jb (default: from the SAE's neuronpedia_id); with\n"
         "--sae-dir the number before its first '-' is replaced by each SAE's layer");
   a.opt("list-name", "NAME", "name of the Neuronpedia quick list", "temporary_list");
   a.opt("min-log-sparsity", "X", "the all-layer animated scatter keeps features with log10 sparsity >= X", "-9");
@@ -112,10 +116,13 @@ int run_sae_stats(int argc, char** argv) {
   {
     auto col = [](const std::vector<double>& v) { return at::tensor(v, at::kDouble).to(at::kFloat); };
     std::vector<int64_t> layer(t.layer.begin(), t.layer.end());
-    std::vector<std::pair<std::string, at::Tensor>> ts{
-        {"feature", at::tensor(t.feature, at::kLong)}, {"mean", col(t.mean)}, {"std", col(t.std)},
-        {"skewness", col(t.skewness)}, {"kurtosis", col(t.kurtosis)}, {"log_feature_sparsity", col(t.log_feature_sparsity)},
-        {"layer", at::tensor(layer, at::kLong)}};
+    std::vector<std::pair<std::string, at::Tensor>> ts{{"feature", at::tensor(t.feature, at::kLong)},
+                                                       {"mean", col(t.mean)},
+                                                       {"std", col(t.std)},
+                                                       {"skewness", col(t.skewness)},
+                                                       {"kurtosis", col(t.kurtosis)},
+                                                       {"log_feature_sparsity", col(t.log_feature_sparsity)},
+                                                       {"layer", at::tensor(layer, at::kLong)}};
     for (size_t k = 0; k < run.projections.size(); ++k)
       ts.emplace_back(several ? "projection." + saes[k].cfg.hook_name : "projection", run.projections[k]);
     io::write_safetensors(join_path(out.dir(), "stats.safetensors"), ts,
@@ -123,13 +130,21 @@ int run_sae_stats(int argc, char** argv) {
     out.add_file("stats.safetensors");
   }
 
-  nlohmann::json extra{{"unembed", a.str("unembed")}, {"cosine_sim", a.on("cosine-sim")},
-                       {"final_norm", run.unembed.final_norm}, {"folded_scale", run.unembed.folded_scale},
-                       {"centred_over_d_model", run.unembed.layer_norm}, {"block", block}, {"seconds", seconds},
+  nlohmann::json extra{{"unembed", a.str("unembed")},
+                       {"cosine_sim", a.on("cosine-sim")},
+                       {"final_norm", run.unembed.final_norm},
+                       {"folded_scale", run.unembed.folded_scale},
+                       {"centred_over_d_model", run.unembed.layer_norm},
+                       {"block", block},
+                       {"seconds", seconds},
                        {"threads", at::get_num_threads()}};
   for (auto& s : saes)
-    extra["saes"].push_back({{"source", s.source}, {"hook_name", s.cfg.hook_name}, {"architecture", mechscope::sae::architecture_name(s.cfg.architecture)},
-                             {"d_in", s.cfg.d_in}, {"d_sae", s.cfg.d_sae}, {"sparsity", s.log_sparsity.defined()}});
+    extra["saes"].push_back({{"source", s.source},
+                             {"hook_name", s.cfg.hook_name},
+                             {"architecture", mechscope::sae::architecture_name(s.cfg.architecture)},
+                             {"d_in", s.cfg.d_in},
+                             {"d_sae", s.cfg.d_sae},
+                             {"sparsity", s.log_sparsity.defined()}});
 
   out.html.add_number("model", m.dir);
   out.html.add_number("SAEs", std::to_string(saes.size()));
@@ -141,10 +156,11 @@ int run_sae_stats(int argc, char** argv) {
   std::string lname = several ? "all layers" : saes[0].cfg.hook_name;
   out.save_figure(S::skewness_histogram(t, {}, "skewness_hist", "Skewness of the " + what + " (" + lname + ")"));
   out.save_figure(S::log_kurtosis_histogram(t, {}, "kurtosis_hist", "Kurtosis of the " + what + " (" + lname + ")"));
-  out.save_figure(S::skew_kurtosis_scatter(t, {}, "skew_kurtosis", (saes[0].cfg.hook_layer >= 0 && !several
-                                                                        ? "Layer " + std::to_string(saes[0].cfg.hook_layer) + ": "
-                                                                        : std::string()) +
-                                                                       "Skewness vs Kurtosis of the " + what));
+  out.save_figure(S::skew_kurtosis_scatter(
+      t, {}, "skew_kurtosis",
+      (saes[0].cfg.hook_layer >= 0 && !several ? "Layer " + std::to_string(saes[0].cfg.hook_layer) + ": "
+                                               : std::string()) +
+          "Skewness vs Kurtosis of the " + what));
   if (several) {
     out.save_figure(S::percentiles_by_layer(t, "skewness", false, "skewness_by_layer", "Skewness by Layer"));
     out.save_figure(S::percentiles_by_layer(t, "kurtosis", true, "kurtosis_by_layer", "Kurtosis by Layer"));
@@ -159,8 +175,9 @@ int run_sae_stats(int argc, char** argv) {
     out.add_file("query.csv");
     std::printf("%8s %s%12s %12s %12s\n", "feature", several ? "  layer " : "", "skewness", "kurtosis", "std");
     for (size_t r : rows)
-      std::printf("%8lld %s%12s %12s %12s\n", (long long)t.feature[r], several ? fmt(t.layer[r], "%6.0f  ").c_str() : "",
-                  fmt(t.skewness[r]).c_str(), fmt(t.kurtosis[r]).c_str(), fmt(t.std[r]).c_str());
+      std::printf("%8lld %s%12s %12s %12s\n", (long long)t.feature[r],
+                  several ? fmt(t.layer[r], "%6.0f  ").c_str() : "", fmt(t.skewness[r]).c_str(),
+                  fmt(t.kurtosis[r]).c_str(), fmt(t.std[r]).c_str());
     nlohmann::json qj{{"rows", rows.size()}, {"where", a.all("where")}, {"sort", q.sort}, {"top", q.top}};
     // Neuronpedia lists are per SAE; several SAEs in one query get one link per SAE.
     std::map<int, std::vector<int64_t>> by_sae;
@@ -169,12 +186,15 @@ int run_sae_stats(int argc, char** argv) {
       const auto& c = saes[k].cfg;
       std::string model_id = a.has("neuronpedia-model") ? a.str("neuronpedia-model") : c.model_name;
       std::string sae_id = a.str("neuronpedia-sae");
-      if (sae_id.empty() && c.neuronpedia_id.find('/') != std::string::npos) sae_id = c.neuronpedia_id.substr(c.neuronpedia_id.find('/') + 1);
+      if (sae_id.empty() && c.neuronpedia_id.find('/') != std::string::npos)
+        sae_id = c.neuronpedia_id.substr(c.neuronpedia_id.find('/') + 1);
       if (model_id.empty() || sae_id.empty()) {
-        std::printf("(no Neuronpedia link for %s: give --neuronpedia-model and --neuronpedia-sae)\n", c.hook_name.c_str());
+        std::printf("(no Neuronpedia link for %s: give --neuronpedia-model and --neuronpedia-sae)\n",
+                    c.hook_name.c_str());
         continue;
       }
-      if (several && a.has("neuronpedia-sae")) sae_id = std::to_string(c.hook_layer) + sae_id.substr(std::min(sae_id.size(), sae_id.find('-')));
+      if (several && a.has("neuronpedia-sae"))
+        sae_id = std::to_string(c.hook_layer) + sae_id.substr(std::min(sae_id.size(), sae_id.find('-')));
       std::string url = S::neuronpedia_quick_list(model_id, sae_id, feats, a.str("list-name"));
       qj["neuronpedia"].push_back({{"hook_name", c.hook_name}, {"url", url}});
       std::printf("Neuronpedia quick list (%s): %s\n", c.hook_name.c_str(), url.c_str());
@@ -184,7 +204,8 @@ int run_sae_stats(int argc, char** argv) {
   }
   out.manifest.extra = extra;
   out.finish();
-  std::fprintf(stderr, "%zu features of %zu SAE(s) in %.2fs -> %s\n", t.size(), saes.size(), seconds, out.dir().c_str());
+  std::fprintf(stderr, "%zu features of %zu SAE(s) in %.2fs -> %s\n", t.size(), saes.size(), seconds,
+               out.dir().c_str());
   return 0;
 }
 

@@ -72,15 +72,16 @@ std::vector<std::vector<int64_t>> sae_corpus_ids(const Args& a, const Loaded& m)
 }
 
 int run_sae_train(int argc, char** argv) {
-  Args a("sae train", "--model M --hook NAME [--hook NAME ...] --corpus FILE --d-sae N [--l1 X] [--steps N] --out DIR",
-         "Harvests the model's activations at each --hook over the corpus (every position of every text) and trains a\n"
-         "standard ReLU SAE per hook as SAELens's standard training does: b_dec = the activations' mean, unit-norm\n"
-         "decoder rows with W_enc = W_dec^T at the start, loss = ||x_hat - x||^2 + l1 * sum_f a_f ||W_dec[f]||, Adam,\n"
-         "the gradient parallel to each decoder row removed and the rows renormalised after each step, dead features\n"
-         "(not fired for --dead-window steps) counted. Batches depend on (--seed, step) only, so --resume (from\n"
-         "DIR/checkpoint) gives the same SAE as an uninterrupted run, and continues a finished one when --steps grows.\n"
-         "Writes cfg.json, sae_weights.safetensors and sparsity.safetensors (SAELens's format; with several hooks one\n"
-         "subfolder per hook), train_log.jsonl and manifest.json.");
+  Args a(
+      "sae train", "--model M --hook NAME [--hook NAME ...] --corpus FILE --d-sae N [--l1 X] [--steps N] --out DIR",
+      "Harvests the model's activations at each --hook over the corpus (every position of every text) and trains a\n"
+      "standard ReLU SAE per hook as SAELens's standard training does: b_dec = the activations' mean, unit-norm\n"
+      "decoder rows with W_enc = W_dec^T at the start, loss = ||x_hat - x||^2 + l1 * sum_f a_f ||W_dec[f]||, Adam,\n"
+      "the gradient parallel to each decoder row removed and the rows renormalised after each step, dead features\n"
+      "(not fired for --dead-window steps) counted. Batches depend on (--seed, step) only, so --resume (from\n"
+      "DIR/checkpoint) gives the same SAE as an uninterrupted run, and continues a finished one when --steps grows.\n"
+      "Writes cfg.json, sae_weights.safetensors and sparsity.safetensors (SAELens's format; with several hooks one\n"
+      "subfolder per hook), train_log.jsonl and manifest.json.");
   add_model_flags(a);
   a.multi("hook", "NAME", "hook point to train on, e.g. blocks.3.hook_resid_pre (repeatable)");
   a.opt("corpus", "FILE", "texts, one per line, or .jsonl with \"text\" or \"prompt\" (+ \"answer\") per line");
@@ -90,7 +91,8 @@ int run_sae_train(int argc, char** argv) {
   a.opt("lr", "X", "Adam learning rate", "3e-4");
   a.opt("steps", "N", "training steps", "2000");
   a.opt("batch", "N", "activations per step (drawn with replacement)", "512");
-  a.opt("harvest-tokens", "N", "padded tokens per forward while harvesting (memory bound; a longer text runs alone)", "8192");
+  a.opt("harvest-tokens", "N", "padded tokens per forward while harvesting (memory bound; a longer text runs alone)",
+        "8192");
   a.opt("dead-window", "N", "steps without firing after which a feature counts as dead", "500");
   a.opt("checkpoint-every", "N", "checkpoint every N steps (and at the end)", "500");
   a.opt("log-every", "N", "log the losses every N steps", "100");
@@ -144,7 +146,8 @@ int run_sae_train(int argc, char** argv) {
   double t_harvest = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::string model_name = a.has("model-name") ? a.str("model-name") : m.dir;
   while (model_name.size() > 1 && model_name.back() == '/') model_name.pop_back();
-  if (!a.has("model-name") && model_name.find('/') != std::string::npos) model_name = model_name.substr(model_name.rfind('/') + 1);
+  if (!a.has("model-name") && model_name.find('/') != std::string::npos)
+    model_name = model_name.substr(model_name.rfind('/') + 1);
 
   report::Manifest man;
   man.start();
@@ -153,9 +156,17 @@ int run_sae_train(int argc, char** argv) {
   man.model = m.dir;
   man.seed = o.seed;
   man.versions["libtorch"] = TORCH_VERSION;
-  nlohmann::json settings{{"d_sae", o.d_sae}, {"l1", o.l1}, {"lr", o.lr}, {"steps", o.steps}, {"batch", o.batch},
-                          {"dead_window", o.dead_window}, {"corpus", a.str("corpus")}, {"texts", seqs.size()},
-                          {"harvest_seconds", t_harvest}, {"harvest_tokens", ho.max_tokens}, {"threads", at::get_num_threads()}};
+  nlohmann::json settings{{"d_sae", o.d_sae},
+                          {"l1", o.l1},
+                          {"lr", o.lr},
+                          {"steps", o.steps},
+                          {"batch", o.batch},
+                          {"dead_window", o.dead_window},
+                          {"corpus", a.str("corpus")},
+                          {"texts", seqs.size()},
+                          {"harvest_seconds", t_harvest},
+                          {"harvest_tokens", ho.max_tokens},
+                          {"threads", at::get_num_threads()}};
   std::string log_lines;
   for (size_t k = 0; k < hooks.size(); ++k) {
     std::string dir = hooks.size() == 1 ? out : join_path(out, hooks[k]);
@@ -169,28 +180,49 @@ int run_sae_train(int argc, char** argv) {
     }
     base.reshape_hook_z = hooks[k].size() > 2 && hooks[k].compare(hooks[k].size() - 2, 2, "_z") == 0;
     base.model_name = model_name;
-    base.raw = {{"context_size", m.model->config().n_ctx}, {"prepend_bos", a.on("prepend-bos")}, {"dataset_path", a.str("corpus")},
-                {"l1_coefficient", o.l1}, {"lr", o.lr}, {"training_steps", o.steps}, {"train_batch_size_tokens", o.batch},
-                {"seed", o.seed}, {"trained_by", "mechscope sae train"}};
+    base.raw = {{"context_size", m.model->config().n_ctx},
+                {"prepend_bos", a.on("prepend-bos")},
+                {"dataset_path", a.str("corpus")},
+                {"l1_coefficient", o.l1},
+                {"lr", o.lr},
+                {"training_steps", o.steps},
+                {"train_batch_size_tokens", o.batch},
+                {"seed", o.seed},
+                {"trained_by", "mechscope sae train"}};
     auto t1 = std::chrono::steady_clock::now();
     S::SaeTrainResult r = S::train_sae(acts[k], base, o, [&](const S::SaeTrainStatus& s) {
       std::fprintf(stderr, "%s step %lld: loss %.5g (mse %.5g, l1 %.5g), L0 %.2f, explained variance %.4f, dead %lld\n",
-                   hooks[k].c_str(), (long long)s.step, s.loss, s.mse, s.l1_loss, s.l0, s.explained_variance, (long long)s.dead);
+                   hooks[k].c_str(), (long long)s.step, s.loss, s.mse, s.l1_loss, s.l0, s.explained_variance,
+                   (long long)s.dead);
     });
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
     mechscope::sae::save_sae(r.sae, dir);
     for (auto& s : r.log)
-      log_lines += nlohmann::json{{"hook", hooks[k]}, {"step", s.step}, {"loss", s.loss}, {"mse", s.mse}, {"l1_loss", s.l1_loss},
-                                  {"l0", s.l0}, {"explained_variance", s.explained_variance}, {"dead", s.dead}}.dump() + "\n";
+      log_lines += nlohmann::json{{"hook", hooks[k]},
+                                  {"step", s.step},
+                                  {"loss", s.loss},
+                                  {"mse", s.mse},
+                                  {"l1_loss", s.l1_loss},
+                                  {"l0", s.l0},
+                                  {"explained_variance", s.explained_variance},
+                                  {"dead", s.dead}}
+                       .dump() +
+                   "\n";
     std::string rel = hooks.size() == 1 ? "" : hooks[k] + "/";
     for (const char* f : {"cfg.json", "sae_weights.safetensors", "sparsity.safetensors"}) man.files.push_back(rel + f);
     const auto& last = r.log.back();
-    settings["saes"].push_back({{"hook", hooks[k]}, {"tokens", acts[k].size(0)}, {"seconds", secs}, {"resumed_from", r.resumed_from},
-                                {"loss", last.loss}, {"l0", last.l0}, {"explained_variance", last.explained_variance},
+    settings["saes"].push_back({{"hook", hooks[k]},
+                                {"tokens", acts[k].size(0)},
+                                {"seconds", secs},
+                                {"resumed_from", r.resumed_from},
+                                {"loss", last.loss},
+                                {"l0", last.l0},
+                                {"explained_variance", last.explained_variance},
                                 {"dead", last.dead}});
-    std::printf("%s: %lld tokens, %lld steps in %.1fs: loss %.5g, L0 %.2f, explained variance %.4f, %lld dead of %lld -> %s\n",
-                hooks[k].c_str(), (long long)acts[k].size(0), (long long)o.steps, secs, last.loss, last.l0,
-                last.explained_variance, (long long)last.dead, (long long)o.d_sae, dir.c_str());
+    std::printf(
+        "%s: %lld tokens, %lld steps in %.1fs: loss %.5g, L0 %.2f, explained variance %.4f, %lld dead of %lld -> %s\n",
+        hooks[k].c_str(), (long long)acts[k].size(0), (long long)o.steps, secs, last.loss, last.l0,
+        last.explained_variance, (long long)last.dead, (long long)o.d_sae, dir.c_str());
   }
   write_file_atomic(join_path(out, "train_log.jsonl"), log_lines);
   man.files.push_back("train_log.jsonl");

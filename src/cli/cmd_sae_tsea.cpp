@@ -37,7 +37,8 @@ std::string csv_field(const std::string& s) {
 }  // namespace
 
 int run_sae_tsea(int argc, char** argv) {
-  Args a("sae tsea", "--model M --sae SPEC [--sets LIST] [--token-set NAME=REGEX|NAME=@FILE ...] [--top-features N] --out DIR",
+  Args a("sae tsea",
+         "--model M --sae SPEC [--sets LIST] [--token-set NAME=REGEX|NAME=@FILE ...] [--top-features N] --out DIR",
          "Token-set enrichment analysis: for each of the --top-features features with the most skewed logit weights,\n"
          "ranks the vocabulary by W_dec[f] W_U and scores each token set S as SAELens's\n"
          "calculate_batch_enrichment_scores does (walk the ranking, +1/|S| on a member, -1/(V-|S|) otherwise, the\n"
@@ -58,11 +59,13 @@ int run_sae_tsea(int argc, char** argv) {
   a.flag("cosine-sim", "normalise W_U's columns first");
   a.opt("top-features", "N", "features scored: the N with the largest skewness", "5000");
   a.opt("sets", "LIST", "comma-separated token sets to score, or 'all' (user sets are always added)", kDefaultSets);
-  a.multi("token-set", "NAME=REGEX|NAME=@FILE", "a user set: a Python regex over the token strings (re.match), or a\n"
+  a.multi("token-set", "NAME=REGEX|NAME=@FILE",
+          "a user set: a Python regex over the token strings (re.match), or a\n"
           "file with one token string per line as the vocabulary stores it");
   a.multi("group", "NAME=SET,SET", "a Manhattan plot of these sets (repeatable; default: the scored sets, 5 per plot)");
   a.multi("pair", "A,B", "scatter of two sets' enrichment with marginal histograms (default: the first two sets)");
-  a.multi("category", "SET", "histograms of logit weights in/out of SET for its --k most enriched features (default:\n"
+  a.multi("category", "SET",
+          "histograms of logit weights in/out of SET for its --k most enriched features (default:\n"
           "the first set)");
   a.opt("k", "N", "features per --category", "5");
   a.opt("label-threshold", "X", "Manhattan plots label points above this -log(1 - score)", "1.0");
@@ -76,7 +79,8 @@ int run_sae_tsea(int argc, char** argv) {
   if (!a.has("sae")) fail("--sae SPEC is required");
   auto mode = S::parse_unembed_mode(a.str("unembed"));
   auto formats = report::parse_formats(a.str("formats"));
-  long long top_features = a.integer("top-features"), block = a.integer("block"), k = a.integer("k"), top_n = a.integer("top-n");
+  long long top_features = a.integer("top-features"), block = a.integer("block"), k = a.integer("k"),
+            top_n = a.integer("top-n");
   if (top_features < 1) fail("--top-features must be >= 1");
   if (block < 1) fail("--block must be >= 1");
   if (k < 1) fail("--k must be >= 1");
@@ -104,7 +108,8 @@ int run_sae_tsea(int argc, char** argv) {
   for (auto& spec : a.all("token-set")) {
     S::TokenSet s = S::user_set(spec, vocab, tok);
     for (auto& o : all)
-      if (o.name == s.name) fail("--token-set ", s.name, ": a token set with that name exists already (pick another name)");
+      if (o.name == s.name)
+        fail("--token-set ", s.name, ": a token set with that name exists already (pick another name)");
     user_names.push_back(s.name);
     all.push_back(std::move(s));
   }
@@ -124,7 +129,8 @@ int run_sae_tsea(int argc, char** argv) {
   for (auto& n : wanted) {
     auto it = by_name.find(n);
     if (it == by_name.end())
-      fail("--sets: unknown token set '", n, "' (a..z, the seed's regex sets, get_test_gene_sets' names, boy_names, "
+      fail("--sets: unknown token set '", n,
+           "' (a..z, the seed's regex sets, get_test_gene_sets' names, boy_names, "
            "girl_names, pos_NN and the other pos_ tags, or --token-set; see token_sets.json of any run)");
     if (all[it->second].ids.empty()) skipped.push_back(n);
     else sel.push_back(all[it->second]);
@@ -181,8 +187,9 @@ int run_sae_tsea(int argc, char** argv) {
   at::Tensor scores = S::enrichment_scores(sae.W_dec, W_U, features, sel, block);
   double t_total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
-  report::RunOutput out(a.str("out"), argc, argv, "sae tsea", "Token-set enrichment: " + sae.cfg.hook_name,
-                        std::to_string(features.size()) + " features by skewness, " + std::to_string(sel.size()) + " token sets");
+  report::RunOutput out(
+      a.str("out"), argc, argv, "sae tsea", "Token-set enrichment: " + sae.cfg.hook_name,
+      std::to_string(features.size()) + " features by skewness, " + std::to_string(sel.size()) + " token sets");
   out.formats = formats;
   out.manifest.model = m.dir;
   out.manifest.versions["libtorch"] = TORCH_VERSION;
@@ -200,18 +207,22 @@ int run_sae_tsea(int argc, char** argv) {
   nlohmann::json names = nlohmann::json::array();
   for (auto& s : sel) names.push_back(s.name);
   io::write_safetensors(join_path(out.dir(), "enrichment.safetensors"),
-                        {{"scores", scores}, {"features", at::tensor(features, at::kLong)}}, {{"token_sets", names.dump()}});
+                        {{"scores", scores}, {"features", at::tensor(features, at::kLong)}},
+                        {{"token_sets", names.dump()}});
   out.add_file("enrichment.safetensors");
   nlohmann::json sets_json = nlohmann::json::array();
   for (auto& s : all) {
     nlohmann::json first = nlohmann::json::array();
     for (size_t i = 0; i < s.ids.size() && i < 10; ++i) first.push_back(tok.display(s.ids[i]));
-    sets_json.push_back({{"name", s.name}, {"group", s.group}, {"size", s.ids.size()}, {"first_tokens", first},
+    sets_json.push_back({{"name", s.name},
+                         {"group", s.group},
+                         {"size", s.ids.size()},
+                         {"first_tokens", first},
                          {"scored", sel_index.count(s.name) > 0}});
     if (s.group == "names") sets_json.back()["source"] = std::string(S::first_names_notice());
     if (s.group == "pos")
-      sets_json.back()["source"] = "npm en-lexicon 1.0.11 (first Penn Treebank tag of each token):\n" +
-                                   std::string(S::pos_lexicon_notice());
+      sets_json.back()["source"] =
+          "npm en-lexicon 1.0.11 (first Penn Treebank tag of each token):\n" + std::string(S::pos_lexicon_notice());
   }
   write_file_atomic(join_path(out.dir(), "token_sets.json"), sets_json.dump(1) + "\n");
   out.add_file("token_sets.json");
@@ -225,7 +236,8 @@ int run_sae_tsea(int argc, char** argv) {
     out.save_figure(S::manhattan_figure(scores, sel, rows, features, label_threshold, (int)top_n, "manhattan_" + gname,
                                         "Token-set enrichment: " + gname));
   for (size_t p = 0; p < pairs.size(); ++p)
-    out.save_figure(S::pair_figure(scores, sel, pairs[p].first, pairs[p].second, features, "pair_" + std::to_string(p + 1)));
+    out.save_figure(
+        S::pair_figure(scores, sel, pairs[p].first, pairs[p].second, features, "pair_" + std::to_string(p + 1)));
   for (size_t c : categories) {
     std::vector<double> row(sc + c * features.size(), sc + (c + 1) * features.size());
     for (int64_t i : S::top_by(row, k)) {
@@ -235,9 +247,15 @@ int run_sae_tsea(int argc, char** argv) {
       out.save_figure(S::projection_by_category_figure(proj, sel[c], f, row[i], id));
     }
   }
-  out.manifest.extra = {{"sae", sae.source}, {"hook_name", sae.cfg.hook_name}, {"unembed", a.str("unembed")},
-                        {"cosine_sim", a.on("cosine-sim")}, {"top_features", features.size()}, {"token_sets", names},
-                        {"skipped_empty_sets", skipped}, {"stats_seconds", t_stats}, {"total_seconds", t_total},
+  out.manifest.extra = {{"sae", sae.source},
+                        {"hook_name", sae.cfg.hook_name},
+                        {"unembed", a.str("unembed")},
+                        {"cosine_sim", a.on("cosine-sim")},
+                        {"top_features", features.size()},
+                        {"token_sets", names},
+                        {"skipped_empty_sets", skipped},
+                        {"stats_seconds", t_stats},
+                        {"total_seconds", t_total},
                         {"threads", at::get_num_threads()}};
   out.finish();
   // The most enriched feature of each set.
@@ -247,7 +265,8 @@ int run_sae_tsea(int argc, char** argv) {
     std::printf("%-24s %6zu tokens  best feature %lld: score %.4f (-log(1-x) = %.2f)\n", sel[s].name.c_str(),
                 sel[s].ids.size(), (long long)features[best[0]], row[best[0]], S::neg_log1m(row[best[0]]));
   }
-  std::fprintf(stderr, "%zu features x %zu token sets in %.2fs -> %s\n", features.size(), sel.size(), t_total, out.dir().c_str());
+  std::fprintf(stderr, "%zu features x %zu token sets in %.2fs -> %s\n", features.size(), sel.size(), t_total,
+               out.dir().c_str());
   return 0;
 }
 

@@ -48,7 +48,8 @@ int run_sentiment(int argc, char** argv) {
       if (line.find_first_not_of(" \t\r") == std::string::npos) return;
       nlohmann::json j = parse_json(line, cat("--texts ", file, ":", n));
       if (j.is_object() && j.contains("text")) j = j["text"];
-      if (!j.is_string()) fail("--texts ", file, ":", n, ": expected a JSON string or an object with a \"text\" string");
+      if (!j.is_string())
+        fail("--texts ", file, ":", n, ": expected a JSON string or an object with a \"text\" string");
       texts.push_back(j.get<std::string>());
     });
     if (texts.empty()) fail("--texts file '", file, "' has no texts");
@@ -57,7 +58,7 @@ int run_sentiment(int argc, char** argv) {
   if (a.has("sentiment-model")) {
     set_threads(a.str("threads"));
     auto c = analysis::sentiment::load_sentiment_classifier(a.str("sentiment-model"), "--sentiment-model",
-                                                              device_from_flags(a));
+                                                            device_from_flags(a));
     cls = analysis::sentiment::classify_positive(c, texts, batch);
     if (cls.truncated)
       std::fprintf(stderr, "note: %lld texts were longer than the classifier's context and were truncated\n",
@@ -75,7 +76,9 @@ int run_sentiment(int argc, char** argv) {
   return 0;
 }
 
-const Register reg{"sentiment", "VADER sentiment scores of texts (as the npm vader-sentiment package), or a classifier's P(POSITIVE)", 45, run_sentiment};
+const Register reg{
+    "sentiment", "VADER sentiment scores of texts (as the npm vader-sentiment package), or a classifier's P(POSITIVE)",
+    45, run_sentiment};
 
 }  // namespace
 }  // namespace mechscope::cli

@@ -89,7 +89,9 @@ int run_tokenize(int argc, char** argv) {
   }
   std::printf("%zu tokens\n", ids.size());
   for (size_t i = 0; i < ids.size(); ++i) {
-    if (pair) std::printf("%6zu %8lld %4lld  %s\n", i, (long long)ids[i], (long long)enc.type_ids[i], json_quote(tok->display(ids[i])).c_str());
+    if (pair)
+      std::printf("%6zu %8lld %4lld  %s\n", i, (long long)ids[i], (long long)enc.type_ids[i],
+                  json_quote(tok->display(ids[i])).c_str());
     else std::printf("%6zu %8lld  %s\n", i, (long long)ids[i], json_quote(tok->display(ids[i])).c_str());
   }
   return 0;

@@ -25,8 +25,7 @@ namespace {
 namespace ct = analysis::causal_trace;
 
 int run_trace(int argc, char** argv) {
-  Args a("trace",
-         "--model M (--prompt TEXT --subject TEXT | --ids 1,2,3 --subject-range B,E) [--noise s3] --out DIR",
+  Args a("trace", "--model M (--prompt TEXT --subject TEXT | --ids 1,2,3 --subject-range B,E) [--noise s3] --out DIR",
          "ROME's causal tracing (Meng et al. 2022) of one prompt: the clean run plus --samples copies whose\n"
          "subject token embeddings get noise (numpy RandomState(--seed), as ROME draws it); each cell restores\n"
          "one clean state (block output; or the MLP / attention output over a window of layers) at one token\n"
@@ -126,22 +125,24 @@ int run_trace(int argc, char** argv) {
   if (!prompt_text.empty()) j["prompt"] = prompt_text;
   if (!subject_text.empty()) j["subject"] = subject_text;
   j["seconds"] = secs;
-  write_file_atomic(join_path(out.dir(), "trace.json"), j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+  write_file_atomic(join_path(out.dir(), "trace.json"),
+                    j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
   out.add_file("trace.json");
   out.manifest.extra = settings_json(set, emb_std);
 
   std::string model_name = models::display_name(cfg.model_type);
   for (size_t k = 0; k < r.kinds.size(); ++k) {
     std::string id = r.kinds[k] == ct::Kind::All ? "trace" : std::string("trace_") + ct::kind_name(r.kinds[k]);
-    out.save_figure(ct::trace_heatmap(id, r.scores[k], tokens, in.subject_begin, in.subject_end, r.low_score, trim(answer),
-                                      r.kinds[k], set.opt.window, model_name));
+    out.save_figure(ct::trace_heatmap(id, r.scores[k], tokens, in.subject_begin, in.subject_end, r.low_score,
+                                      trim(answer), r.kinds[k], set.opt.window, model_name));
   }
   out.html.add_number("answer", trim(answer));
   out.html.add_number("high score (clean)", r.high_score, 4);
   out.html.add_number("low score (corrupted)", r.low_score, 4);
   out.html.add_number("noise level", set.opt.noise.scale, 4);
   out.finish();
-  std::fprintf(stderr, "traced %zu tokens x %lld layers x %zu kinds in %.2fs: answer '%s' high %.4g low %.4g; wrote %s\n",
+  std::fprintf(stderr,
+               "traced %zu tokens x %lld layers x %zu kinds in %.2fs: answer '%s' high %.4g low %.4g; wrote %s\n",
                in.ids.size(), (long long)cfg.n_layers, r.kinds.size(), secs, trim(answer).c_str(), r.high_score,
                r.low_score, dir.c_str());
   return 0;

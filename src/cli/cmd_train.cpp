@@ -123,10 +123,15 @@ int run_train(int argc, char** argv) {
   if (a.has("corpus")) return train_corpus(a, o);
   std::string kg_path = a.str("kg");
   auto kg = analysis::read_kg(kg_path);
-  std::string tok = a.has("tokenizer") ? a.str("tokenizer") : join_path(kg_path.substr(0, kg_path.find_last_of('/') == std::string::npos ? 0 : kg_path.find_last_of('/')), "tokenizer.json");
+  std::string tok =
+      a.has("tokenizer")
+          ? a.str("tokenizer")
+          : join_path(kg_path.substr(0, kg_path.find_last_of('/') == std::string::npos ? 0 : kg_path.find_last_of('/')),
+                      "tokenizer.json");
   if (!file_exists(tok)) fail("no tokenizer at '", tok, "' (give --tokenizer PATH)");
   if (dist::rank() == 0)  // rank 0 alone writes the model
-    report::claim_output_dir(a.str("out"), "train", report::OutputMode::InPlace);  // issue 17: lock, status, no foreign folder
+    report::claim_output_dir(a.str("out"), "train",
+                             report::OutputMode::InPlace);  // issue 17: lock, status, no foreign folder
 
   analysis::TrainResult r;
   {
@@ -135,7 +140,8 @@ int run_train(int argc, char** argv) {
   }
   if (dist::rank() != 0) return 0;
   std::printf("trained %d steps in %.1f s: loss %.4f, fact accuracy %.1f%% (%zu facts), %lld parameters -> %s\n",
-              r.steps, r.seconds, r.final_loss, 100 * r.accuracy, r.examples, (long long)r.parameters, a.str("out").c_str());
+              r.steps, r.seconds, r.final_loss, 100 * r.accuracy, r.examples, (long long)r.parameters,
+              a.str("out").c_str());
   return 0;
 }
 

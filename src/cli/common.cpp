@@ -39,8 +39,9 @@ void add_model_flags(Args& a) {
 void add_device_flag(Args& a) {
   // $MECHSCOPE_DEVICE sets the default, so a whole session (or the test suite) can move to a GPU at once.
   const char* env = std::getenv("MECHSCOPE_DEVICE");
-  a.opt("device", "DEV", "where the model runs: cpu, cuda, cuda:N, or auto (cuda when a GPU is usable); "
-                         "default $MECHSCOPE_DEVICE, else cpu",
+  a.opt("device", "DEV",
+        "where the model runs: cpu, cuda, cuda:N, or auto (cuda when a GPU is usable); "
+        "default $MECHSCOPE_DEVICE, else cpu",
         env && *env ? env : "cpu");
 }
 
@@ -51,8 +52,9 @@ at::Device device_from_flags(const Args& a) {
 }
 
 void add_encoding_flags(Args& a) {
-  a.flag("prepend-bos", "put the BOS token first when the tokenizer does not start with a special token itself "
-                        "(as TransformerLens's to_tokens)");
+  a.flag("prepend-bos",
+         "put the BOS token first when the tokenizer does not start with a special token itself "
+         "(as TransformerLens's to_tokens)");
   a.flag("no-special-tokens", "encode text without the tokenizer's special tokens (BERT's [CLS]/[SEP], Llama's <s>)");
 }
 
@@ -65,8 +67,9 @@ void add_prompt_flags(Args& a, bool repeatable, bool segments) {
     a.opt("ids", "1,2,3", "input token ids, used exactly as given");
   }
   if (segments) {
-    a.multi("pair", "TEXT", "second segment of the --prompt before it (BERT-family: the tokenizer's pair template, "
-                            "token types 0 then 1)");
+    a.multi("pair", "TEXT",
+            "second segment of the --prompt before it (BERT-family: the tokenizer's pair template, "
+            "token types 0 then 1)");
     a.multi("token-type-ids", "0,0,1", "token type (segment) ids of the --ids before it");
   }
   add_encoding_flags(a);
@@ -106,9 +109,12 @@ void check_ids(const std::vector<int64_t>& ids, const models::ModelConfig& cfg, 
                int64_t extra) {
   if (ids.empty()) fail(what, " has no tokens");
   for (int64_t id : ids)
-    if (id < 0 || id >= cfg.d_vocab) fail(what, ": token id ", id, " is outside the vocabulary (0 .. ", cfg.d_vocab - 1, ")");
+    if (id < 0 || id >= cfg.d_vocab)
+      fail(what, ": token id ", id, " is outside the vocabulary (0 .. ", cfg.d_vocab - 1, ")");
   if (cfg.n_ctx > 0 && (int64_t)ids.size() + extra > cfg.n_ctx) {
-    if (extra) fail(what, " has ", ids.size(), " tokens + ", extra, " to generate, more than the model's context of ", cfg.n_ctx);
+    if (extra)
+      fail(what, " has ", ids.size(), " tokens + ", extra, " to generate, more than the model's context of ",
+           cfg.n_ctx);
     fail(what, " has ", ids.size(), " tokens, more than the model's context of ", cfg.n_ctx);
   }
 }
@@ -204,7 +210,8 @@ void need_lm_head(const Loaded& m, const std::string& command) {
          "): it has no language-model head to predict tokens with; use mechscope run for its class logits");
   }
   if (!m.model->has_lm_head())
-    fail(command, ": '", m.dir, "' has no language-model head (a bare ", c.architecture.empty() ? c.model_type : c.architecture,
+    fail(command, ": '", m.dir, "' has no language-model head (a bare ",
+         c.architecture.empty() ? c.model_type : c.architecture,
          "): it predicts no tokens; use mechscope run --cache ... for its activations");
 }
 
@@ -215,6 +222,8 @@ std::string decode_known(const tokenizers::Tokenizer& tok, const std::vector<int
   return tok.decode(known);
 }
 
-std::string json_quote(const std::string& s) { return nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }
+std::string json_quote(const std::string& s) {
+  return nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
 
 }  // namespace mechscope::cli

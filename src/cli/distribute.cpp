@@ -55,9 +55,10 @@ void init(const std::string& command) {
   MPI_Comm_size(MPI_COMM_WORLD, &g_size);
   g_active = true;
 #else
-  fail("this build has no MPI, so it cannot run under mpirun or srun: install "
-       "libopenmpi-dev (scripts/install-deps.sh) and rebuild, or run slices with --shard i/N and combine them "
-       "with mechscope merge");
+  fail(
+      "this build has no MPI, so it cannot run under mpirun or srun: install "
+      "libopenmpi-dev (scripts/install-deps.sh) and rebuild, or run slices with --shard i/N and combine them "
+      "with mechscope merge");
 #endif
   (void)command;
 }
@@ -87,8 +88,7 @@ void bcast(std::vector<long long>& v) {
   // Point to point, received with MPI_Iprobe + 1 ms sleeps: the other ranks wait here while rank 0
   // checks an earlier run's files, and a blocking collective would spin their cores all that time.
   if (g_rank == 0) {
-    for (int r = 1; r < g_size; ++r)
-      MPI_Send(v.data(), (int)v.size(), MPI_LONG_LONG, r, kTagBcast, MPI_COMM_WORLD);
+    for (int r = 1; r < g_size; ++r) MPI_Send(v.data(), (int)v.size(), MPI_LONG_LONG, r, kTagBcast, MPI_COMM_WORLD);
     return;
   }
   MPI_Status st;

@@ -37,9 +37,9 @@ void finalize();
 
 // Collectives over every rank (no-ops without MPI).
 void barrier();
-void bcast(std::vector<long long>& v);           // rank 0's vector on every rank (the others wait idle)
-double sum(double v);                             // over all ranks, on every rank
-void allreduce_sum(float* data, size_t n);        // in place, on every rank
+void bcast(std::vector<long long>& v);      // rank 0's vector on every rank (the others wait idle)
+double sum(double v);                       // over all ranks, on every rank
+void allreduce_sum(float* data, size_t n);  // in place, on every rank
 void allreduce_sum(double* data, size_t n);
 
 class WorkQueue {

@@ -20,13 +20,12 @@ namespace ct = analysis::causal_trace;
 using json = nlohmann::json;
 
 namespace {
-std::string dump(const json& j, int indent = -1) {
-  return j.dump(indent, ' ', false, json::error_handler_t::replace);
-}
+std::string dump(const json& j, int indent = -1) { return j.dump(indent, ' ', false, json::error_handler_t::replace); }
 }  // namespace
 
-const char* const kFactSettings[10] = {"model", "prepend_bos", "noise_level", "noise_distribution", "degrees_of_freedom",
-                                       "replace", "samples", "window", "kinds", "seed"};
+const char* const kFactSettings[10] = {
+    "model",  "prepend_bos", "noise_level", "noise_distribution", "degrees_of_freedom", "replace", "samples",
+    "window", "kinds",       "seed"};
 
 std::string fact_stem(int index, const std::string& id) {
   char num[16];
@@ -44,7 +43,8 @@ FactRecord load_fact(const std::string& path, int index, const std::string& stem
   d.index = index;
   d.stem = stem;
   auto it = st->metadata().find("fact");
-  if (it == st->metadata().end()) fail(path, ": not a mechscope locate fact file (no 'fact' metadata); delete it to redo");
+  if (it == st->metadata().end())
+    fail(path, ": not a mechscope locate fact file (no 'fact' metadata); delete it to redo");
   d.info = parse_json(it->second, "the 'fact' metadata of " + path);
   try {
     for (auto& k : d.info.at("kinds")) {
@@ -62,7 +62,9 @@ std::vector<std::string> fact_files(const std::string& facts_dir) {
   std::error_code ec;
   for (auto& e : std::filesystem::directory_iterator(facts_dir, ec)) {
     std::string name = e.path().filename().string();
-    auto ends = [&](const std::string& s) { return name.size() > s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0; };
+    auto ends = [&](const std::string& s) {
+      return name.size() > s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0;
+    };
     if (ends(".safetensors") || ends(".skipped.json")) out.push_back(name);
   }
   return out;
@@ -73,9 +75,14 @@ json job_json(const LocateJob& job) {
   for (auto& [i, stem] : job.items) items.push_back({i, stem});
   json formats = json::array();
   for (auto f : job.formats) formats.push_back(report::extension(f));
-  return {{"items", items},           {"bad_facts", job.bad_facts},   {"facts_selected", job.facts_selected},
-          {"facts_in_file", job.facts_in_file}, {"model_name", job.model_name}, {"n_layers", job.n_layers},
-          {"formats", formats},       {"html_facts", job.html_facts}};
+  return {{"items", items},
+          {"bad_facts", job.bad_facts},
+          {"facts_selected", job.facts_selected},
+          {"facts_in_file", job.facts_in_file},
+          {"model_name", job.model_name},
+          {"n_layers", job.n_layers},
+          {"formats", formats},
+          {"html_facts", job.html_facts}};
 }
 
 LocateJob job_from_json(const json& j, const std::string& where) {
@@ -132,7 +139,9 @@ std::pair<size_t, size_t> locate_aggregate(const LocateJob& job, int argc, char*
   size_t loc_k = 0;
   for (size_t k = 0; k < kinds.size(); ++k)
     if (kinds[k] == ct::Kind::Mlp) loc_k = k;
-  std::string located = cat(kinds[loc_k] == ct::Kind::All ? "the hidden state" : kinds[loc_k] == ct::Kind::Mlp ? "MLP outputs" : "attention outputs",
+  std::string located = cat(kinds[loc_k] == ct::Kind::All   ? "the hidden state"
+                            : kinds[loc_k] == ct::Kind::Mlp ? "MLP outputs"
+                                                            : "attention outputs",
                             " at the last subject token");
   json per_fact = json::array();
   std::vector<std::pair<std::string, at::Tensor>> all_tensors;
@@ -162,10 +171,18 @@ std::pair<size_t, size_t> locate_aggregate(const LocateJob& job, int argc, char*
       }
     }
     all_tensors.emplace_back(d.stem + ".input_ids", at::tensor(I["input_ids"].get<std::vector<int64_t>>(), at::kLong));
-    json pf{{"index", d.index}, {"id", I["id"]}, {"prompt", I["prompt"]}, {"subject", I["subject"]},
-            {"answer", I["answer"]}, {"answer_id", I["answer_id"]}, {"subject_range", I["subject_range"]},
-            {"input_tokens", I["input_tokens"]}, {"low_score", low}, {"high_score", high},
-            {"best_layer", s.best_layer}, {"best_effect", s.best_effect}};
+    json pf{{"index", d.index},
+            {"id", I["id"]},
+            {"prompt", I["prompt"]},
+            {"subject", I["subject"]},
+            {"answer", I["answer"]},
+            {"answer_id", I["answer_id"]},
+            {"subject_range", I["subject_range"]},
+            {"input_tokens", I["input_tokens"]},
+            {"low_score", low},
+            {"high_score", high},
+            {"best_layer", s.best_layer},
+            {"best_effect", s.best_effect}};
     json files = json::array();
     for (auto k : d.kinds)
       for (auto f : job.formats) files.push_back(heatmap_id(d.stem, k) + "." + report::extension(f));
@@ -174,9 +191,15 @@ std::pair<size_t, size_t> locate_aggregate(const LocateJob& job, int argc, char*
     summaries.push_back(std::move(s));
   }
 
-  json summary{{"model", model}, {"kg_file", kg}, {"settings", run}, {"facts_in_file", job.facts_in_file},
-               {"facts_selected", n_facts}, {"facts_traced", done.size()}, {"facts_skipped", skipped.size()},
-               {"skipped", skipped}, {"seconds_tracing_this_run", job.traced_secs}};
+  json summary{{"model", model},
+               {"kg_file", kg},
+               {"settings", run},
+               {"facts_in_file", job.facts_in_file},
+               {"facts_selected", n_facts},
+               {"facts_traced", done.size()},
+               {"facts_skipped", skipped.size()},
+               {"skipped", skipped},
+               {"seconds_tracing_this_run", job.traced_secs}};
   // With nothing traced there is no located site to name (and no figure of one).
   summary["located_site"] = done.empty() ? json() : json(located);
   if (!done.empty()) {
@@ -198,7 +221,10 @@ std::pair<size_t, size_t> locate_aggregate(const LocateJob& job, int argc, char*
       };
       std::string kn = ct::kind_name(kinds[k]);
       json kj{{"categories", std::vector<std::string>(ct::kCategoryNames, ct::kCategoryNames + 6)},
-              {"aie", rows(a_)}, {"mean_score", rows(mean)}, {"std_score", rows(sd)}, {"rows", json::array()}};
+              {"aie", rows(a_)},
+              {"mean_score", rows(mean)},
+              {"std_score", rows(sd)},
+              {"rows", json::array()}};
       for (int c = 0; c < 6; ++c) kj["rows"].push_back(acc[k].rows(c));
       at::Tensor le = mean[2], la = mean[5];
       kj["best_aie_last_subject_token"] = le.max().item<double>() - acc[k].mean_low();
@@ -236,13 +262,15 @@ std::pair<size_t, size_t> locate_aggregate(const LocateJob& job, int argc, char*
     for (size_t k = 0; k < kinds.size(); ++k)
       if (kinds[k] == ct::Kind::All) vmax = acc[k].aie().clamp_min(0).nan_to_num(0).max().item<double>();
     for (size_t k = 0; k < kinds.size(); ++k) {
-      std::string id = kinds[k] == ct::Kind::All ? "average_heatmap" : std::string("average_heatmap_") + ct::kind_name(kinds[k]);
+      std::string id =
+          kinds[k] == ct::Kind::All ? "average_heatmap" : std::string("average_heatmap_") + ct::kind_name(kinds[k]);
       out.save_figure(ct::average_heatmap(id, acc[k], kinds[k], vmax, window, model_name));
     }
     std::vector<const ct::AieAccumulator*> ptrs;
     for (auto& x : acc) ptrs.push_back(&x);
     out.save_figure(ct::t0_aie_figure("t0_aie_by_layer", kinds, ptrs, model_name));
-    out.save_figure(ct::aggregate_figure("aggregate_analysis", summaries, nL, located, (int)n_facts, (int)skipped.size()));
+    out.save_figure(
+        ct::aggregate_figure("aggregate_analysis", summaries, nL, located, (int)n_facts, (int)skipped.size()));
     out.save_figure(ct::layer_importance_figure("layer_importance", summaries, nL, located));
     for (size_t i = 0; i < done.size(); ++i) {
       const FactRecord& d = done[i];
@@ -253,15 +281,17 @@ std::pair<size_t, size_t> locate_aggregate(const LocateJob& job, int argc, char*
         for (auto f : job.formats) files.push_back(id + "." + report::extension(f));
         for (auto& f : files) out.add_file(f);
         if ((long long)i < html_facts)
-          out.html.add_figure(ct::trace_heatmap(id, d.scores[k], tokens, d.info["subject_range"][0], d.info["subject_range"][1],
-                                                d.info["low_score"], trim(d.info["answer"].get<std::string>()), d.kinds[k],
-                                                window, model_name),
-                              files);
+          out.html.add_figure(
+              ct::trace_heatmap(id, d.scores[k], tokens, d.info["subject_range"][0], d.info["subject_range"][1],
+                                d.info["low_score"], trim(d.info["answer"].get<std::string>()), d.kinds[k], window,
+                                model_name),
+              files);
       }
     }
     if ((long long)done.size() > html_facts)
-      out.html.add_paragraph(cat("Per-fact heatmaps of the other ", done.size() - html_facts,
-                                 " facts are the trace_*.png files in this folder (--html-facts sets how many appear here)."));
+      out.html.add_paragraph(
+          cat("Per-fact heatmaps of the other ", done.size() - html_facts,
+              " facts are the trace_*.png files in this folder (--html-facts sets how many appear here)."));
   } else {
     out.html.add_paragraph("No fact was traced: every fact was skipped (see locating_summary.json).");
   }

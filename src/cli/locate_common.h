@@ -35,10 +35,10 @@ std::vector<std::string> fact_files(const std::string& facts_dir);
 // Everything the aggregation needs besides the records: what a --shard run records in its run.json
 // ("shard"."job") so that merge can aggregate without the facts file or the model.
 struct LocateJob {
-  std::string dir;                                // the output folder (records in dir/facts)
-  nlohmann::json run;                             // facts/run.json (without "shard")
-  std::vector<std::pair<int, std::string>> items; // index and stem of every fact to trace, in order
-  std::vector<nlohmann::json> bad_facts;          // facts refused before tracing (--skip-bad)
+  std::string dir;                                 // the output folder (records in dir/facts)
+  nlohmann::json run;                              // facts/run.json (without "shard")
+  std::vector<std::pair<int, std::string>> items;  // index and stem of every fact to trace, in order
+  std::vector<nlohmann::json> bad_facts;           // facts refused before tracing (--skip-bad)
   long long facts_selected = 0, facts_in_file = 0;
   std::string model_name;
   int n_layers = 0;

@@ -78,7 +78,8 @@ void sanitize_openmp_env(int, char**, char** env) {
   *out = nullptr;
 }
 
-__attribute__((section(".preinit_array"), used)) void (*const preinit_sanitize)(int, char**, char**) = sanitize_openmp_env;
+__attribute__((section(".preinit_array"), used)) void (*const preinit_sanitize)(int, char**,
+                                                                                char**) = sanitize_openmp_env;
 
 }  // namespace
 }  // namespace mechscope::cli
@@ -117,7 +118,8 @@ int main(int argc, char** argv) {
       std::string msg = mechscope::report::public_paths(why);
       mechscope::report::close_outputs(false, msg);
       // Under mpirun every rank may meet the same bad input: the others say which rank they are.
-      std::string who = mechscope::cli::dist::rank() ? mechscope::cat(" (rank ", mechscope::cli::dist::rank(), ")") : "";
+      std::string who =
+          mechscope::cli::dist::rank() ? mechscope::cat(" (rank ", mechscope::cli::dist::rank(), ")") : "";
       std::fprintf(stderr, "mechscope %s%s: %s: %s\n", name.c_str(), who.c_str(), kind, msg.c_str());
     };
     try {
@@ -127,7 +129,8 @@ int main(int argc, char** argv) {
       if (mechscope::cli::dist::launched()) {
         if (std::find_if(std::begin(kDistributed), std::end(kDistributed), [&](const char* d) { return name == d; }) ==
             std::end(kDistributed))
-          mechscope::fail("mechscope ", name, " does not run over MPI ranks (locate, patch, heads screen and train do); "
+          mechscope::fail("mechscope ", name,
+                          " does not run over MPI ranks (locate, patch, heads screen and train do); "
                           "run it without mpirun");
         mechscope::cli::dist::init(name);
       }

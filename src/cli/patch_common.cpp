@@ -30,7 +30,8 @@ void add_prompt_pair_flags(Args& a) {
   a.opt("corrupt", "TEXT", "the corrupted prompt (same number of tokens)");
   a.opt("clean-ids", "IDS", "the clean prompt as token ids");
   a.opt("corrupt-ids", "IDS", "the corrupted prompt as token ids");
-  a.opt("clean-pair", "TEXT", "second segment of --clean (BERT-family: the tokenizer's pair template, token types 0/1)");
+  a.opt("clean-pair", "TEXT",
+        "second segment of --clean (BERT-family: the tokenizer's pair template, token types 0/1)");
   a.opt("corrupt-pair", "TEXT", "second segment of --corrupt");
   add_answer_flags(a);
 }
@@ -154,9 +155,11 @@ PairInputs pairs_from_flags(const Args& a, const Loaded& m) {
           std::optional<std::string> second;
           if (j.contains(kpair)) second = j[kpair].get<std::string>(), in.segments = true;
           if (j.contains(kid)) enc.ids = ids_of(nlohmann::json(j[kid]).dump(), m, where + " " + kid);
-          else if (j.contains(k) && j[k].is_string()) enc = prompt_encoding(a, m, j[k].get<std::string>(), where + " " + k, second);
+          else if (j.contains(k) && j[k].is_string())
+            enc = prompt_encoding(a, m, j[k].get<std::string>(), where + " " + k, second);
           else fail(where, ": needs \"", k, "\" (text) or \"", kid, "\" (token ids)");
-          if (second && j.contains(kid)) fail(where, ": \"", kpair, "\" goes with \"", k, "\" (text), not \"", kid, "\"");
+          if (second && j.contains(kid))
+            fail(where, ": \"", kpair, "\" goes with \"", k, "\" (text), not \"", kid, "\"");
         } catch (const nlohmann::json::exception& e) {
           fail(where, ": bad \"", kid, "\" or \"", kpair, "\" (", e.what(), ")");
         }
@@ -164,7 +167,8 @@ PairInputs pairs_from_flags(const Args& a, const Loaded& m) {
         (std::string(side) == "clean" ? pair.clean_types : pair.corrupt_types) = enc.type_ids;
       }
       try {
-        if (j.contains("answer")) pair.metric.answer = single_token(m, j["answer"].get<std::string>(), where + " answer");
+        if (j.contains("answer"))
+          pair.metric.answer = single_token(m, j["answer"].get<std::string>(), where + " answer");
         if (j.contains("wrong")) pair.metric.wrong = single_token(m, j["wrong"].get<std::string>(), where + " wrong");
         if (j.contains("answer_id")) pair.metric.answer = j["answer_id"].get<int64_t>();
         if (j.contains("wrong_id")) pair.metric.wrong = j["wrong_id"].get<int64_t>();
@@ -180,8 +184,10 @@ PairInputs pairs_from_flags(const Args& a, const Loaded& m) {
   } else {
     P::PromptPair pair;
     pair.metric = base;
-    if (a.has("clean") == a.has("clean-ids")) fail("give the clean prompt with --clean TEXT or --clean-ids IDS (one of them)");
-    if (a.has("corrupt") == a.has("corrupt-ids")) fail("give the corrupt prompt with --corrupt TEXT or --corrupt-ids IDS (one of them)");
+    if (a.has("clean") == a.has("clean-ids"))
+      fail("give the clean prompt with --clean TEXT or --clean-ids IDS (one of them)");
+    if (a.has("corrupt") == a.has("corrupt-ids"))
+      fail("give the corrupt prompt with --corrupt TEXT or --corrupt-ids IDS (one of them)");
     for (const char* side : {"clean", "corrupt"}) {
       std::string s = side, flag = "--" + s;
       std::optional<std::string> second;

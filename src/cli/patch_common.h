@@ -34,7 +34,7 @@ struct PairInputs {
   analysis::patching::MetricKind metric_kind = analysis::patching::MetricKind::LogitDiff;
   int64_t position = -1;
   std::vector<std::string> clean_tokens, corrupt_tokens;  // of the first pair
-  bool segments = false;                                   // a second segment was given
+  bool segments = false;                                  // a second segment was given
   std::vector<std::string> position_labels;               // "3 Mary/John" (clean/corrupt where they differ)
 };
 PairInputs pairs_from_flags(const Args& a, const Loaded& m);

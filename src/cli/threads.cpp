@@ -18,7 +18,8 @@ void set_threads(const std::string& requested) {
   long long n = std::strtoll(requested.c_str(), &end, 10);
   long long cores = std::max(1u, std::thread::hardware_concurrency());
   if (requested.empty() || *end || errno || n < 0 || n > cores)
-    fail("--threads must be an integer in 0 .. ", cores, " (0 = all ", cores, " cores of this machine), got '", requested, "'");
+    fail("--threads must be an integer in 0 .. ", cores, " (0 = all ", cores, " cores of this machine), got '",
+         requested, "'");
   long long threads = n ? n : cores;
   // Ranks of one MPI job on this machine share its cores (issue 18): all cores divided among them.
   if (!n)

@@ -15,12 +15,16 @@ namespace ct = analysis::causal_trace;
 
 void add_trace_flags(Args& a, bool locate) {
   if (locate) {
-    a.opt("noise-level", "K|RULE", "noise: K = K x the std of the subjects' token embeddings (ROME's s<K>); or a rule "
-                                   "s<k>, a=<level> (absolute), u<x> (uniform), t<d> (Student-t)", "3.0");
+    a.opt("noise-level", "K|RULE",
+          "noise: K = K x the std of the subjects' token embeddings (ROME's s<K>); or a rule "
+          "s<k>, a=<level> (absolute), u<x> (uniform), t<d> (Student-t)",
+          "3.0");
     a.opt("num-noise-samples", "N", "corrupted copies per traced run", "10");
   } else {
-    a.opt("noise", "RULE", "s<k>: k x std of the subject's token embeddings; a number: absolute level; u<x>: "
-                           "uniform(-x, x); t<d>: Student-t, d degrees of freedom, scaled to the embedding std", "s3");
+    a.opt("noise", "RULE",
+          "s<k>: k x std of the subject's token embeddings; a number: absolute level; u<x>: "
+          "uniform(-x, x); t<d>: Student-t, d degrees of freedom, scaled to the embedding std",
+          "s3");
     a.opt("samples", "N", "corrupted copies per traced run", "10");
   }
   a.opt("window", "W", "layers restored together for mlp/attn: [L - W/2, L + W/2)", "10");
@@ -28,8 +32,10 @@ void add_trace_flags(Args& a, bool locate) {
   a.opt("seed", "N", "numpy RandomState seed of the noise (ROME: 1)", "1");
   a.flag("replace", "replace the subject embeddings by the noise instead of adding it (ROME's --replace)");
   a.flag("naive", "ROME's way: one full forward of 1 + samples rows per cell (slow; for checking)");
-  a.opt("max-batch-tokens", "N", "fast path: at most N packed rows (run x position) per batch; 0 = about 8 MB of "
-        "residual stream", "0");
+  a.opt("max-batch-tokens", "N",
+        "fast path: at most N packed rows (run x position) per batch; 0 = about 8 MB of "
+        "residual stream",
+        "0");
   a.opt("formats", "LIST", "static figure formats: png, svg, pdf", "png");
 }
 
@@ -42,7 +48,8 @@ TraceSettings trace_settings_from_flags(const Args& a, bool locate) {
     s.rule = ct::parse_noise(a.str("noise"), "--noise");
   }
   long long samples = a.integer(locate ? "num-noise-samples" : "samples");
-  if (samples < 1 || samples > 100000) fail(locate ? "--num-noise-samples" : "--samples", " must be in 1 .. 100000, got ", samples);
+  if (samples < 1 || samples > 100000)
+    fail(locate ? "--num-noise-samples" : "--samples", " must be in 1 .. 100000, got ", samples);
   s.opt.samples = (int)samples;
   long long w = a.integer("window");
   if (w < 1 || w > 100000) fail("--window must be >= 1, got ", w);
@@ -88,7 +95,8 @@ int64_t answer_token(const Loaded& m, const std::string& text, const std::string
   for (auto& t : tries) {
     auto ids = tok.encode(t);
     if (ids.size() == 1) {
-      if (ids[0] >= m.model->config().d_vocab) fail(what, " '", text, "' is token ", ids[0], ", outside the model's vocabulary");
+      if (ids[0] >= m.model->config().d_vocab)
+        fail(what, " '", text, "' is token ", ids[0], ", outside the model's vocabulary");
       return ids[0];
     }
   }
@@ -111,10 +119,18 @@ std::string token_text(const Loaded& m, int64_t id) {
 nlohmann::json settings_json(const TraceSettings& s, double embedding_std) {
   nlohmann::json kinds = nlohmann::json::array();
   for (auto k : s.opt.kinds) kinds.push_back(ct::kind_name(k));
-  const char* dist = s.opt.noise.dist == ct::Noise::Gaussian ? "gaussian" : s.opt.noise.dist == ct::Noise::Uniform ? "uniform" : "student_t";
-  nlohmann::json j{{"noise_rule", s.rule.text},       {"noise_level", s.opt.noise.scale}, {"noise_distribution", dist},
-                   {"replace", s.opt.noise.replace},  {"samples", s.opt.samples},         {"window", s.opt.window},
-                   {"kinds", kinds},                  {"seed", s.opt.seed},               {"naive", s.opt.naive}};
+  const char* dist = s.opt.noise.dist == ct::Noise::Gaussian  ? "gaussian"
+                     : s.opt.noise.dist == ct::Noise::Uniform ? "uniform"
+                                                              : "student_t";
+  nlohmann::json j{{"noise_rule", s.rule.text},
+                   {"noise_level", s.opt.noise.scale},
+                   {"noise_distribution", dist},
+                   {"replace", s.opt.noise.replace},
+                   {"samples", s.opt.samples},
+                   {"window", s.opt.window},
+                   {"kinds", kinds},
+                   {"seed", s.opt.seed},
+                   {"naive", s.opt.naive}};
   if (s.rule.needs_embedding_std()) j["embedding_std"] = embedding_std;
   if (s.opt.noise.dist == ct::Noise::StudentT) j["degrees_of_freedom"] = s.opt.noise.df;
   return j;

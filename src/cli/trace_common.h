@@ -35,7 +35,8 @@ std::pair<int64_t, int64_t> subject_range(const Loaded& m, const tokenizers::Enc
 std::vector<int64_t> subject_ids(const Args& a, const Loaded& m, const std::string& subject, const std::string& what);
 // One token for an answer text: " TEXT" first (answers follow a space), then TEXT; Error otherwise.
 int64_t answer_token(const Loaded& m, const std::string& text, const std::string& prompt, const std::string& what);
-std::vector<std::string> token_labels(const Loaded& m, const std::vector<int64_t>& ids);  // ids as text without a tokenizer
+std::vector<std::string> token_labels(const Loaded& m,
+                                      const std::vector<int64_t>& ids);  // ids as text without a tokenizer
 std::string token_text(const Loaded& m, int64_t id);
 
 nlohmann::json settings_json(const TraceSettings& s, double embedding_std);

@@ -21,10 +21,10 @@ std::string blas_better_core() {
   std::string core = blas_core();
   if (core.empty()) return "";
   // OpenBLAS's x86-64 families without AVX2 kernels (its names, as openblas_get_corename gives them).
-  static const char* const kOld[] = {"Prescott", "Core2", "Penryn", "Dunnington", "Nehalem", "Sandybridge", "Atom",
-                                     "Opteron", "Opteron_SSE3", "Barcelona", "Bobcat", "Bulldozer", "Piledriver",
-                                     "Steamroller", "Excavator", "Nano", "Katmai", "Coppermine", "Northwood",
-                                     "Banias", "generic", "unknown"};
+  static const char* const kOld[] = {
+      "Prescott",     "Core2",      "Penryn",    "Dunnington", "Nehalem",    "Sandybridge", "Atom",      "Opteron",
+      "Opteron_SSE3", "Barcelona",  "Bobcat",    "Bulldozer",  "Piledriver", "Steamroller", "Excavator", "Nano",
+      "Katmai",       "Coppermine", "Northwood", "Banias",     "generic",    "unknown"};
   bool old = false;
   for (const char* o : kOld) old = old || !strcasecmp(core.c_str(), o);
   if (!old) return "";

@@ -52,7 +52,8 @@ void write_file_atomic(const std::string& path, const std::function<void(std::FI
   // Renaming onto a device node, a FIFO or a folder would replace it (as root, /dev/full became a
   // regular file): refuse before writing anything.
   std::string special = special_file_kind(path);
-  if (!special.empty()) fail("cannot write '", path, "': it is ", special, ", not a regular file; refusing to replace it");
+  if (!special.empty())
+    fail("cannot write '", path, "': it is ", special, ", not a regular file; refusing to replace it");
   if (dir_exists(path)) fail("cannot write '", path, "': a folder stands there; move it away or choose another output");
   std::string tmp = temp_name(path);
   std::FILE* f = nullptr;
@@ -81,7 +82,10 @@ void write_file_atomic(const std::string& path, const std::function<void(std::FI
   bad |= std::fclose(f) != 0;
   if (bad) {
     discard();
-    fail("error while writing '", path, "': ", err == EFBIG ? "file size limit reached" : err ? std::strerror(err) : "write failed",
+    fail("error while writing '", path, "': ",
+         err == EFBIG ? "file size limit reached"
+         : err        ? std::strerror(err)
+                      : "write failed",
          err == ENOSPC || err == EFBIG ? "" : " (disk full?)");
   }
   bool renamed = false;

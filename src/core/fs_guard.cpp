@@ -75,8 +75,7 @@ void interrupt_thread(int fd) {
   if (r.hook) {
     try {
       r.hook(name);
-    } catch (...) {
-    }
+    } catch (...) {}
   }
   remove_all_locked(r);
   std::string line = cat("mechscope ", r.command, ": ", r.note, " (", name, ")\n");

@@ -7,7 +7,11 @@
 namespace mechscope {
 
 Progress::Progress(std::string label, long long total)
-    : label_(std::move(label)), total_(total), tty_(::isatty(2)), start_(std::chrono::steady_clock::now()), last_(start_) {}
+    : label_(std::move(label)),
+      total_(total),
+      tty_(::isatty(2)),
+      start_(std::chrono::steady_clock::now()),
+      last_(start_) {}
 
 Progress::~Progress() {
   if (!tty_) return;

@@ -19,13 +19,13 @@ class NumpyRandomState {
   explicit NumpyRandomState(const std::vector<uint32_t>& key);
 
   uint32_t next_uint32();
-  double random_sample();         // [0, 1), 53 bits: (a >> 5, b >> 6) as numpy
+  double random_sample();                   // [0, 1), 53 bits: (a >> 5, b >> 6) as numpy
   double uniform(double low, double high);  // low + (high - low) * random_sample()
-  double gauss();                 // legacy_gauss: standard normal, pairs from the polar method
-  double standard_exponential();  // -log(1 - random_sample())
+  double gauss();                           // legacy_gauss: standard normal, pairs from the polar method
+  double standard_exponential();            // -log(1 - random_sample())
   double standard_gamma(double shape);
-  double chisquare(double df);    // 2 * standard_gamma(df / 2)
-  double standard_t(double df);   // gauss / sqrt(gamma(df/2)) * sqrt(df/2)
+  double chisquare(double df);   // 2 * standard_gamma(df / 2)
+  double standard_t(double df);  // gauss / sqrt(gamma(df/2)) * sqrt(df/2)
 
   // Fills n values in C order, as RandomState.randn(*shape) / rand(*shape) / uniform(size=...).
   std::vector<double> randn(size_t n);

@@ -9,11 +9,24 @@ void next(std::string_view s, size_t i, size_t& len, char32_t& cp) {
   len = 0;
   size_t n;
   char32_t min;
-  if (c < 0x80) { len = 1; cp = c; return; }
-  if ((c & 0xE0) == 0xC0) { n = 2; cp = c & 0x1F; min = 0x80; }
-  else if ((c & 0xF0) == 0xE0) { n = 3; cp = c & 0x0F; min = 0x800; }
-  else if ((c & 0xF8) == 0xF0) { n = 4; cp = c & 0x07; min = 0x10000; }
-  else return;
+  if (c < 0x80) {
+    len = 1;
+    cp = c;
+    return;
+  }
+  if ((c & 0xE0) == 0xC0) {
+    n = 2;
+    cp = c & 0x1F;
+    min = 0x80;
+  } else if ((c & 0xF0) == 0xE0) {
+    n = 3;
+    cp = c & 0x0F;
+    min = 0x800;
+  } else if ((c & 0xF8) == 0xF0) {
+    n = 4;
+    cp = c & 0x07;
+    min = 0x10000;
+  } else return;
   if (i + n > s.size()) return;
   for (size_t k = 1; k < n; ++k) {
     unsigned char d = s[i + k];
@@ -43,7 +56,11 @@ std::vector<char32_t> decode(std::string_view s) {
   char32_t cp;
   while (i < s.size()) {
     next(s, i, len, cp);
-    if (len == 0) { out.push_back(0xFFFD); i += 1; continue; }
+    if (len == 0) {
+      out.push_back(0xFFFD);
+      i += 1;
+      continue;
+    }
     out.push_back(cp);
     i += len;
   }

@@ -34,8 +34,7 @@ int HookSet::add(const std::string& pattern, HookFn fn) {
 }
 
 void HookSet::remove(int id) {
-  hooks_.erase(std::remove_if(hooks_.begin(), hooks_.end(), [&](const Entry& e) { return e.id == id; }),
-               hooks_.end());
+  hooks_.erase(std::remove_if(hooks_.begin(), hooks_.end(), [&](const Entry& e) { return e.id == id; }), hooks_.end());
   memo_.clear();
 }
 
@@ -127,7 +126,7 @@ std::pair<int64_t, int64_t> axes_of(const std::string& name) {
 struct Resolved {
   int64_t pos_axis, head_axis;
   at::Tensor rel_pos, abs_pos, heads;  // undefined = all
-  bool empty = false;                 // none of the positions fall inside this call
+  bool empty = false;                  // none of the positions fall inside this call
 };
 
 // A hook's index tensors on the activation's device, kept between its calls: it fires at every layer
@@ -213,51 +212,59 @@ HookFn replace_with(at::Tensor value, Select where) {
     if (v.dim() != t.dim()) fail("replacement for '", ctx.name, "' has shape ", v.sizes(), ", activation ", t.sizes());
     if (v.size(pa) != t.size(pa)) {
       if (v.size(pa) < ctx.pos0 + t.size(pa))
-        fail("replacement for '", ctx.name, "' covers ", v.size(pa), " positions, the run needs ", ctx.pos0 + t.size(pa));
+        fail("replacement for '", ctx.name, "' covers ", v.size(pa), " positions, the run needs ",
+             ctx.pos0 + t.size(pa));
       v = v.narrow(pa, ctx.pos0, t.size(pa));
     }
     for (int64_t d = 0; d < t.dim(); ++d)
       if (d != pa && v.size(d) != t.size(d) && v.size(d) != 1)
         fail("replacement for '", ctx.name, "' has shape ", v.sizes(), ", activation ", t.sizes());
     v = v.expand_as(t);
-    apply(t, ctx, where, [&](const at::Tensor&, const std::vector<at::indexing::TensorIndex>& idx) {
-      return v.index(idx).clone();
-    }, cache.get());
+    apply(
+        t, ctx, where,
+        [&](const at::Tensor&, const std::vector<at::indexing::TensorIndex>& idx) { return v.index(idx).clone(); },
+        cache.get());
   };
 }
 
 HookFn zero(Select where) {
   return [where, cache = std::make_shared<IndexCache>()](at::Tensor& t, const HookContext& ctx) {
-    apply(t, ctx, where, [](const at::Tensor& cur, const auto&) { return at::zeros_like(cur); }, cache.get());
+    apply(
+        t, ctx, where, [](const at::Tensor& cur, const auto&) { return at::zeros_like(cur); }, cache.get());
   };
 }
 
 HookFn add(at::Tensor delta, Select where) {
   return [delta, where, cache = std::make_shared<IndexCache>()](at::Tensor& t, const HookContext& ctx) {
     at::Tensor d = delta.to(t.device(), t.scalar_type());
-    apply(t, ctx, where, [&](const at::Tensor& cur, const auto&) { return cur + d; }, cache.get());
+    apply(
+        t, ctx, where, [&](const at::Tensor& cur, const auto&) { return cur + d; }, cache.get());
   };
 }
 
 HookFn fill(at::Tensor value, Select where) {
   return [value, where, cache = std::make_shared<IndexCache>()](at::Tensor& t, const HookContext& ctx) {
     at::Tensor v = value.to(t.device(), t.scalar_type());
-    apply(t, ctx, where, [&](const at::Tensor& cur, const auto&) {
-      std::vector<int64_t> vs = v.sizes().vec(), cs = cur.sizes().vec();
-      bool fits = vs.size() <= cs.size();
-      for (size_t i = 0; fits && i < vs.size(); ++i) {
-        int64_t c = cs[cs.size() - vs.size() + i];
-        fits = vs[i] == c || vs[i] == 1;
-      }
-      if (!fits) fail("fill value for '", ctx.name, "' has shape ", v.sizes(), ", the selection ", cur.sizes());
-      return v.expand_as(cur).clone();
-    }, cache.get());
+    apply(
+        t, ctx, where,
+        [&](const at::Tensor& cur, const auto&) {
+          std::vector<int64_t> vs = v.sizes().vec(), cs = cur.sizes().vec();
+          bool fits = vs.size() <= cs.size();
+          for (size_t i = 0; fits && i < vs.size(); ++i) {
+            int64_t c = cs[cs.size() - vs.size() + i];
+            fits = vs[i] == c || vs[i] == 1;
+          }
+          if (!fits) fail("fill value for '", ctx.name, "' has shape ", v.sizes(), ", the selection ", cur.sizes());
+          return v.expand_as(cur).clone();
+        },
+        cache.get());
   };
 }
 
 HookFn scale(double factor, Select where) {
   return [factor, where, cache = std::make_shared<IndexCache>()](at::Tensor& t, const HookContext& ctx) {
-    apply(t, ctx, where, [&](const at::Tensor& cur, const auto&) { return cur * factor; }, cache.get());
+    apply(
+        t, ctx, where, [&](const at::Tensor& cur, const auto&) { return cur * factor; }, cache.get());
   };
 }
 

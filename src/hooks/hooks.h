@@ -15,8 +15,8 @@ namespace mechscope::hooks {
 
 struct HookContext {
   const std::string& name;
-  int layer;       // block index, -1 for hooks outside the blocks
-  int64_t pos0;    // absolute position of index 0 along the pos axis (> 0 with a KV cache)
+  int layer;     // block index, -1 for hooks outside the blocks
+  int64_t pos0;  // absolute position of index 0 along the pos axis (> 0 with a KV cache)
 };
 
 // t: the activation; assign to t to replace it (same shape), or edit it in place.
@@ -104,7 +104,8 @@ struct Select {
   std::vector<int64_t> positions;
   std::vector<int64_t> heads;
 };
-HookFn replace_with(at::Tensor value, Select where = {});  // value: same shape as the activation (or broadcastable to the selection)
+HookFn replace_with(at::Tensor value,
+                    Select where = {});  // value: same shape as the activation (or broadcastable to the selection)
 HookFn zero(Select where = {});
 HookFn add(at::Tensor delta, Select where = {});
 HookFn scale(double factor, Select where = {});

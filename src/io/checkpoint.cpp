@@ -64,7 +64,8 @@ bool is_complete_shard_set(const std::vector<std::string>& files) {
        "); mechscope does not load them because unpickling runs arbitrary code from the file. "
        "Convert the model to safetensors once, with Python: python -c \"from transformers import "
        "AutoModelForCausalLM as M; M.from_pretrained('",
-       dir, "').save_pretrained('OUT', safe_serialization=True)\" (then copy the tokenizer files too), "
+       dir,
+       "').save_pretrained('OUT', safe_serialization=True)\" (then copy the tokenizer files too), "
        "and pass OUT");
 }
 
@@ -98,8 +99,8 @@ Checkpoint Checkpoint::open(const std::string& dir) {
       auto [pos, fresh] = shard_of_file.emplace(shard, 0);
       if (fresh) {
         if (!file_exists(join_path(dir, shard)))
-          fail("'", index_path, "': tensor '", it.key(), "' is in shard '", shard, "', which is missing from '",
-               dir, "'");
+          fail("'", index_path, "': tensor '", it.key(), "' is in shard '", shard, "', which is missing from '", dir,
+               "'");
         pos->second = add_file(shard);
       }
       if (!c.files_[pos->second]->has(it.key()))
@@ -131,16 +132,16 @@ Checkpoint Checkpoint::open(const std::string& dir) {
         pickles.push_back(f);
     if (!pickles.empty()) refuse_pickle(dir, pickles);
     fail("no model weights in '", dir,
-         "': looked for model.safetensors, model.safetensors.index.json and *.safetensors (found: ",
-         joined(files), ")");
+         "': looked for model.safetensors, model.safetensors.index.json and *.safetensors (found: ", joined(files),
+         ")");
   }
   for (auto& f : st_files) {
     size_t i = add_file(f);
     for (auto& [name, info] : c.files_[i]->tensors()) {
       auto [pos, fresh] = c.where_.emplace(name, i);
       if (!fresh)
-        fail("model directory '", dir, "': tensor '", name, "' is in both '", c.file_paths_[pos->second],
-             "' and '", c.file_paths_[i], "'");
+        fail("model directory '", dir, "': tensor '", name, "' is in both '", c.file_paths_[pos->second], "' and '",
+             c.file_paths_[i], "'");
     }
   }
   return c;

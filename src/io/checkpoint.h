@@ -33,7 +33,7 @@ class Checkpoint {
   static Checkpoint open(const std::string& dir);
 
   bool has(const std::string& name) const;
-  std::vector<std::string> names() const;  // sorted
+  std::vector<std::string> names() const;                 // sorted
   const TensorInfo& info(const std::string& name) const;  // Error naming the tensor when missing
   // As SafetensorsFile::get, from whichever shard holds `name`.
   at::Tensor get(const std::string& name, std::optional<at::ScalarType> want = std::nullopt) const;

@@ -198,7 +198,8 @@ at::Tensor SafetensorsFile::get(const std::string& name, std::optional<at::Scala
     t = at::empty(info.shape, at::TensorOptions().dtype(d->type));
   } else if (reinterpret_cast<uintptr_t>(ptr) % d->size == 0) {
     auto keep = map_;  // the tensor owns a reference to the mapping, so it may outlive this object
-    t = at::from_blob(const_cast<uint8_t*>(ptr), info.shape, [keep](void*) {}, at::TensorOptions().dtype(d->type));
+    t = at::from_blob(
+        const_cast<uint8_t*>(ptr), info.shape, [keep](void*) {}, at::TensorOptions().dtype(d->type));
   } else {
     t = at::empty(info.shape, at::TensorOptions().dtype(d->type));
     std::memcpy(t.data_ptr(), ptr, info.end - info.begin);
@@ -228,15 +229,17 @@ void write_safetensors(const std::string& path, const std::vector<std::pair<std:
   }
   // Widest elements first (then by name), as the reference writer does: with the data section starting
   // at a multiple of 8, every tensor then starts aligned to its element size, so reads are zero-copy.
-  std::sort(items.begin(), items.end(),
-            [](const Item& a, const Item& b) { return a.d->size != b.d->size ? a.d->size > b.d->size : a.name < b.name; });
+  std::sort(items.begin(), items.end(), [](const Item& a, const Item& b) {
+    return a.d->size != b.d->size ? a.d->size > b.d->size : a.name < b.name;
+  });
 
   nlohmann::json header = nlohmann::json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
   uint64_t offset = 0;
   for (auto& it : items) {
     uint64_t bytes = uint64_t(it.t.numel()) * it.d->size;
-    header[it.name] = {{"dtype", it.d->name}, {"shape", it.t.sizes().vec()}, {"data_offsets", {offset, offset + bytes}}};
+    header[it.name] = {
+        {"dtype", it.d->name}, {"shape", it.t.sizes().vec()}, {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;
   }
   std::string h = header.dump();

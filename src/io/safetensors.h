@@ -14,7 +14,7 @@
 namespace mechscope::io {
 
 struct TensorInfo {
-  std::string dtype;            // as in the header: "F32", "F16", "BF16", "F64", "I64", "I32", "I16", "I8", "U8", "BOOL"
+  std::string dtype;  // as in the header: "F32", "F16", "BF16", "F64", "I64", "I32", "I16", "I8", "U8", "BOOL"
   std::vector<int64_t> shape;
   uint64_t begin = 0, end = 0;  // byte range inside the data section (header's data_offsets)
 };

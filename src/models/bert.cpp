@@ -119,16 +119,19 @@ class Bert final : public TableModel<BertWeights, EncoderBlockWeights> {
     at::Tensor ids = ids_in.to(device_);  // ids made on the host by any caller (a no-op when already here)
     int64_t past = ctx.cache ? ctx.cache->length() : 0, b = ids.size(0), n = ids.size(1);
     // Absolute positions 0..n-1 whatever the padding, as BertEmbeddings does (not from the mask).
-    at::Tensor pos = ctx.position_ids.defined() ? ctx.position_ids.to(device_)
-                                                : at::arange(past, past + n, at::TensorOptions().dtype(at::kLong).device(ids.device()))
-                                                      .unsqueeze(0)
-                                                      .expand({b, n});
-    at::Tensor types = ctx.token_type_ids.defined() ? ctx.token_type_ids.to(device_) : at::zeros({b, n}, at::TensorOptions().dtype(at::kLong).device(ids.device()));
+    at::Tensor pos = ctx.position_ids.defined()
+                         ? ctx.position_ids.to(device_)
+                         : at::arange(past, past + n, at::TensorOptions().dtype(at::kLong).device(ids.device()))
+                               .unsqueeze(0)
+                               .expand({b, n});
+    at::Tensor types = ctx.token_type_ids.defined()
+                           ? ctx.token_type_ids.to(device_)
+                           : at::zeros({b, n}, at::TensorOptions().dtype(at::kLong).device(ids.device()));
     if (types.sizes() != ids.sizes())
       fail("token_type_ids have shape ", types.sizes(), ", the input ids ", ids.sizes());
     if (types.numel() && (types.min().item<int64_t>() < 0 || types.max().item<int64_t>() >= w_.type.size(0)))
-      fail("token_type_ids must be in 0 .. ", w_.type.size(0) - 1, " (type_vocab_size ", w_.type.size(0), "), got values ",
-           types.min().item<int64_t>(), " .. ", types.max().item<int64_t>());
+      fail("token_type_ids must be in 0 .. ", w_.type.size(0) - 1, " (type_vocab_size ", w_.type.size(0),
+           "), got values ", types.min().item<int64_t>(), " .. ", types.max().item<int64_t>());
     at::Tensor tok = at::embedding(w_.word, ids);  // [b, p, d]
     BlockHooks H{ctx.hooks, nullptr, -1, past};
     H.fire("embed.hook_embed", tok);
@@ -153,12 +156,15 @@ class Bert final : public TableModel<BertWeights, EncoderBlockWeights> {
 
   at::Tensor unembed(const at::Tensor& x, const at::Tensor& columns) const override {
     if (classifier_)
-      fail("this BERT checkpoint is a sequence classifier (BertForSequenceClassification): it has class logits "
-           "(classify), no token logits");
+      fail(
+          "this BERT checkpoint is a sequence classifier (BertForSequenceClassification): it has class logits "
+          "(classify), no token logits");
     if (!mlm_)
-      fail("this BERT checkpoint is a bare BertModel (no cls.predictions.* masked-LM head): it has no logits; "
-           "use hook activations instead (mechscope run --no-logits --cache ...)");
-    return unembed_rows(w_.decoder, x, columns) + (columns.defined() ? w_.decoder_b.index_select(0, columns) : w_.decoder_b);
+      fail(
+          "this BERT checkpoint is a bare BertModel (no cls.predictions.* masked-LM head): it has no logits; "
+          "use hook activations instead (mechscope run --no-logits --cache ...)");
+    return unembed_rows(w_.decoder, x, columns) +
+           (columns.defined() ? w_.decoder_b.index_select(0, columns) : w_.decoder_b);
   }
 
  private:

@@ -95,7 +95,9 @@ at::Tensor position_ids(const RunContext& ctx, int64_t batch, int64_t n, int64_t
     pos = pos.clamp_min(0);
     return pos.narrow(1, pos.size(1) - n, n);
   }
-  return at::arange(past, past + n, at::TensorOptions().dtype(at::kLong).device(device)).unsqueeze(0).expand({batch, n});
+  return at::arange(past, past + n, at::TensorOptions().dtype(at::kLong).device(device))
+      .unsqueeze(0)
+      .expand({batch, n});
 }
 
 at::Tensor attention_bias(const RunContext& ctx, int64_t batch, int64_t q_len, int64_t past, bool causal,
@@ -147,7 +149,8 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
 at::Tensor packed_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const PackedRuns& runs,
                             double scale, int64_t window, const BlockHooks& H, double softcap) {
   // Hooks after attention would see only the kept rows, not the packed layout they are promised.
-  if (runs.keep.defined() && H.set && !H.set->empty()) fail("block_packed: PackedRuns::keep cannot be combined with hooks");
+  if (runs.keep.defined() && H.set && !H.set->empty())
+    fail("block_packed: PackedRuns::keep cannot be combined with hooks");
   int64_t C = runs.n_runs, n = runs.n_pos, h = q.size(1), dh = q.size(2);
   // [C, h, n, dh]: each run's base keys/values with its recomputed rows written over them.
   auto full = [&](const at::Tensor& base, const at::Tensor& mine) {
@@ -159,7 +162,8 @@ at::Tensor packed_attention(const at::Tensor& q, const at::Tensor& k, const at::
   };
   at::Tensor kf = full(runs.base.k[H.layer], k), vf = full(runs.base.v[H.layer], v);
   // Queries before a run's start are zeros: those rows of the pattern are not meaningful.
-  at::Tensor qf = at::zeros({C * n, h, dh}, q.options()).index_copy_(0, runs.rows, q).view({C, n, h, dh}).transpose(1, 2);
+  at::Tensor qf =
+      at::zeros({C * n, h, dh}, q.options()).index_copy_(0, runs.rows, q).view({C, n, h, dh}).transpose(1, 2);
   at::Tensor scores = at::matmul(qf, kf.to(q.scalar_type()).transpose(-1, -2));
   if (scale != 1.0) scores = scores * scale;
   if (softcap > 0) scores = at::tanh(scores / softcap) * softcap;
@@ -225,7 +229,8 @@ at::Tensor split_heads(const at::Tensor& x, int64_t heads) {
 
 int64_t cache_past(const RunContext& ctx, int layer) {
   return ctx.cache && (int64_t)ctx.cache->k.size() > layer && ctx.cache->k[layer].defined()
-             ? ctx.cache->k[layer].size(2) : 0;
+             ? ctx.cache->k[layer].size(2)
+             : 0;
 }
 
 void cache_kv(RunContext& ctx, int layer, int64_t n_layers, at::Tensor& k, at::Tensor& v) {
@@ -252,7 +257,8 @@ at::Tensor activation(const at::Tensor& x, const std::string& act_fn) {
 void check_activation(const std::string& act_fn) {
   for (const char* known : {"gelu_new", "gelu_pytorch_tanh", "gelu_fast", "gelu", "relu", "silu", "swish"})
     if (act_fn == known) return;
-  fail("unsupported activation function '", act_fn, "' (supported: gelu_new, gelu_pytorch_tanh, gelu_fast, gelu, relu, silu)");
+  fail("unsupported activation function '", act_fn,
+       "' (supported: gelu_new, gelu_pytorch_tanh, gelu_fast, gelu, relu, silu)");
 }
 
 }  // namespace mechscope::models

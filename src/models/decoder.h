@@ -25,8 +25,8 @@ class TableModel : public HookedModel {
 
  protected:
   // `features`: which of the table's optional tensors this checkpoint has; `n_labels`: Size::labels.
-  TableModel(const ModelConfig& cfg, const io::Checkpoint& ckpt, const LoadOptions& opts, const TensorTable<G, B>& table,
-             unsigned features, int64_t n_labels = 0)
+  TableModel(const ModelConfig& cfg, const io::Checkpoint& ckpt, const LoadOptions& opts,
+             const TensorTable<G, B>& table, unsigned features, int64_t n_labels = 0)
       : table_(table), features_(features) {
     cfg_ = cfg;
     dtype_ = opts.dtype;

@@ -93,7 +93,8 @@ std::string runtime_summary(const RuntimeInfo& r) {
 
 std::string device_name(const at::Device& device) {
   if (device.is_cpu()) return "cpu";
-  return cat(c10::DeviceTypeName(device.type(), /*lower_case=*/true), ":", device.has_index() ? (int)device.index() : 0);
+  return cat(c10::DeviceTypeName(device.type(), /*lower_case=*/true), ":",
+             device.has_index() ? (int)device.index() : 0);
 }
 
 nlohmann::json runtime_json(const RuntimeInfo& r, const at::Device& device) {
@@ -127,8 +128,9 @@ at::Device parse_device(const std::string& text, const std::string& flag) {
   int n = r.cuda_built ? gpu_count() : 0;
   if (autodetect) return n > 0 ? at::Device(at::kCUDA, 0) : at::Device(at::kCPU);
   if (!r.cuda_built) fail(flag, " ", text, ": CUDA is not available in this build (", runtime_summary(r), ")");
-  if (n == 0) fail(flag, " ", text, ": CUDA is not available on this machine (libtorch ", r.libtorch, ", CUDA ",
-                   r.cuda_runtime, ", no GPU usable)");
+  if (n == 0)
+    fail(flag, " ", text, ": CUDA is not available on this machine (libtorch ", r.libtorch, ", CUDA ", r.cuda_runtime,
+         ", no GPU usable)");
   int i = index.empty() ? 0 : std::atoi(index.c_str());
   if (i >= n) fail(flag, " ", text, ": cuda:", i, " does not exist (", n, n == 1 ? " GPU)" : " GPUs)");
   return at::Device(at::kCUDA, (c10::DeviceIndex)i);

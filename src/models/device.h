@@ -22,14 +22,14 @@ void check_dtype_on(at::ScalarType dtype, const at::Device& device, const std::s
 
 struct GpuInfo {
   int index = 0;
-  std::string name;        // "NVIDIA H200" ("" when the driver could not be asked)
+  std::string name;  // "NVIDIA H200" ("" when the driver could not be asked)
   int64_t memory_bytes = 0;
 };
 
 struct RuntimeInfo {
-  std::string libtorch;     // "1.13.0"
-  bool cuda_built = false;  // libtorch has its CUDA library (a CUDA wheel)
-  std::string cuda_runtime; // "12.4" when cuda_built
+  std::string libtorch;         // "1.13.0"
+  bool cuda_built = false;      // libtorch has its CUDA library (a CUDA wheel)
+  std::string cuda_runtime;     // "12.4" when cuda_built
   bool cuda_available = false;  // built with CUDA and at least one GPU usable
   std::vector<GpuInfo> gpus;
 };

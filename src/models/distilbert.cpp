@@ -91,10 +91,11 @@ class DistilBert final : public TableModel<DistilBertWeights, EncoderBlockWeight
     if (ctx.token_type_ids.defined() && ctx.token_type_ids.numel() && ctx.token_type_ids.max().item<int64_t>() != 0)
       fail("DistilBERT takes no token type ids (it has no token-type embeddings)");
     // Absolute positions 0..n-1 whatever the padding, as DistilBERT's Embeddings does.
-    at::Tensor pos = ctx.position_ids.defined() ? ctx.position_ids.to(device_)
-                                                : at::arange(past, past + n, at::TensorOptions().dtype(at::kLong).device(ids.device()))
-                                                      .unsqueeze(0)
-                                                      .expand({b, n});
+    at::Tensor pos = ctx.position_ids.defined()
+                         ? ctx.position_ids.to(device_)
+                         : at::arange(past, past + n, at::TensorOptions().dtype(at::kLong).device(ids.device()))
+                               .unsqueeze(0)
+                               .expand({b, n});
     at::Tensor tok = at::embedding(w_.word, ids);  // [b, p, d]
     BlockHooks H{ctx.hooks, nullptr, -1, past};
     H.fire("embed.hook_embed", tok);

@@ -17,9 +17,9 @@ std::vector<std::string> encoder_hook_names(int n_layers, bool token_types, bool
   out.insert(out.end(), {embed_ln_names().scale, embed_ln_names().normalized});
   for (int l = 0; l < n_layers; ++l) {
     BlockHookNames n(l);
-    out.insert(out.end(), {n.resid_pre, n.q, n.k, n.v, n.attn_scores, n.pattern, n.z, n.result, n.attn_out,
-                           n.resid_mid, n.ln1.scale, n.ln1.normalized, n.mlp_pre, n.mlp_post, n.mlp_out,
-                           n.resid_post, n.ln2.scale, n.ln2.normalized, n.normalized_resid_post});
+    out.insert(out.end(), {n.resid_pre, n.q, n.k, n.v, n.attn_scores, n.pattern, n.z, n.result, n.attn_out, n.resid_mid,
+                           n.ln1.scale, n.ln1.normalized, n.mlp_pre, n.mlp_post, n.mlp_out, n.resid_post, n.ln2.scale,
+                           n.ln2.normalized, n.normalized_resid_post});
   }
   if (mlm_head) out.insert(out.end(), {"mlm_head.ln.hook_scale", "mlm_head.ln.hook_normalized"});
   return out;
@@ -41,10 +41,10 @@ at::Tensor encoder_block(const EncoderBlockWeights& B, const ModelConfig& cfg, c
   H.fire(N.resid_pre, resid);
 
   // Attention over every real token (padding keys masked): [b, n, d] -> q, k, v [b, n, h, dh].
-  auto [q, k, v] = fire_qkv({at::linear(resid, B.q_w, B.q_b).view({b, n, h, dh}),
-                             at::linear(resid, B.k_w, B.k_b).view({b, n, h, dh}),
-                             at::linear(resid, B.v_w, B.v_b).view({b, n, h, dh})},
-                            H);
+  auto [q, k, v] = fire_qkv(
+      {at::linear(resid, B.q_w, B.q_b).view({b, n, h, dh}), at::linear(resid, B.k_w, B.k_b).view({b, n, h, dh}),
+       at::linear(resid, B.v_w, B.v_b).view({b, n, h, dh})},
+      H);
   cache_kv(ctx, layer, cfg.n_layers, k, v);
   at::Tensor bias = attention_bias(ctx, b, n, past, false, 0, resid.scalar_type(), resid.device());
   at::Tensor z = attention(q, k, v, bias, 1.0 / std::sqrt((double)dh), H);

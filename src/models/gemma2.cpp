@@ -19,11 +19,11 @@ namespace {
 // config.json beyond ModelConfig: the Gemma-2 extras (for Gemma-1: no capping, no window,
 // 1/sqrt(d_head)) and rotary.
 struct GemmaSettings {
-  bool v2 = false;                              // Gemma-2's post-norms (use_normalization_before_and_after)
+  bool v2 = false;  // Gemma-2's post-norms (use_normalization_before_and_after)
   bool attention_bias = false;
-  double scale = 1.0;                           // on q.k
+  double scale = 1.0;                              // on q.k
   double attn_softcap = 0.0, final_softcap = 0.0;  // 0 = none
-  std::vector<int64_t> window;                  // per layer, 0 = full attention
+  std::vector<int64_t> window;                     // per layer, 0 = full attention
   RopeConfig rope;
 };
 
@@ -70,7 +70,8 @@ std::vector<int64_t> gemma2_windows(const ModelConfig& cfg) {
   if (sw != cfg.raw.end() && sw->is_null())
     fail("config.json (", cfg.model_type, "): 'sliding_window' is null but layer_types has sliding_attention layers");
   int64_t window = cfg_int(cfg, "sliding_window", 4096);
-  if (window <= 0) fail("config.json (", cfg.model_type, "): 'sliding_window' must be a positive integer, got ", window);
+  if (window <= 0)
+    fail("config.json (", cfg.model_type, "): 'sliding_window' must be a positive integer, got ", window);
   for (int64_t l = 0; l < cfg.n_layers; ++l) out[l] = sliding[l] ? window : 0;
   return out;
 }
@@ -113,7 +114,8 @@ std::any parse_gemma(ModelConfig& cfg) {
   check_activation(cfg.act_fn);
   // EmbeddingGemma-style checkpoints attend both ways; that is another model than the causal LM.
   if (cfg_bool(cfg, "use_bidirectional_attention", false))
-    fail("config.json (", cfg.model_type, "): 'use_bidirectional_attention' true (a bidirectional encoder) is not supported");
+    fail("config.json (", cfg.model_type,
+         "): 'use_bidirectional_attention' true (a bidirectional encoder) is not supported");
   GemmaSettings g = gemma_settings(cfg);
   g.attention_bias = cfg_bool(cfg, "attention_bias", false);
   g.rope = parse_rope(cfg, cfg.d_head);
@@ -179,9 +181,7 @@ at::Tensor gemma_norm(const at::Tensor& x, const at::Tensor& w1, double eps, con
   return (normalized.to(nd) * w1).to(in);
 }
 
-unsigned gemma_features(const GemmaSettings& S) {
-  return (S.attention_bias ? kBias : 0) | (S.v2 ? kGemma2 : kGemma1);
-}
+unsigned gemma_features(const GemmaSettings& S) { return (S.attention_bias ? kBias : 0) | (S.v2 ? kGemma2 : kGemma1); }
 
 class Gemma final : public DecoderModel<GemmaWeights, GemmaBlock> {
  public:

@@ -26,11 +26,13 @@ int64_t choose_token(const at::Tensor& logits_in, const GenerateOptions& opts, d
     logits = logits.index_put({order.masked_select(remove)}, at::scalar_tensor(neg, at::kDouble));
   }
   at::Tensor probs = at::softmax(logits, 0).cumsum(0);
-  int64_t idx = at::searchsorted(probs, at::scalar_tensor(draw * probs[-1].item<double>(), at::kDouble)).item<int64_t>();
+  int64_t idx =
+      at::searchsorted(probs, at::scalar_tensor(draw * probs[-1].item<double>(), at::kDouble)).item<int64_t>();
   return std::min<int64_t>(idx, logits.size(0) - 1);
 }
 
-std::vector<int64_t> generate(const HookedModel& model, const std::vector<int64_t>& prompt, const GenerateOptions& opts) {
+std::vector<int64_t> generate(const HookedModel& model, const std::vector<int64_t>& prompt,
+                              const GenerateOptions& opts) {
   if (prompt.empty()) fail("generation needs at least one prompt token");
   const ModelConfig& cfg = model.config();
   if (!cfg.causal) fail(cfg.model_type, " is not a causal language model: it cannot generate");

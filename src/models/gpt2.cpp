@@ -27,7 +27,8 @@ std::any parse_gpt2(ModelConfig& cfg) {
   cfg.tied_embeddings = cfg_bool(cfg, "tie_word_embeddings", true);
   check_activation(cfg.act_fn);
   Gpt2Config g;
-  bool scaled = cfg_bool(cfg, "scale_attn_weights", true), by_layer = cfg_bool(cfg, "scale_attn_by_inverse_layer_idx", false);
+  bool scaled = cfg_bool(cfg, "scale_attn_weights", true),
+       by_layer = cfg_bool(cfg, "scale_attn_by_inverse_layer_idx", false);
   for (int64_t l = 0; l < cfg.n_layers; ++l)
     g.attn_scale.push_back((scaled ? 1.0 / std::sqrt((double)cfg.d_head) : 1.0) / (by_layer ? l + 1 : 1));
   return g;
@@ -49,25 +50,22 @@ using T = TensorTable<Gpt2Weights, Gpt2Block>;
 using namespace dims;
 // save_pretrained writes "transformer.h.0…"; the hub's original gpt2 files have "h.0…". An untied head
 // (tie_word_embeddings false) must be in the file; a tied one may be saved too.
-const T kTable{"GPT-2",
-               {"transformer.", ""},
-               {T::model(&Gpt2Weights::embed, "{P}wte.weight", {V, D}),
-                T::model(&Gpt2Weights::pos_embed, "{P}wpe.weight", {C, D}),
-                T::block(&Gpt2Block::ln1_w, "{P}h.{L}.ln_1.weight", {D}),
-                T::block(&Gpt2Block::ln1_b, "{P}h.{L}.ln_1.bias", {D}),
-                T::block(&Gpt2Block::c_attn_w, "{P}h.{L}.attn.c_attn.weight", {D, 3 * D}),
-                T::block(&Gpt2Block::c_attn_b, "{P}h.{L}.attn.c_attn.bias", {3 * D}),
-                T::block(&Gpt2Block::c_proj_w, "{P}h.{L}.attn.c_proj.weight", {D, D}),
-                T::block(&Gpt2Block::c_proj_b, "{P}h.{L}.attn.c_proj.bias", {D}),
-                T::block(&Gpt2Block::ln2_w, "{P}h.{L}.ln_2.weight", {D}),
-                T::block(&Gpt2Block::ln2_b, "{P}h.{L}.ln_2.bias", {D}),
-                T::block(&Gpt2Block::fc_w, "{P}h.{L}.mlp.c_fc.weight", {D, M}),
-                T::block(&Gpt2Block::fc_b, "{P}h.{L}.mlp.c_fc.bias", {M}),
-                T::block(&Gpt2Block::proj_w, "{P}h.{L}.mlp.c_proj.weight", {M, D}),
-                T::block(&Gpt2Block::proj_b, "{P}h.{L}.mlp.c_proj.bias", {D}),
-                T::model(&Gpt2Weights::lnf_w, "{P}ln_f.weight", {D}),
-                T::model(&Gpt2Weights::lnf_b, "{P}ln_f.bias", {D}),
-                T::model(&Gpt2Weights::unembed, "lm_head.weight", {V, D}, kUntied)}};
+const T kTable{
+    "GPT-2",
+    {"transformer.", ""},
+    {T::model(&Gpt2Weights::embed, "{P}wte.weight", {V, D}), T::model(&Gpt2Weights::pos_embed, "{P}wpe.weight", {C, D}),
+     T::block(&Gpt2Block::ln1_w, "{P}h.{L}.ln_1.weight", {D}), T::block(&Gpt2Block::ln1_b, "{P}h.{L}.ln_1.bias", {D}),
+     T::block(&Gpt2Block::c_attn_w, "{P}h.{L}.attn.c_attn.weight", {D, 3 * D}),
+     T::block(&Gpt2Block::c_attn_b, "{P}h.{L}.attn.c_attn.bias", {3 * D}),
+     T::block(&Gpt2Block::c_proj_w, "{P}h.{L}.attn.c_proj.weight", {D, D}),
+     T::block(&Gpt2Block::c_proj_b, "{P}h.{L}.attn.c_proj.bias", {D}),
+     T::block(&Gpt2Block::ln2_w, "{P}h.{L}.ln_2.weight", {D}), T::block(&Gpt2Block::ln2_b, "{P}h.{L}.ln_2.bias", {D}),
+     T::block(&Gpt2Block::fc_w, "{P}h.{L}.mlp.c_fc.weight", {D, M}),
+     T::block(&Gpt2Block::fc_b, "{P}h.{L}.mlp.c_fc.bias", {M}),
+     T::block(&Gpt2Block::proj_w, "{P}h.{L}.mlp.c_proj.weight", {M, D}),
+     T::block(&Gpt2Block::proj_b, "{P}h.{L}.mlp.c_proj.bias", {D}),
+     T::model(&Gpt2Weights::lnf_w, "{P}ln_f.weight", {D}), T::model(&Gpt2Weights::lnf_b, "{P}ln_f.bias", {D}),
+     T::model(&Gpt2Weights::unembed, "lm_head.weight", {V, D}, kUntied)}};
 
 class Gpt2 final : public DecoderModel<Gpt2Weights, Gpt2Block> {
  public:

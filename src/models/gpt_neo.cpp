@@ -79,26 +79,23 @@ constexpr unsigned kUntied = 1;
 
 using T = TensorTable<NeoWeights, NeoBlock>;
 using namespace dims;
-const T kTable{"GPT-Neo",
-               {"transformer.", ""},
-               {T::model(&NeoWeights::embed, "{P}wte.weight", {V, D}),
-                T::model(&NeoWeights::pos_embed, "{P}wpe.weight", {C, D}),
-                T::block(&NeoBlock::ln1_w, "{P}h.{L}.ln_1.weight", {D}),
-                T::block(&NeoBlock::ln1_b, "{P}h.{L}.ln_1.bias", {D}),
-                T::block(&NeoBlock::q_w, "{P}h.{L}.attn.attention.q_proj.weight", {D, D}),
-                T::block(&NeoBlock::k_w, "{P}h.{L}.attn.attention.k_proj.weight", {D, D}),
-                T::block(&NeoBlock::v_w, "{P}h.{L}.attn.attention.v_proj.weight", {D, D}),
-                T::block(&NeoBlock::out_w, "{P}h.{L}.attn.attention.out_proj.weight", {D, D}),
-                T::block(&NeoBlock::out_b, "{P}h.{L}.attn.attention.out_proj.bias", {D}),
-                T::block(&NeoBlock::ln2_w, "{P}h.{L}.ln_2.weight", {D}),
-                T::block(&NeoBlock::ln2_b, "{P}h.{L}.ln_2.bias", {D}),
-                T::block(&NeoBlock::fc_w, "{P}h.{L}.mlp.c_fc.weight", {M, D}),
-                T::block(&NeoBlock::fc_b, "{P}h.{L}.mlp.c_fc.bias", {M}),
-                T::block(&NeoBlock::proj_w, "{P}h.{L}.mlp.c_proj.weight", {D, M}),
-                T::block(&NeoBlock::proj_b, "{P}h.{L}.mlp.c_proj.bias", {D}),
-                T::model(&NeoWeights::lnf_w, "{P}ln_f.weight", {D}),
-                T::model(&NeoWeights::lnf_b, "{P}ln_f.bias", {D}),
-                T::model(&NeoWeights::unembed, "lm_head.weight", {V, D}, kUntied)}};
+const T kTable{
+    "GPT-Neo",
+    {"transformer.", ""},
+    {T::model(&NeoWeights::embed, "{P}wte.weight", {V, D}), T::model(&NeoWeights::pos_embed, "{P}wpe.weight", {C, D}),
+     T::block(&NeoBlock::ln1_w, "{P}h.{L}.ln_1.weight", {D}), T::block(&NeoBlock::ln1_b, "{P}h.{L}.ln_1.bias", {D}),
+     T::block(&NeoBlock::q_w, "{P}h.{L}.attn.attention.q_proj.weight", {D, D}),
+     T::block(&NeoBlock::k_w, "{P}h.{L}.attn.attention.k_proj.weight", {D, D}),
+     T::block(&NeoBlock::v_w, "{P}h.{L}.attn.attention.v_proj.weight", {D, D}),
+     T::block(&NeoBlock::out_w, "{P}h.{L}.attn.attention.out_proj.weight", {D, D}),
+     T::block(&NeoBlock::out_b, "{P}h.{L}.attn.attention.out_proj.bias", {D}),
+     T::block(&NeoBlock::ln2_w, "{P}h.{L}.ln_2.weight", {D}), T::block(&NeoBlock::ln2_b, "{P}h.{L}.ln_2.bias", {D}),
+     T::block(&NeoBlock::fc_w, "{P}h.{L}.mlp.c_fc.weight", {M, D}),
+     T::block(&NeoBlock::fc_b, "{P}h.{L}.mlp.c_fc.bias", {M}),
+     T::block(&NeoBlock::proj_w, "{P}h.{L}.mlp.c_proj.weight", {D, M}),
+     T::block(&NeoBlock::proj_b, "{P}h.{L}.mlp.c_proj.bias", {D}), T::model(&NeoWeights::lnf_w, "{P}ln_f.weight", {D}),
+     T::model(&NeoWeights::lnf_b, "{P}ln_f.bias", {D}),
+     T::model(&NeoWeights::unembed, "lm_head.weight", {V, D}, kUntied)}};
 
 class GptNeo final : public DecoderModel<NeoWeights, NeoBlock> {
  public:

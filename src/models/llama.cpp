@@ -22,11 +22,13 @@ std::vector<int64_t> layer_windows(const ModelConfig& cfg) {
   auto types = cfg.raw.find("layer_types");
   if (types != cfg.raw.end() && types->is_array()) {
     if ((int64_t)types->size() != cfg.n_layers)
-      fail("config.json (", cfg.model_type, "): layer_types has ", types->size(), " entries for ", cfg.n_layers, " layers");
+      fail("config.json (", cfg.model_type, "): layer_types has ", types->size(), " entries for ", cfg.n_layers,
+           " layers");
     for (int64_t l = 0; l < cfg.n_layers; ++l) {
       const auto& t = (*types)[l];
       if (t == "sliding_attention") {
-        if (window <= 0) fail("config.json (", cfg.model_type, "): layer ", l, " is sliding_attention but sliding_window is not set");
+        if (window <= 0)
+          fail("config.json (", cfg.model_type, "): layer ", l, " is sliding_attention but sliding_window is not set");
         out[l] = window;
       } else if (t != "full_attention") {
         fail("config.json (", cfg.model_type, "): layer_types[", l, "] = ", t.dump(),
@@ -156,7 +158,8 @@ std::unique_ptr<HookedModel> build_llama(const ModelConfig& cfg, const std::any&
 }  // namespace
 
 const Architecture& llama_architecture() {
-  static const Architecture a{{{"llama", "Llama"}, {"mistral", "Mistral"}, {"qwen2", "Qwen2"}}, parse_llama, build_llama};
+  static const Architecture a{
+      {{"llama", "Llama"}, {"mistral", "Mistral"}, {"qwen2", "Qwen2"}}, parse_llama, build_llama};
   return a;
 }
 

@@ -19,20 +19,20 @@ namespace mechscope::models {
 
 // Architecture-independent sizes, named as TransformerLens's HookedTransformerConfig.
 struct ModelConfig {
-  std::string model_type;      // HF model_type ("gpt2", ...)
-  std::string architecture;    // HF architectures[0] when given
+  std::string model_type;    // HF model_type ("gpt2", ...)
+  std::string architecture;  // HF architectures[0] when given
   int64_t n_layers = 0, d_model = 0, n_heads = 0, n_kv_heads = 0, d_head = 0, d_mlp = 0;
   int64_t n_ctx = 0, d_vocab = 0;
-  std::string act_fn;          // "gelu_new", "gelu", "relu", "silu", ...
+  std::string act_fn;  // "gelu_new", "gelu", "relu", "silu", ...
   double eps = 1e-5;
-  bool causal = true;          // false for encoders (BERT)
-  bool gated_mlp = false;      // SwiGLU-style: mlp.hook_pre_linear exists
-  bool rotary = false;         // hook_rot_q / hook_rot_k exist
+  bool causal = true;      // false for encoders (BERT)
+  bool gated_mlp = false;  // SwiGLU-style: mlp.hook_pre_linear exists
+  bool rotary = false;     // hook_rot_q / hook_rot_k exist
   bool tied_embeddings = false;
-  int64_t n_token_types = 0;   // BERT's type_vocab_size; 0 = the model takes no token type ids
+  int64_t n_token_types = 0;        // BERT's type_vocab_size; 0 = the model takes no token type ids
   std::vector<std::string> labels;  // a classifier's id2label, in id order (empty for other models)
   std::optional<int64_t> bos_token_id, eos_token_id, pad_token_id;
-  nlohmann::json raw;          // config.json as read
+  nlohmann::json raw;  // config.json as read
 };
 
 // Keys/values of earlier positions, per layer: [batch, n_kv_heads, past, d_head] (after rotary).

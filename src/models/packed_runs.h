@@ -14,10 +14,10 @@ namespace mechscope::models {
 // The rows of all runs go through each weight as one GEMM; attention stays per run.
 struct PackedRuns {
   int64_t n_runs = 0, n_pos = 0;
-  at::Tensor rows;       // [R] int64: run * n_pos + position of each packed row (runs in order, positions ascending)
-  at::Tensor positions;  // [R] int64: the position of each row
-  KVCache base;          // the base runs' keys/values per layer: [B, n_kv_heads, n_pos, d_head]
-  at::Tensor base_index; // [n_runs] int64: the base run (row of `base`) each run attends to; undefined = 0
+  at::Tensor rows;        // [R] int64: run * n_pos + position of each packed row (runs in order, positions ascending)
+  at::Tensor positions;   // [R] int64: the position of each row
+  KVCache base;           // the base runs' keys/values per layer: [B, n_kv_heads, n_pos, d_head]
+  at::Tensor base_index;  // [n_runs] int64: the base run (row of `base`) each run attends to; undefined = 0
   // Fired with packed layouts: [R, d] / [R, heads, d_head] for per-position points, and
   // [n_runs, heads, n_pos, n_pos] for attn_scores / pattern (query rows before a run's start are
   // not meaningful). pos0 is 0.

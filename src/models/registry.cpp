@@ -8,9 +8,9 @@
 namespace mechscope::models {
 
 const std::vector<Architecture>& architectures() {
-  static const std::vector<Architecture> table{gpt2_architecture(),  gpt_neo_architecture(), gpt_neox_architecture(),
-                                               llama_architecture(), gemma_architecture(),   bert_architecture(),
-                                               distilbert_architecture()};
+  static const std::vector<Architecture> table{
+      gpt2_architecture(),  gpt_neo_architecture(), gpt_neox_architecture(),  llama_architecture(),
+      gemma_architecture(), bert_architecture(),    distilbert_architecture()};
   return table;
 }
 
@@ -39,7 +39,8 @@ const nlohmann::json* find_key(const ModelConfig& cfg, const char* key) {
 int64_t cfg_int(const ModelConfig& cfg, const char* key) {
   const nlohmann::json* v = find_key(cfg, key);
   if (!v) fail("config.json (", cfg.model_type, "): missing '", key, "'");
-  if (!v->is_number_integer()) fail("config.json (", cfg.model_type, "): '", key, "' must be an integer, got ", v->dump());
+  if (!v->is_number_integer())
+    fail("config.json (", cfg.model_type, "): '", key, "' must be an integer, got ", v->dump());
   return v->get<int64_t>();
 }
 
@@ -96,7 +97,8 @@ std::vector<std::string> read_labels(const ModelConfig& cfg, int64_t n) {
   if (!m) return out;
   if (!m->is_object()) fail("config.json (", cfg.model_type, "): 'id2label' must be an object, got ", m->dump());
   if ((int64_t)m->size() != n)
-    fail("config.json (", cfg.model_type, "): 'id2label' names ", m->size(), " labels, the classifier has ", n, " outputs");
+    fail("config.json (", cfg.model_type, "): 'id2label' names ", m->size(), " labels, the classifier has ", n,
+         " outputs");
   for (auto& [key, value] : m->items()) {
     char* end = nullptr;
     long long i = std::strtoll(key.c_str(), &end, 10);
@@ -148,18 +150,20 @@ ModelConfig parse_config(const std::string& dir, std::any* family) {
   ModelConfig gen;
   gen.model_type = cfg.model_type;
   if (file_exists(gen_path)) gen.raw = io::read_json_file(gen_path);
-  for (auto [key, field] : {std::pair{"bos_token_id", &ModelConfig::bos_token_id},
-                            std::pair{"eos_token_id", &ModelConfig::eos_token_id},
-                            std::pair{"pad_token_id", &ModelConfig::pad_token_id}}) {
+  for (auto [key, field] :
+       {std::pair{"bos_token_id", &ModelConfig::bos_token_id}, std::pair{"eos_token_id", &ModelConfig::eos_token_id},
+        std::pair{"pad_token_id", &ModelConfig::pad_token_id}}) {
     cfg.*field = token_id(cfg, key);
     if (gen.raw.is_object() && token_id(gen, key)) cfg.*field = token_id(gen, key);
   }
-  if (cfg.n_layers <= 0 || cfg.d_model <= 0 || cfg.n_heads <= 0 || cfg.d_vocab <= 0 || cfg.d_head <= 0 || cfg.d_mlp <= 0 ||
-      cfg.n_ctx < 0)
+  if (cfg.n_layers <= 0 || cfg.d_model <= 0 || cfg.n_heads <= 0 || cfg.d_vocab <= 0 || cfg.d_head <= 0 ||
+      cfg.d_mlp <= 0 || cfg.n_ctx < 0)
     fail("'", path, "': sizes must be positive (n_layers ", cfg.n_layers, ", d_model ", cfg.d_model, ", n_heads ",
-         cfg.n_heads, ", d_head ", cfg.d_head, ", d_mlp ", cfg.d_mlp, ", vocab ", cfg.d_vocab, ", context ", cfg.n_ctx, ")");
+         cfg.n_heads, ", d_head ", cfg.d_head, ", d_mlp ", cfg.d_mlp, ", vocab ", cfg.d_vocab, ", context ", cfg.n_ctx,
+         ")");
   if (cfg.n_kv_heads <= 0 || cfg.n_heads % cfg.n_kv_heads)
-    fail("'", path, "': ", cfg.n_heads, " attention heads cannot share ", cfg.n_kv_heads, " key/value heads (it must divide them)");
+    fail("'", path, "': ", cfg.n_heads, " attention heads cannot share ", cfg.n_kv_heads,
+         " key/value heads (it must divide them)");
   // A norm epsilon outside (0, 1) is a typo: 0 divides by zero on a zero row, and >= 1 swamps the variance.
   if (!(cfg.eps > 0 && cfg.eps < 1)) fail("'", path, "': the norm epsilon must be in (0, 1), got ", cfg.eps);
   return cfg;

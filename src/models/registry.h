@@ -49,13 +49,13 @@ void set_mha_heads(ModelConfig& cfg, const char* width_key, const char* heads_ke
 void set_gqa_heads(ModelConfig& cfg, int64_t default_head_dim);
 
 // The rows, one per architecture file.
-const Architecture& gpt2_architecture();       // gpt2, distilgpt2, gpt2-medium/large/xl; both key layouts
-const Architecture& gpt_neo_architecture();    // alternating global/local attention, unscaled scores
-const Architecture& gpt_neox_architecture();   // Pythia: fused per-head QKV, partial rotary, parallel residual
-const Architecture& llama_architecture();      // llama, mistral, qwen2: RMSNorm, rotary, SwiGLU, GQA
-const Architecture& gemma_architecture();      // gemma, gemma2: (1 + w) RMSNorms, GeGLU, scaled embeddings
-const Architecture& bert_architecture();       // BertModel / ForMaskedLM / ForSequenceClassification
-const Architecture& distilbert_architecture(); // DistilBertModel / ForSequenceClassification
+const Architecture& gpt2_architecture();        // gpt2, distilgpt2, gpt2-medium/large/xl; both key layouts
+const Architecture& gpt_neo_architecture();     // alternating global/local attention, unscaled scores
+const Architecture& gpt_neox_architecture();    // Pythia: fused per-head QKV, partial rotary, parallel residual
+const Architecture& llama_architecture();       // llama, mistral, qwen2: RMSNorm, rotary, SwiGLU, GQA
+const Architecture& gemma_architecture();       // gemma, gemma2: (1 + w) RMSNorms, GeGLU, scaled embeddings
+const Architecture& bert_architecture();        // BertModel / ForMaskedLM / ForSequenceClassification
+const Architecture& distilbert_architecture();  // DistilBertModel / ForSequenceClassification
 
 // A classifier's labels from config.json's id2label (LABEL_i where it has none), for `n` classes;
 // Error naming the key when id2label has another count or ids outside 0 .. n - 1.

@@ -38,13 +38,13 @@ RopeConfig parse_rope(const ModelConfig& cfg, int64_t d_head, double default_par
   RopeConfig r;
   r.theta = first_number(cfg, {{params, "rope_theta"}, {raw, "rope_theta"}, {raw, "rotary_emb_base"}}, 10000.0);
   if (!(r.theta > 0) || !std::isfinite(r.theta))
-    fail("config.json (", cfg.model_type, "): the rotary base (rope_theta / rotary_emb_base) must be a positive finite number, got ",
-         r.theta);
-  double partial =
-      first_number(cfg, {{params, "partial_rotary_factor"}, {raw, "partial_rotary_factor"}, {raw, "rotary_pct"}}, default_partial);
+    fail("config.json (", cfg.model_type,
+         "): the rotary base (rope_theta / rotary_emb_base) must be a positive finite number, got ", r.theta);
+  double partial = first_number(
+      cfg, {{params, "partial_rotary_factor"}, {raw, "partial_rotary_factor"}, {raw, "rotary_pct"}}, default_partial);
   if (!(partial > 0 && partial <= 1))
-    fail("config.json (", cfg.model_type, "): the rotary fraction of each head (partial_rotary_factor / rotary_pct) must be in (0, 1], got ",
-         partial);
+    fail("config.json (", cfg.model_type,
+         "): the rotary fraction of each head (partial_rotary_factor / rotary_pct) must be in (0, 1], got ", partial);
   // Truncation, as transformers does (int(head_dim * partial_rotary_factor)); an odd count rotates one
   // feature more (see RopeConfig), and a count of 0 rotates nothing, as there.
   r.dim = (int64_t)(d_head * partial);
@@ -63,18 +63,22 @@ RopeConfig parse_rope(const ModelConfig& cfg, int64_t d_head, double default_par
   const nlohmann::json* type = member(scaling, "rope_type");
   if (!type) type = member(scaling, "type");
   if (type) {
-    if (!type->is_string()) fail("config.json (", cfg.model_type, "): 'rope_type' must be a string, got ", type->dump());
+    if (!type->is_string())
+      fail("config.json (", cfg.model_type, "): 'rope_type' must be a string, got ", type->dump());
     r.type = type->get<std::string>();
   }
   if (r.type == "default") return r;
   if (r.type != "linear" && r.type != "llama3")
-    fail("config.json (", cfg.model_type, "): rope_type '", r.type, "' is not supported (supported: default, linear, llama3)");
+    fail("config.json (", cfg.model_type, "): rope_type '", r.type,
+         "' is not supported (supported: default, linear, llama3)");
   const nlohmann::json* f = member(scaling, "factor");
   if (!f) fail("config.json (", cfg.model_type, "): rope_type '", r.type, "' needs a 'factor'");
   r.factor = number(cfg, "factor", f);
-  if (!(r.factor > 0)) fail("config.json (", cfg.model_type, "): rope scaling 'factor' must be positive, got ", r.factor);
+  if (!(r.factor > 0))
+    fail("config.json (", cfg.model_type, "): rope scaling 'factor' must be positive, got ", r.factor);
   if (r.type == "llama3") {
-    for (auto [key, field] : {std::pair{"low_freq_factor", &r.low_freq_factor}, std::pair{"high_freq_factor", &r.high_freq_factor}}) {
+    for (auto [key, field] :
+         {std::pair{"low_freq_factor", &r.low_freq_factor}, std::pair{"high_freq_factor", &r.high_freq_factor}}) {
       const nlohmann::json* v = member(scaling, key);
       if (!v) fail("config.json (", cfg.model_type, "): rope_type 'llama3' needs '", key, "'");
       *field = number(cfg, key, v);

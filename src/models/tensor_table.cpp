@@ -56,8 +56,8 @@ std::string find_prefix(const io::Checkpoint& ckpt, const std::vector<std::strin
     if (ckpt.has(key)) return p;
     tried += (tried.empty() ? "'" : ", '") + key + "'";
   }
-  fail("checkpoint does not look like a ", arch, " model: none of ", tried, " found (files: ",
-       ckpt.files().empty() ? std::string("none") : ckpt.files()[0], ")");
+  fail("checkpoint does not look like a ", arch, " model: none of ", tried,
+       " found (files: ", ckpt.files().empty() ? std::string("none") : ckpt.files()[0], ")");
 }
 
 at::Tensor fetch_tensor(const TableContext& c, const std::string& key, const std::string& alt,

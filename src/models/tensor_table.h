@@ -44,8 +44,8 @@ struct TensorSpec {
 
 template <class G, class B>
 struct TensorTable {
-  const char* arch;                   // for errors: "GPT-2"
-  std::vector<std::string> prefixes;  // tried in order for {P}; parameters() writes the first
+  const char* arch;                     // for errors: "GPT-2"
+  std::vector<std::string> prefixes;    // tried in order for {P}; parameters() writes the first
   std::vector<TensorSpec<G, B>> specs;  // in parameters() order; the first tells which prefix the file uses
 
   static TensorSpec<G, B> model(at::Tensor G::*f, const char* key, std::vector<Dim> shape, unsigned needs = 0,
@@ -61,9 +61,9 @@ struct TensorTable {
 struct TableContext {
   const io::Checkpoint& ckpt;
   const ModelConfig& cfg;
-  at::ScalarType dtype;  // weights are converted to it
-  unsigned features = 0;  // which optional tensors this checkpoint has
-  int64_t n_labels = 0;   // Size::labels
+  at::ScalarType dtype;          // weights are converted to it
+  unsigned features = 0;         // which optional tensors this checkpoint has
+  int64_t n_labels = 0;          // Size::labels
   at::Device device = at::kCPU;  // weights are copied there
 };
 
@@ -97,8 +97,8 @@ void load_tensors(const TensorTable<G, B>& t, const TableContext& c, G& g, std::
 // Every tensor load_tensors filled, by its key under the first prefix, in table order with each run
 // of block rows repeated per layer (layer 0's, then layer 1's, ...), as save_pretrained names them.
 template <class G, class B>
-std::vector<std::pair<std::string, at::Tensor>> named_tensors(const TensorTable<G, B>& t, unsigned features,
-                                                               const G& g, const std::vector<B>& blocks) {
+std::vector<std::pair<std::string, at::Tensor>> named_tensors(const TensorTable<G, B>& t, unsigned features, const G& g,
+                                                              const std::vector<B>& blocks) {
   std::vector<std::pair<std::string, at::Tensor>> out;
   const std::string& prefix = t.prefixes.front();
   auto has = [&](const TensorSpec<G, B>& s) { return (features & s.needs) == s.needs; };

@@ -57,11 +57,16 @@ std::map<std::string, Colormap> build() {
   std::map<std::string, Colormap> maps;
   auto add = [&](Colormap m) { maps[m.name] = std::move(m); };
   // matplotlib's _cm.py ColorBrewer sequential maps (9 classes), linearly segmented.
-  add(even("Purples", {"#fcfbfd", "#efedf5", "#dadaeb", "#bcbddc", "#9e9ac8", "#807dba", "#6a51a3", "#54278f", "#3f007d"}));
-  add(even("Greens", {"#f7fcf5", "#e5f5e0", "#c7e9c0", "#a1d99b", "#74c476", "#41ab5d", "#238b45", "#006d2c", "#00441b"}));
-  add(even("Reds", {"#fff5f0", "#fee0d2", "#fcbba1", "#fc9272", "#fb6a4a", "#ef3b2c", "#cb181d", "#a50f15", "#67000d"}));
-  add(even("Blues", {"#f7fbff", "#deebf7", "#c6dbef", "#9ecae1", "#6baed6", "#4292c6", "#2171b5", "#08519c", "#08306b"}));
-  add(even("Greys", {"#ffffff", "#f0f0f0", "#d9d9d9", "#bdbdbd", "#969696", "#737373", "#525252", "#252525", "#000000"}));
+  add(even("Purples",
+           {"#fcfbfd", "#efedf5", "#dadaeb", "#bcbddc", "#9e9ac8", "#807dba", "#6a51a3", "#54278f", "#3f007d"}));
+  add(even("Greens",
+           {"#f7fcf5", "#e5f5e0", "#c7e9c0", "#a1d99b", "#74c476", "#41ab5d", "#238b45", "#006d2c", "#00441b"}));
+  add(even("Reds",
+           {"#fff5f0", "#fee0d2", "#fcbba1", "#fc9272", "#fb6a4a", "#ef3b2c", "#cb181d", "#a50f15", "#67000d"}));
+  add(even("Blues",
+           {"#f7fbff", "#deebf7", "#c6dbef", "#9ecae1", "#6baed6", "#4292c6", "#2171b5", "#08519c", "#08306b"}));
+  add(even("Greys",
+           {"#ffffff", "#f0f0f0", "#d9d9d9", "#bdbdbd", "#969696", "#737373", "#525252", "#252525", "#000000"}));
   // ColorBrewer RdBu (11 classes): red for low, white at the middle, blue for high (matplotlib and plotly
   // express agree on this orientation).
   add(even("RdBu", {"#67001f", "#b2182b", "#d6604d", "#f4a582", "#fddbc7", "#f7f7f7", "#d1e5f0", "#92c5de", "#4393c3",
@@ -87,8 +92,8 @@ std::map<std::string, Colormap> build() {
         {0.75, {242 / 255., 143 / 255., 56 / 255.}},
         {1.0, {217 / 255., 30 / 255., 30 / 255.}}}});
   // plotly express's sequential Turbo (15 samples of Google's Turbo).
-  add(even("Turbo", {"#30123b", "#4145ab", "#4675ed", "#39a2fc", "#1bcfd4", "#24eca6", "#61fc6c", "#a4fc3b",
-                     "#d1e834", "#f3c63a", "#fe9b2d", "#f36315", "#d93806", "#b11901", "#7a0402"}));
+  add(even("Turbo", {"#30123b", "#4145ab", "#4675ed", "#39a2fc", "#1bcfd4", "#24eca6", "#61fc6c", "#a4fc3b", "#d1e834",
+                     "#f3c63a", "#fe9b2d", "#f36315", "#d93806", "#b11901", "#7a0402"}));
   std::vector<Colormap> reversed;
   for (auto& [name, m] : maps) {
     Colormap r{name + "_r", {}};

@@ -155,16 +155,20 @@ void check_series(const std::string& where, const Series& s) {
           if (v.categories.size() != v.values.size())
             fail(where, ": bar chart has ", v.categories.size(), " categories and ", v.values.size(), " values");
           if (v.err_minus.size() != v.err_plus.size() || (!v.err_plus.empty() && v.err_plus.size() != v.values.size()))
-            fail(where, ": bar chart has ", v.err_minus.size(), " lower and ", v.err_plus.size(), " upper error bars for ",
-                 v.values.size(), " bars");
+            fail(where, ": bar chart has ", v.err_minus.size(), " lower and ", v.err_plus.size(),
+                 " upper error bars for ", v.values.size(), " bars");
           if (!v.cmap.empty()) colormap(v.cmap);
         } else if constexpr (std::is_same_v<T, Segments>) {
           size_t n = v.x0.size();
           if (v.y0.size() != n || v.x1.size() != n || v.y1.size() != n)
-            fail(where, ": segments have ", v.x0.size(), " x0, ", v.y0.size(), " y0, ", v.x1.size(), " x1 and ", v.y1.size(), " y1 values");
-          if (!v.widths.empty() && v.widths.size() != n) fail(where, ": segments have ", v.widths.size(), " widths for ", n, " segments");
-          if (!v.colors.empty() && v.colors.size() != n) fail(where, ": segments have ", v.colors.size(), " colours for ", n, " segments");
-          if (!v.hover.empty() && v.hover.size() != n) fail(where, ": segments have ", v.hover.size(), " hover texts for ", n, " segments");
+            fail(where, ": segments have ", v.x0.size(), " x0, ", v.y0.size(), " y0, ", v.x1.size(), " x1 and ",
+                 v.y1.size(), " y1 values");
+          if (!v.widths.empty() && v.widths.size() != n)
+            fail(where, ": segments have ", v.widths.size(), " widths for ", n, " segments");
+          if (!v.colors.empty() && v.colors.size() != n)
+            fail(where, ": segments have ", v.colors.size(), " colours for ", n, " segments");
+          if (!v.hover.empty() && v.hover.size() != n)
+            fail(where, ": segments have ", v.hover.size(), " hover texts for ", n, " segments");
           for (double w : v.widths)
             if (!(w >= 0 && std::isfinite(w))) fail(where, ": segment width ", w, " (expected a finite width >= 0)");
         } else if constexpr (std::is_same_v<T, BoxPlot>) {
@@ -174,13 +178,16 @@ void check_series(const std::string& where, const Series& s) {
             fail(where, ": box plot has ", v.colors.size(), " colours for ", v.x.size(), " boxes");
           if (!v.hover.empty() && v.hover.size() != v.x.size())
             fail(where, ": box plot has ", v.hover.size(), " hover texts for ", v.x.size(), " boxes");
-          if (!(v.width > 0 && std::isfinite(v.width))) fail(where, ": box width ", v.width, " (expected a finite width > 0)");
+          if (!(v.width > 0 && std::isfinite(v.width)))
+            fail(where, ": box width ", v.width, " (expected a finite width > 0)");
         } else if constexpr (std::is_same_v<T, Surface>) {
           if (v.z.size() != v.rows * v.cols)
             fail(where, ": surface has ", v.z.size(), " values for ", v.rows, " x ", v.cols, " grid points");
           if (v.rows < 2 || v.cols < 2) fail(where, ": surface needs at least 2 x 2 grid points");
-          if (!v.x.empty() && v.x.size() != v.cols) fail(where, ": surface has ", v.x.size(), " x for ", v.cols, " columns");
-          if (!v.y.empty() && v.y.size() != v.rows) fail(where, ": surface has ", v.y.size(), " y for ", v.rows, " rows");
+          if (!v.x.empty() && v.x.size() != v.cols)
+            fail(where, ": surface has ", v.x.size(), " x for ", v.cols, " columns");
+          if (!v.y.empty() && v.y.size() != v.rows)
+            fail(where, ": surface has ", v.y.size(), " y for ", v.rows, " rows");
           colormap(v.cmap);
         }
       },

@@ -33,8 +33,8 @@ struct Heatmap {
   std::vector<double> z;                            // row-major [rows, cols]; NaN = empty cell
   std::vector<std::string> row_labels, col_labels;  // empty: 0, 1, 2, …
   std::string cmap = "Viridis";
-  double vmin = kAuto, vmax = kAuto;                // colour limits; auto = data range
-  bool centered = false;                            // symmetric limits around `center` (RdBu patching plots)
+  double vmin = kAuto, vmax = kAuto;  // colour limits; auto = data range
+  bool centered = false;              // symmetric limits around `center` (RdBu patching plots)
   double center = 0;
   std::string colorbar_title;
   bool colorbar = true;
@@ -51,14 +51,14 @@ struct Line {
   std::optional<Rgb> color;       // default: next colour of the cycle
   Marker marker = Marker::None;
   Dash dash = Dash::Solid;
-  double width = 1.5;             // points
-  bool err_bars = false;          // false: shaded band (alpha 0.2); true: vertical bars with caps
-  std::vector<std::string> hover; // per point, index.html only
+  double width = 1.5;              // points
+  bool err_bars = false;           // false: shaded band (alpha 0.2); true: vertical bars with caps
+  std::vector<std::string> hover;  // per point, index.html only
 };
 
 struct Scatter {
   std::vector<double> x, y;
-  std::vector<double> c;            // colour by value (empty: one colour)
+  std::vector<double> c;  // colour by value (empty: one colour)
   std::string cmap = "Viridis";
   double vmin = kAuto, vmax = kAuto;
   std::string colorbar_title;
@@ -67,7 +67,7 @@ struct Scatter {
   std::string name;
   std::optional<Rgb> color;
   Marker marker = Marker::Circle;
-  double size = 3.5;                // marker radius, points
+  double size = 3.5;  // marker radius, points
   double alpha = 0.8;
 };
 
@@ -76,10 +76,10 @@ struct Bar {
   std::vector<double> values;
   std::string name;
   std::optional<Rgb> color;
-  std::string cmap;                     // non-empty: each bar coloured by its value
-  bool centered = false;                // colour limits symmetric around 0 (diverging cmap)
+  std::string cmap;       // non-empty: each bar coloured by its value
+  bool centered = false;  // colour limits symmetric around 0 (diverging cmap)
   bool value_labels = true;
-  int decimals = -1;                    // -1: enough to tell the values apart
+  int decimals = -1;  // -1: enough to tell the values apart
   // Error bars with caps from values[i] - err_minus[i] to values[i] + err_plus[i] (asymmetric, e.g. a
   // bootstrap interval); both empty: none, else both one per bar.
   std::vector<double> err_minus, err_plus;
@@ -87,7 +87,7 @@ struct Bar {
 
 struct Histogram {
   std::vector<double> values;
-  int bins = 0;                   // 0: automatic (unit bins for integer data, else max(Sturges, Freedman–Diaconis))
+  int bins = 0;  // 0: automatic (unit bins for integer data, else max(Sturges, Freedman–Diaconis))
   bool density = false;
   std::string name;
   std::optional<Rgb> color;
@@ -110,7 +110,7 @@ struct Text {
 // z over a grid: x along columns, y along rows.
 struct Surface {
   size_t rows = 0, cols = 0;
-  std::vector<double> z;  // row-major [rows, cols]
+  std::vector<double> z;     // row-major [rows, cols]
   std::vector<double> x, y;  // column / row coordinates (empty: indices)
   std::string cmap = "Viridis";
   std::string x_title, y_title, z_title;
@@ -122,13 +122,13 @@ struct Surface {
 // panel when listed before them.
 struct Segments {
   std::vector<double> x0, y0, x1, y1;
-  std::vector<double> widths;       // points per segment (empty: `width` for all)
+  std::vector<double> widths;  // points per segment (empty: `width` for all)
   double width = 1;
-  std::vector<Rgb> colors;          // per segment (empty: `color`, else the next colour of the cycle)
+  std::vector<Rgb> colors;  // per segment (empty: `color`, else the next colour of the cycle)
   std::optional<Rgb> color;
   double alpha = 0.6;
-  std::vector<std::string> hover;   // index.html: per segment, shown at its midpoint
-  std::string name;                 // legend entry (none when empty)
+  std::vector<std::string> hover;  // index.html: per segment, shown at its midpoint
+  std::string name;                // legend entry (none when empty)
 };
 
 // Box plots at numeric x positions, drawn as plotly's box trace draws them (the seed's px.box): a box
@@ -140,10 +140,10 @@ struct BoxPlot {
   std::vector<std::vector<double>> samples;  // the values of each box (non-finite ones ignored)
   std::vector<Rgb> colors;                   // per box (empty: `color`, else the next colour of the cycle)
   std::optional<Rgb> color;
-  std::vector<std::string> hover;            // per box, index.html hover title (empty: none)
-  std::string name;                          // legend entry (none when empty)
-  double width = 0.6;                        // box width in x units
-  double point_size = 1.5;                   // outlier marker radius, points
+  std::vector<std::string> hover;  // per box, index.html hover title (empty: none)
+  std::string name;                // legend entry (none when empty)
+  double width = 0.6;              // box width in x units
+  double point_size = 1.5;         // outlier marker radius, points
 };
 
 using Series = std::variant<Heatmap, Line, Scatter, Bar, Histogram, Cdf, Text, Surface, Segments, BoxPlot>;
@@ -184,11 +184,11 @@ struct Frame {
 };
 
 struct Figure {
-  std::string id;        // file stem and HTML anchor: letters, digits, '_' and '-'
-  std::string title;     // drawn above the grid
-  std::string caption;   // shown under the figure in index.html
+  std::string id;       // file stem and HTML anchor: letters, digits, '_' and '-'
+  std::string title;    // drawn above the grid
+  std::string caption;  // shown under the figure in index.html
   int rows = 1, cols = 1;
-  std::vector<Panel> panels;   // row-major, at most rows * cols
+  std::vector<Panel> panels;              // row-major, at most rows * cols
   bool share_x = false, share_y = false;  // one range for all panels; inner tick labels hidden
   double width = 6.4, height = 4.8;       // inches (matplotlib's default size)
   // Animation through panel 0 (plotly frames + slider + play button in index.html). The static

@@ -24,7 +24,8 @@ std::string html_escape(std::string_view s) {
   return out;
 }
 
-HtmlReport::HtmlReport(std::string title, std::string subtitle) : title_(std::move(title)), subtitle_(std::move(subtitle)) {}
+HtmlReport::HtmlReport(std::string title, std::string subtitle)
+    : title_(std::move(title)), subtitle_(std::move(subtitle)) {}
 
 void HtmlReport::add_number(const std::string& name, const std::string& value) { numbers_.push_back({name, value}); }
 
@@ -58,7 +59,8 @@ void HtmlReport::add_paragraph(const std::string& text) {
 void HtmlReport::add_table(const std::string& id, const std::string& title, const std::vector<std::string>& header,
                            const std::vector<std::vector<std::string>>& rows, const std::string& caption) {
   for (char c : id)
-    if (!std::isalnum((unsigned char)c) && c != '_' && c != '-') fail("table id '", id, "' may hold letters, digits, '_' and '-' only");
+    if (!std::isalnum((unsigned char)c) && c != '_' && c != '-')
+      fail("table id '", id, "' may hold letters, digits, '_' and '-' only");
   if (header.empty()) fail("table '", id, "' has no columns");
   Item it;
   it.id = id;
@@ -67,7 +69,8 @@ void HtmlReport::add_table(const std::string& id, const std::string& title, cons
   it.header = header;
   it.rows = rows;
   for (auto& r : it.rows)
-    if (r.size() > header.size()) fail("table '", id, "' has a row of ", r.size(), " cells for ", header.size(), " columns");
+    if (r.size() > header.size())
+      fail("table '", id, "' has a row of ", r.size(), " cells for ", header.size(), " columns");
   figures_.push_back(std::move(it));
 }
 
@@ -119,13 +122,16 @@ table.data tr:nth-child(even) td { background: #fbfbfb; }
   h += "</header>\n<main>\n<nav id=\"toc\"><h2>Contents</h2><ol>\n";
   if (!numbers_.empty()) h += "<li><a href=\"#key-numbers\">Key numbers</a></li>\n";
   for (auto& f : figures_)
-    if (!f.header.empty()) h += "<li><a href=\"#table-" + f.id + "\">" + html_escape(valid_utf8(f.title)) + "</a></li>\n";
-    else if (f.paragraph.empty()) h += "<li><a href=\"#fig-" + f.id + "\">" + html_escape(valid_utf8(f.title)) + "</a></li>\n";
+    if (!f.header.empty())
+      h += "<li><a href=\"#table-" + f.id + "\">" + html_escape(valid_utf8(f.title)) + "</a></li>\n";
+    else if (f.paragraph.empty())
+      h += "<li><a href=\"#fig-" + f.id + "\">" + html_escape(valid_utf8(f.title)) + "</a></li>\n";
   h += "</ol></nav>\n";
   if (!numbers_.empty()) {
     h += "<section id=\"key-numbers\"><h2>Key numbers</h2><table class=\"numbers\">\n";
     for (auto& [k, v] : numbers_)
-      h += "<tr><td>" + html_escape(valid_utf8(k)) + "</td><td class=\"v\">" + html_escape(valid_utf8(v)) + "</td></tr>\n";
+      h += "<tr><td>" + html_escape(valid_utf8(k)) + "</td><td class=\"v\">" + html_escape(valid_utf8(v)) +
+           "</td></tr>\n";
     h += "</table></section>\n";
   }
   for (auto& f : figures_) {
@@ -137,7 +143,8 @@ table.data tr:nth-child(even) td { background: #fbfbfb; }
       h += "</tr></thead><tbody>\n";
       for (auto& r : f.rows) {
         h += "<tr>";
-        for (size_t i = 0; i < f.header.size(); i++) h += "<td>" + (i < r.size() ? html_escape(valid_utf8(r[i])) : "") + "</td>";
+        for (size_t i = 0; i < f.header.size(); i++)
+          h += "<td>" + (i < r.size() ? html_escape(valid_utf8(r[i])) : "") + "</td>";
         h += "</tr>\n";
       }
       h += "</tbody></table></div></section>\n";

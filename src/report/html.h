@@ -50,7 +50,7 @@ class HtmlReport {
     std::string id, title, caption, plot_json, paragraph;
     double height_px = 0;
     std::vector<std::string> files;
-    std::vector<std::string> header;               // a table when non-empty
+    std::vector<std::string> header;  // a table when non-empty
     std::vector<std::vector<std::string>> rows;
   };
   std::string title_, subtitle_;

@@ -13,14 +13,14 @@
 namespace mechscope::report {
 
 struct Manifest {
-  std::vector<std::string> argv;              // the command line as given
-  std::string command;                        // subcommand name ("trace", "gallery")
-  std::string model;                          // model id or path ("" when none)
+  std::vector<std::string> argv;  // the command line as given
+  std::string command;            // subcommand name ("trace", "gallery")
+  std::string model;              // model id or path ("" when none)
   std::optional<unsigned long long> seed;
-  std::map<std::string, std::string> versions;  // "mechscope" filled in; callers add "libtorch" etc.
-  std::string started_utc;                    // ISO 8601, set by start()
-  double wall_seconds = 0;                    // set by finish()
-  std::vector<std::string> files;             // relative to the output folder
+  std::map<std::string, std::string> versions;      // "mechscope" filled in; callers add "libtorch" etc.
+  std::string started_utc;                          // ISO 8601, set by start()
+  double wall_seconds = 0;                          // set by finish()
+  std::vector<std::string> files;                   // relative to the output folder
   nlohmann::json extra = nlohmann::json::object();  // analysis-specific settings
   // "complete" once written by finish(); batch folders say "running" / "failed: <why>" before
   // (report/output.h). Readers trust only a "complete" folder.

@@ -100,7 +100,8 @@ json read_manifest(const std::string& dir) {
 // A relative path inside the folder (a hand-edited manifest must not make us remove files elsewhere).
 bool inside(const std::string& rel) {
   if (rel.empty() || rel[0] == '/') return false;
-  for (auto& part : std::filesystem::path(rel)) if (part == "..") return false;
+  for (auto& part : std::filesystem::path(rel))
+    if (part == "..") return false;
   return true;
 }
 
@@ -136,7 +137,8 @@ void mark_interrupted(const char* sig) {
     std::string bytes;
     if (!c.previous_manifest.empty() && tree_state(dir) == c.previous_tree) {
       bytes = c.previous_manifest;
-      set_interrupt_note(cat("interrupted before anything was written; ", dir, " holds its earlier complete result, unchanged"));
+      set_interrupt_note(
+          cat("interrupted before anything was written; ", dir, " holds its earlier complete result, unchanged"));
     } else {
       json j = read_manifest(dir);
       if (!j.is_object()) continue;
@@ -194,8 +196,7 @@ bool made_by_mechscope(const std::string& dir) {
     try {
       json j = json::parse(read_file(kg));
       if (j.is_object() && j.value("generator", json()) == "mechscope kg generate") return true;
-    } catch (...) {
-    }
+    } catch (...) {}
   }
   return false;
 }
@@ -207,7 +208,8 @@ std::string claim_output_dir(const std::string& dir_in, const std::string& comma
 
   std::string special = special_file_kind(dir);
   if (!special.empty()) fail("--out '", dir, "' is ", special, ", not a folder; refusing to write there");
-  if (file_exists(dir)) fail("--out '", dir, "' is a file; ", command, " writes a folder of results (choose another --out)");
+  if (file_exists(dir))
+    fail("--out '", dir, "' is a file; ", command, " writes a folder of results (choose another --out)");
   Claim c;
   c.mode = mode;
   c.command = command;
@@ -237,8 +239,8 @@ std::string claim_output_dir(const std::string& dir_in, const std::string& comma
       if (::mkdir(c.place.c_str(), 0777) == 0) register_temp(c.place, TempKind::Tree);
     });
     if (!dir_exists(c.place)) fail("cannot write into --out '", dir, "': ", std::strerror(errno));
-    set_interrupt_note(cat("interrupted; nothing was written to ", dir,
-                           c.created ? "" : " (what it held before is unchanged)"));
+    set_interrupt_note(
+        cat("interrupted; nothing was written to ", dir, c.created ? "" : " (what it held before is unchanged)"));
   } else {
     c.place = dir;
     json old = read_manifest(dir);
@@ -281,7 +283,8 @@ void commit_output_dir(const std::string& dir_in) {
   for (auto& n : names) {
     std::string target = join_path(dir, n), special = special_file_kind(target);
     bool is_dir = dir_exists(join_path(c.place, n));
-    if (!special.empty()) fail("'", target, "' is ", special, "; nothing in ", dir, " was replaced (move it away or choose another --out)");
+    if (!special.empty())
+      fail("'", target, "' is ", special, "; nothing in ", dir, " was replaced (move it away or choose another --out)");
     if (!is_dir && dir_exists(target))
       fail("'", target, "' is a folder where this run's ", n, " goes; nothing in ", dir,
            " was replaced (move it away or choose another --out)");
@@ -326,7 +329,8 @@ void claim_output_file(const std::string& path) {
   if (!special.empty()) fail("--out '", path, "' is ", special, ", not a regular file; refusing to replace it");
   if (dir_exists(path)) fail("--out '", path, "' is a folder; give a file name");
   if (file_exists(path) && !g_overwrite && !mechscope_safetensors(path))
-    fail("--out '", path, "' exists and was not written by mechscope: pass --overwrite to replace it, or choose another name");
+    fail("--out '", path,
+         "' exists and was not written by mechscope: pass --overwrite to replace it, or choose another name");
   auto slash = path.find_last_of('/');
   std::string parent = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
   std::string base = slash == std::string::npos ? path : path.substr(slash + 1);

@@ -72,8 +72,8 @@ struct Ctx {
 };
 
 json colorbar(const Ctx& c, const std::string& title) {
-  json cb = {{"thickness", 12}, {"len", c.d.y1 - c.d.y0}, {"y", (c.d.y0 + c.d.y1) / 2}, {"yanchor", "middle"},
-             {"x", c.d.x1 + 0.012}, {"xanchor", "left"}, {"outlinewidth", 0.8}};
+  json cb = {{"thickness", 12},     {"len", c.d.y1 - c.d.y0}, {"y", (c.d.y0 + c.d.y1) / 2}, {"yanchor", "middle"},
+             {"x", c.d.x1 + 0.012}, {"xanchor", "left"},      {"outlinewidth", 0.8}};
   if (!title.empty()) cb["title"] = {{"text", esc(title)}, {"side", "right"}};
   return cb;
 }
@@ -108,8 +108,8 @@ void series_traces(Ctx& c, const Series& s, json& data, json& layout) {
       json zr = json::array(), tr = json::array();
       for (size_t col = 0; col < h->cols; col++) {
         zr.push_back(num(h->z[r * h->cols + col]));
-        tr.push_back(esc(h->row_name) + ": " + esc(rows[r]) + "<br>" + esc(h->col_name) + ": " + esc(cols[col]) + "<br>" +
-                     esc(h->value_name) + ": " + format_number(h->z[r * h->cols + col], -1));
+        tr.push_back(esc(h->row_name) + ": " + esc(rows[r]) + "<br>" + esc(h->col_name) + ": " + esc(cols[col]) +
+                     "<br>" + esc(h->value_name) + ": " + format_number(h->z[r * h->cols + col], -1));
       }
       z.push_back(zr);
       text.push_back(tr);
@@ -140,7 +140,8 @@ void series_traces(Ctx& c, const Series& s, json& data, json& layout) {
       size_t stride = labels.size() > 60 ? (labels.size() + 59) / 60 : 1;
       json vals = json::array(), text = json::array();
       // Long tokens are cut on the axis (the hover text has them whole).
-      for (size_t i = 0; i < labels.size(); i += stride) vals.push_back(i), text.push_back(esc(truncate_label(labels[i], 18)));
+      for (size_t i = 0; i < labels.size(); i += stride)
+        vals.push_back(i), text.push_back(esc(truncate_label(labels[i], 18)));
       return std::make_pair(vals, text);
     };
     auto [xv, xt] = ticks(cols);
@@ -188,7 +189,8 @@ void series_traces(Ctx& c, const Series& s, json& data, json& layout) {
     } else {
       std::string err = l->err.empty() ? "" : " ± %{customdata:.4g}";
       if (!l->err.empty()) t["customdata"] = nums(l->err);
-      t["hovertemplate"] = esc(c.xname) + ": %{x}<br>" + esc(c.yname) + ": %{y:.4g}" + err + "<extra>" + esc(l->name) + "</extra>";
+      t["hovertemplate"] =
+          esc(c.xname) + ": %{x}<br>" + esc(c.yname) + ": %{y:.4g}" + err + "<extra>" + esc(l->name) + "</extra>";
     }
     data.push_back(t);
   } else if (auto* sc = std::get_if<Scatter>(&s)) {
@@ -219,14 +221,18 @@ void series_traces(Ctx& c, const Series& s, json& data, json& layout) {
       t["textfont"] = {{"size", 10}};
     }
     const auto& hv = sc->hover.empty() ? sc->labels : sc->hover;
-    std::string cpart = sc->c.empty() ? "" : "<br>" + esc(sc->colorbar_title.empty() ? "colour" : sc->colorbar_title) + ": %{marker.color:.4g}";
+    std::string cpart = sc->c.empty() ? ""
+                                      : "<br>" + esc(sc->colorbar_title.empty() ? "colour" : sc->colorbar_title) +
+                                            ": %{marker.color:.4g}";
     if (!hv.empty()) {
       json ht = json::array();
       for (auto& h : hv) ht.push_back(esc(h));
       t["hovertext"] = ht;
-      t["hovertemplate"] = "%{hovertext}<br>" + esc(c.xname) + ": %{x:.4g}<br>" + esc(c.yname) + ": %{y:.4g}" + cpart + "<extra></extra>";
+      t["hovertemplate"] = "%{hovertext}<br>" + esc(c.xname) + ": %{x:.4g}<br>" + esc(c.yname) + ": %{y:.4g}" + cpart +
+                           "<extra></extra>";
     } else {
-      t["hovertemplate"] = esc(c.xname) + ": %{x:.4g}<br>" + esc(c.yname) + ": %{y:.4g}" + cpart + "<extra>" + esc(sc->name) + "</extra>";
+      t["hovertemplate"] = esc(c.xname) + ": %{x:.4g}<br>" + esc(c.yname) + ": %{y:.4g}" + cpart + "<extra>" +
+                           esc(sc->name) + "</extra>";
     }
     if (!sc->name.empty()) t["name"] = esc(sc->name);
     t["showlegend"] = !sc->name.empty();
@@ -241,7 +247,10 @@ void series_traces(Ctx& c, const Series& s, json& data, json& layout) {
     if (!b->cmap.empty()) {
       auto [lo, hi] = color_range(b->values, kAuto, kAuto, b->centered, 0);
       if (!b->centered) lo = std::min(lo, 0.0);
-      t["marker"] = {{"color", nums(b->values)}, {"colorscale", colorscale(b->cmap)}, {"cmin", num(lo)}, {"cmax", num(hi)},
+      t["marker"] = {{"color", nums(b->values)},
+                     {"colorscale", colorscale(b->cmap)},
+                     {"cmin", num(lo)},
+                     {"cmax", num(hi)},
                      {"line", {{"color", "rgba(0,0,0,0.6)"}, {"width", 0.7}}}};
     } else {
       t["marker"] = {{"color", to_css(col)}, {"line", {{"color", "rgba(0,0,0,0.6)"}, {"width", 0.7}}}};
@@ -254,11 +263,16 @@ void series_traces(Ctx& c, const Series& s, json& data, json& layout) {
       t["cliponaxis"] = false;
     }
     t["customdata"] = cats;
-    t["hovertemplate"] = esc(c.xname.empty() ? "category" : c.xname) + ": %{customdata}<br>" + esc(c.yname.empty() ? "value" : c.yname) +
-                         ": %{y:.4g}<extra></extra>";
+    t["hovertemplate"] = esc(c.xname.empty() ? "category" : c.xname) + ": %{customdata}<br>" +
+                         esc(c.yname.empty() ? "value" : c.yname) + ": %{y:.4g}<extra></extra>";
     if (!b->err_plus.empty()) {
-      t["error_y"] = {{"type", "data"}, {"symmetric", false}, {"array", nums(b->err_plus)}, {"arrayminus", nums(b->err_minus)},
-                      {"color", "#222"}, {"thickness", 1.2}, {"width", 5}};
+      t["error_y"] = {{"type", "data"},
+                      {"symmetric", false},
+                      {"array", nums(b->err_plus)},
+                      {"arrayminus", nums(b->err_minus)},
+                      {"color", "#222"},
+                      {"thickness", 1.2},
+                      {"width", 5}};
       // The value label would sit on the error bar; the hover still gives the value.
       t.erase("texttemplate");
     }
@@ -283,8 +297,8 @@ void series_traces(Ctx& c, const Series& s, json& data, json& layout) {
     t["width"] = nums(widths);
     t["customdata"] = lab;
     t["marker"] = {{"color", rgba(col, 0.85)}, {"line", {{"color", "white"}, {"width", 0.8}}}};
-    t["hovertemplate"] = esc(c.xname.empty() ? "bin" : c.xname) + ": %{customdata}<br>" + (h->density ? "density" : "count") +
-                         ": %{y:.4g}<extra></extra>";
+    t["hovertemplate"] = esc(c.xname.empty() ? "bin" : c.xname) + ": %{customdata}<br>" +
+                         (h->density ? "density" : "count") + ": %{y:.4g}<extra></extra>";
     if (!h->name.empty()) t["name"] = esc(h->name);
     t["showlegend"] = !h->name.empty();
     data.push_back(t);
@@ -325,10 +339,20 @@ void series_traces(Ctx& c, const Series& s, json& data, json& layout) {
       for (char ch : e) sp += ch == ' ' ? std::string("&nbsp;") : std::string(1, ch);
       body += (body.empty() ? "" : "<br>") + sp;
     }
-    layout["annotations"].push_back({{"text", body}, {"xref", "paper"}, {"yref", "paper"}, {"x", c.d.x0}, {"y", c.d.y1},
-                                     {"xanchor", "left"}, {"yanchor", "top"}, {"align", "left"}, {"showarrow", false},
-                                     {"font", {{"family", tx->monospace ? "DejaVu Sans Mono, monospace" : "sans-serif"}, {"size", 12}}},
-                                     {"bgcolor", "#f7f7f7"}, {"bordercolor", "#bbb"}, {"borderpad", 8}});
+    layout["annotations"].push_back(
+        {{"text", body},
+         {"xref", "paper"},
+         {"yref", "paper"},
+         {"x", c.d.x0},
+         {"y", c.d.y1},
+         {"xanchor", "left"},
+         {"yanchor", "top"},
+         {"align", "left"},
+         {"showarrow", false},
+         {"font", {{"family", tx->monospace ? "DejaVu Sans Mono, monospace" : "sans-serif"}, {"size", 12}}},
+         {"bgcolor", "#f7f7f7"},
+         {"bordercolor", "#bbb"},
+         {"borderpad", 8}});
     layout[xa]["visible"] = false;
     layout[ya]["visible"] = false;
     // An invisible trace keeps the panel's axes (and its div's plot) well formed.
@@ -424,7 +448,8 @@ void series_traces(Ctx& c, const Series& s, json& data, json& layout) {
       for (size_t col = 0; col < sf->cols; col++) zr.push_back(num(sf->z[r * sf->cols + col]));
       z.push_back(zr);
     }
-    json t = {{"type", "surface"}, {"scene", scene}, {"z", z}, {"colorscale", colorscale(sf->cmap)}, {"cmin", num(lo)}, {"cmax", num(hi)}};
+    json t = {{"type", "surface"}, {"scene", scene}, {"z", z}, {"colorscale", colorscale(sf->cmap)},
+              {"cmin", num(lo)},   {"cmax", num(hi)}};
     std::vector<double> xs = sf->x, ys = sf->y;
     if (xs.empty())
       for (size_t i = 0; i < sf->cols; i++) xs.push_back(double(i));
@@ -433,8 +458,9 @@ void series_traces(Ctx& c, const Series& s, json& data, json& layout) {
     t["x"] = nums(xs);
     t["y"] = nums(ys);
     t["colorbar"] = colorbar(c, sf->z_title);
-    t["hovertemplate"] = esc(sf->x_title.empty() ? "x" : sf->x_title) + ": %{x}<br>" + esc(sf->y_title.empty() ? "y" : sf->y_title) +
-                         ": %{y}<br>" + esc(sf->z_title.empty() ? "z" : sf->z_title) + ": %{z:.4g}<extra></extra>";
+    t["hovertemplate"] = esc(sf->x_title.empty() ? "x" : sf->x_title) + ": %{x}<br>" +
+                         esc(sf->y_title.empty() ? "y" : sf->y_title) + ": %{y}<br>" +
+                         esc(sf->z_title.empty() ? "z" : sf->z_title) + ": %{z:.4g}<extra></extra>";
     data.push_back(t);
     layout[scene] = {{"domain", {{"x", {c.d.x0, c.d.x1}}, {"y", {c.d.y0, c.d.y1}}}},
                      {"xaxis", {{"title", {{"text", esc(sf->x_title)}}}}},
@@ -478,7 +504,8 @@ void panel_extent(const std::vector<Series>& series, double& lo, double& hi, boo
     if (auto* b = std::get_if<Bar>(&s); b && y) {
       add(0);
       for (double v : b->values) add(v);
-      for (size_t i = 0; i < b->err_plus.size(); i++) add(b->values[i] - b->err_minus[i]), add(b->values[i] + b->err_plus[i]);
+      for (size_t i = 0; i < b->err_plus.size(); i++)
+        add(b->values[i] - b->err_minus[i]), add(b->values[i] + b->err_plus[i]);
     }
     if (auto* h = std::get_if<Histogram>(&s); h && !y)
       for (double v : h->values) add(v);
@@ -511,15 +538,29 @@ json plotly_figure(const Figure& fig) {
     bool cb = panel_has_colorbar(p);
     // Room between columns for a colour bar (ticks + title) and the next panel's y-axis title.
     Domain d{col * cw + (col > 0 ? 0.06 : 0.0), (col + 1) * cw - (cb ? 0.12 : (col + 1 < fig.cols ? 0.03 : 0.0)),
-             1 - (r + 1) * rh + (r + 1 < fig.rows ? 0.09 / fig.rows * 2 : 0.0), 1 - r * rh - (fig.rows > 1 && r > 0 ? 0.04 : 0.0)};
+             1 - (r + 1) * rh + (r + 1 < fig.rows ? 0.09 / fig.rows * 2 : 0.0),
+             1 - r * rh - (fig.rows > 1 && r > 0 ? 0.04 : 0.0)};
     if (fig.rows > 1) d.y1 -= 0.03;
-    Ctx c{fig, k, d, "x" + suffix(k), "y" + suffix(k), 0, p.x.label.empty() ? "x" : p.x.label, p.y.label.empty() ? "y" : p.y.label};
+    Ctx c{fig,
+          k,
+          d,
+          "x" + suffix(k),
+          "y" + suffix(k),
+          0,
+          p.x.label.empty() ? "x" : p.x.label,
+          p.y.label.empty() ? "y" : p.y.label};
     std::string xa = "xaxis" + suffix(k), ya = "yaxis" + suffix(k);
     auto axis = [&](const Axis& a, bool is_x) {
       json ax = {{"domain", is_x ? json{d.x0, d.x1} : json{d.y0, d.y1}},
                  {"anchor", is_x ? c.yref : c.xref},
-                 {"showline", true}, {"mirror", true}, {"linecolor", "black"}, {"linewidth", 1},
-                 {"ticks", "outside"}, {"zeroline", false}, {"showgrid", a.grid}, {"gridcolor", "#e5e5e5"},
+                 {"showline", true},
+                 {"mirror", true},
+                 {"linecolor", "black"},
+                 {"linewidth", 1},
+                 {"ticks", "outside"},
+                 {"zeroline", false},
+                 {"showgrid", a.grid},
+                 {"gridcolor", "#e5e5e5"},
                  {"automargin", true}};
       if (!a.label.empty()) ax["title"] = {{"text", esc(a.label)}, {"standoff", 6}};
       if (a.log) ax["type"] = "log", ax["dtick"] = 1;  // decades only, like the PNG
@@ -547,9 +588,15 @@ json plotly_figure(const Figure& fig) {
     size_t first = data.size();
     for (auto& s : series) series_traces(c, s, data, layout);
     if (!p.title.empty())
-      layout["annotations"].push_back({{"text", "<b>" + esc(p.title) + "</b>"}, {"xref", "paper"}, {"yref", "paper"},
-                                       {"x", (d.x0 + d.x1) / 2}, {"y", d.y1}, {"xanchor", "center"}, {"yanchor", "bottom"},
-                                       {"showarrow", false}, {"font", {{"size", 13}}}});
+      layout["annotations"].push_back({{"text", "<b>" + esc(p.title) + "</b>"},
+                                       {"xref", "paper"},
+                                       {"yref", "paper"},
+                                       {"x", (d.x0 + d.x1) / 2},
+                                       {"y", d.y1},
+                                       {"xanchor", "center"},
+                                       {"yanchor", "bottom"},
+                                       {"showarrow", false},
+                                       {"font", {{"size", 13}}}});
     double lo = INFINITY, hi = -INFINITY;
     panel_extent(series, lo, hi, false);
     panel_extent(series, lo, hi, true);
@@ -557,8 +604,15 @@ json plotly_figure(const Figure& fig) {
       json line = {{"color", to_css(ref.color)}, {"dash", dash(ref.dash)}, {"width", 1.5}};
       if (ref.kind == RefLine::Diagonal) {
         if (!(lo <= hi)) continue;
-        json t = {{"type", "scatter"}, {"xaxis", c.xref}, {"yaxis", c.yref}, {"x", {num(lo), num(hi)}}, {"y", {num(lo), num(hi)}},
-                  {"mode", "lines"}, {"line", line}, {"hoverinfo", "skip"}, {"showlegend", !ref.name.empty()}};
+        json t = {{"type", "scatter"},
+                  {"xaxis", c.xref},
+                  {"yaxis", c.yref},
+                  {"x", {num(lo), num(hi)}},
+                  {"y", {num(lo), num(hi)}},
+                  {"mode", "lines"},
+                  {"line", line},
+                  {"hoverinfo", "skip"},
+                  {"showlegend", !ref.name.empty()}};
         if (!ref.name.empty()) t["name"] = esc(ref.name);
         data.push_back(t);
       } else {
@@ -580,8 +634,15 @@ json plotly_figure(const Figure& fig) {
       for (size_t i = first; i < data.size(); i++)
         if (data[i].value("showlegend", false)) data[i]["legend"] = lg, any = true;
       if (any)
-        layout[lg] = {{"x", d.x1 - 0.005}, {"y", d.y1 - 0.005}, {"xanchor", "right"}, {"yanchor", "top"}, {"xref", "paper"},
-                      {"yref", "paper"}, {"bgcolor", "rgba(255,255,255,0.85)"}, {"bordercolor", "#ccc"}, {"borderwidth", 1},
+        layout[lg] = {{"x", d.x1 - 0.005},
+                      {"y", d.y1 - 0.005},
+                      {"xanchor", "right"},
+                      {"yanchor", "top"},
+                      {"xref", "paper"},
+                      {"yref", "paper"},
+                      {"bgcolor", "rgba(255,255,255,0.85)"},
+                      {"bordercolor", "#ccc"},
+                      {"borderwidth", 1},
                       {"font", {{"size", 11}}}};
     }
     if (k == 0 && !fig.frames.empty()) {
@@ -601,22 +662,48 @@ json plotly_figure(const Figure& fig) {
         json idx = json::array();
         for (size_t i = 0; i < fdata.size(); i++) idx.push_back(first + i);
         frames.push_back({{"name", esc(f.name)}, {"data", fdata}, {"traces", idx}});
-        steps.push_back({{"label", esc(f.name)}, {"method", "animate"},
-                         {"args", {{esc(f.name)}, {{"mode", "immediate"}, {"frame", {{"duration", 0}, {"redraw", true}}}, {"transition", {{"duration", 0}}}}}}});
+        steps.push_back({{"label", esc(f.name)},
+                         {"method", "animate"},
+                         {"args",
+                          {{esc(f.name)},
+                           {{"mode", "immediate"},
+                            {"frame", {{"duration", 0}, {"redraw", true}}},
+                            {"transition", {{"duration", 0}}}}}}});
       }
-      layout["sliders"] = {{{"active", 0}, {"steps", steps}, {"x", 0.1}, {"len", 0.9}, {"y", 0}, {"yanchor", "top"}, {"pad", {{"t", 110}}},
+      layout["sliders"] = {{{"active", 0},
+                            {"steps", steps},
+                            {"x", 0.1},
+                            {"len", 0.9},
+                            {"y", 0},
+                            {"yanchor", "top"},
+                            {"pad", {{"t", 110}}},
                             {"currentvalue", {{"prefix", ""}, {"font", {{"size", 13}}}}}}};
-      layout["updatemenus"] = {{{"type", "buttons"}, {"showactive", false}, {"x", 0.08}, {"y", 0}, {"xanchor", "right"}, {"yanchor", "top"},
-                                {"pad", {{"t", 120}, {"r", 10}}}, {"direction", "left"},
-                                {"buttons", {{{"label", "▶ Play"}, {"method", "animate"},
-                                              {"args", {nullptr, {{"fromcurrent", true}, {"frame", {{"duration", 600}, {"redraw", true}}}, {"transition", {{"duration", 0}}}}}}},
-                                             {{"label", "❚❚ Pause"}, {"method", "animate"},
-                                              {"args", {{nullptr}, {{"mode", "immediate"}, {"frame", {{"duration", 0}, {"redraw", false}}}}}}}}}}};
+      layout["updatemenus"] = {
+          {{"type", "buttons"},
+           {"showactive", false},
+           {"x", 0.08},
+           {"y", 0},
+           {"xanchor", "right"},
+           {"yanchor", "top"},
+           {"pad", {{"t", 120}, {"r", 10}}},
+           {"direction", "left"},
+           {"buttons",
+            {{{"label", "▶ Play"},
+              {"method", "animate"},
+              {"args",
+               {nullptr,
+                {{"fromcurrent", true},
+                 {"frame", {{"duration", 600}, {"redraw", true}}},
+                 {"transition", {{"duration", 0}}}}}}},
+             {{"label", "❚❚ Pause"},
+              {"method", "animate"},
+              {"args", {{nullptr}, {{"mode", "immediate"}, {"frame", {{"duration", 0}, {"redraw", false}}}}}}}}}}};
     }
   }
   if (!fig.title.empty()) layout["title"] = {{"text", esc(fig.title)}, {"x", 0.5}, {"xanchor", "center"}};
   layout["height"] = int(std::lround(std::max(fig.height, 3.0) * 100)) + (fig.frames.empty() ? 0 : 180);
-  layout["margin"] = {{"l", 70}, {"r", any_cb ? 60 : 30}, {"t", fig.title.empty() ? 40 : 70}, {"b", fig.frames.empty() ? 60 : 220}};
+  layout["margin"] = {
+      {"l", 70}, {"r", any_cb ? 60 : 30}, {"t", fig.title.empty() ? 40 : 70}, {"b", fig.frames.empty() ? 60 : 220}};
   layout["plot_bgcolor"] = "white";
   layout["paper_bgcolor"] = "white";
   layout["font"] = {{"family", "DejaVu Sans, Noto Sans CJK JP, sans-serif"}, {"size", 12}};

@@ -8,14 +8,15 @@
 #include "report/html.h"
 
 #if !__has_include("../../node_modules/plotly.js-dist-min/plotly.min.js")
-#error "node_modules/plotly.js-dist-min/plotly.min.js is missing: run `npm ci` in the repository root (scripts/install-deps.sh does)"
+#error \
+    "node_modules/plotly.js-dist-min/plotly.min.js is missing: run `npm ci` in the repository root (scripts/install-deps.sh does)"
 #endif
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wattributes"
 struct [[mechscope::rebuild_when_changed(
 #include "../../node_modules/plotly.js-dist-min/package.json"
-)]] PlotlyPackageJson;
+    )]] PlotlyPackageJson;
 #pragma GCC diagnostic pop
 
 #include "core/source_dir.h"  // MECHSCOPE_SOURCE_DIR
@@ -30,7 +31,8 @@ asm(".section .rodata\n"
     ".globl mechscope_plotly_js_begin\n"
     ".hidden mechscope_plotly_js_begin\n"
     "mechscope_plotly_js_begin:\n"
-    ".incbin \"" MECHSCOPE_SOURCE_DIR "/node_modules/plotly.js-dist-min/plotly.min.js\"\n"
+    ".incbin \"" MECHSCOPE_SOURCE_DIR
+    "/node_modules/plotly.js-dist-min/plotly.min.js\"\n"
     "mechscope_plotly_js_end:\n"
     ".byte 0\n"
     ".balign 8\n"
@@ -45,9 +47,7 @@ extern "C" const unsigned long long mechscope_plotly_js_size;
 
 namespace mechscope::report {
 
-std::string_view plotly_js() {
-  return {mechscope_plotly_js_begin, size_t(mechscope_plotly_js_size)};
-}
+std::string_view plotly_js() { return {mechscope_plotly_js_begin, size_t(mechscope_plotly_js_size)}; }
 
 std::string plotly_version() {
   // The bundle starts with "/**\n* plotly.js v2.35.2\n".

@@ -83,8 +83,10 @@ PanelPlan plan_panel(const Panel& p) {
   PanelPlan plan;
   plan.panel = &p;
   if (p.series.empty() && p.refs.empty()) return plan;
-  bool all_text = std::all_of(p.series.begin(), p.series.end(), [](auto& s) { return std::holds_alternative<Text>(s); });
-  bool any_surface = std::any_of(p.series.begin(), p.series.end(), [](auto& s) { return std::holds_alternative<Surface>(s); });
+  bool all_text =
+      std::all_of(p.series.begin(), p.series.end(), [](auto& s) { return std::holds_alternative<Text>(s); });
+  bool any_surface =
+      std::any_of(p.series.begin(), p.series.end(), [](auto& s) { return std::holds_alternative<Surface>(s); });
   if (all_text && !p.series.empty()) {
     plan.kind = PanelPlan::TextOnly;
     return plan;
@@ -102,8 +104,10 @@ PanelPlan plan_panel(const Panel& p) {
     if (auto* h = std::get_if<Heatmap>(&s)) {
       plan.x.categorical = plan.y.categorical = true;
       plan.y.inverted = true;
-      for (size_t c = 0; c < h->cols; c++) xcats.push_back(h->col_labels.empty() ? std::to_string(c) : h->col_labels[c]);
-      for (size_t r = 0; r < h->rows; r++) ycats.push_back(h->row_labels.empty() ? std::to_string(r) : h->row_labels[r]);
+      for (size_t c = 0; c < h->cols; c++)
+        xcats.push_back(h->col_labels.empty() ? std::to_string(c) : h->col_labels[c]);
+      for (size_t r = 0; r < h->rows; r++)
+        ycats.push_back(h->row_labels.empty() ? std::to_string(r) : h->row_labels[r]);
       ex.add(-0.5, false), ex.add(h->cols - 0.5, false);
       ey.add(-0.5, false), ey.add(h->rows - 0.5, false);
       pad_x = pad_y = false;
@@ -118,7 +122,8 @@ PanelPlan plan_panel(const Panel& p) {
         double e = l->err.empty() ? 0 : l->err[i];
         ey.add(l->y[i] - e, p.y.log), ey.add(l->y[i] + e, p.y.log);
       }
-      if (!l->name.empty()) plan.legend.push_back({l->name, color, l->marker, l->dash, true, false, !l->err.empty() && !l->err_bars});
+      if (!l->name.empty())
+        plan.legend.push_back({l->name, color, l->marker, l->dash, true, false, !l->err.empty() && !l->err_bars});
     } else if (auto* sc = std::get_if<Scatter>(&s)) {
       color = series_color(sc->color, next_color);
       for (size_t i = 0; i < sc->x.size(); i++) ex.add(sc->x[i], p.x.log), ey.add(sc->y[i], p.y.log);
@@ -136,7 +141,8 @@ PanelPlan plan_panel(const Panel& p) {
       sticky = true;
       ey.add(0, false);
       for (double v : b->values) ey.add(v, false);
-      for (size_t i = 0; i < b->err_plus.size(); i++) ey.add(b->values[i] - b->err_minus[i], false), ey.add(b->values[i] + b->err_plus[i], false);
+      for (size_t i = 0; i < b->err_plus.size(); i++)
+        ey.add(b->values[i] - b->err_minus[i], false), ey.add(b->values[i] + b->err_plus[i], false);
       // Head room for value labels.
       if (b->value_labels && ey.ok()) ey.add(ey.hi + 0.08 * (ey.hi - ey.lo), false);
       if (b->value_labels && ey.ok() && ey.lo < 0) ey.add(ey.lo - 0.08 * (ey.hi - ey.lo), false);
@@ -156,7 +162,8 @@ PanelPlan plan_panel(const Panel& p) {
       if (!c->name.empty()) plan.legend.push_back({c->name, color, Marker::None, Dash::Solid, true, false, false});
       if (c->mark_median) {
         double m = median(c->values);
-        plan.legend.push_back({"median = " + format_number(m), {0.84, 0.15, 0.16}, Marker::None, Dash::Dashed, true, false, false});
+        plan.legend.push_back(
+            {"median = " + format_number(m), {0.84, 0.15, 0.16}, Marker::None, Dash::Dashed, true, false, false});
       }
     } else if (auto* sg = std::get_if<Segments>(&s)) {
       color = series_color(sg->color, next_color);
@@ -164,7 +171,9 @@ PanelPlan plan_panel(const Panel& p) {
         ex.add(sg->x0[i], p.x.log), ex.add(sg->x1[i], p.x.log);
         ey.add(sg->y0[i], p.y.log), ey.add(sg->y1[i], p.y.log);
       }
-      if (!sg->name.empty()) plan.legend.push_back({sg->name, sg->colors.empty() ? color : sg->colors[0], Marker::None, Dash::Solid, true, false, false});
+      if (!sg->name.empty())
+        plan.legend.push_back(
+            {sg->name, sg->colors.empty() ? color : sg->colors[0], Marker::None, Dash::Solid, true, false, false});
     } else if (auto* bp = std::get_if<BoxPlot>(&s)) {
       color = series_color(bp->color, next_color);
       for (size_t i = 0; i < bp->x.size(); i++) {
@@ -174,7 +183,9 @@ PanelPlan plan_panel(const Panel& p) {
         ey.add(st.lower_fence, p.y.log), ey.add(st.upper_fence, p.y.log);
         for (double o : st.outliers) ey.add(o, p.y.log);
       }
-      if (!bp->name.empty()) plan.legend.push_back({bp->name, bp->colors.empty() ? color : bp->colors[0], Marker::None, Dash::Solid, false, true, false});
+      if (!bp->name.empty())
+        plan.legend.push_back(
+            {bp->name, bp->colors.empty() ? color : bp->colors[0], Marker::None, Dash::Solid, false, true, false});
     } else if (auto* sf = std::get_if<Surface>(&s)) {
       if (!plan.cb.on) {
         auto [lo, hi] = color_range(sf->z, sf->vmin, sf->vmax, false, 0);
@@ -303,17 +314,20 @@ std::vector<std::pair<double, double>> device_points(const PanelPlan& pl) {
       for (size_t i = 0; i < l->x.size(); i++) {
         add(l->x[i], l->y[i]);
         if (i + 1 < l->x.size())  // sample along segments too
-          for (double t : {0.25, 0.5, 0.75}) add(l->x[i] + t * (l->x[i + 1] - l->x[i]), l->y[i] + t * (l->y[i + 1] - l->y[i]));
+          for (double t : {0.25, 0.5, 0.75})
+            add(l->x[i] + t * (l->x[i + 1] - l->x[i]), l->y[i] + t * (l->y[i + 1] - l->y[i]));
       }
     } else if (auto* sc = std::get_if<Scatter>(&s)) {
       for (size_t i = 0; i < sc->x.size(); i++) add(sc->x[i], sc->y[i]);
     } else if (auto* sg = std::get_if<Segments>(&s)) {
       for (size_t i = 0; i < sg->x0.size(); i++)
-        for (double t : {0.0, 0.5, 1.0}) add(sg->x0[i] + t * (sg->x1[i] - sg->x0[i]), sg->y0[i] + t * (sg->y1[i] - sg->y0[i]));
+        for (double t : {0.0, 0.5, 1.0})
+          add(sg->x0[i] + t * (sg->x1[i] - sg->x0[i]), sg->y0[i] + t * (sg->y1[i] - sg->y0[i]));
     } else if (auto* h = std::get_if<Histogram>(&s)) {
       Binned bins = histogram_bins(*h);
       for (size_t i = 0; i < bins.counts.size(); i++)
-        for (double y = 0; y <= bins.counts[i]; y += std::max(bins.counts[i] / 4, 1e-9)) add(0.5 * (bins.edges[i] + bins.edges[i + 1]), y);
+        for (double y = 0; y <= bins.counts[i]; y += std::max(bins.counts[i] / 4, 1e-9))
+          add(0.5 * (bins.edges[i] + bins.edges[i + 1]), y);
     } else if (auto* c = std::get_if<Cdf>(&s)) {
       std::vector<double> v = c->values;
       std::sort(v.begin(), v.end());
@@ -359,7 +373,8 @@ void draw_legend(cairo_t* cr, const PanelPlan& pl) {
       size_t best = SIZE_MAX;
       for (int c = 0; c < 4; c++) {
         size_t n = 0;
-        for (auto& [x, y] : pts) n += x >= corners[c].x && x <= corners[c].right() && y >= corners[c].y && y <= corners[c].bottom();
+        for (auto& [x, y] : pts)
+          n += x >= corners[c].x && x <= corners[c].right() && y >= corners[c].y && y <= corners[c].bottom();
         if (n < best) best = n, pick = c;
       }
     }
@@ -408,7 +423,8 @@ void draw_axes(cairo_t* cr, const PanelPlan& pl) {
     cairo_line_to(cr, X, b.bottom() + kTickLen);
     cairo_stroke(cr);
     if (!pl.x.show_ticks) continue;
-    if (pl.x.angle == 90) draw_text(cr, pl.x.labels[i], {pl.x.font_size}, X, b.bottom() + kTickLen + kTickPad, 1, 0.5, 90);
+    if (pl.x.angle == 90)
+      draw_text(cr, pl.x.labels[i], {pl.x.font_size}, X, b.bottom() + kTickLen + kTickPad, 1, 0.5, 90);
     else draw_text(cr, pl.x.labels[i], {pl.x.font_size}, X, b.bottom() + kTickLen + kTickPad, 0.5, 0);
   }
   for (size_t i = 0; i < pl.y.ticks.size(); i++) {
@@ -426,7 +442,8 @@ void draw_axes(cairo_t* cr, const PanelPlan& pl) {
   if (pl.y.show_title && !pl.y.title.empty())
     draw_text(cr, pl.y.title, kLabelFont, pl.cell.x + kPad, b.y + b.h / 2, 0.5, 0, 90);
   if (!pl.panel->title.empty())
-    draw_text(cr, fit_text(cr, pl.panel->title, kTitleFont, pl.cell.w - 2 * kPad), kTitleFont, b.x + b.w / 2, b.y - 4 - (pl.y.categorical ? 0 : 0), 0.5, 1);
+    draw_text(cr, fit_text(cr, pl.panel->title, kTitleFont, pl.cell.w - 2 * kPad), kTitleFont, b.x + b.w / 2,
+              b.y - 4 - (pl.y.categorical ? 0 : 0), 0.5, 1);
 }
 
 void draw_grid_lines(cairo_t* cr, const PanelPlan& pl) {
@@ -640,13 +657,15 @@ std::string render_bytes(const Figure& fig_in, Format format, const RenderOption
     surface = cairo_pdf_surface_create_for_stream(append, &out, Wpt, Hpt);
   }
   if (cairo_surface_status(surface) != CAIRO_STATUS_SUCCESS)
-    fail("figure '", fig.id, "': cannot create a ", extension(format), " surface: ", cairo_status_to_string(cairo_surface_status(surface)));
+    fail("figure '", fig.id, "': cannot create a ", extension(format),
+         " surface: ", cairo_status_to_string(cairo_surface_status(surface)));
   cairo_t* cr = cairo_create(surface);
   if (format == Format::Png) cairo_scale(cr, opt.dpi / 72, opt.dpi / 72);
   draw_figure(cr, fig);
   cairo_status_t st = cairo_status(cr);
   cairo_destroy(cr);
-  if (format == Format::Png && st == CAIRO_STATUS_SUCCESS) st = cairo_surface_write_to_png_stream(surface, append, &out);
+  if (format == Format::Png && st == CAIRO_STATUS_SUCCESS)
+    st = cairo_surface_write_to_png_stream(surface, append, &out);
   cairo_surface_finish(surface);
   if (st == CAIRO_STATUS_SUCCESS) st = cairo_surface_status(surface);
   cairo_surface_destroy(surface);

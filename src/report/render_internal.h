@@ -14,9 +14,7 @@ struct Box {
   double x = 0, y = 0, w = 0, h = 0;
   double right() const { return x + w; }
   double bottom() const { return y + h; }
-  bool intersects(const Box& o) const {
-    return x < o.right() && o.x < right() && y < o.bottom() && o.y < bottom();
-  }
+  bool intersects(const Box& o) const { return x < o.right() && o.x < right() && y < o.bottom() && o.y < bottom(); }
 };
 
 struct Font {
@@ -49,9 +47,9 @@ struct AxisPlan {
   std::vector<std::string> labels;
   std::string title;
   bool show_ticks = true, show_title = true, grid = false;
-  double angle = 0;         // x tick labels: 0 or 90
+  double angle = 0;  // x tick labels: 0 or 90
   double font_size = 9;
-  size_t stride = 1;        // categorical: every stride-th label shown
+  size_t stride = 1;                               // categorical: every stride-th label shown
   double map(double v, double a, double b) const;  // data → device between a (lo) and b (hi)
 };
 

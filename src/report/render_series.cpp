@@ -185,7 +185,8 @@ void draw_bar(cairo_t* cr, const PanelPlan& pl, const Bar& bar, Rgb color) {
     double top = y1, bottom = y1;  // the value label goes beyond the error bar
     if (bars) {
       double xm = (x0 + x1) / 2, cap = (x1 - x0) * 0.18;
-      double ylo = pl.y.map(vals[i] - bar.err_minus[i], b.bottom(), b.y), yhi = pl.y.map(vals[i] + bar.err_plus[i], b.bottom(), b.y);
+      double ylo = pl.y.map(vals[i] - bar.err_minus[i], b.bottom(), b.y),
+             yhi = pl.y.map(vals[i] + bar.err_plus[i], b.bottom(), b.y);
       cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
       cairo_set_line_width(cr, 1.0);
       cairo_move_to(cr, xm, ylo), cairo_line_to(cr, xm, yhi);

@@ -24,7 +24,7 @@ struct View {
     double px = p.x - 0.5, py = p.y - 0.5, pz = (p.z - 0.5) * 0.75;
     double x1 = px * cphi - py * sphi, y1 = px * sphi + py * cphi;
     sx = x1;
-    sy = pz * ce + y1 * se;  // up
+    sy = pz * ce + y1 * se;     // up
     depth = y1 * ce - pz * se;  // larger = farther
   }
   void screen(P3 p, double& X, double& Y) const {
@@ -101,7 +101,8 @@ void draw_surface(cairo_t* cr, const PanelPlan& pl) {
     cairo_stroke(cr);
   }
   // Grid coordinates that are all whole numbers (layers, positions) get whole-number ticks.
-  auto xt = nice_ticks(xlo, xhi, 5, all_whole(xs)), yt = nice_ticks(ylo, yhi, 5, all_whole(ys)), zt = nice_ticks(zlo, zhi, 4);
+  auto xt = nice_ticks(xlo, xhi, 5, all_whole(xs)), yt = nice_ticks(ylo, yhi, 5, all_whole(ys)),
+       zt = nice_ticks(zlo, zhi, 4);
   auto line3 = [&](P3 a, P3 b) {
     double X0, Y0, X1, Y1;
     v.screen(a, X0, Y0), v.screen(b, X1, Y1);
@@ -134,7 +135,8 @@ void draw_surface(cairo_t* cr, const PanelPlan& pl) {
   for (size_t r = 0; r + 1 < s.rows; r++)
     for (size_t c = 0; c + 1 < s.cols; c++) {
       P3 p[4] = {unit(r, c), unit(r, c + 1), unit(r + 1, c + 1), unit(r + 1, c)};
-      double z[4] = {s.z[r * s.cols + c], s.z[r * s.cols + c + 1], s.z[(r + 1) * s.cols + c + 1], s.z[(r + 1) * s.cols + c]};
+      double z[4] = {s.z[r * s.cols + c], s.z[r * s.cols + c + 1], s.z[(r + 1) * s.cols + c + 1],
+                     s.z[(r + 1) * s.cols + c]};
       P3 mid{(p[0].x + p[2].x) / 2, (p[0].y + p[2].y) / 2, (p[0].z + p[1].z + p[2].z + p[3].z) / 4};
       double zmid = (z[0] + z[1] + z[2] + z[3]) / 4;
       for (int k = 0; k < 4; k++) {
@@ -232,7 +234,8 @@ void draw_surface(cairo_t* cr, const PanelPlan& pl) {
     draw_text(cr, pl.panel->title, {10.5, true}, pl.cell.x + pl.cell.w / 2, pl.cell.y + pl.m_top - 4, 0.5, 1);
   // Colour bar beside the box, 60% of its height.
   double bar_h = 0.6 * (maxy - miny) * v.scale;
-  Box bar{std::min(v.ox + maxx * v.scale + 45, pl.cell.right() - 50), v.oy - (miny + maxy) / 2 * v.scale - bar_h / 2, 10, bar_h};
+  Box bar{std::min(v.ox + maxx * v.scale + 45, pl.cell.right() - 50), v.oy - (miny + maxy) / 2 * v.scale - bar_h / 2,
+          10, bar_h};
   draw_colorbar(cr, {true, s.cmap, "", zlo, zhi}, bar);
 }
 

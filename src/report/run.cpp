@@ -9,7 +9,8 @@
 
 namespace mechscope::report {
 
-RunOutput::RunOutput(std::string dir, int argc, char** argv, std::string command, std::string title, std::string subtitle)
+RunOutput::RunOutput(std::string dir, int argc, char** argv, std::string command, std::string title,
+                     std::string subtitle)
     : html(std::move(title), std::move(subtitle)), dir_(std::move(dir)) {
   write_dir_ = claim_output_dir(dir_, command);
   manifest.command = std::move(command);

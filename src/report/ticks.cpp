@@ -118,7 +118,8 @@ std::vector<std::string> tick_labels(const std::vector<double>& ticks, bool log)
   int decimals = 0;
   if (step > 0) {
     // Enough decimals that step is represented exactly: 0.25 → 2, 0.5 → 1, 2 → 0.
-    while (decimals < 8 && std::abs(step * std::pow(10.0, decimals) - std::round(step * std::pow(10.0, decimals))) > 1e-6)
+    while (decimals < 8 &&
+           std::abs(step * std::pow(10.0, decimals) - std::round(step * std::pow(10.0, decimals))) > 1e-6)
       decimals++;
   }
   for (double v : ticks) out.push_back(format_number(v, decimals));

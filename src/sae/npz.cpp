@@ -36,7 +36,10 @@ std::vector<Entry> central_directory(const std::string& b, const std::string& pa
   int64_t eocd = -1;
   int64_t lo = std::max<int64_t>(0, static_cast<int64_t>(b.size()) - 22 - 65535);
   for (int64_t i = static_cast<int64_t>(b.size()) - 22; i >= lo; --i)
-    if (le(b, i, 4, path) == 0x06054b50) { eocd = i; break; }
+    if (le(b, i, 4, path) == 0x06054b50) {
+      eocd = i;
+      break;
+    }
   if (eocd < 0) fail("'", path, "' is not an npz file (no zip end-of-central-directory record)");
   uint64_t n = le(b, eocd + 10, 2, path), cd_off = le(b, eocd + 16, 4, path);
   if (n == 0xFFFF || cd_off == 0xFFFFFFFFu) {
@@ -162,7 +165,8 @@ at::Tensor parse_npy(const std::string& b, const std::string& what) {
   char order = d[0];
   std::string kind = (order == '<' || order == '>' || order == '|' || order == '=') ? d.substr(1) : d;
   if (kind == "O")
-    fail(what, ": object array (dtype 'O'): refused, because reading it means unpickling, which can run arbitrary "
+    fail(what,
+         ": object array (dtype 'O'): refused, because reading it means unpickling, which can run arbitrary "
          "code; re-save it as a numeric array");
   at::ScalarType st;
   if (kind == "f2") st = at::kHalf;

@@ -26,7 +26,8 @@ const nlohmann::json* field(const nlohmann::json& j, const std::string& key) {
 int64_t int_field(const nlohmann::json& j, const std::string& key, const std::string& what) {
   const nlohmann::json* v = field(j, key);
   if (!v) fail(what, ": missing '", key, "'");
-  if (!v->is_number_integer() || v->get<int64_t>() <= 0) fail(what, ": '", key, "' must be a positive integer, got ", v->dump());
+  if (!v->is_number_integer() || v->get<int64_t>() <= 0)
+    fail(what, ": '", key, "' must be a positive integer, got ", v->dump());
   return v->get<int64_t>();
 }
 
@@ -120,7 +121,8 @@ SAE load_npz(const std::string& file, const LoadOptions& opts) {
   auto arrays = read_npz(file);
   std::map<std::string, at::Tensor> w;
   for (auto& [k, t] : arrays) w[k.rfind("w_", 0) == 0 ? "W_" + k.substr(2) : k] = t;
-  if (!w.count("W_enc") || w["W_enc"].dim() != 2) fail(file, ": no 2-D 'W_enc' array (a Gemma Scope params.npz has W_enc, W_dec, b_enc, b_dec, threshold)");
+  if (!w.count("W_enc") || w["W_enc"].dim() != 2)
+    fail(file, ": no 2-D 'W_enc' array (a Gemma Scope params.npz has W_enc, W_dec, b_enc, b_dec, threshold)");
   SAE s;
   s.source = file;
   // Gemma Scope's config as SAELens's gemma_2 loader sets it.
@@ -131,10 +133,12 @@ SAE load_npz(const std::string& file, const LoadOptions& opts) {
   GemmaScopePath gs = gemma_scope_path(file);
   s.cfg.hook_name = !opts.hook_name.empty() ? opts.hook_name : gs.hook;
   if (s.cfg.hook_name.empty())
-    fail(file, ": a params.npz carries no hook name and its path names none (Gemma Scope's layer_N or embedding "
+    fail(file,
+         ": a params.npz carries no hook name and its path names none (Gemma Scope's layer_N or embedding "
          "under a gemma-scope-*-res/-mlp/-att repo); give it with --hook");
   s.cfg.hook_layer = layer_of(s.cfg.hook_name);
-  s.cfg.reshape_hook_z = s.cfg.hook_name.size() > 2 && s.cfg.hook_name.compare(s.cfg.hook_name.size() - 2, 2, "_z") == 0;
+  s.cfg.reshape_hook_z =
+      s.cfg.hook_name.size() > 2 && s.cfg.hook_name.compare(s.cfg.hook_name.size() - 2, 2, "_z") == 0;
   finish(s, std::move(w), file, opts.dtype);
   if (gs.embedding) {
     // Gemma scales its embeddings by sqrt(d_model) (TransformerLens folds that into W_E, so hook_embed
@@ -171,7 +175,8 @@ std::string resolve_spec(const std::string& spec_in) {
   size_t a = spec.find('/');
   size_t b = a == std::string::npos ? a : spec.find('/', a + 1);
   if (b == std::string::npos || spec[0] == '/' || spec[0] == '.')
-    fail("SAE '", spec, "' does not exist (pass a folder with cfg.json + sae_weights.safetensors, a params.npz, "
+    fail("SAE '", spec,
+         "' does not exist (pass a folder with cfg.json + sae_weights.safetensors, a params.npz, "
          "or ORG/REPO/SUBFOLDER from the Hugging Face cache)");
   std::string repo = spec.substr(0, b), sub = spec.substr(b + 1);
   std::string dir;
@@ -182,8 +187,8 @@ std::string resolve_spec(const std::string& spec_in) {
   }
   std::string path = join_path(dir, sub);
   if (!dir_exists(path) && !file_exists(path))
-    fail("SAE '", spec, "': the cached snapshot ", dir, " has no '", sub, "' (download it with `huggingface-cli download ",
-         repo, " --include '", sub, "/*'`)");
+    fail("SAE '", spec, "': the cached snapshot ", dir, " has no '", sub,
+         "' (download it with `huggingface-cli download ", repo, " --include '", sub, "/*'`)");
   return path;
 }
 
@@ -202,7 +207,8 @@ SAEConfig parse_config(const nlohmann::json& j, const std::string& what) {
   if (!j.is_object()) fail(what, ": expected a JSON object");
   SAEConfig c;
   c.raw = j;
-  std::string arch = j.contains("architecture") && j["architecture"].is_string() ? j["architecture"].get<std::string>() : "standard";
+  std::string arch =
+      j.contains("architecture") && j["architecture"].is_string() ? j["architecture"].get<std::string>() : "standard";
   std::string act = str_field(j, "activation_fn");
   if (act.empty()) act = str_field(j, "activation_fn_str");
   if (act.empty()) act = "relu";
@@ -210,8 +216,7 @@ SAEConfig parse_config(const nlohmann::json& j, const std::string& what) {
   else if (arch == "jumprelu") c.architecture = Architecture::JumpReLU;
   else if (arch == "topk") c.architecture = Architecture::TopK;
   else fail(what, ": unknown architecture '", arch, "' (supported: standard, jumprelu, topk)");
-  if (act != "relu" && act != "topk")
-    fail(what, ": activation function '", act, "' is not supported (relu, topk)");
+  if (act != "relu" && act != "topk") fail(what, ": activation function '", act, "' is not supported (relu, topk)");
   c.d_in = int_field(j, "d_in", what);
   c.d_sae = int_field(j, "d_sae", what);
   if (c.architecture == Architecture::TopK) {
@@ -242,12 +247,14 @@ SAEConfig parse_config(const nlohmann::json& j, const std::string& what) {
       else if (n == "expected_average_only_in") c.normalize = Normalize::ExpectedAverageOnlyIn;
       else if (n == "constant_norm_rescale") c.normalize = Normalize::ConstantNormRescale;
       else if (n == "layer_norm") c.normalize = Normalize::LayerNorm;
-      else fail(what, ": unknown normalize_activations '", n, "' (none, expected_average_only_in, constant_norm_rescale, layer_norm)");
+      else
+        fail(what, ": unknown normalize_activations '", n,
+             "' (none, expected_average_only_in, constant_norm_rescale, layer_norm)");
     }
   }
   std::string reshape = str_field(j, "reshape_activations");
-  c.reshape_hook_z = reshape == "hook_z" ||
-                     (reshape.empty() && c.hook_name.size() > 2 && c.hook_name.compare(c.hook_name.size() - 2, 2, "_z") == 0);
+  c.reshape_hook_z = reshape == "hook_z" || (reshape.empty() && c.hook_name.size() > 2 &&
+                                             c.hook_name.compare(c.hook_name.size() - 2, 2, "_z") == 0);
   c.model_name = str_field(j, "model_name");
   c.neuronpedia_id = str_field(j, "neuronpedia_id");
   return c;
@@ -261,7 +268,8 @@ SAE load_sae(const std::string& spec, const LoadOptions& opts) {
   if (const Release* r = release_of(spec); r && !dir_exists(spec)) {
     if (s.cfg.model_name.empty()) s.cfg.model_name = r->model_name;
     if (s.cfg.neuronpedia_id.empty() && s.cfg.hook_layer >= 0)
-      s.cfg.neuronpedia_id = std::string(r->model_name) + "/" + std::to_string(s.cfg.hook_layer) + r->neuronpedia_suffix;
+      s.cfg.neuronpedia_id =
+          std::string(r->model_name) + "/" + std::to_string(s.cfg.hook_layer) + r->neuronpedia_suffix;
   }
   return s;
 }
@@ -270,7 +278,8 @@ static SAE load_resolved(const std::string& spec, const LoadOptions& opts) {
   std::string path = resolve_spec(spec);
   if (file_exists(path) && !dir_exists(path)) {
     if (path.size() > 4 && path.compare(path.size() - 4, 4, ".npz") == 0) return load_npz(path, opts);
-    fail("SAE '", spec, "' is a file but not a params.npz; pass the folder holding cfg.json and sae_weights.safetensors");
+    fail("SAE '", spec,
+         "' is a file but not a params.npz; pass the folder holding cfg.json and sae_weights.safetensors");
   }
   std::string cfg_path = join_path(path, "cfg.json"), w_path = join_path(path, "sae_weights.safetensors");
   if (!file_exists(cfg_path)) {
@@ -385,17 +394,19 @@ void save_sae(const SAE& sae, const std::string& dir) {
   j["hook_layer"] = c.hook_layer;
   if (!j.contains("hook_head_index")) j["hook_head_index"] = nullptr;
   j["model_name"] = c.model_name;
-  for (auto [k, v] : std::vector<std::pair<const char*, nlohmann::json>>{
-           {"context_size", 128}, {"prepend_bos", true}, {"dataset_path", ""}, {"dataset_trust_remote_code", false},
-           {"dtype", "float32"}, {"device", "cpu"}, {"sae_lens_training_version", nullptr}})
+  for (auto [k, v] : std::vector<std::pair<const char*, nlohmann::json>>{{"context_size", 128},
+                                                                         {"prepend_bos", true},
+                                                                         {"dataset_path", ""},
+                                                                         {"dataset_trust_remote_code", false},
+                                                                         {"dtype", "float32"},
+                                                                         {"device", "cpu"},
+                                                                         {"sae_lens_training_version", nullptr}})
     if (!j.contains(k)) j[k] = v;
   if (c.reshape_hook_z) j["reshape_activations"] = "hook_z";
   // Host copies (no-ops for an SAE on the CPU): the writer reads host memory.
   auto host = [](const at::Tensor& t) { return t.to(at::kCPU, at::kFloat).contiguous(); };
-  std::vector<std::pair<std::string, at::Tensor>> w{{"W_enc", host(sae.W_enc)},
-                                                    {"b_enc", host(sae.b_enc)},
-                                                    {"W_dec", host(sae.W_dec)},
-                                                    {"b_dec", host(sae.b_dec)}};
+  std::vector<std::pair<std::string, at::Tensor>> w{
+      {"W_enc", host(sae.W_enc)}, {"b_enc", host(sae.b_enc)}, {"W_dec", host(sae.W_dec)}, {"b_dec", host(sae.b_dec)}};
   if (c.architecture == Architecture::JumpReLU) w.emplace_back("threshold", host(sae.threshold));
   io::write_safetensors(join_path(dir, "sae_weights.safetensors"), w);
   if (sae.log_sparsity.defined())

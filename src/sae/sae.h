@@ -20,21 +20,21 @@ enum class Normalize { None, ExpectedAverageOnlyIn, ConstantNormRescale, LayerNo
 struct SAEConfig {
   Architecture architecture = Architecture::Standard;
   int64_t d_in = 0, d_sae = 0;
-  int64_t k = 0;                    // TopK only
-  std::string hook_name;            // TransformerLens name, e.g. blocks.8.hook_resid_pre
-  int hook_layer = -1;              // from the hook name ("blocks.L."), -1 for hook_embed and the like
+  int64_t k = 0;          // TopK only
+  std::string hook_name;  // TransformerLens name, e.g. blocks.8.hook_resid_pre
+  int hook_layer = -1;    // from the hook name ("blocks.L."), -1 for hook_embed and the like
   bool apply_b_dec_to_input = true;
   Normalize normalize = Normalize::None;
-  bool reshape_hook_z = false;      // hook_z SAEs see [.., n_heads * d_head]
+  bool reshape_hook_z = false;  // hook_z SAEs see [.., n_heads * d_head]
   std::string model_name, neuronpedia_id;
-  nlohmann::json raw;               // cfg.json as read (empty for params.npz)
+  nlohmann::json raw;  // cfg.json as read (empty for params.npz)
 };
 
 struct SAE {
   SAEConfig cfg;
   at::Tensor W_enc, b_enc, W_dec, b_dec, threshold;  // float32 (or as loaded with a dtype option)
-  at::Tensor log_sparsity;                          // [d_sae] when shipped, else undefined
-  std::string source;                               // the folder or file it came from
+  at::Tensor log_sparsity;                           // [d_sae] when shipped, else undefined
+  std::string source;                                // the folder or file it came from
 };
 
 struct LoadOptions {

@@ -51,7 +51,8 @@ hooks::HookFn splice(const SAE& sae, SpliceOptions opts) {
     } else {
       out = decode(sae, acts, &st);
     }
-    if (opts.use_error_term) out = out + (x.to(out.scalar_type()) - (opts.edit_features ? decode(sae, acts, &st) : out));
+    if (opts.use_error_term)
+      out = out + (x.to(out.scalar_type()) - (opts.edit_features ? decode(sae, acts, &st) : out));
     t = out.to(t.device(), t.scalar_type()).reshape(t.sizes());  // no copy when the SAE is on the model's device
   };
 }
@@ -64,11 +65,12 @@ void check_compatible(const SAE& sae, const models::HookedModel& model) {
          model.config().n_layers, " layers does not have (see `mechscope info`)");
   int64_t want = hook_size(hook, model.config());
   if (want && want != sae.cfg.d_in)
-    fail("SAE ", sae.source, " has d_in ", sae.cfg.d_in, " but hook '", hook, "' of the model gives activations of size ",
-         want);
+    fail("SAE ", sae.source, " has d_in ", sae.cfg.d_in, " but hook '", hook,
+         "' of the model gives activations of size ", want);
 }
 
-EvalResult evaluate(const models::HookedModel& model, const SAE& sae_in, const std::vector<std::vector<int64_t>>& sequences) {
+EvalResult evaluate(const models::HookedModel& model, const SAE& sae_in,
+                    const std::vector<std::vector<int64_t>>& sequences) {
   check_compatible(sae_in, model);
   // The SAE where the model runs: sae eval moved it there once already; a caller who did not gets a
   // copy moved here, once.
@@ -97,7 +99,8 @@ EvalResult evaluate(const models::HookedModel& model, const SAE& sae_in, const s
       scope.add(hook, [&](at::Tensor& t, const hooks::HookContext& hc) {
         at::Tensor x = sae.cfg.reshape_hook_z && t.dim() >= 2 ? t.flatten(-2) : t;
         if (x.size(-1) != sae.cfg.d_in)
-          fail("SAE ", sae.source, " has d_in ", sae.cfg.d_in, " but hook '", hc.name, "' gives activations of size ", x.size(-1));
+          fail("SAE ", sae.source, " has d_in ", sae.cfg.d_in, " but hook '", hc.name, "' gives activations of size ",
+               x.size(-1));
         NormState st;
         at::Tensor acts = encode(sae, x, &st);
         at::Tensor xh = decode(sae, acts, &st);
@@ -125,7 +128,8 @@ EvalResult evaluate(const models::HookedModel& model, const SAE& sae_in, const s
   }
   if (r.n_tokens == 0) fail("SAE evaluation needs at least one token");
   // Every sum back to the host in one copy.
-  at::Tensor sums = at::stack({active, sq_err, sum_sq, sum_x.pow(2).sum(), ce[0], ce[1], ce[2]}).to(at::kCPU).contiguous();
+  at::Tensor sums =
+      at::stack({active, sq_err, sum_sq, sum_x.pow(2).sum(), ce[0], ce[1], ce[2]}).to(at::kCPU).contiguous();
   const double* v = sums.data_ptr<double>();
   double n = static_cast<double>(r.n_tokens);
   double sq = v[1];

@@ -31,19 +31,20 @@ hooks::HookFn splice(const SAE& sae, SpliceOptions opts = {});
 void check_compatible(const SAE& sae, const models::HookedModel& model);
 
 struct EvalResult {
-  int64_t n_tokens = 0;              // activations evaluated (every position of every sequence)
-  int64_t n_predictions = 0;         // next-token predictions in the CE losses
-  double l0 = 0;                     // mean number of active features per token
-  double mse = 0;                    // mean over tokens and d_in of (x_hat - x)^2
-  double l2_per_token = 0;           // mean over tokens of ||x_hat - x||^2 (SAELens's per-token L2)
-  double explained_variance = 0;     // 1 - sum ||x_hat - x||^2 / sum ||x - mean(x)||^2 (SAELens's)
+  int64_t n_tokens = 0;           // activations evaluated (every position of every sequence)
+  int64_t n_predictions = 0;      // next-token predictions in the CE losses
+  double l0 = 0;                  // mean number of active features per token
+  double mse = 0;                 // mean over tokens and d_in of (x_hat - x)^2
+  double l2_per_token = 0;        // mean over tokens of ||x_hat - x||^2 (SAELens's per-token L2)
+  double explained_variance = 0;  // 1 - sum ||x_hat - x||^2 / sum ||x - mean(x)||^2 (SAELens's)
   double ce_clean = 0, ce_spliced = 0, ce_zero_ablated = 0;  // mean next-token cross-entropy (nats)
-  double ce_loss_score = 0;          // (ce_zero - ce_spliced) / (ce_zero - ce_clean)
+  double ce_loss_score = 0;                                  // (ce_zero - ce_spliced) / (ce_zero - ce_clean)
 };
 
 // Runs every sequence (token ids) three times: clean, with the SAE spliced in (no error term), and
 // with the hook's activation zeroed. Sequences shorter than 2 tokens count for L0/MSE only. Runs on the
 // model's device (the SAE is moved there when it is elsewhere); the sums come back once, at the end.
-EvalResult evaluate(const models::HookedModel& model, const SAE& sae, const std::vector<std::vector<int64_t>>& sequences);
+EvalResult evaluate(const models::HookedModel& model, const SAE& sae,
+                    const std::vector<std::vector<int64_t>>& sequences);
 
 }  // namespace mechscope::sae

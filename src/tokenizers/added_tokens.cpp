@@ -34,8 +34,7 @@ void AddedVocab::build(std::vector<AddedToken> tokens, const Normalizer* normali
       const auto& t = tokens_[i];
       if (t.special != (pass == 0) || t.content.empty()) continue;
       if (t.normalized) {
-        normalized_.add(normalizer ? normalizer->normalize(t.content) : t.content,
-                        static_cast<int32_t>(i));
+        normalized_.add(normalizer ? normalizer->normalize(t.content) : t.content, static_cast<int32_t>(i));
       } else {
         raw_.add(t.content, static_cast<int32_t>(i));
       }
@@ -76,17 +75,22 @@ void AddedVocab::split_one(const Trie& trie, const Piece& piece, Pieces& out) co
   };
   size_t i = 0;
   while (i < s.size()) {
-    if (!trie.first[static_cast<unsigned char>(s[i])]) { ++i; continue; }
+    if (!trie.first[static_cast<unsigned char>(s[i])]) {
+      ++i;
+      continue;
+    }
     int32_t node = 0, best = -1;
     size_t best_end = 0;
     for (size_t j = i; j < s.size(); ++j) {
-      auto it = trie.edges.find((static_cast<uint64_t>(node) << 8) |
-                                static_cast<unsigned char>(s[j]));
+      auto it = trie.edges.find((static_cast<uint64_t>(node) << 8) | static_cast<unsigned char>(s[j]));
       if (it == trie.edges.end()) break;
       node = it->second;
       if (trie.token[node] >= 0) best = trie.token[node], best_end = j + 1;
     }
-    if (best < 0) { ++i; continue; }
+    if (best < 0) {
+      ++i;
+      continue;
+    }
     const AddedToken& t = tokens_[best];
     size_t start = i, stop = best_end;
     i = best_end;

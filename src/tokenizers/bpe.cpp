@@ -12,13 +12,12 @@ namespace {
 uint64_t pair_key(int32_t a, int32_t b) {
   return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
 }
-constexpr size_t kCacheMax = 100000;      // entries; HF keeps 10,000
-constexpr size_t kCacheWordMax = 256;     // bytes; longer words are not cached (as HF)
+constexpr size_t kCacheMax = 100000;   // entries; HF keeps 10,000
+constexpr size_t kCacheWordMax = 256;  // bytes; longer words are not cached (as HF)
 }  // namespace
 
 Bpe::Bpe(const std::vector<std::pair<std::string, int32_t>>& vocab,
-         const std::vector<std::pair<std::string, std::string>>& merges, BpeOptions opt,
-         const std::string& where)
+         const std::vector<std::pair<std::string, std::string>>& merges, BpeOptions opt, const std::string& where)
     : opt_(std::move(opt)) {
   vocab_.reserve(vocab.size() * 2);
   for (const auto& [tok, id] : vocab) {
@@ -35,13 +34,10 @@ Bpe::Bpe(const std::vector<std::pair<std::string, int32_t>>& vocab,
     auto ia = vocab_.find(a), ib = vocab_.find(b);
     if (ia == vocab_.end() || ib == vocab_.end())
       fail(where, ": BPE merge ", r + 1, " ('", a, "' '", b, "') uses a token not in the vocab");
-    std::string joined = a + (plen && b.compare(0, plen, opt_.continuing_subword_prefix) == 0
-                                  ? b.substr(plen) : b);
+    std::string joined = a + (plen && b.compare(0, plen, opt_.continuing_subword_prefix) == 0 ? b.substr(plen) : b);
     auto in = vocab_.find(joined);
-    if (in == vocab_.end())
-      fail(where, ": BPE merge ", r + 1, " gives '", joined, "', which is not in the vocab");
-    merges_.emplace(pair_key(ia->second, ib->second),
-                    std::make_pair(static_cast<int32_t>(r), in->second));
+    if (in == vocab_.end()) fail(where, ": BPE merge ", r + 1, " gives '", joined, "', which is not in the vocab");
+    merges_.emplace(pair_key(ia->second, ib->second), std::make_pair(static_cast<int32_t>(r), in->second));
   }
   if (opt_.unk_token) unk_id_ = token_to_id(*opt_.unk_token);
   byte_ids_.fill(-1);
@@ -68,7 +64,10 @@ void Bpe::tokenize(std::string_view word, std::vector<int32_t>& out) const {
   if (word.empty()) return;
   if (opt_.ignore_merges) {
     int32_t id = token_to_id(word);
-    if (id >= 0) { out.push_back(id); return; }
+    if (id >= 0) {
+      out.push_back(id);
+      return;
+    }
   }
   std::string key(word);
   {
@@ -89,7 +88,11 @@ void Bpe::tokenize(std::string_view word, std::vector<int32_t>& out) const {
 }
 
 void Bpe::merge_word(std::string_view w, std::vector<int32_t>& out) const {
-  struct Sym { int32_t id; int prev, next; bool alive; };
+  struct Sym {
+    int32_t id;
+    int prev, next;
+    bool alive;
+  };
   std::vector<Sym> syms;
   syms.reserve(w.size());
   auto add = [&](int32_t id) {
@@ -130,10 +133,12 @@ void Bpe::merge_word(std::string_view w, std::vector<int32_t>& out) const {
   }
   if (pending_unk >= 0) add(pending_unk);
 
-  struct Cand { int32_t rank; int pos; int32_t id; };
-  auto worse = [](const Cand& a, const Cand& b) {
-    return a.rank != b.rank ? a.rank > b.rank : a.pos > b.pos;
+  struct Cand {
+    int32_t rank;
+    int pos;
+    int32_t id;
   };
+  auto worse = [](const Cand& a, const Cand& b) { return a.rank != b.rank ? a.rank > b.rank : a.pos > b.pos; };
   std::priority_queue<Cand, std::vector<Cand>, decltype(worse)> queue(worse);
   auto push = [&](int pos) {
     int nx = syms[pos].next;

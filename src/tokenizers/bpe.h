@@ -24,8 +24,7 @@ class Bpe : public Model {
  public:
   // vocab: token -> id; merges in rank order. `where` names the source in error messages.
   Bpe(const std::vector<std::pair<std::string, int32_t>>& vocab,
-      const std::vector<std::pair<std::string, std::string>>& merges, BpeOptions opt,
-      const std::string& where);
+      const std::vector<std::pair<std::string, std::string>>& merges, BpeOptions opt, const std::string& where);
 
   void tokenize(std::string_view word, std::vector<int32_t>& out) const override;
   int32_t token_to_id(std::string_view token) const override;

@@ -79,8 +79,7 @@ void gpt2_split(std::string_view text, std::vector<std::string_view>& out) {
     if (cp[i] == '\'' && i + 1 < n) {
       char32_t a = cp[i + 1], b = i + 2 < n ? cp[i + 2] : 0;
       if (a == 's' || a == 't' || a == 'm' || a == 'd') end = i + 2;
-      else if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l'))
-        end = i + 3;
+      else if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l')) end = i + 3;
     }
     if (!end) {
       // ` ?X+` for X in letter/number/other: the optional space is ASCII space only.

@@ -19,9 +19,7 @@ struct Fn : Decoder {
   void decode_chain(Tokens& t, bool escape) const override { f(t, escape); }
 };
 
-std::unique_ptr<Decoder> fn(std::function<void(Tokens&, bool)> f) {
-  return std::make_unique<Fn>(std::move(f));
-}
+std::unique_ptr<Decoder> fn(std::function<void(Tokens&, bool)> f) { return std::make_unique<Fn>(std::move(f)); }
 
 std::string replace_all(std::string s, const std::string& from, const std::string& to) {
   if (from.empty()) return s;
@@ -36,7 +34,7 @@ std::string replace_all(std::string s, const std::string& from, const std::strin
 
 std::string wordpiece_cleanup(std::string s) {
   static const std::pair<const char*, const char*> rules[] = {
-      {" .", "."}, {" ?", "?"}, {" !", "!"}, {" ,", ","}, {" ' ", "'"}, {" n't", "n't"},
+      {" .", "."},   {" ?", "?"},           {" !", "!"},   {" ,", ","},     {" ' ", "'"},   {" n't", "n't"},
       {" 'm", "'m"}, {" do not", " don't"}, {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}};
   for (const auto& [a, b] : rules) s = replace_all(std::move(s), a, b);
   return s;
@@ -48,8 +46,10 @@ int byte_token(const std::string& t) {
   int v = 0;
   for (int k = 3; k < 5; ++k) {
     char c = t[k];
-    int d = c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10
-          : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    int d = c >= '0' && c <= '9'   ? c - '0'
+            : c >= 'A' && c <= 'F' ? c - 'A' + 10
+            : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                   : -1;
     if (d < 0) return -1;
     v = v * 16 + d;
   }
@@ -64,13 +64,18 @@ void byte_fallback(Tokens& toks, bool escape) {
     if (!nbytes) return;
     if (utf8::valid(bytes)) out.push_back(bytes);
     else if (escape) out.push_back(uni::escape_invalid(bytes));
-    else for (size_t k = 0; k < nbytes; ++k) out.push_back("\xEF\xBF\xBD");  // one per byte, as HF
+    else
+      for (size_t k = 0; k < nbytes; ++k) out.push_back("\xEF\xBF\xBD");  // one per byte, as HF
     bytes.clear();
     nbytes = 0;
   };
   for (auto& t : toks) {
     int b = byte_token(t);
-    if (b >= 0) { bytes += static_cast<char>(b); ++nbytes; continue; }
+    if (b >= 0) {
+      bytes += static_cast<char>(b);
+      ++nbytes;
+      continue;
+    }
     flush();
     out.push_back(std::move(t));
   }
@@ -116,8 +121,7 @@ std::unique_ptr<Decoder> make_decoder(const nlohmann::json& j) {
     bool strip_first = true;
     if (j.contains("prepend_scheme") && !j["prepend_scheme"].is_null())
       strip_first = j["prepend_scheme"].get<std::string>() != "never";
-    else if (j.contains("add_prefix_space"))
-      strip_first = bool_or(j, "add_prefix_space", true);
+    else if (j.contains("add_prefix_space")) strip_first = bool_or(j, "add_prefix_space", true);
     return fn([rep, strip_first](Tokens& toks, bool) {
       // Every replacement in the first token is dropped (not only a leading one), as HF does.
       for (size_t i = 0; i < toks.size(); ++i)
@@ -154,8 +158,7 @@ std::unique_ptr<Decoder> make_decoder(const nlohmann::json& j) {
     size_t start = j.value("start", size_t{0}), stop = j.value("stop", size_t{0});
     return fn([content, start, stop](Tokens& toks, bool) {
       for (auto& t : toks) {
-        for (size_t k = 0; k < start && t.compare(0, content.size(), content) == 0; ++k)
-          t.erase(0, content.size());
+        for (size_t k = 0; k < start && t.compare(0, content.size(), content) == 0; ++k) t.erase(0, content.size());
         for (size_t k = 0; k < stop && t.size() >= content.size() &&
                            t.compare(t.size() - content.size(), content.size(), content) == 0;
              ++k)

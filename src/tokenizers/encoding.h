@@ -13,8 +13,8 @@
 namespace mechscope::tokenizers {
 
 struct EncodeOptions {
-  bool special_tokens = true;  // the post-processor's template (HF's add_special_tokens=True)
-  bool prepend_bos = false;    // BOS first unless the encoding already starts with a special token or BOS
+  bool special_tokens = true;           // the post-processor's template (HF's add_special_tokens=True)
+  bool prepend_bos = false;             // BOS first unless the encoding already starts with a special token or BOS
   std::optional<int64_t> bos_fallback;  // BOS id when the tokenizer names none (the model's bos_token_id)
 };
 

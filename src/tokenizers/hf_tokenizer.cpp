@@ -14,8 +14,7 @@ bool flag(const nlohmann::json& j, const char* key, bool dflt) {
 
 HfTokenizer::HfTokenizer(const nlohmann::json& j, const std::string& where) : where_(where) {
   try {
-    if (!j.is_object() || !j.contains("model"))
-      fail("has no \"model\" (expected a Hugging Face tokenizer.json)");
+    if (!j.is_object() || !j.contains("model")) fail("has no \"model\" (expected a Hugging Face tokenizer.json)");
     auto get = [&](const char* key) -> const nlohmann::json& {
       static const nlohmann::json null;
       auto it = j.find(key);
@@ -59,8 +58,7 @@ HfTokenizer::HfTokenizer(const nlohmann::json& j, const std::string& where) : wh
 
 std::vector<int64_t> HfTokenizer::encode(std::string_view text) const {
   size_t bad = utf8::find_invalid(text);
-  if (bad != std::string_view::npos)
-    fail("tokenizer: text is not valid UTF-8 (byte ", bad, " of ", text.size(), ")");
+  if (bad != std::string_view::npos) fail("tokenizer: text is not valid UTF-8 (byte ", bad, " of ", text.size(), ")");
   Pieces pieces{Piece{std::string(text), true, -1}};
   added_.split(pieces, false);
   if (normalizer_) {
@@ -115,8 +113,7 @@ const std::string& HfTokenizer::token_ref(int64_t id) const {
 }
 
 bool HfTokenizer::is_special(int64_t id) const {
-  const AddedToken* t = id >= 0 && id <= INT32_MAX ? added_.by_id(static_cast<int32_t>(id))
-                                                    : nullptr;
+  const AddedToken* t = id >= 0 && id <= INT32_MAX ? added_.by_id(static_cast<int32_t>(id)) : nullptr;
   return t && t->special;
 }
 
@@ -160,14 +157,12 @@ int64_t HfTokenizer::token_to_id(std::string_view token) const {
   return model_->token_to_id(token);
 }
 
-std::string HfTokenizer::display(int64_t id) const {
-  return decode_tokens({token_ref(id)}, true);
-}
+std::string HfTokenizer::display(int64_t id) const { return decode_tokens({token_ref(id)}, true); }
 
 int64_t HfTokenizer::size() const { return size_; }
 
-void HfTokenizer::set_bos_eos(const std::optional<std::string>& bos,
-                              const std::optional<std::string>& eos, const std::string& where) {
+void HfTokenizer::set_bos_eos(const std::optional<std::string>& bos, const std::optional<std::string>& eos,
+                              const std::string& where) {
   auto resolve = [&](const std::optional<std::string>& tok, const char* key) {
     std::optional<int64_t> id;
     if (!tok) return id;

@@ -39,25 +39,22 @@ std::optional<std::string> config_token(const json& cfg, const char* key) {
 }
 
 json added_token(int64_t id, const std::string& content) {
-  return json{{"id", id},          {"content", content}, {"single_word", false},
-              {"lstrip", false},   {"rstrip", false},    {"normalized", false},
-              {"special", true}};
+  return json{{"id", id},        {"content", content},  {"single_word", false}, {"lstrip", false},
+              {"rstrip", false}, {"normalized", false}, {"special", true}};
 }
 
 // Special tokens named in tokenizer_config.json (or `defaults` when it names none), each the
 // vocab's id or, when absent from the vocab, the next free id (as transformers adds them).
 json special_tokens(const json& cfg, const json& vocab, std::vector<std::string> defaults) {
   std::vector<std::string> names;
-  for (const char* key : {"bos_token", "eos_token", "unk_token", "sep_token", "pad_token",
-                          "cls_token", "mask_token"})
+  for (const char* key : {"bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"})
     if (auto t = config_token(cfg, key)) names.push_back(*t);
   if (cfg.contains("additional_special_tokens") && cfg["additional_special_tokens"].is_array())
     for (const auto& t : cfg["additional_special_tokens"])
       names.push_back(t.is_string() ? t.get<std::string>() : t.at("content").get<std::string>());
   if (names.empty()) names = std::move(defaults);
   int64_t next = 0;
-  for (auto it = vocab.begin(); it != vocab.end(); ++it)
-    next = std::max<int64_t>(next, it.value().get<int64_t>() + 1);
+  for (auto it = vocab.begin(); it != vocab.end(); ++it) next = std::max<int64_t>(next, it.value().get<int64_t>() + 1);
   json out = json::array();
   std::vector<std::string> seen;
   for (const auto& n : names) {
@@ -81,16 +78,15 @@ json gpt2_json(const fs::path& vocab_path, const fs::path& merges_path, const js
       fail(merges_path.string(), ":", lineno, ": expected two tokens separated by one space");
     merges.push_back(line);
   });
-  bool prefix = cfg.contains("add_prefix_space") && cfg["add_prefix_space"].is_boolean() &&
-                cfg["add_prefix_space"].get<bool>();
+  bool prefix =
+      cfg.contains("add_prefix_space") && cfg["add_prefix_space"].is_boolean() && cfg["add_prefix_space"].get<bool>();
   json j;
   j["added_tokens"] = special_tokens(cfg, vocab, {"<|endoftext|>"});
   j["normalizer"] = nullptr;
   j["pre_tokenizer"] = {{"type", "ByteLevel"}, {"add_prefix_space", prefix}, {"use_regex", true}};
   j["post_processor"] = nullptr;
   j["decoder"] = {{"type", "ByteLevel"}};
-  j["model"] = {{"type", "BPE"}, {"vocab", std::move(vocab)}, {"merges", std::move(merges)},
-                {"unk_token", nullptr}};
+  j["model"] = {{"type", "BPE"}, {"vocab", std::move(vocab)}, {"merges", std::move(merges)}, {"unk_token", nullptr}};
   return j;
 }
 
@@ -140,11 +136,13 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
       source = f.vocab_txt.string();
       tok = std::make_unique<HfTokenizer>(bert_json(f.vocab_txt, cfg), source);
     } else {
-      fail(path, ": no tokenizer found (looked for tokenizer.json, vocab.json + merges.txt, "
+      fail(path,
+           ": no tokenizer found (looked for tokenizer.json, vocab.json + merges.txt, "
            "encoder.json + vocab.bpe, vocab.txt)");
     }
   } else {
-    fail(path, ": no such file or directory (expected a tokenizer.json or a checkpoint "
+    fail(path,
+         ": no such file or directory (expected a tokenizer.json or a checkpoint "
          "directory holding one)");
   }
   auto bos = config_token(cfg, "bos_token"), eos = config_token(cfg, "eos_token");

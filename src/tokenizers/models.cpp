@@ -19,8 +19,7 @@ bool bool_or(const nlohmann::json& j, const char* key, bool dflt) {
   return it == j.end() || it->is_null() ? dflt : it->get<bool>();
 }
 
-std::vector<std::pair<std::string, int32_t>> read_vocab(const nlohmann::json& j,
-                                                        const char* type) {
+std::vector<std::pair<std::string, int32_t>> read_vocab(const nlohmann::json& j, const char* type) {
   std::vector<std::pair<std::string, int32_t>> out;
   auto it = j.find("vocab");
   if (it == j.end() || !it->is_object()) fail("model ", type, " has no \"vocab\" object");
@@ -73,16 +72,15 @@ std::unique_ptr<Model> make_model(const nlohmann::json& j) {
     return std::make_unique<Bpe>(read_vocab(j, "BPE"), read_merges(j), std::move(opt), "model BPE");
   }
   if (type == "WordPiece") {
-    return std::make_unique<WordPiece>(read_vocab(j, "WordPiece"), str_or(j, "unk_token", "[UNK]"),
-                                       str_or(j, "continuing_subword_prefix", "##"),
-                                       j.contains("max_input_chars_per_word") && !j["max_input_chars_per_word"].is_null()
-                                           ? j["max_input_chars_per_word"].get<size_t>()
-                                           : size_t{100},
-                                       "model WordPiece");
+    return std::make_unique<WordPiece>(
+        read_vocab(j, "WordPiece"), str_or(j, "unk_token", "[UNK]"), str_or(j, "continuing_subword_prefix", "##"),
+        j.contains("max_input_chars_per_word") && !j["max_input_chars_per_word"].is_null()
+            ? j["max_input_chars_per_word"].get<size_t>()
+            : size_t{100},
+        "model WordPiece");
   }
   if (type == "WordLevel") {
-    return std::make_unique<WordLevel>(read_vocab(j, "WordLevel"), str_or(j, "unk_token", ""),
-                                       "model WordLevel");
+    return std::make_unique<WordLevel>(read_vocab(j, "WordLevel"), str_or(j, "unk_token", ""), "model WordLevel");
   }
   fail("model type '", type, "' is not supported (supported: BPE, WordPiece, WordLevel)");
 }

@@ -17,9 +17,8 @@ namespace {
 
 std::string unicode_form(std::string_view s, int options) {
   utf8proc_uint8_t* out = nullptr;
-  auto n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(s.data()),
-                        static_cast<utf8proc_ssize_t>(s.size()), &out,
-                        static_cast<utf8proc_option_t>(options | UTF8PROC_STABLE));
+  auto n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(s.data()), static_cast<utf8proc_ssize_t>(s.size()),
+                        &out, static_cast<utf8proc_option_t>(options | UTF8PROC_STABLE));
   if (n < 0) fail("normalizer: ", utf8proc_errmsg(n));
   std::string r(reinterpret_cast<char*>(out), static_cast<size_t>(n));
   std::free(out);
@@ -38,7 +37,10 @@ std::string map_chars(std::string_view s, F&& f) {
 // U+0130 -> "i\u0307".
 std::string lowercase(std::string_view s) {
   return map_chars(s, [](char32_t c, std::string& out) {
-    if (c == 0x130) { out += "i\xCC\x87"; return; }
+    if (c == 0x130) {
+      out += "i\xCC\x87";
+      return;
+    }
     utf8::append(out, uni::to_lower(c));
   });
 }
@@ -66,7 +68,10 @@ std::string bert(std::string_view in, bool clean, bool chinese, bool strip, bool
       // Unassigned code points (Cn) stay, as HF `tokenizers` keeps them (U+0378, U+50000, and
       // U+FAF6, which is then spaced as a CJK compatibility ideograph).
       if (c == 0 || c == 0xFFFD) return;
-      if (c == '\t' || c == '\n' || c == '\r') { out += ' '; return; }
+      if (c == '\t' || c == '\n' || c == '\r') {
+        out += ' ';
+        return;
+      }
       auto k = utf8proc_category(static_cast<utf8proc_int32_t>(c));
       if (k >= UTF8PROC_CATEGORY_CC) return;  // Cc Cf Cs Co
       if (uni::is_space(c)) out += ' ';
@@ -100,8 +105,7 @@ std::unique_ptr<Normalizer> make_normalizer(const nlohmann::json& j) {
   std::string type = j.at("type").get<std::string>();
   if (type == "NFC") return fn([](std::string_view s) { return unicode_form(s, UTF8PROC_COMPOSE); });
   if (type == "NFD") return fn([](std::string_view s) { return unicode_form(s, UTF8PROC_DECOMPOSE); });
-  if (type == "NFKC")
-    return fn([](std::string_view s) { return unicode_form(s, UTF8PROC_COMPOSE | UTF8PROC_COMPAT); });
+  if (type == "NFKC") return fn([](std::string_view s) { return unicode_form(s, UTF8PROC_COMPOSE | UTF8PROC_COMPAT); });
   if (type == "NFKD")
     return fn([](std::string_view s) { return unicode_form(s, UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT); });
   if (type == "Lowercase") return fn(lowercase);

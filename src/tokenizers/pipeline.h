@@ -78,7 +78,10 @@ void split_pieces(Pieces& pieces, F&& f) {
   Pieces out;
   out.reserve(pieces.size() * 2);
   for (auto& p : pieces) {
-    if (p.added_id >= 0) { out.push_back(std::move(p)); continue; }
+    if (p.added_id >= 0) {
+      out.push_back(std::move(p));
+      continue;
+    }
     bool at_start = p.at_start;
     auto emit = [&](size_t offset, std::string text) {
       if (text.empty()) return;
@@ -89,12 +92,12 @@ void split_pieces(Pieces& pieces, F&& f) {
   pieces = std::move(out);
 }
 
-std::unique_ptr<Normalizer> make_normalizer(const nlohmann::json& j);      // null for null
+std::unique_ptr<Normalizer> make_normalizer(const nlohmann::json& j);       // null for null
 std::unique_ptr<PreTokenizer> make_pre_tokenizer(const nlohmann::json& j);  // null for null
-std::unique_ptr<Decoder> make_decoder(const nlohmann::json& j);            // null for null
+std::unique_ptr<Decoder> make_decoder(const nlohmann::json& j);             // null for null
 std::unique_ptr<Model> make_model(const nlohmann::json& j);
 // token -> id resolves the template's special tokens (added tokens first, then the model).
-std::unique_ptr<PostProcessor> make_post_processor(
-    const nlohmann::json& j, const std::function<int32_t(const std::string&)>& token_to_id);
+std::unique_ptr<PostProcessor> make_post_processor(const nlohmann::json& j,
+                                                   const std::function<int32_t(const std::string&)>& token_to_id);
 
 }  // namespace mechscope::tokenizers

@@ -88,8 +88,7 @@ class Chain : public PostProcessor {
 
 Item special_item(const nlohmann::json& pair, const char* type, int32_t type_id) {
   // [token, id] as BertProcessing/RobertaProcessing store them; the id is authoritative.
-  if (!pair.is_array() || pair.size() != 2)
-    fail("post_processor ", type, ": expected [token, id], got ", pair.dump());
+  if (!pair.is_array() || pair.size() != 2) fail("post_processor ", type, ": expected [token, id], got ", pair.dump());
   return Item{Item::Special, {pair[1].get<int32_t>()}, type_id};
 }
 
@@ -122,8 +121,8 @@ Items template_items(const nlohmann::json& pieces, const nlohmann::json& special
 
 }  // namespace
 
-std::unique_ptr<PostProcessor> make_post_processor(
-    const nlohmann::json& j, const std::function<int32_t(const std::string&)>& token_to_id) {
+std::unique_ptr<PostProcessor> make_post_processor(const nlohmann::json& j,
+                                                   const std::function<int32_t(const std::string&)>& token_to_id) {
   if (j.is_null()) return nullptr;
   std::string type = j.at("type").get<std::string>();
   if (type == "ByteLevel") return nullptr;  // trims offsets only; ids unchanged

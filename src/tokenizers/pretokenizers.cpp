@@ -19,8 +19,7 @@ bool bool_or(const nlohmann::json& j, const char* key, bool dflt) {
 class SpanSplit : public PreTokenizer {
  public:
   using Find = std::function<std::vector<Span>(std::string_view)>;
-  SpanSplit(Find find, SplitBehavior b, bool invert)
-      : find_(std::move(find)), behavior_(b), invert_(invert) {}
+  SpanSplit(Find find, SplitBehavior b, bool invert) : find_(std::move(find)), behavior_(b), invert_(invert) {}
   void pre_tokenize(Pieces& pieces) const override {
     split_pieces(pieces, [&](const std::string& s, auto&& emit) {
       for (auto [b, e] : apply_behavior(find_(s), behavior_, invert_)) emit(b, s.substr(b, e - b));
@@ -53,14 +52,16 @@ class Metaspace : public PreTokenizer {
   void pre_tokenize(Pieces& pieces) const override {
     Pieces out;
     for (auto& p : pieces) {
-      if (p.added_id >= 0) { out.push_back(std::move(p)); continue; }
+      if (p.added_id >= 0) {
+        out.push_back(std::move(p));
+        continue;
+      }
       std::string t;
       for (char c : p.text) {
         if (c == ' ') t += rep_;
         else t += c;
       }
-      if ((scheme_ == "always" || (scheme_ == "first" && p.at_start)) &&
-          t.compare(0, rep_.size(), rep_) != 0)
+      if ((scheme_ == "always" || (scheme_ == "first" && p.at_start)) && t.compare(0, rep_.size(), rep_) != 0)
         t = rep_ + t;
       if (!split_) {
         if (!t.empty()) out.push_back(Piece{std::move(t), p.at_start, -1});
@@ -78,14 +79,14 @@ class Metaspace : public PreTokenizer {
 };
 
 bool is_bert_punct(char32_t c) {
-  return (c < 0x80 && ((c >= 33 && c <= 47) || (c >= 58 && c <= 64) || (c >= 91 && c <= 96) ||
-                       (c >= 123 && c <= 126))) ||
+  return (c < 0x80 &&
+          ((c >= 33 && c <= 47) || (c >= 58 && c <= 64) || (c >= 91 && c <= 96) || (c >= 123 && c <= 126))) ||
          uni::is_punctuation(c);
 }
 
 std::unique_ptr<PreTokenizer> chars(std::function<bool(char32_t)> pred, SplitBehavior b) {
-  return std::make_unique<SpanSplit>(
-      [pred = std::move(pred)](std::string_view s) { return spans_of_chars(pred, s); }, b, false);
+  return std::make_unique<SpanSplit>([pred = std::move(pred)](std::string_view s) { return spans_of_chars(pred, s); },
+                                     b, false);
 }
 
 }  // namespace
@@ -94,8 +95,7 @@ std::unique_ptr<PreTokenizer> make_pre_tokenizer(const nlohmann::json& j) {
   if (j.is_null()) return nullptr;
   std::string type = j.at("type").get<std::string>();
   if (type == "ByteLevel") {
-    return std::make_unique<ByteLevelPreTokenizer>(bool_or(j, "add_prefix_space", true),
-                                                   bool_or(j, "use_regex", true));
+    return std::make_unique<ByteLevelPreTokenizer>(bool_or(j, "add_prefix_space", true), bool_or(j, "use_regex", true));
   }
   if (type == "Sequence") {
     std::vector<std::unique_ptr<PreTokenizer>> steps;
@@ -109,13 +109,11 @@ std::unique_ptr<PreTokenizer> make_pre_tokenizer(const nlohmann::json& j) {
     bool invert = bool_or(j, "invert", false);
     if (pat.contains("Regex")) {
       auto re = std::make_shared<Regex>(pat["Regex"].get<std::string>());
-      return std::make_unique<SpanSplit>(
-          [re](std::string_view s) { return spans_of_regex(*re, s); }, b, invert);
+      return std::make_unique<SpanSplit>([re](std::string_view s) { return spans_of_regex(*re, s); }, b, invert);
     }
     if (pat.contains("String")) {
       std::string lit = pat["String"].get<std::string>();
-      return std::make_unique<SpanSplit>(
-          [lit](std::string_view s) { return spans_of_string(lit, s); }, b, invert);
+      return std::make_unique<SpanSplit>([lit](std::string_view s) { return spans_of_string(lit, s); }, b, invert);
     }
     fail("pre_tokenizer Split: pattern ", pat.dump(), " is neither String nor Regex");
   }
@@ -133,8 +131,8 @@ std::unique_ptr<PreTokenizer> make_pre_tokenizer(const nlohmann::json& j) {
   }
   if (type == "Whitespace") {
     auto re = std::make_shared<Regex>("\\w+|[^\\w\\s]+");
-    return std::make_unique<SpanSplit>(
-        [re](std::string_view s) { return spans_of_regex(*re, s); }, SplitBehavior::Removed, true);
+    return std::make_unique<SpanSplit>([re](std::string_view s) { return spans_of_regex(*re, s); },
+                                       SplitBehavior::Removed, true);
   }
   if (type == "WhitespaceSplit") return chars(uni::is_space, SplitBehavior::Removed);
   if (type == "BertPreTokenizer") {
@@ -144,14 +142,13 @@ std::unique_ptr<PreTokenizer> make_pre_tokenizer(const nlohmann::json& j) {
     return std::make_unique<Chain>(std::move(steps));
   }
   if (type == "Punctuation") {
-    SplitBehavior b = j.contains("behavior") ? parse_behavior(j["behavior"].get<std::string>())
-                                             : SplitBehavior::Isolated;
+    SplitBehavior b =
+        j.contains("behavior") ? parse_behavior(j["behavior"].get<std::string>()) : SplitBehavior::Isolated;
     return chars(is_bert_punct, b);
   }
   if (type == "Digits") {
     return chars([](char32_t c) { return c >= '0' && c <= '9'; },
-                 bool_or(j, "individual_digits", false) ? SplitBehavior::Isolated
-                                                        : SplitBehavior::Contiguous);
+                 bool_or(j, "individual_digits", false) ? SplitBehavior::Isolated : SplitBehavior::Contiguous);
   }
   if (type == "CharDelimiterSplit") {
     std::string d = j.at("delimiter").get<std::string>();

@@ -39,17 +39,50 @@ bool item_matches(const Item& it, char32_t c) {
 // utf8proc category numbering: CN=0, LU..LO=1..5, MN..ME=6..8, ND..NO=9..11, PC..PO=12..18,
 // SM..SO=19..22, ZS..ZP=23..25, CC..CO=26..29.
 uint32_t category_mask(const std::string& name) {
-  static const std::pair<const char*, std::pair<int, int>> table[] = {
-      {"L", {1, 5}}, {"Letter", {1, 5}}, {"Lu", {1, 1}}, {"Ll", {2, 2}}, {"Lt", {3, 3}},
-      {"Lm", {4, 4}}, {"Lo", {5, 5}}, {"M", {6, 8}}, {"Mark", {6, 8}}, {"Mn", {6, 6}},
-      {"Mc", {7, 7}}, {"Me", {8, 8}}, {"N", {9, 11}}, {"Number", {9, 11}}, {"Nd", {9, 9}},
-      {"Nl", {10, 10}}, {"No", {11, 11}}, {"P", {12, 18}}, {"Punctuation", {12, 18}},
-      {"Pc", {12, 12}}, {"Pd", {13, 13}}, {"Ps", {14, 14}}, {"Pe", {15, 15}}, {"Pi", {16, 16}},
-      {"Pf", {17, 17}}, {"Po", {18, 18}}, {"S", {19, 22}}, {"Symbol", {19, 22}},
-      {"Sm", {19, 19}}, {"Sc", {20, 20}}, {"Sk", {21, 21}}, {"So", {22, 22}}, {"Z", {23, 25}},
-      {"Separator", {23, 25}}, {"Zs", {23, 23}}, {"Zl", {24, 24}}, {"Zp", {25, 25}},
-      {"C", {26, 29}}, {"Other", {26, 29}}, {"Cc", {26, 26}}, {"Cf", {27, 27}},
-      {"Cs", {28, 28}}, {"Co", {29, 29}}, {"Cn", {0, 0}}};
+  static const std::pair<const char*, std::pair<int, int>> table[] = {{"L", {1, 5}},
+                                                                      {"Letter", {1, 5}},
+                                                                      {"Lu", {1, 1}},
+                                                                      {"Ll", {2, 2}},
+                                                                      {"Lt", {3, 3}},
+                                                                      {"Lm", {4, 4}},
+                                                                      {"Lo", {5, 5}},
+                                                                      {"M", {6, 8}},
+                                                                      {"Mark", {6, 8}},
+                                                                      {"Mn", {6, 6}},
+                                                                      {"Mc", {7, 7}},
+                                                                      {"Me", {8, 8}},
+                                                                      {"N", {9, 11}},
+                                                                      {"Number", {9, 11}},
+                                                                      {"Nd", {9, 9}},
+                                                                      {"Nl", {10, 10}},
+                                                                      {"No", {11, 11}},
+                                                                      {"P", {12, 18}},
+                                                                      {"Punctuation", {12, 18}},
+                                                                      {"Pc", {12, 12}},
+                                                                      {"Pd", {13, 13}},
+                                                                      {"Ps", {14, 14}},
+                                                                      {"Pe", {15, 15}},
+                                                                      {"Pi", {16, 16}},
+                                                                      {"Pf", {17, 17}},
+                                                                      {"Po", {18, 18}},
+                                                                      {"S", {19, 22}},
+                                                                      {"Symbol", {19, 22}},
+                                                                      {"Sm", {19, 19}},
+                                                                      {"Sc", {20, 20}},
+                                                                      {"Sk", {21, 21}},
+                                                                      {"So", {22, 22}},
+                                                                      {"Z", {23, 25}},
+                                                                      {"Separator", {23, 25}},
+                                                                      {"Zs", {23, 23}},
+                                                                      {"Zl", {24, 24}},
+                                                                      {"Zp", {25, 25}},
+                                                                      {"C", {26, 29}},
+                                                                      {"Other", {26, 29}},
+                                                                      {"Cc", {26, 26}},
+                                                                      {"Cf", {27, 27}},
+                                                                      {"Cs", {28, 28}},
+                                                                      {"Co", {29, 29}},
+                                                                      {"Cn", {0, 0}}};
   for (const auto& [n, r] : table) {
     if (name == n) {
       uint32_t m = 0;
@@ -67,8 +100,8 @@ struct Regex::Node {
   enum Kind { kSet, kSeq, kAlt, kRepeat, kLook, kBegin, kEnd } kind;
   std::vector<Item> items;  // kSet
   bool set_neg = false, icase = false;
-  std::vector<std::unique_ptr<Node>> kids;  // kSeq, kAlt; kRepeat/kLook: kids[0]
-  int min = 0, max = -1;                    // kRepeat; max -1 = unbounded
+  std::vector<std::unique_ptr<Node>> kids;                  // kSeq, kAlt; kRepeat/kLook: kids[0]
+  int min = 0, max = -1;                                    // kRepeat; max -1 = unbounded
   bool lazy = false, possessive = false, negative = false;  // kRepeat / kLook
 
   bool matches(char32_t c) const {
@@ -108,7 +141,9 @@ class Parser {
   [[noreturn]] void bad(const std::string& what) const {
     fail("regex '", pat_, "': ", what, " at character ", i_, " is not supported");
   }
-  [[noreturn]] void malformed(const std::string& what) const { fail("regex '", pat_, "': ", what, " at character ", i_); }
+  [[noreturn]] void malformed(const std::string& what) const {
+    fail("regex '", pat_, "': ", what, " at character ", i_);
+  }
   // The code point written by hex digits cps_[begin, end) of an escape: between min and max digits,
   // all hex, a Unicode scalar value. Anything else is an Error, never a silently shorter escape.
   char32_t hex_code_point(size_t begin, size_t end, size_t min, size_t max, const char* escape) const {
@@ -118,8 +153,10 @@ class Parser {
     uint32_t v = 0;
     for (size_t k = begin; k < end; ++k) {
       char32_t c = cps_[k];
-      int d = c >= '0' && c <= '9' ? int(c - '0') : c >= 'a' && c <= 'f' ? int(c - 'a' + 10)
-            : c >= 'A' && c <= 'F' ? int(c - 'A' + 10) : -1;
+      int d = c >= '0' && c <= '9'   ? int(c - '0')
+              : c >= 'a' && c <= 'f' ? int(c - 'a' + 10)
+              : c >= 'A' && c <= 'F' ? int(c - 'A' + 10)
+                                     : -1;
       if (d < 0) malformed(cat(escape, " has a character that is not a hex digit"));
       v = v * 16 + uint32_t(d);
     }
@@ -129,7 +166,10 @@ class Parser {
   bool more() const { return i_ < cps_.size(); }
   char32_t peek() const { return cps_[i_]; }
   bool eat(char32_t c) {
-    if (more() && peek() == c) { ++i_; return true; }
+    if (more() && peek() == c) {
+      ++i_;
+      return true;
+    }
     return false;
   }
 
@@ -146,8 +186,8 @@ class Parser {
     auto s = std::make_unique<Node>();
     s->kind = Node::kSeq;
     while (more() && peek() != '|' && peek() != ')') {
-      if (peek() == '(' && i_ + 2 < cps_.size() && cps_[i_ + 1] == '?' && cps_[i_ + 2] == 'i' &&
-          i_ + 3 < cps_.size() && cps_[i_ + 3] == ')') {
+      if (peek() == '(' && i_ + 2 < cps_.size() && cps_[i_ + 1] == '?' && cps_[i_ + 2] == 'i' && i_ + 3 < cps_.size() &&
+          cps_[i_ + 3] == ')') {
         i_ += 4;  // (?i) applies to the rest of the enclosing group
         icase = true;
         continue;
@@ -177,7 +217,10 @@ class Parser {
         }
         return i_ > st;
       };
-      if (!num(mn)) { i_ = save; return a; }  // a literal '{' (Oniguruma's reading)
+      if (!num(mn)) {
+        i_ = save;
+        return a;
+      }  // a literal '{' (Oniguruma's reading)
       mx = mn;
       if (eat(',')) {
         if (!num(mx)) mx = -1;
@@ -188,8 +231,7 @@ class Parser {
       return a;
     }
     ++i_;
-    if (a->kind == Node::kBegin || a->kind == Node::kEnd || a->kind == Node::kLook)
-      bad("quantified assertion");
+    if (a->kind == Node::kBegin || a->kind == Node::kEnd || a->kind == Node::kLook) bad("quantified assertion");
     auto r = std::make_unique<Node>();
     r->kind = Node::kRepeat;
     r->min = mn, r->max = mx;
@@ -197,8 +239,7 @@ class Parser {
     else if (eat('+')) r->possessive = true;
     if (r->possessive && a->kind != Node::kSet) bad("possessive quantifier on a group");
     r->kids.push_back(std::move(a));
-    if (more() && (peek() == '?' || peek() == '*' || peek() == '+' || peek() == '{'))
-      bad("nested quantifier");
+    if (more() && (peek() == '?' || peek() == '*' || peek() == '+' || peek() == '{')) bad("nested quantifier");
     return r;
   }
 
@@ -229,7 +270,10 @@ class Parser {
       }
       auto body = alt(inner_icase);
       if (!eat(')')) bad("missing ')'");
-      if (look) { look->kids.push_back(std::move(body)); return look; }
+      if (look) {
+        look->kids.push_back(std::move(body));
+        return look;
+      }
       return body;
     }
     if (c == '[') return char_class(icase);
@@ -268,12 +312,14 @@ class Parser {
       case 'f': return lit('\f');
       case 'v': return lit('\v');
       case '0': return lit(0);
-      case 's': case 'S': items.push_back(Item{Item::kSpace, c == 'S', 0, 0, 0}); return -1;
-      case 'w': case 'W': items.push_back(Item{Item::kWord, c == 'W', 0, 0, 0}); return -1;
-      case 'd': case 'D':
-        items.push_back(Item{Item::kCats, c == 'D', 0, 0, cat_bits({UTF8PROC_CATEGORY_ND})});
-        return -1;
-      case 'p': case 'P': {
+      case 's':
+      case 'S': items.push_back(Item{Item::kSpace, c == 'S', 0, 0, 0}); return -1;
+      case 'w':
+      case 'W': items.push_back(Item{Item::kWord, c == 'W', 0, 0, 0}); return -1;
+      case 'd':
+      case 'D': items.push_back(Item{Item::kCats, c == 'D', 0, 0, cat_bits({UTF8PROC_CATEGORY_ND})}); return -1;
+      case 'p':
+      case 'P': {
         std::string name;
         if (eat('{')) {
           while (more() && peek() != '}') name += char(cps_[i_++]);
@@ -367,7 +413,10 @@ class Matcher {
 
  private:
   bool run(const Cont* k, size_t pos) {
-    if (!k) { end_ = pos; return true; }
+    if (!k) {
+      end_ = pos;
+      return true;
+    }
     if (k->kind == Cont::kSeqRest) {
       if (k->index == k->node->kids.size()) return run(k->next, pos);
       Cont rest{Cont::kSeqRest, k->node, k->index + 1, 0, k->next};
@@ -388,8 +437,7 @@ class Matcher {
 
   bool node(const Node& n, size_t pos, const Cont* k) {
     switch (n.kind) {
-      case Node::kSet:
-        return pos < cp_.size() && n.matches(cp_[pos]) && run(k, pos + 1);
+      case Node::kSet: return pos < cp_.size() && n.matches(cp_[pos]) && run(k, pos + 1);
       case Node::kSeq: {
         Cont c{Cont::kSeqRest, &n, 0, 0, k};
         return run(&c, pos);

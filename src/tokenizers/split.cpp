@@ -31,9 +31,7 @@ std::vector<Span> cover(const std::vector<std::pair<size_t, size_t>>& found, siz
 }
 }  // namespace
 
-std::vector<Span> spans_of_regex(const Regex& re, std::string_view s) {
-  return cover(re.find_all(s), s.size());
-}
+std::vector<Span> spans_of_regex(const Regex& re, std::string_view s) { return cover(re.find_all(s), s.size()); }
 
 std::vector<Span> spans_of_string(const std::string& needle, std::string_view s) {
   std::vector<std::pair<size_t, size_t>> found;
@@ -53,8 +51,7 @@ std::vector<Span> spans_of_chars(const std::function<bool(char32_t)>& pred, std:
   return cover(found, s.size());
 }
 
-std::vector<std::pair<size_t, size_t>> apply_behavior(std::vector<Span> spans, SplitBehavior b,
-                                                      bool invert) {
+std::vector<std::pair<size_t, size_t>> apply_behavior(std::vector<Span> spans, SplitBehavior b, bool invert) {
   if (invert)
     for (auto& sp : spans) sp.match = !sp.match;
   std::vector<Span> acc;

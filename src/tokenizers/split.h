@@ -25,7 +25,6 @@ std::vector<Span> spans_of_string(const std::string& needle, std::string_view s)
 std::vector<Span> spans_of_chars(const std::function<bool(char32_t)>& pred, std::string_view s);
 
 // Applies the behaviour; returns the byte ranges of the resulting pieces (empty ones dropped).
-std::vector<std::pair<size_t, size_t>> apply_behavior(std::vector<Span> spans, SplitBehavior b,
-                                                      bool invert);
+std::vector<std::pair<size_t, size_t>> apply_behavior(std::vector<Span> spans, SplitBehavior b, bool invert);
 
 }  // namespace mechscope::tokenizers

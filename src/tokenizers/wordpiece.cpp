@@ -5,8 +5,7 @@
 
 namespace mechscope::tokenizers {
 
-Vocab::Vocab(const std::vector<std::pair<std::string, int32_t>>& entries,
-             const std::string& where) {
+Vocab::Vocab(const std::vector<std::pair<std::string, int32_t>>& entries, const std::string& where) {
   ids.reserve(entries.size() * 2);
   for (const auto& [tok, id] : entries) {
     if (id < 0) fail(where, ": vocab entry '", tok, "' has negative id ", id);
@@ -32,9 +31,8 @@ const std::string* Vocab::at(int32_t id) const {
   return &tokens[id];
 }
 
-WordPiece::WordPiece(const std::vector<std::pair<std::string, int32_t>>& vocab,
-                     std::string unk_token, std::string prefix, size_t max_input_chars_per_word,
-                     const std::string& where)
+WordPiece::WordPiece(const std::vector<std::pair<std::string, int32_t>>& vocab, std::string unk_token,
+                     std::string prefix, size_t max_input_chars_per_word, const std::string& where)
     : vocab_(vocab, where),
       unk_(std::move(unk_token)),
       prefix_(std::move(prefix)),
@@ -61,7 +59,8 @@ void WordPiece::tokenize(std::string_view word, std::vector<int32_t>& out) const
       sub.append(word.data() + start, end - start);
       found = vocab_.find(sub);
       if (found >= 0) break;
-      do --end; while (end > start && (static_cast<unsigned char>(word[end]) & 0xC0) == 0x80);
+      do --end;
+      while (end > start && (static_cast<unsigned char>(word[end]) & 0xC0) == 0x80);
     }
     if (found < 0) return unk();
     pieces.push_back(found);
@@ -70,8 +69,8 @@ void WordPiece::tokenize(std::string_view word, std::vector<int32_t>& out) const
   out.insert(out.end(), pieces.begin(), pieces.end());
 }
 
-WordLevel::WordLevel(const std::vector<std::pair<std::string, int32_t>>& vocab,
-                     std::string unk_token, const std::string& where)
+WordLevel::WordLevel(const std::vector<std::pair<std::string, int32_t>>& vocab, std::string unk_token,
+                     const std::string& where)
     : vocab_(vocab, where), unk_(std::move(unk_token)) {}
 
 void WordLevel::tokenize(std::string_view word, std::vector<int32_t>& out) const {

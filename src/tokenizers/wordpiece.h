@@ -22,8 +22,8 @@ struct Vocab {
 // Greedy longest-match-first over each word; a word with an unmatched rest is one unk token.
 class WordPiece : public Model {
  public:
-  WordPiece(const std::vector<std::pair<std::string, int32_t>>& vocab, std::string unk_token,
-            std::string prefix, size_t max_input_chars_per_word, const std::string& where);
+  WordPiece(const std::vector<std::pair<std::string, int32_t>>& vocab, std::string unk_token, std::string prefix,
+            size_t max_input_chars_per_word, const std::string& where);
   void tokenize(std::string_view word, std::vector<int32_t>& out) const override;
   int32_t token_to_id(std::string_view token) const override { return vocab_.find(token); }
   const std::string* id_to_token(int32_t id) const override { return vocab_.at(id); }
@@ -38,8 +38,7 @@ class WordPiece : public Model {
 // Whole words looked up; unknown -> unk token (Error when there is none).
 class WordLevel : public Model {
  public:
-  WordLevel(const std::vector<std::pair<std::string, int32_t>>& vocab, std::string unk_token,
-            const std::string& where);
+  WordLevel(const std::vector<std::pair<std::string, int32_t>>& vocab, std::string unk_token, const std::string& where);
   void tokenize(std::string_view word, std::vector<int32_t>& out) const override;
   int32_t token_to_id(std::string_view token) const override { return vocab_.find(token); }
   const std::string* id_to_token(int32_t id) const override { return vocab_.at(id); }

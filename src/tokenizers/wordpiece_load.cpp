@@ -48,27 +48,37 @@ json bert_json(const std::filesystem::path& vocab_txt, const json& cfg) {
   json added = json::array();
   for (const auto& t : {pad, unk, cls, sep, mask}) {
     if (!vocab.contains(t)) continue;  // BertTokenizer only marks tokens the vocab holds
-    added.push_back({{"id", vocab[t]}, {"content", t}, {"single_word", false}, {"lstrip", false},
-                     {"rstrip", false}, {"normalized", false}, {"special", true}});
+    added.push_back({{"id", vocab[t]},
+                     {"content", t},
+                     {"single_word", false},
+                     {"lstrip", false},
+                     {"rstrip", false},
+                     {"normalized", false},
+                     {"special", true}});
   }
   for (const auto& t : {cls, sep})
     if (!vocab.contains(t)) fail(vocab_txt.string(), ": special token '", t, "' is not in the vocab");
   json j;
   j["added_tokens"] = added;
-  j["normalizer"] = {{"type", "BertNormalizer"}, {"clean_text", true},
+  j["normalizer"] = {{"type", "BertNormalizer"},
+                     {"clean_text", true},
                      {"handle_chinese_chars", flag("tokenize_chinese_chars", true)},
-                     {"strip_accents", strip}, {"lowercase", lower}};
+                     {"strip_accents", strip},
+                     {"lowercase", lower}};
   j["pre_tokenizer"] = {{"type", "BertPreTokenizer"}};
-  j["post_processor"] = {
-      {"type", "TemplateProcessing"},
-      {"single", json::array({{{"SpecialToken", {{"id", cls}, {"type_id", 0}}}},
-                              {{"Sequence", {{"id", "A"}, {"type_id", 0}}}},
-                              {{"SpecialToken", {{"id", sep}, {"type_id", 0}}}}})},
-      {"special_tokens", {{cls, {{"id", cls}, {"ids", {vocab[cls]}}, {"tokens", {cls}}}},
-                          {sep, {{"id", sep}, {"ids", {vocab[sep]}}, {"tokens", {sep}}}}}}};
+  j["post_processor"] = {{"type", "TemplateProcessing"},
+                         {"single", json::array({{{"SpecialToken", {{"id", cls}, {"type_id", 0}}}},
+                                                 {{"Sequence", {{"id", "A"}, {"type_id", 0}}}},
+                                                 {{"SpecialToken", {{"id", sep}, {"type_id", 0}}}}})},
+                         {"special_tokens",
+                          {{cls, {{"id", cls}, {"ids", {vocab[cls]}}, {"tokens", {cls}}}},
+                           {sep, {{"id", sep}, {"ids", {vocab[sep]}}, {"tokens", {sep}}}}}}};
   j["decoder"] = {{"type", "WordPiece"}, {"prefix", "##"}, {"cleanup", true}};
-  j["model"] = {{"type", "WordPiece"}, {"unk_token", unk}, {"continuing_subword_prefix", "##"},
-                {"max_input_chars_per_word", 100}, {"vocab", std::move(vocab)}};
+  j["model"] = {{"type", "WordPiece"},
+                {"unk_token", unk},
+                {"continuing_subword_prefix", "##"},
+                {"max_input_chars_per_word", 100},
+                {"vocab", std::move(vocab)}};
   return j;
 }
 

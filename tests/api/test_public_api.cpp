@@ -24,7 +24,8 @@ TEST(PublicApi, TheReadmeExampleAblatesAHeadAsTransformersDoes) {
   const int64_t n_layers = model->config().n_layers, d_model = model->config().d_model;
   for (auto [l, h] : std::vector<std::pair<int, int>>{{0, 1}, {1, 3}}) {
     std::vector<int64_t> ids = mstest::to_vec(ref->get("heads.prompt_ids"));
-    std::vector<int64_t> want = mstest::to_vec(ref->get("heads.generate_ablate_L" + std::to_string(l) + "H" + std::to_string(h)));
+    std::vector<int64_t> want =
+        mstest::to_vec(ref->get("heads.generate_ablate_L" + std::to_string(l) + "H" + std::to_string(h)));
     ASSERT_GT(want.size(), ids.size());
     hooks::ActivationCache cache;
     while (ids.size() < want.size()) {

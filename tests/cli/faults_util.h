@@ -37,7 +37,8 @@ struct Child {
   std::string log;  // stderr goes to <log>.err
 };
 // fork + exec of the built binary; `in_child` runs between them (async-signal-safe calls only).
-inline Child spawn(const std::vector<std::string>& args, const std::string& log, const std::function<void()>& in_child = {}) {
+inline Child spawn(const std::vector<std::string>& args, const std::string& log,
+                   const std::function<void()>& in_child = {}) {
   std::vector<std::string> store{MECHSCOPE_BINARY};
   store.insert(store.end(), args.begin(), args.end());
   std::vector<char*> argv;
@@ -81,7 +82,8 @@ inline bool ends_with(const std::string& s, const std::string& end) {
 // checked), PNG (signature and IEND), HTML, SVG, PDF.
 inline void expect_whole(const std::string& dir) {
   std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(dir, ec); it != fs::recursive_directory_iterator(); it.increment(ec)) {
+  for (auto it = fs::recursive_directory_iterator(dir, ec); it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
     std::string p = it->path().string(), name = it->path().filename().string();
     if (contains(p, ".tmp.")) {
       if (it->is_directory()) it.disable_recursion_pending();
@@ -95,7 +97,8 @@ inline void expect_whole(const std::string& dir) {
       EXPECT_NO_THROW(io::SafetensorsFile::open(p)) << p;
     } else if (ends_with(name, ".png")) {
       EXPECT_TRUE(bytes.size() > 20 && bytes.compare(1, 3, "PNG") == 0 &&
-                  bytes.compare(bytes.size() - 8, 4, "IEND") == 0) << p;
+                  bytes.compare(bytes.size() - 8, 4, "IEND") == 0)
+          << p;
     } else if (ends_with(name, ".html")) {
       EXPECT_TRUE(contains(bytes.substr(bytes.size() > 64 ? bytes.size() - 64 : 0), "</html>")) << p;
     } else if (ends_with(name, ".svg")) {
@@ -108,7 +111,8 @@ inline void expect_whole(const std::string& dir) {
 inline std::map<std::string, std::string> snapshot(const std::string& dir) {
   std::map<std::string, std::string> out;
   for (auto& e : fs::directory_iterator(dir))
-    if (e.is_regular_file() && e.path().filename() != ".mechscope.lock") out[e.path().filename().string()] = read_file(e.path().string());
+    if (e.is_regular_file() && e.path().filename() != ".mechscope.lock")
+      out[e.path().filename().string()] = read_file(e.path().string());
   return out;
 }
 
@@ -138,7 +142,9 @@ inline long dead_pid() {
 }
 
 inline void limit_file_size(rlim_t bytes) {
-  struct rlimit rl{bytes, bytes};
+  struct rlimit rl {
+    bytes, bytes
+  };
   ::setrlimit(RLIMIT_FSIZE, &rl);
   ::signal(SIGXFSZ, SIG_IGN);  // a write past the limit then fails with EFBIG instead of killing
 }

@@ -11,13 +11,11 @@
 #include "test_util.h"
 
 using namespace mechscope;
-using mstest::run_cli;
 using mstest::contains;
 using mstest::ids_arg;
-
+using mstest::run_cli;
 
 namespace {
-
 
 struct Family {
   std::string name, model_type;
@@ -27,7 +25,8 @@ void PrintTo(const Family& f, std::ostream* os) { *os << f.name; }
 
 struct Architectures : ::testing::TestWithParam<Family> {
   std::string dir = mstest::fixture(GetParam().name + "/model");
-  std::shared_ptr<io::SafetensorsFile> ref = io::SafetensorsFile::open(mstest::fixture(GetParam().name + "/reference.safetensors"));
+  std::shared_ptr<io::SafetensorsFile> ref =
+      io::SafetensorsFile::open(mstest::fixture(GetParam().name + "/reference.safetensors"));
 };
 
 TEST_P(Architectures, InfoJsonListsTheModelAndEveryHook) {
@@ -56,7 +55,8 @@ TEST_P(Architectures, RunWritesTheReferenceLogitsAndCachedHooks) {
     int64_t n = ref->has("attention_mask") ? ref->get("attention_mask")[b].sum().item<int64_t>() : row.size(0);
     args.insert(args.end(), {"--ids", ids_arg(row.narrow(0, 0, n))});
     // BERT's second row is a two-segment pair.
-    if (ref->has("token_type_ids")) args.insert(args.end(), {"--token-type-ids", ids_arg(ref->get("token_type_ids")[b].narrow(0, 0, n))});
+    if (ref->has("token_type_ids"))
+      args.insert(args.end(), {"--token-type-ids", ids_arg(ref->get("token_type_ids")[b].narrow(0, 0, n))});
   }
   auto r = run_cli(args);
   ASSERT_EQ(r.code, 0) << r.err;
@@ -125,8 +125,8 @@ TEST(ArchitecturesCli, BareBertModelRunsWithoutLogits) {
     if (name.rfind("bert.", 0) == 0) kept.emplace_back(name.substr(5), src->get(name));
   io::write_safetensors(dir + "/model.safetensors", kept);
   mstest::run_shell("cp " + mstest::fixture("bert/model/config.json") + " " + dir + "/");
-  auto r = run_cli({"run", "--model", dir, "--ids", "2,5,6,3", "--cache", "blocks.*.hook_normalized_resid_post", "--out",
-                    dir + "/out.safetensors"});
+  auto r = run_cli({"run", "--model", dir, "--ids", "2,5,6,3", "--cache", "blocks.*.hook_normalized_resid_post",
+                    "--out", dir + "/out.safetensors"});
   ASSERT_EQ(r.code, 0) << r.err;
   auto f = io::SafetensorsFile::open(dir + "/out.safetensors");
   EXPECT_FALSE(f->has("logits"));

@@ -29,12 +29,14 @@ nlohmann::json read_json(const std::string& path) {
 
 TEST(AttnvizCli, BertOutputsAndAttentionFromTheWrittenVectors) {
   std::string out = mstest::tmp_dir("attnviz-bert");
-  auto r = run_cli({"attnviz", "--model", kBert, "--text", "The brown capybara is sleeping now.", "--text", "A brown dog sleeps.",
-                    "--highlight", "brown:capybara", "--scope", "layer", "--lines", "mass:0.5", "--dims", "3", "--out", out});
+  auto r = run_cli({"attnviz", "--model", kBert, "--text", "The brown capybara is sleeping now.", "--text",
+                    "A brown dog sleeps.", "--highlight", "brown:capybara", "--scope", "layer", "--lines", "mass:0.5",
+                    "--dims", "3", "--out", out});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_TRUE(contains(r.err, "highlight brown:capybara")) << r.err;
-  for (const char* f : {"attnviz.json", "attnviz.safetensors", "index.html", "manifest.json", "result_layer0.html", "result_layer1.html",
-                        "layer0_heads.png", "L0_H0_joint.png", "L0_H0_dot_distance.png", "L1_H0_joint.png"})
+  for (const char* f :
+       {"attnviz.json", "attnviz.safetensors", "index.html", "manifest.json", "result_layer0.html",
+        "result_layer1.html", "layer0_heads.png", "L0_H0_joint.png", "L0_H0_dot_distance.png", "L1_H0_joint.png"})
     EXPECT_TRUE(file_exists(join_path(out, f))) << f;
   EXPECT_TRUE(contains(read_file(join_path(out, "index.html")), "result_layer1.html"));
   auto j = read_json(join_path(out, "attnviz.json"));
@@ -69,7 +71,8 @@ TEST(AttnvizCli, BertOutputsAndAttentionFromTheWrittenVectors) {
       at::Tensor qt = q[t].narrow(0, 0, n), kt = k[t].narrow(0, 0, n);
       at::Tensor s = at::einsum("ihd,jhd->hij", {qt, kt}) / std::sqrt(8.0);
       at::Tensor p = at::softmax(s, -1);
-      EXPECT_LT((p - pat[t].narrow(1, 0, n).narrow(2, 0, n)).abs().max().item<double>(), 1e-5) << "layer " << l << " text " << t;
+      EXPECT_LT((p - pat[t].narrow(1, 0, n).narrow(2, 0, n)).abs().max().item<double>(), 1e-5)
+          << "layer " << l << " text " << t;
       // Padding positions are zero.
       if (n < q.size(1)) EXPECT_EQ(st->get(b + "q")[t].narrow(0, n, q.size(1) - n).abs().max().item<float>(), 0.0f);
     }
@@ -78,9 +81,29 @@ TEST(AttnvizCli, BertOutputsAndAttentionFromTheWrittenVectors) {
 
 TEST(AttnvizCli, KgModelWithTsneAndSearch) {
   std::string out = mstest::tmp_dir("attnviz-kg");
-  auto r = run_cli({"attnviz", "--model", kKg, "--text", "gi to R_20 ->", "--text", "re zo R_18 ->", "--layers", "0,5", "--heads", "1,3",
-                    "--normalize", "search", "--projection", "tsne", "--tsne-iterations", "300", "--scope", "model",
-                    "--png-heads", "5:3", "--out", out});
+  auto r = run_cli({"attnviz",
+                    "--model",
+                    kKg,
+                    "--text",
+                    "gi to R_20 ->",
+                    "--text",
+                    "re zo R_18 ->",
+                    "--layers",
+                    "0,5",
+                    "--heads",
+                    "1,3",
+                    "--normalize",
+                    "search",
+                    "--projection",
+                    "tsne",
+                    "--tsne-iterations",
+                    "300",
+                    "--scope",
+                    "model",
+                    "--png-heads",
+                    "5:3",
+                    "--out",
+                    out});
   ASSERT_EQ(r.code, 0) << r.err;
   auto j = read_json(join_path(out, "attnviz.json"));
   ASSERT_EQ(j["normalization"].size(), 1u);

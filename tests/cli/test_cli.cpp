@@ -11,11 +11,10 @@
 #include "test_util.h"
 
 using namespace mechscope;
-using mstest::run_cli;
-using mstest::gpt2_tokenizer;
 using mstest::contains;
+using mstest::gpt2_tokenizer;
 using mstest::ids_arg;
-
+using mstest::run_cli;
 
 namespace {
 
@@ -106,8 +105,9 @@ TEST(Cli, TokenizeJsonAndJsonl) {
 TEST(Cli, RunWritesLogitsAndCachedHooksMatchingTransformers) {
   std::string dir = mstest::tmp_dir("run");
   at::Tensor ids = ref()->get("input_ids");
-  auto r = run_cli({"run", "--model", kModel, "--ids", ids_arg(ids[0]), "--ids", ids_arg(ids[1]), "--cache",
-                    "blocks.*.hook_resid_pre", "--cache", "blocks.1.attn.hook_pattern", "--out", dir + "/out.safetensors"});
+  auto r =
+      run_cli({"run", "--model", kModel, "--ids", ids_arg(ids[0]), "--ids", ids_arg(ids[1]), "--cache",
+               "blocks.*.hook_resid_pre", "--cache", "blocks.1.attn.hook_pattern", "--out", dir + "/out.safetensors"});
   ASSERT_EQ(r.code, 0) << r.err;
   auto out = io::SafetensorsFile::open(dir + "/out.safetensors");
   EXPECT_TRUE(mstest::close(out->get("logits"), ref()->get("logits")));
@@ -119,8 +119,8 @@ TEST(Cli, RunWritesLogitsAndCachedHooksMatchingTransformers) {
 
 TEST(Cli, RunBatchOfDifferentLengthsWithPrompts) {
   std::string dir = mstest::tmp_dir("run-batch");
-  auto r = run_cli({"run", "--model", kModel, "--tokenizer", gpt2_tokenizer(), "--prompt", "Hello world",
-                    "--prompt", "The Eiffel Tower is located in", "--out", dir + "/b.safetensors"});
+  auto r = run_cli({"run", "--model", kModel, "--tokenizer", gpt2_tokenizer(), "--prompt", "Hello world", "--prompt",
+                    "The Eiffel Tower is located in", "--out", dir + "/b.safetensors"});
   ASSERT_EQ(r.code, 0) << r.err;
   auto out = io::SafetensorsFile::open(dir + "/b.safetensors");
   auto tok = run_cli({"tokenize", "--tokenizer", gpt2_tokenizer(), "--json", "The Eiffel Tower is located in"});
@@ -135,8 +135,8 @@ TEST(Cli, RunBatchOfDifferentLengthsWithPrompts) {
 
 TEST(Cli, GenerateGreedyMatchesTransformers) {
   auto expect = mstest::to_vec(ref()->get("generate_greedy"));
-  auto r = run_cli({"generate", "--model", kModel, "--ids", ids_arg(ref()->get("input_ids")[0]), "--max-new-tokens",
-                    "8", "--json"});
+  auto r = run_cli(
+      {"generate", "--model", kModel, "--ids", ids_arg(ref()->get("input_ids")[0]), "--max-new-tokens", "8", "--json"});
   ASSERT_EQ(r.code, 0) << r.err;
   auto j = nlohmann::json::parse(r.out);
   std::vector<int64_t> all = j["prompt_ids"].get<std::vector<int64_t>>();
@@ -145,10 +145,19 @@ TEST(Cli, GenerateGreedyMatchesTransformers) {
 }
 
 TEST(Cli, GenerateSamplingIsSeeded) {
-  std::vector<std::string> args{"generate", "--model", kModel, "--ids", "1,2,3", "--max-new-tokens", "6",
-                                "--temperature", "1.5", "--top-k", "50", "--top-p", "0.9", "--json"};
-  auto a = run_cli([&] { auto v = args; v.insert(v.end(), {"--seed", "7"}); return v; }());
-  auto b = run_cli([&] { auto v = args; v.insert(v.end(), {"--seed", "7"}); return v; }());
+  std::vector<std::string> args{"generate", "--model",       kModel, "--ids",   "1,2,3", "--max-new-tokens",
+                                "6",        "--temperature", "1.5",  "--top-k", "50",    "--top-p",
+                                "0.9",      "--json"};
+  auto a = run_cli([&] {
+    auto v = args;
+    v.insert(v.end(), {"--seed", "7"});
+    return v;
+  }());
+  auto b = run_cli([&] {
+    auto v = args;
+    v.insert(v.end(), {"--seed", "7"});
+    return v;
+  }());
   ASSERT_EQ(a.code, 0) << a.err;
   EXPECT_EQ(a.out, b.out);
   EXPECT_EQ(nlohmann::json::parse(a.out)["new_ids"].size(), 6u);
@@ -174,7 +183,9 @@ struct BadInput : ::testing::Test {
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "one line: " << r.err;
     EXPECT_FALSE(file_exists(out())) << "output written despite the error";
   }
-  std::vector<std::string> run_args(const std::string& model) { return {"run", "--model", model, "--ids", "1,2", "--out", out()}; }
+  std::vector<std::string> run_args(const std::string& model) {
+    return {"run", "--model", model, "--ids", "1,2", "--out", out()};
+  }
   // Raw safetensors: header JSON + data bytes.
   static std::string st(const std::string& header, size_t data_bytes, uint64_t len_override = 0) {
     std::string s(8, '\0');
@@ -200,7 +211,8 @@ TEST_F(BadInput, DataRangeOutsideFile) {
 
 TEST_F(BadInput, OverlappingRanges) {
   expect_refused(run_args(model_with(st(R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},)"
-                                        R"("b":{"dtype":"F32","shape":[4],"data_offsets":[8,24]}})", 24))),
+                                        R"("b":{"dtype":"F32","shape":[4],"data_offsets":[8,24]}})",
+                                        24))),
                  "overlap");
 }
 
@@ -247,13 +259,15 @@ TEST_F(BadInput, PromptLongerThanContext) {
 }
 
 TEST_F(BadInput, IdOutsideVocabulary) {
-  expect_refused({"run", "--model", kModel, "--ids", "1,50257", "--out", out()}, "token id 50257 is outside the vocabulary");
+  expect_refused({"run", "--model", kModel, "--ids", "1,50257", "--out", out()},
+                 "token id 50257 is outside the vocabulary");
   expect_refused({"run", "--model", kModel, "--ids", "1,x", "--out", out()}, "--ids");
 }
 
 TEST_F(BadInput, NonUtf8Prompt) {
-  expect_refused({"run", "--model", kModel, "--tokenizer", gpt2_tokenizer(), "--prompt", "caf\xe9 au lait", "--out", out()},
-                 "not valid UTF-8");
+  expect_refused(
+      {"run", "--model", kModel, "--tokenizer", gpt2_tokenizer(), "--prompt", "caf\xe9 au lait", "--out", out()},
+      "not valid UTF-8");
 }
 
 TEST_F(BadInput, CacheGlobMatchingNothing) {

@@ -51,10 +51,13 @@ TEST(DeviceCli, CudaOnACpuBuildEndsWithOneMessage) {
 std::string make_sae(const std::string& dir) {
   at::manual_seed(11);
   make_dirs(dir);
-  write_file_atomic(join_path(dir, "cfg.json"),
-                    json{{"d_in", 32}, {"d_sae", 24}, {"architecture", "standard"}, {"hook_name", "blocks.1.hook_resid_pre"}}.dump());
-  io::write_safetensors(join_path(dir, "sae_weights.safetensors"), {{"W_enc", at::randn({32, 24})}, {"b_enc", at::zeros({24})},
-                                                                   {"W_dec", at::randn({24, 32})}, {"b_dec", at::zeros({32})}});
+  write_file_atomic(
+      join_path(dir, "cfg.json"),
+      json{{"d_in", 32}, {"d_sae", 24}, {"architecture", "standard"}, {"hook_name", "blocks.1.hook_resid_pre"}}.dump());
+  io::write_safetensors(join_path(dir, "sae_weights.safetensors"), {{"W_enc", at::randn({32, 24})},
+                                                                    {"b_enc", at::zeros({24})},
+                                                                    {"W_dec", at::randn({24, 32})},
+                                                                    {"b_dec", at::zeros({32})}});
   io::write_safetensors(join_path(dir, "sparsity.safetensors"), {{"sparsity", -at::rand({24}) * 8}});
   return dir;
 }
@@ -74,16 +77,34 @@ const std::string kKgGraph = mstest::source_dir() + "/examples/kg/graph.jsonl";
 std::vector<std::vector<std::string>> device_commands(const std::string& dir) {
   std::string sae = make_sae(join_path(dir, "sae")), corpus = corpus_file(dir), tok = mstest::gpt2_tokenizer();
   std::vector<std::vector<std::string>> cmds{
-          {"train", "--kg", kKgGraph, "--layers", "1", "--d-model", "16", "--heads", "2", "--steps", "6", "--batch", "16",
-           "--eval-every", "6", "--checkpoint-every", "3", "--save-dtype", "float32"},
-          {"sae", "train", "--model", kModel, "--tokenizer", tok, "--hook", "blocks.1.hook_resid_pre", "--corpus", corpus,
-           "--d-sae", "8", "--steps", "12", "--batch", "8", "--log-every", "4", "--checkpoint-every", "6"},
-          {"sae", "eval", "--model", kModel, "--tokenizer", tok, "--sae", sae, "--corpus", corpus},
-          {"sae", "stats", "--model", kModel, "--sae", sae, "--block", "7"},
-          {"sae", "tsea", "--model", kModel, "--tokenizer", tok, "--sae", sae, "--top-features", "4", "--sets", "a,colors",
-           "--category", "a", "--k", "1"},
-          {"attnviz", "--model", kKgModel, "--text", "gi to R_20 ->", "--text", "re zo R_18 ->", "--layers", "0,1", "--heads",
-           "0,1", "--png-heads", "1:1"}};
+      {"train", "--kg", kKgGraph, "--layers", "1", "--d-model", "16", "--heads", "2", "--steps", "6", "--batch", "16",
+       "--eval-every", "6", "--checkpoint-every", "3", "--save-dtype", "float32"},
+      {"sae",
+       "train",
+       "--model",
+       kModel,
+       "--tokenizer",
+       tok,
+       "--hook",
+       "blocks.1.hook_resid_pre",
+       "--corpus",
+       corpus,
+       "--d-sae",
+       "8",
+       "--steps",
+       "12",
+       "--batch",
+       "8",
+       "--log-every",
+       "4",
+       "--checkpoint-every",
+       "6"},
+      {"sae", "eval", "--model", kModel, "--tokenizer", tok, "--sae", sae, "--corpus", corpus},
+      {"sae", "stats", "--model", kModel, "--sae", sae, "--block", "7"},
+      {"sae", "tsea", "--model", kModel, "--tokenizer", tok, "--sae", sae, "--top-features", "4", "--sets", "a,colors",
+       "--category", "a", "--k", "1"},
+      {"attnviz", "--model", kKgModel, "--text", "gi to R_20 ->", "--text", "re zo R_18 ->", "--layers", "0,1",
+       "--heads", "0,1", "--png-heads", "1:1"}};
   for (auto& c : cmds) c.insert(c.end(), {"--threads", "1"});
   return cmds;
 }
@@ -98,8 +119,8 @@ TEST(DeviceCli, TrainSaeAndAttnvizTakeDeviceAndRefuseCudaOnACpuBuild) {
     args.insert(args.end(), {"--out", out, "--device", "cuda"});
     auto r = run_cli(args);
     EXPECT_EQ(r.code, 2) << args[0] << " " << args[1] << ": " << r.err;
-    EXPECT_TRUE(contains(r.err, "error: --device cuda: CUDA is not available in this build (libtorch " + rt.libtorch +
-                                    ", CPU only)"))
+    EXPECT_TRUE(contains(
+        r.err, "error: --device cuda: CUDA is not available in this build (libtorch " + rt.libtorch + ", CPU only)"))
         << args[0] << " " << args[1] << ": " << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "one line: " << r.err;
     EXPECT_FALSE(dir_exists(out)) << args[0] << " " << args[1] << ": refused before --out is claimed";
@@ -155,7 +176,10 @@ TEST(DeviceCli, TrainSaeAndAttnvizGiveTheDefaultsNumbersOnEachDevice) {
     std::vector<std::string> outs;
     for (auto& v : variants) {
       auto args = cmds[c];
-      outs.push_back(join_path(dir, std::to_string(c) + "_" + (v == "default" ? "default" : v == "cpu" ? "cpu" : "dev")));
+      outs.push_back(join_path(dir, std::to_string(c) + "_" +
+                                        (v == "default" ? "default"
+                                         : v == "cpu"   ? "cpu"
+                                                        : "dev")));
       args.insert(args.end(), {"--out", outs.back()});
       if (v != "default") args.insert(args.end(), {"--device", v});
       auto r = run_cli(args);
@@ -171,7 +195,8 @@ TEST(DeviceCli, TrainSaeAndAttnvizGiveTheDefaultsNumbersOnEachDevice) {
         expect_same_files(join_path(outs[0], f), join_path(outs[v], f), exact, rtol, atol);
       }
       if (what == "train") {
-        json a = json::parse(read_file(join_path(outs[0], "train_summary.json"))), b = json::parse(read_file(join_path(outs[v], "train_summary.json")));
+        json a = json::parse(read_file(join_path(outs[0], "train_summary.json"))),
+             b = json::parse(read_file(join_path(outs[v], "train_summary.json")));
         if (exact) EXPECT_EQ(a["final_loss"], b["final_loss"]);
         EXPECT_NEAR(a["final_loss"].get<double>(), b["final_loss"].get<double>(), 1e-3);
         EXPECT_NEAR(a["fact_accuracy"].get<double>(), b["fact_accuracy"].get<double>(), exact ? 0 : 0.05);
@@ -179,15 +204,19 @@ TEST(DeviceCli, TrainSaeAndAttnvizGiveTheDefaultsNumbersOnEachDevice) {
       if (what == "sae train" && exact)
         EXPECT_EQ(read_file(join_path(outs[0], "train_log.jsonl")), read_file(join_path(outs[v], "train_log.jsonl")));
       if (what == "sae eval") {
-        json a = json::parse(read_file(join_path(outs[0], "eval.json"))), b = json::parse(read_file(join_path(outs[v], "eval.json")));
+        json a = json::parse(read_file(join_path(outs[0], "eval.json"))),
+             b = json::parse(read_file(join_path(outs[v], "eval.json")));
         for (const char* k : {"tokens", "l0", "mse", "l2_per_token", "explained_variance", "ce_clean", "ce_spliced",
                               "ce_zero_ablated", "ce_loss_score"}) {
           if (exact) EXPECT_EQ(a[k], b[k]) << k;
-          else EXPECT_NEAR(a[k].get<double>(), b[k].get<double>(), 1e-4 * std::max(1.0, std::abs(a[k].get<double>()))) << k;
+          else
+            EXPECT_NEAR(a[k].get<double>(), b[k].get<double>(), 1e-4 * std::max(1.0, std::abs(a[k].get<double>())))
+                << k;
         }
       }
       if (what == "attnviz") {
-        json a = json::parse(read_file(join_path(outs[0], "attnviz.json"))), b = json::parse(read_file(join_path(outs[v], "attnviz.json")));
+        json a = json::parse(read_file(join_path(outs[0], "attnviz.json"))),
+             b = json::parse(read_file(join_path(outs[v], "attnviz.json")));
         if (exact) EXPECT_EQ(a["normalization"], b["normalization"]);
         else  // the criterion is flat near its best c: a GPU's rounding may land a little off
           EXPECT_NEAR(a["normalization"][0]["c"].get<double>(), b["normalization"][0]["c"].get<double>(),
@@ -201,17 +230,19 @@ TEST(DeviceCli, TrainSaeAndAttnvizGiveTheDefaultsNumbersOnEachDevice) {
 }
 
 TEST(DeviceCli, BogusDeviceIsRefused) {
-  auto r = run_cli({"run", "--model", kModel, "--ids", "1,2,3", "--out", out_file("device_cli_bogus"), "--device", "bogus"});
+  auto r =
+      run_cli({"run", "--model", kModel, "--ids", "1,2,3", "--out", out_file("device_cli_bogus"), "--device", "bogus"});
   EXPECT_EQ(r.code, 2);
   EXPECT_TRUE(contains(r.err, "--device: expected cpu, cuda, cuda:N or auto, got 'bogus'")) << r.err;
-  r = run_cli({"sentiment", "--text", "good", "--sentiment-model", mstest::fixture("distilbert_sst/model"), "--device", "tpu"});
+  r = run_cli(
+      {"sentiment", "--text", "good", "--sentiment-model", mstest::fixture("distilbert_sst/model"), "--device", "tpu"});
   EXPECT_EQ(r.code, 2);
   EXPECT_TRUE(contains(r.err, "got 'tpu'")) << r.err;
 }
 
 TEST(DeviceCli, Float16OnlyOnAGpu) {
-  auto r = run_cli({"run", "--model", kModel, "--ids", "1,2,3", "--out", out_file("device_cli_f16"), "--dtype", "float16",
-                    "--device", "cpu"});
+  auto r = run_cli({"run", "--model", kModel, "--ids", "1,2,3", "--out", out_file("device_cli_f16"), "--dtype",
+                    "float16", "--device", "cpu"});
   EXPECT_EQ(r.code, 2);
   EXPECT_TRUE(contains(r.err, "--dtype float16 has no CPU kernels")) << r.err;
 }
@@ -240,12 +271,15 @@ TEST(DeviceCli, InfoDeviceDescribesTheRuntime) {
 TEST(DeviceCli, TraceOnTheTestDeviceReproducesRomeAndSaysWhereItRan) {
   auto st = io::SafetensorsFile::open(mstest::fixture("gpt2/reference.safetensors"));
   std::string out = mstest::tmp_dir("device_cli_trace");
-  auto r = run_cli({"trace", "--model", kModel, "--ids", ids_of(st->get("trace.input_ids")), "--subject-range", "1,4",
-                    "--noise", "1.021656110018547", "--samples", "10", "--window", "10", "--out", out, "--device", dev()});
+  auto r =
+      run_cli({"trace", "--model", kModel, "--ids", ids_of(st->get("trace.input_ids")), "--subject-range", "1,4",
+               "--noise", "1.021656110018547", "--samples", "10", "--window", "10", "--out", out, "--device", dev()});
   ASSERT_EQ(r.code, 0) << r.err;
   auto got = io::SafetensorsFile::open(join_path(out, "trace.safetensors"));
   for (const char* k : {"all", "mlp", "attn"})
-    EXPECT_TRUE(mstest::close(got->get(std::string("scores.") + k), st->get(std::string("trace.scores.") + k), 1e-4, 1e-7)) << k;
+    EXPECT_TRUE(
+        mstest::close(got->get(std::string("scores.") + k), st->get(std::string("trace.scores.") + k), 1e-4, 1e-7))
+        << k;
   json man = json::parse(read_file(join_path(out, "manifest.json")));
   ASSERT_TRUE(man.contains("runtime")) << man.dump();
   EXPECT_EQ(man["runtime"]["device"], dev());
@@ -268,10 +302,22 @@ TEST(DeviceCli, GenerateOnTheTestDeviceMatchesTransformers) {
 
 TEST(DeviceCli, PatchOnTheTestDeviceEqualsTheCpu) {
   std::string base = mstest::tmp_dir("device_cli_patch");
-  std::vector<std::string> args{"patch", "--model", kModel, "--tokenizer", mstest::gpt2_tokenizer(), "--clean",
-                                "After John and Mary went to the store, Mary gave a bottle of milk to", "--corrupt",
-                                "After John and Mary went to the store, John gave a bottle of milk to", "--answer", " John",
-                                "--wrong", " Mary", "--prepend-bos", "--targets", "resid_pre,z,pattern"};
+  std::vector<std::string> args{"patch",
+                                "--model",
+                                kModel,
+                                "--tokenizer",
+                                mstest::gpt2_tokenizer(),
+                                "--clean",
+                                "After John and Mary went to the store, Mary gave a bottle of milk to",
+                                "--corrupt",
+                                "After John and Mary went to the store, John gave a bottle of milk to",
+                                "--answer",
+                                " John",
+                                "--wrong",
+                                " Mary",
+                                "--prepend-bos",
+                                "--targets",
+                                "resid_pre,z,pattern"};
   auto cpu = args, here = args;
   for (auto [v, name] : {std::pair{&cpu, "cpu"}, std::pair{&here, "dev"}})
     v->insert(v->end(), {"--out", join_path(base, name), "--device", name == std::string("cpu") ? "cpu" : dev()});
@@ -286,20 +332,25 @@ TEST(DeviceCli, PatchOnTheTestDeviceEqualsTheCpu) {
 TEST(DeviceCli, HeadsScreenOnTheTestDeviceEqualsTheCpu) {
   std::string dir = mstest::tmp_dir("device_cli_prof");
   write_file_atomic(join_path(dir, "joy.jsonl"),
-             "{\"emotion\": \"Today I really appreciate the gift, and\", \"neutral\": \"Today I just noticed the gift, and\"}\n"
-             "{\"emotion\": \"Honestly, I am so thankful for your help. I\", \"neutral\": \"Honestly, I saw your help. I\"}\n");
+                    "{\"emotion\": \"Today I really appreciate the gift, and\", \"neutral\": \"Today I just noticed "
+                    "the gift, and\"}\n"
+                    "{\"emotion\": \"Honestly, I am so thankful for your help. I\", \"neutral\": \"Honestly, I saw "
+                    "your help. I\"}\n");
   write_file_atomic(join_path(dir, "keywords.json"), "{\"joy\": [\"thank\", \"glad\"]}");
   for (const char* score : {"keyword-attention", "causal"}) {
     std::vector<json> got;
     for (std::string d : {std::string("cpu"), dev()}) {
-      std::string out = join_path(mstest::tmp_dir(std::string("device_cli_screen_") + score + "_" + (d == "cpu" ? "cpu" : "dev")), "out");
-      auto r = run_cli({"heads", "screen", "--model", kModel, "--profile", dir, "--score", score, "--out", out, "--device", d});
+      std::string out = join_path(
+          mstest::tmp_dir(std::string("device_cli_screen_") + score + "_" + (d == "cpu" ? "cpu" : "dev")), "out");
+      auto r = run_cli(
+          {"heads", "screen", "--model", kModel, "--profile", dir, "--score", score, "--out", out, "--device", d});
       ASSERT_EQ(r.code, 0) << r.err;
       got.push_back(json::parse(read_file(join_path(out, "head_scores.json")))["scores"]);
     }
     // Keyed by head: rows are ranked by score, and ties may rank differently.
     std::map<std::string, double> cpu;
-    for (auto& row : got[0]) cpu[row["emotion"].get<std::string>() + " " + row["layer"].dump() + "." + row["head"].dump()] = row["score"];
+    for (auto& row : got[0])
+      cpu[row["emotion"].get<std::string>() + " " + row["layer"].dump() + "." + row["head"].dump()] = row["score"];
     ASSERT_EQ(got[1].size(), cpu.size());
     for (auto& row : got[1]) {
       std::string key = row["emotion"].get<std::string>() + " " + row["layer"].dump() + "." + row["head"].dump();

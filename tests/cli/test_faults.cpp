@@ -41,18 +41,19 @@ namespace {
 
 const std::string kKg = mstest::source_dir() + "/examples/kg/model";
 
-
-std::vector<std::string> locate_cmd(const std::string& facts, const std::string& out, const std::string& samples = "3") {
-  return {"locate", "--model", kKg, "--kg-file", facts, "--num-noise-samples", samples, "--kinds", "all,mlp",
-          "--window", "2", "--threads", "1", "--out", out};
+std::vector<std::string> locate_cmd(const std::string& facts, const std::string& out,
+                                    const std::string& samples = "3") {
+  return {"locate", "--model", kKg,       "--kg-file", facts, "--num-noise-samples",
+          samples,  "--kinds", "all,mlp", "--window",  "2",   "--threads",
+          "1",      "--out",   out};
 }
 std::vector<std::string> trace_cmd(const std::string& out) {
-  return {"trace", "--model", kKg, "--prompt", "gi to R_20 ->", "--subject", "gi to", "--samples", "3", "--kinds",
-          "all,mlp", "--window", "2", "--threads", "1", "--out", out};
+  return {"trace",   "--model", kKg,        "--prompt", "gi to R_20 ->", "--subject", "gi to", "--samples", "3",
+          "--kinds", "all,mlp", "--window", "2",        "--threads",     "1",         "--out", out};
 }
 std::vector<std::string> run_cmd(const std::string& out) {
-  return {"run", "--model", kKg, "--prompt", "gi to R_20 ->", "--prompt", "re zo R_18 ->", "--cache", "blocks.*",
-          "--threads", "1", "--out", out};
+  return {"run",     "--model",  kKg,         "--prompt", "gi to R_20 ->", "--prompt", "re zo R_18 ->",
+          "--cache", "blocks.*", "--threads", "1",        "--out",         out};
 }
 
 // `cmd` with the value of `flag` replaced.
@@ -109,7 +110,8 @@ TEST(Faults, SignalsLeaveNoTemporaries) {
       EXPECT_EQ(temporaries(c.out), std::vector<std::string>{});
       expect_whole(c.out);
       bool published = code == 0 || contains(err, "after the run was written to");
-      if (c.name == "trace" && !published) EXPECT_EQ(differing(snapshot(c.out), before), "") << "earlier results changed";
+      if (c.name == "trace" && !published)
+        EXPECT_EQ(differing(snapshot(c.out), before), "") << "earlier results changed";
       if (c.name == "trace" && published) before = snapshot(c.out);
       if (c.name == "locate") {
         std::string status = manifest_of(c.out)["status"];
@@ -227,7 +229,8 @@ TEST(Faults, SecondRunIntoOneFolderIsRefused) {
     std::string pid = std::to_string(::getpid()) + "\n";
     ASSERT_EQ(::write(fd, pid.data(), pid.size()), (ssize_t)pid.size());
     auto r = run_cli(locate_cmd(facts, out));
-    expect_one_line_error(r, "--out '" + out + "' is in use by another mechscope run (pid " + std::to_string(::getpid()) + ")");
+    expect_one_line_error(
+        r, "--out '" + out + "' is in use by another mechscope run (pid " + std::to_string(::getpid()) + ")");
     EXPECT_FALSE(fs::exists(out + "/facts")) << "refused before writing anything";
     auto t = run_cli(trace_cmd(out));
     expect_one_line_error(t, "is in use by another mechscope run");
@@ -315,7 +318,8 @@ TEST(Faults, ForeignOutputsNeedOverwrite) {
   // train --out into a model folder that is not mechscope's.
   std::string model = dir + "/model";
   fs::create_directories(model);
-  for (const char* f : {"config.json", "model.safetensors"}) fs::copy_file(mstest::fixture(std::string("gpt2/model/") + f), model + "/" + f);
+  for (const char* f : {"config.json", "model.safetensors"})
+    fs::copy_file(mstest::fixture(std::string("gpt2/model/") + f), model + "/" + f);
   std::string weights = read_file(model + "/model.safetensors");
   r = run_cli({"train", "--kg", mstest::source_dir() + "/examples/kg/graph.jsonl", "--out", model, "--steps", "1",
                "--layers", "1", "--d-model", "8", "--heads", "2"});
@@ -364,13 +368,15 @@ TEST(Faults, KilledLocateResumesBitForBit) {
   EXPECT_EQ(temporaries(out), std::vector<std::string>{}) << "the last run removes what the killed ones left";
   EXPECT_EQ(manifest_of(out)["status"], "complete");
 
-  json a = json::parse(read_file(dir + "/ref/locating_summary.json")), b = json::parse(read_file(out + "/locating_summary.json"));
+  json a = json::parse(read_file(dir + "/ref/locating_summary.json")),
+       b = json::parse(read_file(out + "/locating_summary.json"));
   for (json* j : {&a, &b}) {
     j->erase("seconds_tracing_this_run");
     (*j)["kg_file"] = nullptr;
   }
   EXPECT_EQ(a, b);
-  auto ra = io::SafetensorsFile::open(dir + "/ref/trace.safetensors"), rb = io::SafetensorsFile::open(out + "/trace.safetensors");
+  auto ra = io::SafetensorsFile::open(dir + "/ref/trace.safetensors"),
+       rb = io::SafetensorsFile::open(out + "/trace.safetensors");
   ASSERT_EQ(ra->tensors().size(), rb->tensors().size());
   for (auto& [name, info] : ra->tensors()) {
     ASSERT_TRUE(rb->has(name)) << name;
@@ -391,9 +397,9 @@ TEST(Faults, HugeLinesAreRefusedByLine) {
   EXPECT_FALSE(fs::exists(dir + "/l"));
   std::string pairs = dir + "/pairs.jsonl";
   std::ofstream(pairs) << big;
-  expect_one_line_error(run_cli({"patch", "--model", kKg, "--pairs", pairs, "--answer-id", "1", "--wrong-id", "2", "--out",
-                                 dir + "/p"}),
-                        "pairs.jsonl:1: the line is longer than 16 MiB");
+  expect_one_line_error(
+      run_cli({"patch", "--model", kKg, "--pairs", pairs, "--answer-id", "1", "--wrong-id", "2", "--out", dir + "/p"}),
+      "pairs.jsonl:1: the line is longer than 16 MiB");
   EXPECT_FALSE(fs::exists(dir + "/p"));
   std::string texts = dir + "/texts.txt";
   std::ofstream(texts) << "gi to R_20 ->\n" << big;
@@ -457,8 +463,7 @@ TEST(Faults, InterruptedResumeOverACompleteResultIsNotLeftRunning) {
     for (int i = 0; i < 20000 && !running; ++i) {
       try {
         running = manifest_of(out).value("status", "") == "running";
-      } catch (const std::exception&) {
-      }
+      } catch (const std::exception&) {}
       if (!running) std::this_thread::sleep_for(std::chrono::microseconds(200));
     }
     ::kill(c.pid, SIGINT);

@@ -34,11 +34,16 @@ const std::string kModel = mstest::fixture("gpt2/model");
 std::string make_sae(const std::string& dir, int layer, int64_t d_sae, int64_t d_in) {
   at::manual_seed(layer);
   make_dirs(dir);
-  json cfg{{"d_in", d_in}, {"d_sae", d_sae}, {"architecture", "standard"},
-           {"hook_name", "blocks." + std::to_string(layer) + ".hook_resid_pre"}, {"model_name", "tiny-gpt2"}};
+  json cfg{{"d_in", d_in},
+           {"d_sae", d_sae},
+           {"architecture", "standard"},
+           {"hook_name", "blocks." + std::to_string(layer) + ".hook_resid_pre"},
+           {"model_name", "tiny-gpt2"}};
   write_file_atomic(dir + "/cfg.json", cfg.dump());
-  io::write_safetensors(dir + "/sae_weights.safetensors", {{"W_enc", at::randn({d_in, d_sae})}, {"b_enc", at::zeros({d_sae})},
-                                                          {"W_dec", at::randn({d_sae, d_in})}, {"b_dec", at::zeros({d_in})}});
+  io::write_safetensors(dir + "/sae_weights.safetensors", {{"W_enc", at::randn({d_in, d_sae})},
+                                                           {"b_enc", at::zeros({d_sae})},
+                                                           {"W_dec", at::randn({d_sae, d_in})},
+                                                           {"b_dec", at::zeros({d_in})}});
   io::write_safetensors(dir + "/sparsity.safetensors", {{"sparsity", -at::rand({d_sae}) * 8}});
   return dir;
 }
@@ -47,11 +52,14 @@ std::string make_sae(const std::string& dir, int layer, int64_t d_sae, int64_t d
 std::string small_profile(const std::string& dir) {
   make_dirs(dir);
   write_file_atomic(dir + "/joy.jsonl",
-                    "{\"emotion\": \"Today I really appreciate the gift, and\", \"neutral\": \"Today I just noticed the gift, and\"}\n"
-                    "{\"emotion\": \"Honestly, I am so thankful for your help. I\", \"neutral\": \"Honestly, I saw your help. I\"}\n");
-  write_file_atomic(dir + "/rage.jsonl",
-                    "{\"emotion\": \"I am furious about the noise, so\", \"neutral\": \"I am thinking about the noise, so\"}\n"
-                    "{\"emotion\": \"We hate the new schedule. It\", \"neutral\": \"We saw the new schedule. It\"}\n");
+                    "{\"emotion\": \"Today I really appreciate the gift, and\", \"neutral\": \"Today I just noticed "
+                    "the gift, and\"}\n"
+                    "{\"emotion\": \"Honestly, I am so thankful for your help. I\", \"neutral\": \"Honestly, I saw "
+                    "your help. I\"}\n");
+  write_file_atomic(
+      dir + "/rage.jsonl",
+      "{\"emotion\": \"I am furious about the noise, so\", \"neutral\": \"I am thinking about the noise, so\"}\n"
+      "{\"emotion\": \"We hate the new schedule. It\", \"neutral\": \"We saw the new schedule. It\"}\n");
   write_file_atomic(dir + "/keywords.json", "{\"joy\": [\"thank\", \"glad\"], \"rage\": [\"angry\", \"hate\"]}");
   return dir;
 }
@@ -62,14 +70,24 @@ std::string corpus(const std::string& dir) {
   return p;
 }
 
-std::vector<std::string> sae_train_cmd(const std::string& corpus, const std::string& out, const std::string& steps = "20") {
-  return {"sae", "train", "--model", kModel, "--tokenizer", mstest::gpt2_tokenizer(), "--hook", "blocks.0.hook_resid_pre",
-          "--corpus", corpus, "--d-sae", "16", "--steps", steps, "--batch", "16", "--log-every", "10", "--threads", "1",
-          "--out", out};
+std::vector<std::string> sae_train_cmd(const std::string& corpus, const std::string& out,
+                                       const std::string& steps = "20") {
+  return {"sae",         "train",
+          "--model",     kModel,
+          "--tokenizer", mstest::gpt2_tokenizer(),
+          "--hook",      "blocks.0.hook_resid_pre",
+          "--corpus",    corpus,
+          "--d-sae",     "16",
+          "--steps",     steps,
+          "--batch",     "16",
+          "--log-every", "10",
+          "--threads",   "1",
+          "--out",       out};
 }
 std::vector<std::string> sae_eval_cmd(const std::string& sae, const std::string& corpus, const std::string& out) {
-  return {"sae", "eval", "--model", kModel, "--tokenizer", mstest::gpt2_tokenizer(), "--sae", sae, "--corpus", corpus,
-          "--threads", "1", "--out", out};
+  return {"sae",   "eval", "--model",  kModel, "--tokenizer", mstest::gpt2_tokenizer(),
+          "--sae", sae,    "--corpus", corpus, "--threads",   "1",
+          "--out", out};
 }
 std::vector<std::string> kg_cmd(const std::string& out, const std::string& seed = "2") {
   return {"kg", "generate", "--out", out, "--entities", "25", "--relations", "3", "--seed", seed};
@@ -78,15 +96,16 @@ std::vector<std::string> screen_cmd(const std::string& prof, const std::string& 
   return {"heads", "screen", "--model", kModel, "--profile", prof, "--threads", "1", "--out", out};
 }
 std::vector<std::string> heads_cmd(const std::string& sub, const std::string& prof, const std::string& out) {
-  return {"heads", sub, "--model", kModel, "--profile", prof, "--head-spec", "0:1", "--emotion", "joy", "--max-tokens", "3",
-          "--threads", "1", "--out", out};
+  return {"heads",     sub,   "--model",      kModel, "--profile", prof, "--head-spec", "0:1",
+          "--emotion", "joy", "--max-tokens", "3",    "--threads", "1",  "--out",       out};
 }
 std::vector<std::string> stats_cmd(const std::string& sae, const std::string& out) {
-  return {"sae", "stats", "--model", kModel, "--tokenizer", mstest::gpt2_tokenizer(), "--sae", sae, "--threads", "1", "--out", out};
+  return {"sae",   "stats", "--model",   kModel, "--tokenizer", mstest::gpt2_tokenizer(),
+          "--sae", sae,     "--threads", "1",    "--out",       out};
 }
 std::vector<std::string> tsea_cmd(const std::string& model, const std::string& sae, const std::string& out) {
-  return {"sae", "tsea", "--model", model, "--sae", sae, "--top-features", "5", "--sets", "a,all_digits", "--threads", "1",
-          "--out", out};
+  return {"sae", "tsea",   "--model",      model,       "--sae", sae,     "--top-features",
+          "5",   "--sets", "a,all_digits", "--threads", "1",     "--out", out};
 }
 
 std::vector<std::string> plus(std::vector<std::string> cmd, const std::string& flag) {
@@ -135,14 +154,10 @@ TEST(Faults2, LockedFolderIsRefusedBeforeAnyWork) {
   std::string prof = small_profile(dir + "/prof"), out = dir + "/out";
   HeldLock lock(out);
   std::string want = "--out '" + out + "' is in use by another mechscope run (pid " + std::to_string(::getpid()) + ")";
-  std::vector<std::vector<std::string>> cmds{sae_train_cmd(text, out),
-                                             sae_eval_cmd(sae, text, out),
-                                             kg_cmd(out),
-                                             screen_cmd(prof, out),
-                                             heads_cmd("ablate", prof, out),
-                                             heads_cmd("patch", prof, out),
-                                             stats_cmd(narrow, out),
-                                             tsea_cmd(bert, bert_sae, out)};
+  std::vector<std::vector<std::string>> cmds{
+      sae_train_cmd(text, out), sae_eval_cmd(sae, text, out),   kg_cmd(out),
+      screen_cmd(prof, out),    heads_cmd("ablate", prof, out), heads_cmd("patch", prof, out),
+      stats_cmd(narrow, out),   tsea_cmd(bert, bert_sae, out)};
   for (auto& cmd : cmds) {
     SCOPED_TRACE(cmd[0] + " " + cmd[1]);
     auto r = run_cli(cmd);
@@ -173,7 +188,8 @@ TEST(Faults2, RefusedRunsLeaveAnEarlierResultByteIdentical) {
       HeldLock lock(c.out);
       auto again = c.cmd;
       if (c.cmd[1] == "train") again.push_back("--resume");
-      expect_one_line_error(run_cli(again), "is in use by another mechscope run (pid " + std::to_string(::getpid()) + ")");
+      expect_one_line_error(run_cli(again),
+                            "is in use by another mechscope run (pid " + std::to_string(::getpid()) + ")");
     }
     EXPECT_EQ(read_file(c.out + "/manifest.json"), before);
     EXPECT_EQ(differing(snapshot(c.out), files), "");
@@ -260,7 +276,8 @@ TEST(Faults2, FailedRunsLeaveEarlierResultsIntact) {
   Child c = spawn(sae_eval_cmd(sae, dir + "/other.txt", ev), dir + "/eval-fsize", [limit] { limit_file_size(limit); });
   EXPECT_EQ(wait_for(c), 2) << err_of(c);
   EXPECT_TRUE(contains(err_of(c), "file size limit")) << err_of(c);
-  EXPECT_EQ(differing(snapshot(ev), before), "") << "eval.json of the failed run must not stand beside the old manifest";
+  EXPECT_EQ(differing(snapshot(ev), before), "")
+      << "eval.json of the failed run must not stand beside the old manifest";
   EXPECT_EQ(temporaries(ev), std::vector<std::string>{});
 
   // sae train (in place): the run is marked failed in its manifest, not left "complete"; the earlier
@@ -289,11 +306,13 @@ TEST(Faults2, HugeLinesInGraphsProfilesAndCorporaAreRefusedByLine) {
   std::string dir = mstest::tmp_dir("faults2-lines");
   std::string huge(17 << 20, 'a');
   std::string kg = dir + "/graph.jsonl";
-  std::ofstream(kg) << "{\"subject\":\"E_0\",\"relation\":\"R_0\",\"object\":\"E_1\",\"subject_name\":\"gi\",\"object_name\":\"zo\"}\n"
+  std::ofstream(kg) << "{\"subject\":\"E_0\",\"relation\":\"R_0\",\"object\":\"E_1\",\"subject_name\":\"gi\",\"object_"
+                       "name\":\"zo\"}\n"
                     << "{\"subject\":\"" << huge << "\"}\n";
-  expect_one_line_error(run_cli({"train", "--kg", kg, "--tokenizer", mstest::source_dir() + "/examples/kg/tokenizer.json",
-                                 "--steps", "1", "--out", dir + "/model"}),
-                        "graph.jsonl:2: the line is longer than 16 MiB");
+  expect_one_line_error(
+      run_cli({"train", "--kg", kg, "--tokenizer", mstest::source_dir() + "/examples/kg/tokenizer.json", "--steps", "1",
+               "--out", dir + "/model"}),
+      "graph.jsonl:2: the line is longer than 16 MiB");
   EXPECT_FALSE(fs::exists(dir + "/model"));
 
   std::string prof = small_profile(dir + "/prof");
@@ -313,8 +332,9 @@ TEST(Faults2, HugeLinesInGraphsProfilesAndCorporaAreRefusedByLine) {
   EXPECT_FALSE(fs::exists(dir + "/lm"));
   std::string strings = dir + "/strings.jsonl";
   std::ofstream(strings) << "\"A cat sat on the mat.\"\n\"" << huge << "\"\n";
-  expect_one_line_error(run_cli({"tokenize", "--model", kModel, "--tokenizer", mstest::gpt2_tokenizer(), "--jsonl", strings}),
-                        "strings.jsonl:2: the line is longer than 16 MiB");
+  expect_one_line_error(
+      run_cli({"tokenize", "--model", kModel, "--tokenizer", mstest::gpt2_tokenizer(), "--jsonl", strings}),
+      "strings.jsonl:2: the line is longer than 16 MiB");
 }
 
 // 1: SIGINT in the middle of sae train (in place) says to --resume, marks the folder interrupted,
@@ -352,7 +372,8 @@ TEST(Faults2, InterruptedSaeRunsSayWhatWasKept) {
   ASSERT_EQ(run_cli(sae_eval_cmd(sae, text, ev)).code, 0);
   auto before = snapshot(ev);
   std::string many;
-  for (int i = 0; i < 400; ++i) many += "The capital of France is Paris, and the cat sat on the mat number " + std::to_string(i) + ".\n";
+  for (int i = 0; i < 400; ++i)
+    many += "The capital of France is Paris, and the cat sat on the mat number " + std::to_string(i) + ".\n";
   write_file_atomic(dir + "/many.txt", many);
   c = spawn(sae_eval_cmd(sae, dir + "/many.txt", ev), dir + "/eval-term");
   bool staged = false;

@@ -32,8 +32,9 @@ const std::pair<int, int> kHeads[] = {{0, 1}, {1, 3}};
 std::string head_name(std::pair<int, int> h) { return "L" + std::to_string(h.first) + "H" + std::to_string(h.second); }
 
 std::vector<int64_t> generate_ids(const std::string& model, const std::vector<std::string>& extra) {
-  std::vector<std::string> args{"generate", "--model", model, "--ids", ids_arg(ref()->get("heads.prompt_ids")),
-                                "--max-new-tokens", "10", "--json"};
+  std::vector<std::string> args{
+      "generate",         "--model", model,   "--ids", ids_arg(ref()->get("heads.prompt_ids")),
+      "--max-new-tokens", "10",      "--json"};
   args.insert(args.end(), extra.begin(), extra.end());
   auto r = run_cli(args);
   EXPECT_EQ(r.code, 0) << r.err;
@@ -62,8 +63,8 @@ TEST(HeadsCli, RunWithPatchedHeadMatchesTransformers) {
     for (auto h : kHeads) {
       std::string out = join_path(mstest::tmp_dir("heads-run-patch"), "patched.safetensors");
       auto r = run_cli({"run", "--model", mstest::fixture(layout), "--ids", ids_arg(ref()->get("heads.prompt_ids")),
-                        "--patch-heads", std::to_string(h.first) + ":" + std::to_string(h.second),
-                        "--patch-source-ids", ids_arg(ref()->get("heads.source_ids")), "--out", out});
+                        "--patch-heads", std::to_string(h.first) + ":" + std::to_string(h.second), "--patch-source-ids",
+                        ids_arg(ref()->get("heads.source_ids")), "--out", out});
       ASSERT_EQ(r.code, 0) << r.err;
       at::Tensor logits = io::SafetensorsFile::open(out)->get("logits");
       at::Tensor last = logits[0][-1];
@@ -111,7 +112,8 @@ TEST(HeadsCli, BadHeadsAndSourcesAreOneClearError) {
   expect_error(with(gen, {"--ablate-heads", "2:0"}), "layer 2 is out of range (the model has 2 layers");
   expect_error(with(gen, {"--ablate-heads", "0:4"}), "head 4 is out of range");
   expect_error(with(gen, {"--ablate-heads", "a:b"}), "--ablate-heads item 'a:b'");
-  expect_error(with(gen, {"--ablate-heads", "0:1", "--ablation", "half"}), "--ablation: expected zero or mean, got 'half'");
+  expect_error(with(gen, {"--ablate-heads", "0:1", "--ablation", "half"}),
+               "--ablation: expected zero or mean, got 'half'");
   expect_error(with(gen, {"--ablation", "mean"}), "--ablation applies to --ablate-heads");
   std::string dir = mstest::tmp_dir("heads-run-bad");
   std::string out = join_path(dir, "x.safetensors");
@@ -135,7 +137,9 @@ void write_file(const std::string& path, const std::string& text) {
 TEST(SentimentCli, OneObjectPerTextWithTheNpmScores) {
   std::string dir = mstest::tmp_dir("sentiment-cli");
   std::string file = join_path(dir, "texts.jsonl");
-  write_file(file, "\"VADER is smart, handsome, and funny!!! But not GOOD at all :)\"\n\n{\"text\": \"The book was good.\", \"id\": 3}\n\"\"\n");
+  write_file(file,
+             "\"VADER is smart, handsome, and funny!!! But not GOOD at all :)\"\n\n{\"text\": \"The book was good.\", "
+             "\"id\": 3}\n\"\"\n");
   auto r = run_cli({"sentiment", "--texts", file});
   ASSERT_EQ(r.code, 0) << r.err;
   std::vector<nlohmann::json> lines;
@@ -164,7 +168,8 @@ TEST(SentimentCli, BadInputIsOneClearError) {
   write_file(notext, "{\"prompt\": \"x\"}\n");
   expect_error({"sentiment", "--texts", empty}, "has no texts");
   expect_error({"sentiment", "--texts", broken}, "broken.jsonl:2 is not valid JSON");
-  expect_error({"sentiment", "--texts", notext}, "notext.jsonl:1: expected a JSON string or an object with a \"text\" string");
+  expect_error({"sentiment", "--texts", notext},
+               "notext.jsonl:1: expected a JSON string or an object with a \"text\" string");
   expect_error({"sentiment", "--texts", join_path(dir, "missing.jsonl")}, "cannot read --texts file");
   expect_error({"sentiment"}, "give the texts with --texts");
 }
@@ -173,8 +178,10 @@ TEST(SentimentCli, BadInputIsOneClearError) {
 std::string small_profile(const std::string& name) {
   std::string dir = mstest::tmp_dir(name);
   write_file(join_path(dir, "joy.jsonl"),
-             "{\"emotion\": \"Today I really appreciate the gift, and\", \"neutral\": \"Today I just noticed the gift, and\"}\n"
-             "{\"emotion\": \"Honestly, I am so thankful for your help. I\", \"neutral\": \"Honestly, I saw your help. I\"}\n");
+             "{\"emotion\": \"Today I really appreciate the gift, and\", \"neutral\": \"Today I just noticed the gift, "
+             "and\"}\n"
+             "{\"emotion\": \"Honestly, I am so thankful for your help. I\", \"neutral\": \"Honestly, I saw your help. "
+             "I\"}\n");
   write_file(join_path(dir, "rage.jsonl"),
              "{\"emotion\": \"I am furious about the noise, so\", \"neutral\": \"I am thinking about the noise, so\"}\n"
              "{\"emotion\": \"We hate the new schedule. It\", \"neutral\": \"We saw the new schedule. It\"}\n");
@@ -213,14 +220,16 @@ TEST(HeadsScreenCli, ScoresEqualTheLibraryOnTheSamePairs) {
       EXPECT_TRUE(mstest::close(st->get(e), want, 1e-5, 1e-6)) << score << " " << e;
       for (auto& row : j["scores"])
         if (row["emotion"] == e)
-          EXPECT_NEAR(row["score"].get<double>(), want[row["layer"].get<int>()][row["head"].get<int>()].item<double>(), 1e-9);
+          EXPECT_NEAR(row["score"].get<double>(), want[row["layer"].get<int>()][row["head"].get<int>()].item<double>(),
+                      1e-9);
     }
     EXPECT_TRUE(file_exists(join_path(out, "manifest.json")));
     EXPECT_TRUE(file_exists(join_path(out, "index.html")));
   }
   // The shipped profile by name, one emotion.
   std::string out = join_path(mstest::tmp_dir("screen-shipped"), "out");
-  auto r = run_cli({"heads", "screen", "--model", model_dir, "--profile", "baseline", "--emotion", "anger", "--out", out});
+  auto r =
+      run_cli({"heads", "screen", "--model", model_dir, "--profile", "baseline", "--emotion", "anger", "--out", out});
   ASSERT_EQ(r.code, 0) << r.err;
   auto j = nlohmann::json::parse(read_file(join_path(out, "head_scores.json")));
   EXPECT_EQ(j["pairs"]["anger"], 70);
@@ -244,7 +253,8 @@ TEST(HeadsScreenCli, BadProfilesAndFlagsAreOneClearErrorWithNothingWritten) {
   expect_error(with({"no-such-profile"}), "--profile 'no-such-profile' is neither a directory nor a shipped profile");
   write_file(join_path(prof, "fear.jsonl"), "\n");
   expect_error(with({prof}), "fear.jsonl' has no pairs");
-  write_file(join_path(prof, "fear.jsonl"), "{\"emotion\": \"I fear it. I\", \"neutral\": \"I see it. I\"}\nnot json\n");
+  write_file(join_path(prof, "fear.jsonl"),
+             "{\"emotion\": \"I fear it. I\", \"neutral\": \"I see it. I\"}\nnot json\n");
   expect_error(with({prof}), "fear.jsonl:2 is not valid JSON");
   write_file(join_path(prof, "fear.jsonl"), "{\"emotion\": \"I fear it. I\", \"neutral\": \"I see it. I\"}\n");
   expect_error(with({prof}), "keywords.json has no keywords for emotion 'fear'");
@@ -264,8 +274,9 @@ TEST(HeadsAblateCli, GenerationsEqualGenerateWithTheSameHeadsAndScoresAreTheirs)
   auto profile = H::load_profile(prof);
   for (const char* kind : {"zero", "mean"}) {
     std::string out = join_path(mstest::tmp_dir(std::string("ablate-") + kind), "out");
-    auto r = run_cli({"heads", "ablate", "--model", model_dir, "--profile", prof, "--head-spec", "0:1,1:*", "--emotion",
-                      "joy", "--max-tokens", "5", "--kind", kind, "--batch-size", "1", "--resamples", "200", "--out", out});
+    auto r = run_cli({"heads",        "ablate",    "--model",     model_dir,      "--profile", prof,     "--head-spec",
+                      "0:1,1:*",      "--emotion", "joy",         "--max-tokens", "5",         "--kind", kind,
+                      "--batch-size", "1",         "--resamples", "200",          "--out",     out});
     ASSERT_EQ(r.code, 0) << r.err;
     EXPECT_TRUE(contains(r.out, "sentiment")) << r.out;
     auto j = nlohmann::json::parse(read_file(join_path(out, "model_joy_01_10_11_12_13.json")));
@@ -307,13 +318,14 @@ TEST(HeadsAblateCli, GenerationsEqualGenerateWithTheSameHeadsAndScoresAreTheirs)
   }
   // The zero-ablated continuations also equal `generate --ablate-heads` through the CLI.
   std::string out = join_path(mstest::tmp_dir("ablate-cli-zero"), "out");
-  auto r = run_cli({"heads", "ablate", "--model", model_dir, "--profile", prof, "--head-spec", "1:3", "--emotion", "rage",
-                    "--max-tokens", "4", "--out", out});
+  auto r = run_cli({"heads", "ablate", "--model", model_dir, "--profile", prof, "--head-spec", "1:3", "--emotion",
+                    "rage", "--max-tokens", "4", "--out", out});
   ASSERT_EQ(r.code, 0) << r.err;
   auto j = nlohmann::json::parse(read_file(join_path(out, "model_rage_13.json")));
   for (auto& p : j["prompts"]) {
-    auto g = run_cli({"generate", "--model", model_dir, "--ids", ids_arg(at::tensor(p["prompt_ids"].get<std::vector<int64_t>>())),
-                      "--max-new-tokens", "4", "--ablate-heads", "1:3", "--json"});
+    auto g = run_cli({"generate", "--model", model_dir, "--ids",
+                      ids_arg(at::tensor(p["prompt_ids"].get<std::vector<int64_t>>())), "--max-new-tokens", "4",
+                      "--ablate-heads", "1:3", "--json"});
     ASSERT_EQ(g.code, 0) << g.err;
     EXPECT_EQ(nlohmann::json::parse(g.out)["new_ids"], p["ablated"]["ids"]);
   }
@@ -389,7 +401,8 @@ TEST(HeadsPatchCli, GenerationsEqualTheHandWrittenPatchOnePromptAtATime) {
     a.insert(a.end(), more.begin(), more.end());
     return a;
   };
-  expect_error(with({"--head-spec", "0:0", "--patch-generated", "all"}), "--patch-generated: expected none or mean, got 'all'");
+  expect_error(with({"--head-spec", "0:0", "--patch-generated", "all"}),
+               "--patch-generated: expected none or mean, got 'all'");
   expect_error(with({"--head-spec", "0:9"}), "head 9 is out of range");
   expect_error(with({"--head-spec", "0:0", "--emotion", "fear"}), "(known: joy, rage)");
   EXPECT_FALSE(dir_exists(out));

@@ -43,14 +43,16 @@ std::string sst() { return mstest::fixture("distilbert_sst/model"); }
 std::string profile(const std::string& name) {
   std::string dir = mstest::tmp_dir(name);
   put(join_path(dir, "joy.jsonl"),
-      "{\"emotion\": \"Today I really appreciate the gift, and\", \"neutral\": \"Today I just noticed the gift, and\"}\n"
+      "{\"emotion\": \"Today I really appreciate the gift, and\", \"neutral\": \"Today I just noticed the gift, "
+      "and\"}\n"
       "{\"emotion\": \"Honestly, I am so thankful for your help. I\", \"neutral\": \"Honestly, I saw your help. I\"}\n"
       "{\"emotion\": \"We love the garden, so we\", \"neutral\": \"We saw the garden, so we\"}\n");
   put(join_path(dir, "rage.jsonl"),
       "{\"emotion\": \"I am furious about the noise, so\", \"neutral\": \"I am thinking about the noise, so\"}\n"
       "{\"emotion\": \"We hate the new schedule. It\", \"neutral\": \"We saw the new schedule. It\"}\n"
       "{\"emotion\": \"They are angry at the delay, and\", \"neutral\": \"They are looking at the delay, and\"}\n");
-  put(join_path(dir, "keywords.json"), "{\"joy\": [\"thank\", \"glad\", \"the\"], \"rage\": [\"angry\", \"hate\", \"and\"]}");
+  put(join_path(dir, "keywords.json"),
+      "{\"joy\": [\"thank\", \"glad\", \"the\"], \"rage\": [\"angry\", \"hate\", \"and\"]}");
   return dir;
 }
 
@@ -110,12 +112,13 @@ TEST(SentimentModelCli, AblateAndPatchScoreEveryContinuationWithTheClassifier) {
       diff += p[side]["positive"].get<double>() - p["baseline"]["positive"].get<double>();
     }
     EXPECT_NEAR(j["comparison"]["positive"]["mean_diff"].get<double>(), diff / 3, 1e-12);
-    auto st = io::SafetensorsFile::open(join_path(out, side == "ablated" ? "head_ablation.safetensors" : "head_patching.safetensors"));
+    auto st = io::SafetensorsFile::open(
+        join_path(out, side == "ablated" ? "head_ablation.safetensors" : "head_patching.safetensors"));
     EXPECT_EQ(st->get("joy.baseline.positive").numel(), 3);
   }
   std::string out = join_path(mstest::tmp_dir("sm-bad"), "out");
-  expect_error({"heads", "ablate", "--model", gpt2(), "--profile", prof, "--head-spec", "0:1", "--sentiment-model", gpt2(),
-                "--out", out},
+  expect_error({"heads", "ablate", "--model", gpt2(), "--profile", prof, "--head-spec", "0:1", "--sentiment-model",
+                gpt2(), "--out", out},
                "is not a sequence classifier");
   EXPECT_FALSE(dir_exists(out));
 }
@@ -127,8 +130,26 @@ TEST(HeadsPromptOverrides, EmotionAndNeutralPromptFilesReplaceTheProfilesPairs) 
   put(ef, "I am so grateful for the rain, and\n\n\"Thank you for the coffee, it\"\n");
   put(nf, "{\"text\": \"I am looking at the rain, and\"}\n\"I see the coffee, it\"\n");
   std::string out = join_path(mstest::tmp_dir("ov-out"), "out");
-  auto r = run_cli({"heads", "patch", "--model", gpt2(), "--profile", prof, "--head-spec", "1:0", "--emotion", "joy",
-                    "--emotion-prompts", ef, "--neutral-prompts", nf, "--max-tokens", "3", "--resamples", "50", "--out", out});
+  auto r = run_cli({"heads",
+                    "patch",
+                    "--model",
+                    gpt2(),
+                    "--profile",
+                    prof,
+                    "--head-spec",
+                    "1:0",
+                    "--emotion",
+                    "joy",
+                    "--emotion-prompts",
+                    ef,
+                    "--neutral-prompts",
+                    nf,
+                    "--max-tokens",
+                    "3",
+                    "--resamples",
+                    "50",
+                    "--out",
+                    out});
   ASSERT_EQ(r.code, 0) << r.err;
   auto j = nlohmann::json::parse(read_file(join_path(out, "model_joy_10.json")));
   ASSERT_EQ(j["prompts"].size(), 2u);
@@ -147,15 +168,18 @@ TEST(HeadsPromptOverrides, EmotionAndNeutralPromptFilesReplaceTheProfilesPairs) 
   EXPECT_EQ(j["prompts"][2]["prompt"], "We cherish the garden, so we");
   // Bad input: counts that differ, a broken JSON line, no --emotion, an empty file.
   std::string bad = join_path(mstest::tmp_dir("ov-bad"), "out");
-  std::vector<std::string> base{"heads", "patch", "--model", gpt2(), "--profile", prof, "--head-spec", "1:0", "--out", bad};
+  std::vector<std::string> base{"heads", "patch",       "--model", gpt2(),  "--profile",
+                                prof,    "--head-spec", "1:0",     "--out", bad};
   expect_error(with(base, {"--emotion", "joy", "--emotion-prompts", e3, "--neutral-prompts", nf}),
                "--emotion-prompts '" + e3 + "' has 3 prompts but --neutral-prompts '" + nf + "' has 2");
   expect_error(with(base, {"--emotion", "joy", "--neutral-prompts", nf}),
                "--neutral-prompts '" + nf + "' has 2 prompts but the joy pairs it replaces one side of");
   std::string broken = join_path(dir, "broken.jsonl");
   put(broken, "fine prompt\n{\"text\": \"unterminated}\n");
-  expect_error(with(base, {"--emotion", "joy", "--emotion-prompts", broken, "--neutral-prompts", nf}), "broken.jsonl:2");
-  expect_error(with(base, {"--emotion-prompts", e3}), "--emotion-prompts replaces one emotion's prompts: give --emotion NAME too");
+  expect_error(with(base, {"--emotion", "joy", "--emotion-prompts", broken, "--neutral-prompts", nf}),
+               "broken.jsonl:2");
+  expect_error(with(base, {"--emotion-prompts", e3}),
+               "--emotion-prompts replaces one emotion's prompts: give --emotion NAME too");
   std::string empty = join_path(dir, "empty.txt");
   put(empty, "\n  \n");
   expect_error(with(base, {"--emotion", "joy", "--neutral-prompts", empty}), "empty.txt' has no prompts");
@@ -189,11 +213,11 @@ const Runs& runs() {
     x.screen = join_path(d, "screen"), x.ablate = join_path(d, "ablate"), x.patch = join_path(d, "patch");
     auto a = run_cli({"heads", "screen", "--model", gpt2(), "--profile", x.prof, "--out", x.screen});
     EXPECT_EQ(a.code, 0) << a.err;
-    a = run_cli({"heads", "ablate", "--model", gpt2(), "--profile", x.prof, "--head-spec", "0:1,1:2", "--max-tokens", "4",
-                 "--resamples", "200", "--sentiment-model", sst(), "--out", x.ablate});
+    a = run_cli({"heads", "ablate", "--model", gpt2(), "--profile", x.prof, "--head-spec", "0:1,1:2", "--max-tokens",
+                 "4", "--resamples", "200", "--sentiment-model", sst(), "--out", x.ablate});
     EXPECT_EQ(a.code, 0) << a.err;
-    a = run_cli({"heads", "patch", "--model", gpt2(), "--profile", x.prof, "--head-spec", "0:1,1:2", "--max-tokens", "4",
-                 "--resamples", "200", "--sentiment-model", sst(), "--out", x.patch});
+    a = run_cli({"heads", "patch", "--model", gpt2(), "--profile", x.prof, "--head-spec", "0:1,1:2", "--max-tokens",
+                 "4", "--resamples", "200", "--sentiment-model", sst(), "--out", x.patch});
     EXPECT_EQ(a.code, 0) << a.err;
     return x;
   }();
@@ -209,10 +233,11 @@ bool is_png(const std::string& path) {
 TEST(HeadsPlotCli, TheFourFiguresAndTheGenerationsSideBySide) {
   const Runs& x = runs();
   std::string out = join_path(mstest::tmp_dir("plot-out"), "plots");
-  auto r = run_cli({"heads", "plot", "--head-scores", join_path(x.screen, "head_scores.json"), "--ablation-file", x.ablate,
-                    "--patching-file", x.patch, "--out", out, "--top-n", "5"});
+  auto r = run_cli({"heads", "plot", "--head-scores", join_path(x.screen, "head_scores.json"), "--ablation-file",
+                    x.ablate, "--patching-file", x.patch, "--out", out, "--top-n", "5"});
   ASSERT_EQ(r.code, 0) << r.err;
-  for (const char* f : {"head_reaction_heatmap", "top_heads", "ablation_sentiment_comparison", "patching_keyword_comparison"})
+  for (const char* f :
+       {"head_reaction_heatmap", "top_heads", "ablation_sentiment_comparison", "patching_keyword_comparison"})
     EXPECT_TRUE(is_png(join_path(out, std::string(f) + ".png"))) << f;
   std::string html = read_file(join_path(out, "index.html"));
   // Interactive versions of the four figures, with the intervals as error bars.
@@ -229,8 +254,13 @@ TEST(HeadsPlotCli, TheFourFiguresAndTheGenerationsSideBySide) {
   std::string tr = html.substr(row, html.find("</tr>", row) - row);
   auto esc = [](std::string s) {
     std::string o;
-    for (char c : s) o += c == '<' ? std::string("&lt;") : c == '>' ? std::string("&gt;") : c == '&' ? std::string("&amp;")
-                        : c == '"' ? std::string("&quot;") : c == '\'' ? std::string("&#39;") : std::string(1, c);
+    for (char c : s)
+      o += c == '<'    ? std::string("&lt;")
+           : c == '>'  ? std::string("&gt;")
+           : c == '&'  ? std::string("&amp;")
+           : c == '"'  ? std::string("&quot;")
+           : c == '\'' ? std::string("&#39;")
+                       : std::string(1, c);
     return o;
   };
   for (auto* t : {&aj["prompts"][0]["prompt"], &aj["prompts"][0]["ablated"]["text"], &pj["prompts"][0]["prompt"],
@@ -242,8 +272,8 @@ TEST(HeadsPlotCli, TheFourFiguresAndTheGenerationsSideBySide) {
 
   // One emotion only, from single files.
   std::string one = join_path(mstest::tmp_dir("plot-one"), "plots");
-  r = run_cli({"heads", "plot", "--head-scores", x.screen, "--ablation-file", join_path(x.ablate, "model_rage_01_12.json"),
-               "--out", one, "--emotion", "rage"});
+  r = run_cli({"heads", "plot", "--head-scores", x.screen, "--ablation-file",
+               join_path(x.ablate, "model_rage_01_12.json"), "--out", one, "--emotion", "rage"});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_TRUE(is_png(join_path(one, "ablation_sentiment_comparison.png")));
   EXPECT_FALSE(file_exists(join_path(one, "patching_keyword_comparison.png")));
@@ -255,14 +285,18 @@ TEST(HeadsPlotCli, BadInputsAreOneClearErrorWithNothingWritten) {
   std::vector<std::string> base{"heads", "plot", "--out", out};
   expect_error(with(base, {"--ablation-file", join_path(x.patch, "model_joy_01_12.json")}),
                "is a heads patch output; expected heads ablate's");
-  expect_error(with(base, {"--head-scores", join_path(x.ablate, "model_joy_01_12.json")}), "is not a heads screen output");
+  expect_error(with(base, {"--head-scores", join_path(x.ablate, "model_joy_01_12.json")}),
+               "is not a heads screen output");
   expect_error(with(base, {"--patching-file", x.screen}), "holds no heads patch output");
   expect_error(with(base, {"--head-scores", join_path(x.screen, "missing.json")}), "missing.json' does not exist");
-  expect_error(with(base, {"--head-scores", x.screen, "--emotion", "fear"}), "--emotion 'fear' is not in --head-scores");
+  expect_error(with(base, {"--head-scores", x.screen, "--emotion", "fear"}),
+               "--emotion 'fear' is not in --head-scores");
   expect_error(with(base, {"--head-scores", x.screen, "--top-n", "0"}), "--top-n");
   expect_error(base, "nothing to plot");
   std::string broken = join_path(mstest::tmp_dir("plot-broken"), "head_scores.json");
-  put(broken, "{\"scores\": [{\"layer\": 0, \"head\": 0, \"emotion\": \"joy\", \"score\": 1}], \"n_layers\": 1, \"n_heads\": 2}");
+  put(broken,
+      "{\"scores\": [{\"layer\": 0, \"head\": 0, \"emotion\": \"joy\", \"score\": 1}], \"n_layers\": 1, \"n_heads\": "
+      "2}");
   expect_error(with(base, {"--head-scores", broken}), "no score for layer 0 head 1 of joy");
   EXPECT_FALSE(dir_exists(out));
 }
@@ -270,8 +304,9 @@ TEST(HeadsPlotCli, BadInputsAreOneClearErrorWithNothingWritten) {
 TEST(HeadsAllCli, ScreenThenAblateAndPatchTheTopHeadsThenPlotAndResume) {
   std::string prof = profile("all-prof");
   std::string out = join_path(mstest::tmp_dir("all"), "run");
-  std::vector<std::string> args{"heads", "all", "--model", gpt2(), "--profile", prof, "--top-n", "2", "--max-tokens", "3",
-                                "--resamples", "100", "--score", "output-norm", "--out", out};
+  std::vector<std::string> args{"heads",   "all",         "--model",      gpt2(), "--profile",   prof,
+                                "--top-n", "2",           "--max-tokens", "3",    "--resamples", "100",
+                                "--score", "output-norm", "--out",        out};
   auto r = run_cli(args);
   ASSERT_EQ(r.code, 0) << r.err;
   auto screen = nlohmann::json::parse(read_file(join_path(out, "screen/head_scores.json")));
@@ -296,7 +331,9 @@ TEST(HeadsAllCli, ScreenThenAblateAndPatchTheTopHeadsThenPlotAndResume) {
     std::string name;
     for (auto& f : m["files"]) {
       std::string fs = f["path"];
-      if (fs.rfind(std::string("ablation/model_") + e + "_", 0) == 0 && fs.size() > 5 && fs.substr(fs.size() - 5) == ".json") name = fs;
+      if (fs.rfind(std::string("ablation/model_") + e + "_", 0) == 0 && fs.size() > 5 &&
+          fs.substr(fs.size() - 5) == ".json")
+        name = fs;
     }
     ASSERT_FALSE(name.empty());
     auto got = nlohmann::json::parse(read_file(join_path(out, name)));

@@ -67,8 +67,8 @@ const char* kTwoFacts =
     "{\"answer\":\"E_002\",\"id\":\"E_000_R_18\",\"prompt\":\"gi to R_18 ->\",\"subject\":\"gi to\"}\n";
 
 std::vector<std::string> locate_cmd(const std::string& facts, const std::string& out) {
-  return {"locate", "--model", kKg, "--kg-file", facts, "--num-noise-samples", "2", "--kinds", "all", "--window", "2",
-          "--out", out};
+  return {"locate", "--model",  kKg, "--kg-file", facts, "--num-noise-samples", "2", "--kinds",
+          "all",    "--window", "2", "--out",     out};
 }
 
 }  // namespace
@@ -93,9 +93,7 @@ TEST(Hostile, JsonNumbersBeyondADouble) {
   uint64_t n = header.size();
   std::memcpy(&bytes[0], &n, 8);
   bytes += header + std::string(4, '\0');
-  {
-    std::ofstream(dir + "/model.safetensors", std::ios::binary) << bytes;
-  }
+  { std::ofstream(dir + "/model.safetensors", std::ios::binary) << bytes; }
   fs::copy_file(kGpt2 + "/config.json", dir + "/config.json");
   expect_clean_error(run_cli({"info", "--model", dir}), "the header of '");
 }
@@ -115,9 +113,14 @@ TEST(Hostile, NumericFlagsOutsideTheirDomain) {
   expect_clean_error(run_cli({"generate", "--model", kKg, "--prompt", "gi to R_20 ->", "--temperature", "nan"}),
                      "--temperature: expected a finite number, got 'nan'");
   expect_clean_error(run_cli({"generate", "--model", kKg, "--prompt", "gi to R_20 ->", "--seed", "abc"}), "got 'abc'");
-  for (auto [flag, value] : std::vector<std::pair<std::string, std::string>>{
-           {"--lr", "nan"}, {"--lr", "inf"}, {"--lr", "-1"}, {"--weight-decay", "nan"}, {"--clip", "-1"}, {"--layers", "1e3"}}) {
-    auto r = run_cli({"train", "--kg", mstest::source_dir() + "/examples/kg/graph.jsonl", "--out", out + "/m", flag, value});
+  for (auto [flag, value] : std::vector<std::pair<std::string, std::string>>{{"--lr", "nan"},
+                                                                             {"--lr", "inf"},
+                                                                             {"--lr", "-1"},
+                                                                             {"--weight-decay", "nan"},
+                                                                             {"--clip", "-1"},
+                                                                             {"--layers", "1e3"}}) {
+    auto r =
+        run_cli({"train", "--kg", mstest::source_dir() + "/examples/kg/graph.jsonl", "--out", out + "/m", flag, value});
     expect_clean_error(r, "'" + value + "'");
     EXPECT_TRUE(contains(r.err, flag)) << r.err;
     EXPECT_FALSE(fs::exists(out + "/m")) << flag << " " << value;
@@ -204,7 +207,8 @@ TEST(Hostile, UnknownWordsWhereOneRealTokenIsNeeded) {
                     "--out", dir + "/t"});
   expect_clean_error(r, "the word 'Zanzibar' is not in the tokenizer's vocabulary");
   // In a facts file: the subject and the answer, named with the file's line.
-  std::string facts = facts_file(dir, "{\"prompt\": \"gi to R_20 ->\", \"subject\": \"gi to\", \"answer\": \"Zanzibar\"}\n");
+  std::string facts =
+      facts_file(dir, "{\"prompt\": \"gi to R_20 ->\", \"subject\": \"gi to\", \"answer\": \"Zanzibar\"}\n");
   expect_clean_error(run_cli(locate_cmd(facts, dir + "/l")), "facts.jsonl:1: answer 'Zanzibar'");
   facts = facts_file(dir, "{\"prompt\": \"gi Qqq R_20 ->\", \"subject\": \"gi Qqq\"}\n");
   expect_clean_error(run_cli(locate_cmd(facts, dir + "/l")), "the word 'Qqq'");
@@ -212,8 +216,9 @@ TEST(Hostile, UnknownWordsWhereOneRealTokenIsNeeded) {
 
 TEST(Hostile, FactIdsBecomeSafeFileNames) {
   std::string dir = mstest::tmp_dir("hostile-id");
-  std::string facts = facts_file(dir, "{\"id\": \"fact.1\", \"prompt\": \"gi to R_20 ->\", \"subject\": \"gi to\"}\n"
-                                      "{\"id\": \"../x\", \"prompt\": \"gi to R_18 ->\", \"subject\": \"gi to\"}\n");
+  std::string facts = facts_file(dir,
+                                 "{\"id\": \"fact.1\", \"prompt\": \"gi to R_20 ->\", \"subject\": \"gi to\"}\n"
+                                 "{\"id\": \"../x\", \"prompt\": \"gi to R_18 ->\", \"subject\": \"gi to\"}\n");
   auto r = run_cli(locate_cmd(facts, dir + "/out"));
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_TRUE(file_exists(dir + "/out/trace_000_fact_1.png"));
@@ -277,8 +282,23 @@ TEST(Hostile, TrainResumeWithAnotherShape) {
   std::string dir = mstest::tmp_dir("hostile-train");
   auto g = run_cli({"kg", "generate", "--out", dir + "/kg", "--entities", "12", "--relations", "2", "--seed", "1"});
   ASSERT_EQ(g.code, 0) << g.err;
-  std::vector<std::string> cmd{"train", "--kg", dir + "/kg/graph.jsonl", "--out", dir + "/m", "--layers", "1", "--d-model",
-                               "8", "--heads", "2", "--steps", "4", "--eval-every", "4", "--checkpoint-every", "2"};
+  std::vector<std::string> cmd{"train",
+                               "--kg",
+                               dir + "/kg/graph.jsonl",
+                               "--out",
+                               dir + "/m",
+                               "--layers",
+                               "1",
+                               "--d-model",
+                               "8",
+                               "--heads",
+                               "2",
+                               "--steps",
+                               "4",
+                               "--eval-every",
+                               "4",
+                               "--checkpoint-every",
+                               "2"};
   ASSERT_EQ(run_cli(cmd).code, 0);
   auto other = cmd;
   other[6] = "2";  // --layers

@@ -36,7 +36,8 @@ struct LlamaInputs : ::testing::Test {
     std::vector<std::pair<std::string, at::Tensor>> weights;
     for (auto& [name, info] : src->tensors()) {
       at::Tensor w = src->get(name);
-      if (name == "model.embed_tokens.weight" || name == "lm_head.weight") w = at::cat({w, at::zeros({1500 - 512, 32})});
+      if (name == "model.embed_tokens.weight" || name == "lm_head.weight")
+        w = at::cat({w, at::zeros({1500 - 512, 32})});
       weights.emplace_back(name, w);
     }
     io::write_safetensors(dir + "/model.safetensors", weights);
@@ -115,8 +116,8 @@ TEST_F(LlamaInputs, GenerateEncodesAsTokenize) {
 
 TEST_F(LlamaInputs, TraceEncodesAsTokenizeAndFindsTheSubjectAfterBos) {
   std::string out = mstest::tmp_dir("inputs-llama-trace");
-  auto r = run_cli({"trace", "--model", dir, "--prompt", kText, "--subject", kSubject, "--samples", "2", "--window", "1",
-                    "--kinds", "all", "--out", out});
+  auto r = run_cli({"trace", "--model", dir, "--prompt", kText, "--subject", kSubject, "--samples", "2", "--window",
+                    "1", "--kinds", "all", "--out", out});
   ASSERT_EQ(r.code, 0) << r.err;
   auto j = read_json(out + "/trace.json");
   auto ids = tokenize(kText);
@@ -140,8 +141,8 @@ TEST_F(LlamaInputs, TraceEncodesAsTokenizeAndFindsTheSubjectAfterBos) {
 TEST_F(LlamaInputs, LocateEncodesAsTokenize) {
   std::string out = mstest::tmp_dir("inputs-llama-locate");
   write_file_atomic(out + "/facts.jsonl", json({{"prompt", kText}, {"subject", kSubject}, {"id", "f"}}).dump() + "\n");
-  auto r = run_cli({"locate", "--model", dir, "--kg-file", out + "/facts.jsonl", "--num-noise-samples", "2",
-                    "--window", "1", "--kinds", "all", "--out", out + "/res"});
+  auto r = run_cli({"locate", "--model", dir, "--kg-file", out + "/facts.jsonl", "--num-noise-samples", "2", "--window",
+                    "1", "--kinds", "all", "--out", out + "/res"});
   ASSERT_EQ(r.code, 0) << r.err;
   auto s = read_json(out + "/res/locating_summary.json");
   ASSERT_EQ(s["facts"].size(), 1u);
@@ -207,7 +208,8 @@ struct BertSegments : ::testing::Test {
     for (int l = 0; l < 2; ++l) {
       std::string L = std::to_string(l);
       EXPECT_TRUE(mstest::close(f->get("blocks." + L + ".hook_normalized_resid_post").index({mask}),
-                                ref->get("hidden_states." + std::to_string(l + 1)).index({mask}))) << l;
+                                ref->get("hidden_states." + std::to_string(l + 1)).index({mask})))
+          << l;
       EXPECT_TRUE(mstest::close(f->get("blocks." + L + ".attn.hook_pattern"), ref->get("attentions." + L))) << l;
     }
   }
@@ -215,8 +217,9 @@ struct BertSegments : ::testing::Test {
 
 TEST_F(BertSegments, RunWithPairMatchesTheReference) {
   std::string out = mstest::tmp_dir("inputs-bert-pair") + "/r.safetensors";
-  auto r = run_cli({"run", "--model", model, "--prompt", text(0), "--prompt", text(1), "--pair", text(2), "--cache",
-                    "blocks.*.hook_normalized_resid_post", "--cache", "blocks.*.attn.hook_pattern", "--json", "--out", out});
+  auto r =
+      run_cli({"run", "--model", model, "--prompt", text(0), "--prompt", text(1), "--pair", text(2), "--cache",
+               "blocks.*.hook_normalized_resid_post", "--cache", "blocks.*.attn.hook_pattern", "--json", "--out", out});
   ASSERT_EQ(r.code, 0) << r.err;
   expect_reference(out);
   auto j = json::parse(r.out);
@@ -252,7 +255,8 @@ TEST_F(BertSegments, PatchAndAblateRunThePairWithItsTokenTypes) {
   std::string out = mstest::tmp_dir("inputs-bert-patch");
   at::Tensor logits = ref->get("logits")[1][5];
   double want = (logits[100] - logits[200]).item<double>();
-  std::vector<std::string> common{"--answer-id", "100", "--wrong-id", "200", "--position", "5", "--targets", "resid_pre"};
+  std::vector<std::string> common{"--answer-id", "100", "--wrong-id", "200",
+                                  "--position",  "5",   "--targets",  "resid_pre"};
   auto run = [&](std::vector<std::string> args) {
     args.insert(args.end(), common.begin(), common.end());
     auto r = run_cli(args);
@@ -272,7 +276,8 @@ TEST_F(BertSegments, PatchAndAblateRunThePairWithItsTokenTypes) {
   // resid_pre of layer 0 at every position: patching all of them gives the clean run back.
   for (size_t p = 0; p < 29; ++p)
     EXPECT_NEAR(results[0]["targets"][0]["values"][0][p].get<double>(),
-                results[1]["targets"][0]["values"][0][p].get<double>(), 1e-4) << p;
+                results[1]["targets"][0]["values"][0][p].get<double>(), 1e-4)
+        << p;
   run({"ablate", "--model", model, "--prompt", text(1), "--pair", text(2), "--out", out + "/a"});
   auto aj = read_json(out + "/a/ablate.json");
   EXPECT_NEAR(aj["metric"]["clean"].get<double>(), want, 1e-4);
@@ -290,7 +295,8 @@ TEST_F(BertSegments, BadSegmentsAreRefusedWithOneLine) {
     EXPECT_FALSE(file_exists(out));
   };
   refused({"run", "--model", model, "--ids", "2,5,3", "--token-type-ids", "0,1"}, "2 token type ids for 3 token ids");
-  refused({"run", "--model", model, "--ids", "2,5,3", "--token-type-ids", "0,2,1"}, "token type id 2 is outside 0 .. 1");
+  refused({"run", "--model", model, "--ids", "2,5,3", "--token-type-ids", "0,2,1"},
+          "token type id 2 is outside 0 .. 1");
   refused({"run", "--model", model, "--ids", "2,5,3", "--token-type-ids", "0,x,1"}, "--token-type-ids");
   refused({"run", "--model", model, "--pair", "b", "--prompt", "a"}, "must come right after the --prompt");
   refused({"run", "--model", model, "--prompt", "a", "--token-type-ids", "0,0,0"}, "must come right after the --ids");
@@ -310,7 +316,8 @@ TEST_F(BertSegments, BadSegmentsAreRefusedWithOneLine) {
 
 struct Classifier : ::testing::Test {
   std::string model = mstest::fixture("distilbert_sst/model");
-  std::shared_ptr<io::SafetensorsFile> ref = io::SafetensorsFile::open(mstest::fixture("distilbert_sst/reference.safetensors"));
+  std::shared_ptr<io::SafetensorsFile> ref =
+      io::SafetensorsFile::open(mstest::fixture("distilbert_sst/reference.safetensors"));
   json refj = read_json(mstest::fixture("distilbert_sst/reference.json"));
 };
 
@@ -348,8 +355,7 @@ TEST_F(Classifier, RunWritesTheReferenceClassLogits) {
   auto rj = json::parse(j.out);
   EXPECT_EQ(rj["labels"], json({"NEGATIVE", "POSITIVE"}));
   EXPECT_EQ(rj["predicted"].size(), 4u);
-  for (int i = 0; i < 4; ++i)
-    EXPECT_NEAR(rj["probabilities"][i][1].get<double>(), p[i][1].item<double>(), 1e-5) << i;
+  for (int i = 0; i < 4; ++i) EXPECT_NEAR(rj["probabilities"][i][1].get<double>(), p[i][1].item<double>(), 1e-5) << i;
   EXPECT_EQ(ids_of(rj["inputs"][1]["ids"]), refj["bert_ids"][1].get<std::vector<int64_t>>());
 }
 
@@ -364,7 +370,9 @@ TEST(BertClassifier, RunWritesClassLogitsOfThePairFromThePoolerAndClassifier) {
     if (name.rfind("bert.", 0) == 0) w.emplace_back(name, src->get(name));
   at::manual_seed(5);
   at::Tensor pw = at::randn({32, 32}) * 0.3, pb = at::randn({32}) * 0.1, cw = at::randn({2, 32}), cb = at::randn({2});
-  w.insert(w.end(), {{"bert.pooler.dense.weight", pw}, {"bert.pooler.dense.bias", pb}, {"classifier.weight", cw},
+  w.insert(w.end(), {{"bert.pooler.dense.weight", pw},
+                     {"bert.pooler.dense.bias", pb},
+                     {"classifier.weight", cw},
                      {"classifier.bias", cb}});
   io::write_safetensors(dir + "/model.safetensors", w);
   json cfg = read_json(mstest::fixture("bert/model/config.json"));
@@ -393,9 +401,10 @@ TEST_F(Classifier, GenerateTraceAndPatchAreRefusedWithTheReason) {
   std::string out = mstest::tmp_dir("inputs-classifier-refused");
   for (std::vector<std::string> args :
        {std::vector<std::string>{"generate", "--model", model, "--prompt", "good", "--max-new-tokens", "1"},
-        std::vector<std::string>{"trace", "--model", model, "--prompt", "a good film", "--subject", "good", "--out", out + "/t"},
-        std::vector<std::string>{"ablate", "--model", model, "--prompt", "a good film", "--answer-id", "5", "--wrong-id",
-                                 "6", "--out", out + "/a"}}) {
+        std::vector<std::string>{"trace", "--model", model, "--prompt", "a good film", "--subject", "good", "--out",
+                                 out + "/t"},
+        std::vector<std::string>{"ablate", "--model", model, "--prompt", "a good film", "--answer-id", "5",
+                                 "--wrong-id", "6", "--out", out + "/a"}}) {
     auto r = run_cli(args);
     EXPECT_EQ(r.code, 2) << args[0] << ": " << r.err;
     EXPECT_TRUE(contains(r.err, "sequence classifier")) << r.err;

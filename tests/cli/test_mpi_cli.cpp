@@ -62,16 +62,17 @@ std::string no_mpi_reason() {
   return "";
 #endif
 }
-#define SKIP_WITHOUT_MPI()                              \
-  do {                                                  \
-    std::string why = no_mpi_reason();                  \
-    if (!why.empty()) GTEST_SKIP() << why;              \
+#define SKIP_WITHOUT_MPI()                 \
+  do {                                     \
+    std::string why = no_mpi_reason();     \
+    if (!why.empty()) GTEST_SKIP() << why; \
   } while (0)
 
-
-std::vector<std::string> locate_cmd(const std::string& facts, const std::string& out, const std::string& samples = "3") {
-  return {"locate", "--model", kKg, "--kg-file", facts, "--num-samples", "0", "--num-noise-samples", samples,
-          "--kinds", "all,mlp", "--window", "2", "--threads", "1", "--out", out};
+std::vector<std::string> locate_cmd(const std::string& facts, const std::string& out,
+                                    const std::string& samples = "3") {
+  return {"locate", "--model", kKg,       "--kg-file", facts, "--num-samples", "0", "--num-noise-samples",
+          samples,  "--kinds", "all,mlp", "--window",  "2",   "--threads",     "1", "--out",
+          out};
 }
 
 // Every file of a run that holds numbers or figures, by relative path. The manifest, index.html (its
@@ -142,7 +143,8 @@ pid_t rank_pid(int rank, const std::string& needle) {
 // JSON `numbers` (timings removed) equal.
 void expect_ranks_equal_one_process(const std::string& dir,
                                     const std::function<std::vector<std::string>(const std::string&)>& cmd,
-                                    const std::string& tensors, const std::function<json(const std::string&)>& numbers) {
+                                    const std::string& tensors,
+                                    const std::function<json(const std::string&)>& numbers) {
   auto one = run_cli(cmd(dir + "/one"));
   ASSERT_EQ(one.code, 0) << one.err;
   for (int np : {2, 3}) {
@@ -160,8 +162,8 @@ void expect_ranks_equal_one_process(const std::string& dir,
 TEST(Mpi, ShardFlagDomain) {
   std::string dir = mstest::tmp_dir("mpi-shard-flag");
   std::string facts = kg_facts(dir, 2);
-  for (auto [value, msg] : std::vector<std::pair<std::string, std::string>>{
-           {"3/3", "i must be in 0 .. 2"}, {"-1/2", "--shard must be i/N"}}) {
+  for (auto [value, msg] : std::vector<std::pair<std::string, std::string>>{{"3/3", "i must be in 0 .. 2"},
+                                                                            {"-1/2", "--shard must be i/N"}}) {
     auto cmd = locate_cmd(facts, dir + "/o");
     cmd.insert(cmd.end(), {"--shard", value});
     auto r = run_cli(cmd);
@@ -291,8 +293,10 @@ TEST(Mpi, PatchPairsRanksEqualOneProcess) {
     }
   }
   auto cmd = [&](const std::string& out) {
-    return std::vector<std::string>{"patch", "--model", mstest::fixture("gpt2/model"), "--pairs", pairs, "--targets",
-                                    "resid_pre,z", "--threads", "1", "--out", out};
+    return std::vector<std::string>{"patch",       "--model",   mstest::fixture("gpt2/model"),
+                                    "--pairs",     pairs,       "--targets",
+                                    "resid_pre,z", "--threads", "1",
+                                    "--out",       out};
   };
   auto numbers = [](const std::string& out) {
     json j = json::parse(mechscope::read_file(out + "/patch.json"));
@@ -308,16 +312,19 @@ TEST(Mpi, HeadsScreenRanksEqualOneProcess) {
   SKIP_WITHOUT_MPI();
   std::string dir = mstest::tmp_dir("mpi-heads");
   std::ofstream(dir + "/joy.jsonl")
-      << "{\"emotion\": \"Today I really appreciate the gift, and\", \"neutral\": \"Today I just noticed the gift, and\"}\n"
-         "{\"emotion\": \"Honestly, I am so thankful for your help. I\", \"neutral\": \"Honestly, I saw your help. I\"}\n"
+      << "{\"emotion\": \"Today I really appreciate the gift, and\", \"neutral\": \"Today I just noticed the gift, "
+         "and\"}\n"
+         "{\"emotion\": \"Honestly, I am so thankful for your help. I\", \"neutral\": \"Honestly, I saw your help. "
+         "I\"}\n"
          "{\"emotion\": \"We are glad you came, so\", \"neutral\": \"We are told you came, so\"}\n";
   std::ofstream(dir + "/rage.jsonl")
       << "{\"emotion\": \"I am furious about the noise, so\", \"neutral\": \"I am thinking about the noise, so\"}\n"
          "{\"emotion\": \"We hate the new schedule. It\", \"neutral\": \"We saw the new schedule. It\"}\n";
   std::ofstream(dir + "/keywords.json") << "{\"joy\": [\"thank\", \"glad\"], \"rage\": [\"angry\", \"hate\"]}";
   auto cmd = [&](const std::string& out) {
-    return std::vector<std::string>{"heads", "screen", "--model", mstest::fixture("gpt2/model"), "--profile", dir,
-                                    "--score", "causal", "--threads", "1", "--out", out};
+    return std::vector<std::string>{"heads",     "screen", "--model", mstest::fixture("gpt2/model"),
+                                    "--profile", dir,      "--score", "causal",
+                                    "--threads", "1",      "--out",   out};
   };
   auto numbers = [](const std::string& out) {
     json j = json::parse(mechscope::read_file(out + "/head_scores.json"));
@@ -339,10 +346,31 @@ TEST(Mpi, TrainDataParallelEqualsOneProcess) {
   SKIP_WITHOUT_MPI();
   std::string dir = mstest::tmp_dir("mpi-train");
   auto cmd = [&](const std::string& out) {
-    return std::vector<std::string>{"train", "--kg", mstest::source_dir() + "/examples/kg/graph.jsonl", "--layers", "2",
-                                    "--d-model", "32", "--heads", "2", "--steps", "30", "--batch", "16", "--warmup", "5",
-                                    "--lr", "3e-3", "--save-dtype", "float32", "--threads", "1", "--eval-every", "30",
-                                    "--out", out};
+    return std::vector<std::string>{"train",
+                                    "--kg",
+                                    mstest::source_dir() + "/examples/kg/graph.jsonl",
+                                    "--layers",
+                                    "2",
+                                    "--d-model",
+                                    "32",
+                                    "--heads",
+                                    "2",
+                                    "--steps",
+                                    "30",
+                                    "--batch",
+                                    "16",
+                                    "--warmup",
+                                    "5",
+                                    "--lr",
+                                    "3e-3",
+                                    "--save-dtype",
+                                    "float32",
+                                    "--threads",
+                                    "1",
+                                    "--eval-every",
+                                    "30",
+                                    "--out",
+                                    out};
   };
   auto one = run_cli(cmd(dir + "/one"));
   ASSERT_EQ(one.code, 0) << one.err;

@@ -29,14 +29,19 @@ std::string make_sae(const std::string& dir, int layer, int64_t d_sae = 40, int6
                      const std::string& arch = "standard") {
   at::manual_seed(seed + layer);
   make_dirs(dir);
-  nlohmann::json cfg{{"d_in", d_in}, {"d_sae", d_sae}, {"architecture", arch},
-                     {"hook_name", "blocks." + std::to_string(layer) + ".hook_resid_pre"}, {"model_name", "tiny-gpt2"},
+  nlohmann::json cfg{{"d_in", d_in},
+                     {"d_sae", d_sae},
+                     {"architecture", arch},
+                     {"hook_name", "blocks." + std::to_string(layer) + ".hook_resid_pre"},
+                     {"model_name", "tiny-gpt2"},
                      {"neuronpedia_id", "tiny-gpt2/" + std::to_string(layer) + "-res-test"}};
   write_file_atomic(dir + "/cfg.json", cfg.dump());
   at::Tensor W_dec = at::randn({d_sae, d_in});
   W_dec.select(0, 3).mul_(0).select(0, 7).fill_(1);  // feature 3 writes one direction only: skewed logits
-  io::write_safetensors(dir + "/sae_weights.safetensors", {{"W_enc", at::randn({d_in, d_sae})}, {"b_enc", at::zeros({d_sae})},
-                                                          {"W_dec", W_dec}, {"b_dec", at::zeros({d_in})}});
+  io::write_safetensors(dir + "/sae_weights.safetensors", {{"W_enc", at::randn({d_in, d_sae})},
+                                                           {"b_enc", at::zeros({d_sae})},
+                                                           {"W_dec", W_dec},
+                                                           {"b_dec", at::zeros({d_in})}});
   io::write_safetensors(dir + "/sparsity.safetensors", {{"sparsity", -at::rand({d_sae}) * 8}});
   return dir;
 }
@@ -59,11 +64,11 @@ TEST(SaeStatsCli, OneSaeMatchesBruteForceAndWritesTheReport) {
   std::string base = mstest::tmp_dir("sae-stats");
   std::string sae = make_sae(base + "/sae", 1);
   std::string out = base + "/out";
-  auto r = run_cli({"sae", "stats", "--model", kModel, "--sae", sae, "--out", out, "--block", "7", "--where", "skewness>0",
-                    "--sort", "skewness", "--top", "3", "--save-projection"});
+  auto r = run_cli({"sae", "stats", "--model", kModel, "--sae", sae, "--out", out, "--block", "7", "--where",
+                    "skewness>0", "--sort", "skewness", "--top", "3", "--save-projection"});
   ASSERT_EQ(r.code, 0) << r.err;
-  for (const char* f : {"stats.csv", "stats.safetensors", "query.csv", "index.html", "manifest.json", "skewness_hist.png",
-                        "kurtosis_hist.png", "skew_kurtosis.png"})
+  for (const char* f : {"stats.csv", "stats.safetensors", "query.csv", "index.html", "manifest.json",
+                        "skewness_hist.png", "kurtosis_hist.png", "skew_kurtosis.png"})
     EXPECT_TRUE(file_exists(join_path(out, f))) << f;
   // Brute force: W_U processed by hand (GPT-2: ln_f scale folded, centred over d_model, then over the vocab).
   auto ck = io::SafetensorsFile::open(kModel + "/model.safetensors");
@@ -78,7 +83,8 @@ TEST(SaeStatsCli, OneSaeMatchesBruteForceAndWritesTheReport) {
   at::Tensor skew = (d / sd.unsqueeze(1)).pow(3).mean({1}), kurt = (d / sd.unsqueeze(1)).pow(4).mean({1});
   auto rows = read_csv(join_path(out, "stats.csv"));
   ASSERT_EQ(rows.size(), 41u);
-  EXPECT_EQ(rows[0], (std::vector<std::string>{"feature", "mean", "std", "skewness", "kurtosis", "log_feature_sparsity"}));
+  EXPECT_EQ(rows[0],
+            (std::vector<std::string>{"feature", "mean", "std", "skewness", "kurtosis", "log_feature_sparsity"}));
   at::Tensor sp = io::SafetensorsFile::open(sae + "/sparsity.safetensors")->get("sparsity");
   for (int64_t f = 0; f < 40; ++f) {
     EXPECT_EQ(std::stoll(rows[f + 1][0]), f);
@@ -135,18 +141,23 @@ TEST(SaeStatsCli, BadInputIsOneClearError) {
   std::string base = mstest::tmp_dir("sae-bad");
   std::string ok = make_sae(base + "/ok", 0);
   std::string out = base + "/out";
-  expect_user_error({"sae", "stats", "--model", kModel, "--sae", make_sae(base + "/d16", 0, 20, 16), "--out", out}, "d_in 16");
-  expect_user_error({"sae", "stats", "--model", kModel, "--sae", make_sae(base + "/gated", 0, 20, 32, 0, "gated"), "--out", out},
-                    "unknown architecture 'gated'");
-  expect_user_error({"sae", "stats", "--model", kModel, "--sae", ok, "--where", "skew>3", "--out", out}, "unknown column 'skew'");
-  expect_user_error({"sae", "stats", "--model", kModel, "--sae", ok, "--unembed", "folded", "--out", out}, "--unembed 'folded'");
+  expect_user_error({"sae", "stats", "--model", kModel, "--sae", make_sae(base + "/d16", 0, 20, 16), "--out", out},
+                    "d_in 16");
+  expect_user_error(
+      {"sae", "stats", "--model", kModel, "--sae", make_sae(base + "/gated", 0, 20, 32, 0, "gated"), "--out", out},
+      "unknown architecture 'gated'");
+  expect_user_error({"sae", "stats", "--model", kModel, "--sae", ok, "--where", "skew>3", "--out", out},
+                    "unknown column 'skew'");
+  expect_user_error({"sae", "stats", "--model", kModel, "--sae", ok, "--unembed", "folded", "--out", out},
+                    "--unembed 'folded'");
   expect_user_error({"sae", "stats", "--model", kModel, "--out", out}, "--sae");
   expect_user_error({"sae", "frobnicate"}, "unknown subcommand 'frobnicate'");
-  auto npz = mstest::run_shell("cd " + base + " && /usr/bin/python3 -c \"import numpy as np; np.savez('params.npz', "
+  auto npz = mstest::run_shell("cd " + base +
+                               " && /usr/bin/python3 -c \"import numpy as np; np.savez('params.npz', "
                                "W_enc=np.array([None, {}], dtype=object))\"");
   ASSERT_EQ(npz.code, 0) << npz.err;
-  expect_user_error({"sae", "stats", "--model", kModel, "--sae", base + "/params.npz", "--hook", "blocks.0.hook_resid_pre",
-                     "--out", out},
+  expect_user_error({"sae", "stats", "--model", kModel, "--sae", base + "/params.npz", "--hook",
+                     "blocks.0.hook_resid_pre", "--out", out},
                     "object array");
   EXPECT_FALSE(file_exists(join_path(out, "stats.csv")));
 }
@@ -156,10 +167,30 @@ TEST(SaeTseaCli, ScoresEqualTheLoopAndFiguresAreWritten) {
   std::string sae = make_sae(base + "/sae", 1, 60);
   std::string out = base + "/out";
   write_file_atomic(base + "/mine.txt", "\u0120the\n\u0120a\n");
-  auto r = run_cli({"sae", "tsea", "--model", kModel, "--tokenizer", mstest::gpt2_tokenizer(), "--sae", sae, "--top-features",
-                    "12", "--sets", "starts_with_space,all_digits,a,colors", "--token-set", "mine=@" + base + "/mine.txt",
-                    "--token-set", "caps3=^\u0120[A-Z]{3}$", "--pair", "a,colors", "--category", "all_digits", "--k", "2",
-                    "--out", out});
+  auto r = run_cli({"sae",
+                    "tsea",
+                    "--model",
+                    kModel,
+                    "--tokenizer",
+                    mstest::gpt2_tokenizer(),
+                    "--sae",
+                    sae,
+                    "--top-features",
+                    "12",
+                    "--sets",
+                    "starts_with_space,all_digits,a,colors",
+                    "--token-set",
+                    "mine=@" + base + "/mine.txt",
+                    "--token-set",
+                    "caps3=^\u0120[A-Z]{3}$",
+                    "--pair",
+                    "a,colors",
+                    "--category",
+                    "all_digits",
+                    "--k",
+                    "2",
+                    "--out",
+                    out});
   ASSERT_EQ(r.code, 0) << r.err;
   for (const char* f : {"enrichment.csv", "enrichment.safetensors", "token_sets.json", "index.html", "manifest.json",
                         "manhattan_sets_1.png", "manhattan_sets_2.png", "pair_1.png"})
@@ -206,8 +237,8 @@ TEST(SaeTseaCli, BadInputIsOneClearError) {
   std::string base = mstest::tmp_dir("sae-tsea-bad");
   std::string sae = make_sae(base + "/sae", 0);
   std::string out = base + "/out";
-  std::vector<std::string> common{"sae", "tsea", "--model", kModel, "--tokenizer", mstest::gpt2_tokenizer(), "--sae", sae,
-                                  "--top-features", "5", "--out", out};
+  std::vector<std::string> common{"sae",   "tsea", "--model",        kModel, "--tokenizer", mstest::gpt2_tokenizer(),
+                                  "--sae", sae,    "--top-features", "5",    "--out",       out};
   auto with = [&](std::vector<std::string> extra) {
     auto v = common;
     v.insert(v.end(), extra.begin(), extra.end());
@@ -222,11 +253,20 @@ TEST(SaeTseaCli, BadInputIsOneClearError) {
 
 TEST(SaeTrainCli, TrainsSaelensFoldersThatStatsReads) {
   std::string base = mstest::tmp_dir("sae-train");
-  write_file_atomic(base + "/corpus.txt", "The capital of France is Paris.\nThe Eiffel Tower is in Paris.\n\nA cat sat on the mat.\n");
+  write_file_atomic(base + "/corpus.txt",
+                    "The capital of France is Paris.\nThe Eiffel Tower is in Paris.\n\nA cat sat on the mat.\n");
   std::string out = base + "/saes";
-  std::vector<std::string> args{"sae", "train", "--model", kModel, "--tokenizer", mstest::gpt2_tokenizer(), "--hook",
-                                "blocks.0.hook_resid_pre", "--hook", "blocks.1.hook_resid_pre", "--corpus", base + "/corpus.txt",
-                                "--d-sae", "24", "--steps", "40", "--batch", "16", "--log-every", "20", "--out", out};
+  std::vector<std::string> args{"sae",         "train",
+                                "--model",     kModel,
+                                "--tokenizer", mstest::gpt2_tokenizer(),
+                                "--hook",      "blocks.0.hook_resid_pre",
+                                "--hook",      "blocks.1.hook_resid_pre",
+                                "--corpus",    base + "/corpus.txt",
+                                "--d-sae",     "24",
+                                "--steps",     "40",
+                                "--batch",     "16",
+                                "--log-every", "20",
+                                "--out",       out};
   auto r = run_cli(args);
   ASSERT_EQ(r.code, 0) << r.err;
   for (const char* f : {"blocks.0.hook_resid_pre/cfg.json", "blocks.0.hook_resid_pre/sae_weights.safetensors",
@@ -237,7 +277,8 @@ TEST(SaeTrainCli, TrainsSaelensFoldersThatStatsReads) {
   EXPECT_EQ(cfg["hook_name"], "blocks.1.hook_resid_pre");
   EXPECT_EQ(cfg["d_sae"], 24);
   EXPECT_EQ(cfg["architecture"], "standard");
-  for (const char* h : {"blocks.0.hook_resid_pre", "blocks.1.hook_resid_pre"}) mstest::expect_saelens_folder(join_path(out, h));
+  for (const char* h : {"blocks.0.hook_resid_pre", "blocks.1.hook_resid_pre"})
+    mstest::expect_saelens_folder(join_path(out, h));
   auto st = run_cli({"sae", "stats", "--model", kModel, "--sae-dir", out, "--out", base + "/stats"});
   ASSERT_EQ(st.code, 0) << st.err;
   EXPECT_EQ(read_csv(join_path(base, "stats/stats.csv")).size(), 49u);
@@ -248,11 +289,12 @@ TEST(SaeTrainCli, TrainsSaelensFoldersThatStatsReads) {
   ASSERT_EQ(rr.code, 0) << rr.err;
   std::ifstream mf(join_path(out, "manifest.json"));
   EXPECT_EQ(nlohmann::json::parse(mf)["settings"]["saes"][0]["resumed_from"], 40);
-  expect_user_error({"sae", "train", "--model", kModel, "--tokenizer", mstest::gpt2_tokenizer(), "--hook", "blocks.7.hook_resid_pre",
-                     "--corpus", base + "/corpus.txt", "--d-sae", "8", "--out", base + "/bad"},
-                    "blocks.7.hook_resid_pre");
-  expect_user_error({"sae", "train", "--model", kModel, "--hook", "blocks.0.hook_resid_pre", "--corpus", base + "/corpus.txt",
-                     "--out", base + "/bad"},
+  expect_user_error(
+      {"sae", "train", "--model", kModel, "--tokenizer", mstest::gpt2_tokenizer(), "--hook", "blocks.7.hook_resid_pre",
+       "--corpus", base + "/corpus.txt", "--d-sae", "8", "--out", base + "/bad"},
+      "blocks.7.hook_resid_pre");
+  expect_user_error({"sae", "train", "--model", kModel, "--hook", "blocks.0.hook_resid_pre", "--corpus",
+                     base + "/corpus.txt", "--out", base + "/bad"},
                     "--d-sae");
 }
 
@@ -260,45 +302,49 @@ TEST(SaeEvalCli, WritesWhatTheLibraryEvaluationGives) {
   std::string base = mstest::tmp_dir("sae-eval");
   std::string sae_dir = make_sae(base + "/sae", 1, 48);
   write_file_atomic(base + "/corpus.txt", "The capital of France is Paris.\nA cat sat on the mat.\n");
-  auto r = run_cli({"sae", "eval", "--model", kModel, "--tokenizer", mstest::gpt2_tokenizer(), "--sae", sae_dir, "--corpus",
-                    base + "/corpus.txt", "--out", base + "/out"});
+  auto r = run_cli({"sae", "eval", "--model", kModel, "--tokenizer", mstest::gpt2_tokenizer(), "--sae", sae_dir,
+                    "--corpus", base + "/corpus.txt", "--out", base + "/out"});
   ASSERT_EQ(r.code, 0) << r.err;
   std::ifstream f(join_path(base, "out/eval.json"));
   auto j = nlohmann::json::parse(f);
   auto model = models::load_model(kModel);
   auto tok = tokenizers::load_tokenizer(mstest::gpt2_tokenizer());
   sae::SAE s = sae::load_sae(sae_dir);
-  sae::EvalResult want = sae::evaluate(*model, s, {tok->encode("The capital of France is Paris."), tok->encode("A cat sat on the mat.")});
+  sae::EvalResult want =
+      sae::evaluate(*model, s, {tok->encode("The capital of France is Paris."), tok->encode("A cat sat on the mat.")});
   EXPECT_EQ(j["tokens"], want.n_tokens);
   EXPECT_DOUBLE_EQ(j["l0"].get<double>(), want.l0);
   EXPECT_NEAR(j["explained_variance"].get<double>(), want.explained_variance, 1e-9);
   EXPECT_NEAR(j["ce_spliced"].get<double>(), want.ce_spliced, 1e-9);
   EXPECT_NEAR(j["ce_loss_score"].get<double>(), want.ce_loss_score, 1e-9);
-  expect_user_error({"sae", "eval", "--model", kModel, "--tokenizer", mstest::gpt2_tokenizer(), "--sae", make_sae(base + "/d8", 0, 8, 8),
-                     "--corpus", base + "/corpus.txt", "--out", base + "/bad"},
+  expect_user_error({"sae", "eval", "--model", kModel, "--tokenizer", mstest::gpt2_tokenizer(), "--sae",
+                     make_sae(base + "/d8", 0, 8, 8), "--corpus", base + "/corpus.txt", "--out", base + "/bad"},
                     "d_in 8");
 }
 
 TEST(SaeStatsCli, HelpListsEveryFlag) {
   auto r = run_cli({"sae", "stats", "--help"});
   ASSERT_EQ(r.code, 0);
-  for (const char* f : {"--model", "--sae", "--sae-dir", "--hook", "--unembed", "--cosine-sim", "--block", "--save-projection",
-                        "--where", "--sort", "--ascending", "--top", "--neuronpedia-model", "--neuronpedia-sae", "--list-name",
-                        "--min-log-sparsity", "--formats", "--out"})
+  for (const char* f : {"--model", "--sae", "--sae-dir", "--hook", "--unembed", "--cosine-sim", "--block",
+                        "--save-projection", "--where", "--sort", "--ascending", "--top", "--neuronpedia-model",
+                        "--neuronpedia-sae", "--list-name", "--min-log-sparsity", "--formats", "--out"})
     EXPECT_TRUE(contains(r.out, f)) << f;
   auto t = run_cli({"sae", "tsea", "--help"});
   ASSERT_EQ(t.code, 0);
-  for (const char* f : {"--model", "--sae", "--hook", "--unembed", "--cosine-sim", "--top-features", "--sets", "--token-set",
-                        "--group", "--pair", "--category", "--k", "--label-threshold", "--top-n", "--block", "--formats", "--out"})
+  for (const char* f :
+       {"--model", "--sae", "--hook", "--unembed", "--cosine-sim", "--top-features", "--sets", "--token-set", "--group",
+        "--pair", "--category", "--k", "--label-threshold", "--top-n", "--block", "--formats", "--out"})
     EXPECT_TRUE(contains(t.out, f)) << f;
   auto tr = run_cli({"sae", "train", "--help"});
   ASSERT_EQ(tr.code, 0);
-  for (const char* f : {"--model", "--hook", "--corpus", "--prepend-bos", "--d-sae", "--l1", "--lr", "--steps", "--batch",
-                        "--dead-window", "--checkpoint-every", "--log-every", "--seed", "--resume", "--model-name", "--out"})
+  for (const char* f :
+       {"--model", "--hook", "--corpus", "--prepend-bos", "--d-sae", "--l1", "--lr", "--steps", "--batch",
+        "--dead-window", "--checkpoint-every", "--log-every", "--seed", "--resume", "--model-name", "--out"})
     EXPECT_TRUE(contains(tr.out, f)) << f;
   auto ev = run_cli({"sae", "eval", "--help"});
   ASSERT_EQ(ev.code, 0);
-  for (const char* f : {"--model", "--sae", "--hook", "--corpus", "--prepend-bos", "--out"}) EXPECT_TRUE(contains(ev.out, f)) << f;
+  for (const char* f : {"--model", "--sae", "--hook", "--corpus", "--prepend-bos", "--out"})
+    EXPECT_TRUE(contains(ev.out, f)) << f;
   auto s = run_cli({"sae", "--help"});
   EXPECT_EQ(s.code, 0);
   EXPECT_TRUE(contains(s.out, "stats"));

@@ -61,12 +61,11 @@ TEST_P(TokenizeCli, JsonGivesTheReferenceTokens) {
 
 INSTANTIATE_TEST_SUITE_P(
     Fixtures, TokenizeCli,
-    ::testing::Values(Folder{"gpt2", "gpt2/model", "gpt2/reference.json", "gpt2_ids", "gpt2_tokens"},
-                      Folder{"gpt2_hub_layout", "gpt2/model-hub-layout", "gpt2/reference.json", "gpt2_ids",
-                             "gpt2_tokens"},
-                      Folder{"bert", "bert/model", "bert/reference.json", "bert_ids", "bert_tokens"},
-                      Folder{"distilbert_sst", "distilbert_sst/model", "distilbert_sst/reference.json", "bert_ids",
-                             "bert_tokens"}),
+    ::testing::Values(
+        Folder{"gpt2", "gpt2/model", "gpt2/reference.json", "gpt2_ids", "gpt2_tokens"},
+        Folder{"gpt2_hub_layout", "gpt2/model-hub-layout", "gpt2/reference.json", "gpt2_ids", "gpt2_tokens"},
+        Folder{"bert", "bert/model", "bert/reference.json", "bert_ids", "bert_tokens"},
+        Folder{"distilbert_sst", "distilbert_sst/model", "distilbert_sst/reference.json", "bert_ids", "bert_tokens"}),
     [](const auto& info) { return info.param.name; });
 
 TEST(TokenizeCli, TextTableShowsTheRealGpt2Tokens) {

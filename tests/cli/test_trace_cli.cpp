@@ -11,9 +11,9 @@
 #include "test_util.h"
 
 using namespace mechscope;
-using mstest::run_cli;
-using mstest::gpt2_tokenizer;
 using mstest::contains;
+using mstest::gpt2_tokenizer;
+using mstest::run_cli;
 
 using json = nlohmann::json;
 
@@ -28,10 +28,12 @@ std::string write_facts(const std::string& dir, const std::string& text) {
 }
 
 const char* kFacts =
-    "{\"id\": \"E_008_R_27\", \"prompt\": \"The Space Needle is located in the city of\", \"subject\": \"The Space Needle\"}\n"
+    "{\"id\": \"E_008_R_27\", \"prompt\": \"The Space Needle is located in the city of\", \"subject\": \"The Space "
+    "Needle\"}\n"
     "{\"id\": \"E_003_R_09\", \"prompt\": \"Barack Obama was born in the state of\", \"subject\": \"Barack Obama\"}\n"
     "\n"
-    "{\"id\": \"E_010_R_01\", \"prompt\": \"The Eiffel Tower is in\", \"subject\": \"Eiffel Tower\", \"answer\": \"Paris\"}\n"
+    "{\"id\": \"E_010_R_01\", \"prompt\": \"The Eiffel Tower is in\", \"subject\": \"Eiffel Tower\", \"answer\": "
+    "\"Paris\"}\n"
     "{\"prompt\": \"Tokyo is the capital of\", \"subject\": \"Tokyo\"}\n";
 
 }  // namespace
@@ -42,8 +44,8 @@ TEST(TraceCli, ReproducesRomeOnTheFixture) {
   std::string ids;
   for (int64_t x : mstest::to_vec(st->get("trace.input_ids"))) ids += (ids.empty() ? "" : ",") + std::to_string(x);
   std::string out = mstest::tmp_dir("trace_cli_ref");
-  auto r = run_cli({"trace", "--model", kModel, "--ids", ids, "--subject-range", "1,4", "--noise",
-                    "1.021656110018547", "--samples", "10", "--window", "10", "--out", out, "--threads", "1"});
+  auto r = run_cli({"trace", "--model", kModel, "--ids", ids, "--subject-range", "1,4", "--noise", "1.021656110018547",
+                    "--samples", "10", "--window", "10", "--out", out, "--threads", "1"});
   ASSERT_EQ(r.code, 0) << r.err;
   json j = json::parse(read_file(join_path(out, "trace.json")));
   EXPECT_EQ(j["answer_id"], ref["answer_id"]);
@@ -53,7 +55,9 @@ TEST(TraceCli, ReproducesRomeOnTheFixture) {
   EXPECT_DOUBLE_EQ(j["noise_level"].get<double>(), 1.021656110018547);
   auto got = io::SafetensorsFile::open(join_path(out, "trace.safetensors"));
   for (const char* k : {"all", "mlp", "attn"})
-    EXPECT_TRUE(mstest::close(got->get(std::string("scores.") + k), st->get(std::string("trace.scores.") + k), 1e-4, 1e-7)) << k;
+    EXPECT_TRUE(
+        mstest::close(got->get(std::string("scores.") + k), st->get(std::string("trace.scores.") + k), 1e-4, 1e-7))
+        << k;
   for (const char* f : {"trace.png", "trace_mlp.png", "trace_attn.png", "index.html", "manifest.json"})
     EXPECT_TRUE(file_exists(join_path(out, f))) << f;
   EXPECT_EQ(j["method"], "fast");
@@ -67,7 +71,9 @@ TEST(TraceCli, ReproducesRomeOnTheFixture) {
   EXPECT_EQ(json::parse(read_file(join_path(naive, "trace.json")))["method"], "naive");
   auto slow = io::SafetensorsFile::open(join_path(naive, "trace.safetensors"));
   for (const char* k : {"all", "mlp", "attn"})
-    EXPECT_TRUE(mstest::close(slow->get(std::string("scores.") + k), st->get(std::string("trace.scores.") + k), 1e-4, 1e-7)) << k;
+    EXPECT_TRUE(
+        mstest::close(slow->get(std::string("scores.") + k), st->get(std::string("trace.scores.") + k), 1e-4, 1e-7))
+        << k;
 }
 
 TEST(TraceCli, TextPromptSubjectAndNoiseRules) {
@@ -117,14 +123,28 @@ TEST(LocateCli, EveryOutputResumeAndSkips) {
   std::string dir = mstest::tmp_dir("locate_cli");
   std::string facts = write_facts(dir, kFacts);
   std::string out = join_path(dir, "out");
-  std::vector<std::string> cmd{"locate", "--model-dir", kModel, "--tokenizer", gpt2_tokenizer(), "--kg-file", facts,
-                               "--num-samples", "4", "--noise-level", "3.0", "--num-noise-samples", "3", "--out", out};
+  std::vector<std::string> cmd{"locate",
+                               "--model-dir",
+                               kModel,
+                               "--tokenizer",
+                               gpt2_tokenizer(),
+                               "--kg-file",
+                               facts,
+                               "--num-samples",
+                               "4",
+                               "--noise-level",
+                               "3.0",
+                               "--num-noise-samples",
+                               "3",
+                               "--out",
+                               out};
   auto r = run_cli(cmd);
   ASSERT_EQ(r.code, 0) << r.err;
-  for (const char* f : {"locating_summary.json", "aggregate_analysis.png", "layer_importance.png", "average_heatmap.png",
-                        "average_heatmap_mlp.png", "average_heatmap_attn.png", "t0_aie_by_layer.png", "trace.safetensors",
-                        "index.html", "manifest.json", "trace_000_E_008_R_27.png", "trace_000_E_008_R_27_mlp.png",
-                        "trace_000_E_008_R_27_attn.png", "trace_001_E_003_R_09.png", "trace_003.png"})
+  for (const char* f :
+       {"locating_summary.json", "aggregate_analysis.png", "layer_importance.png", "average_heatmap.png",
+        "average_heatmap_mlp.png", "average_heatmap_attn.png", "t0_aie_by_layer.png", "trace.safetensors", "index.html",
+        "manifest.json", "trace_000_E_008_R_27.png", "trace_000_E_008_R_27_mlp.png", "trace_000_E_008_R_27_attn.png",
+        "trace_001_E_003_R_09.png", "trace_003.png"})
     EXPECT_TRUE(file_exists(join_path(out, f))) << f;
   json s = json::parse(read_file(join_path(out, "locating_summary.json")));
   // The model (random weights) does not predict " Paris": that fact is skipped and counted.
@@ -164,8 +184,20 @@ TEST(LocateCli, BadFactsFiles) {
   std::string out = join_path(dir, "out");
   auto run = [&](const std::string& text, bool skip_bad = false) {
     std::string facts = write_facts(dir, text);
-    std::vector<std::string> cmd{"locate", "--model-dir", kModel, "--tokenizer", gpt2_tokenizer(), "--kg-file", facts,
-                                 "--num-noise-samples", "2", "--kinds", "all", "--out", out, "--overwrite"};
+    std::vector<std::string> cmd{"locate",
+                                 "--model-dir",
+                                 kModel,
+                                 "--tokenizer",
+                                 gpt2_tokenizer(),
+                                 "--kg-file",
+                                 facts,
+                                 "--num-noise-samples",
+                                 "2",
+                                 "--kinds",
+                                 "all",
+                                 "--out",
+                                 out,
+                                 "--overwrite"};
     if (skip_bad) cmd.push_back("--skip-bad");
     return run_cli(cmd);
   };
@@ -182,7 +214,8 @@ TEST(LocateCli, BadFactsFiles) {
   r = run("{\"prompt\": \"Tokyo is the capital of\", \"subject\": \"Kyoto\"}\n");
   EXPECT_EQ(r.code, 2);
   EXPECT_TRUE(contains(r.err, "facts.jsonl:1: subject 'Kyoto' is not in the prompt")) << r.err;
-  r = run("{\"prompt\": \"Tokyo is the capital of\", \"subject\": \"Tokyo\"}\n[1, 2]\n"
+  r =
+      run("{\"prompt\": \"Tokyo is the capital of\", \"subject\": \"Tokyo\"}\n[1, 2]\n"
           "{\"prompt\": \"Tokyo is the capital of\", \"subject\": \"Kyoto\"}\n",
           true);
   ASSERT_EQ(r.code, 0) << r.err;

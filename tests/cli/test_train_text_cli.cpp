@@ -34,13 +34,14 @@ void expect_clean_error(const mstest::RunResult& r, const std::string& needle) {
 }
 
 std::vector<std::string> small_args(const std::string& corpus, const std::string& out) {
-  return {"train", "--corpus", corpus, "--out", out, "--layers", "1", "--d-model", "16", "--heads", "2", "--steps",
-          "20", "--warmup", "2", "--batch", "4", "--n-ctx", "16", "--lowercase"};
+  return {"train", "--corpus", corpus, "--out",    out, "--layers", "1", "--d-model", "16", "--heads",
+          "2",     "--steps",  "20",   "--warmup", "2", "--batch",  "4", "--n-ctx",   "16", "--lowercase"};
 }
 
 TEST(TrainTextCli, TrainsAModelFolderThatMechscopeRuns) {
   std::string dir = mstest::tmp_dir("train-text-cli");
-  std::string corpus = write_corpus(dir, {R"({"text": "I am glad. It was lovely."})", R"({"text": "I am angry. It was awful."})"});
+  std::string corpus =
+      write_corpus(dir, {R"({"text": "I am glad. It was lovely."})", R"({"text": "I am angry. It was awful."})"});
   auto r = run_cli(small_args(corpus, dir + "/m"));
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_TRUE(contains(r.out, "(2 texts)")) << r.out;

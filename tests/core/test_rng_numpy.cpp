@@ -17,8 +17,8 @@ static void expect_values(const std::vector<double>& got, const std::vector<doub
 TEST(NumpyRandomState, Randn) {
   // numpy.random.RandomState(1).randn(5): the noise ROME's causal tracing draws.
   expect_values(NumpyRandomState(1).randn(5), {1.62434536, -0.61175641, -0.52817175, -1.07296862, 0.86540763});
-  expect_values(NumpyRandomState(0).randn(10), {1.76405235, 0.40015721, 0.97873798, 2.2408932, 1.86755799,
-                                               -0.97727788, 0.95008842, -0.15135721, -0.10321885, 0.4105985});
+  expect_values(NumpyRandomState(0).randn(10), {1.76405235, 0.40015721, 0.97873798, 2.2408932, 1.86755799, -0.97727788,
+                                                0.95008842, -0.15135721, -0.10321885, 0.4105985});
   expect_values(NumpyRandomState(42).randn(5), {0.49671415, -0.1382643, 0.64768854, 1.52302986, -0.23415337});
 }
 
@@ -44,7 +44,8 @@ TEST(NumpyRandomState, MatchesMt19937) {
   }
   // init_by_array({0x123, 0x234, 0x345, 0x456}): first outputs of Matsumoto & Nishimura's mt19937ar.out.
   NumpyRandomState r(std::vector<uint32_t>{0x123, 0x234, 0x345, 0x456});
-  for (uint32_t want : {1067595299u, 955945823u, 477289528u, 4107218783u, 4228976476u}) EXPECT_EQ(r.next_uint32(), want);
+  for (uint32_t want : {1067595299u, 955945823u, 477289528u, 4107218783u, 4228976476u})
+    EXPECT_EQ(r.next_uint32(), want);
 }
 
 TEST(NumpyRandomState, GaussCachesTheSecondValue) {

@@ -44,23 +44,22 @@ std::pair<std::string_view, std::string_view> split2(const uint8_t* data, size_t
 
 }  // namespace mechscope::fuzz
 
-#define FUZZ_CHECK(cond, target, msg)                                          \
-  do {                                                                          \
+#define FUZZ_CHECK(cond, target, msg)                                                       \
+  do {                                                                                      \
     if (!(cond)) ::mechscope::fuzz::finding(target, std::string("check failed: ") + (msg)); \
   } while (0)
 
 #ifdef MECHSCOPE_LIBFUZZER
-#define MECHSCOPE_FUZZ_TARGET(name)                                                     \
-  static void fuzz_body_##name(const uint8_t* data, size_t size);                       \
-  extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {             \
-    ::mechscope::fuzz::run_one(#name, fuzz_body_##name, data, size);                    \
-    return 0;                                                                            \
-  }                                                                                      \
+#define MECHSCOPE_FUZZ_TARGET(name)                                         \
+  static void fuzz_body_##name(const uint8_t* data, size_t size);           \
+  extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) { \
+    ::mechscope::fuzz::run_one(#name, fuzz_body_##name, data, size);        \
+    return 0;                                                               \
+  }                                                                         \
   static void fuzz_body_##name(const uint8_t* data, size_t size)
 #else
-#define MECHSCOPE_FUZZ_TARGET(name)                                                     \
-  static void fuzz_body_##name(const uint8_t* data, size_t size);                       \
-  [[maybe_unused]] static const int fuzz_reg_##name =                                   \
-      ::mechscope::fuzz::register_target(#name, fuzz_body_##name);                      \
+#define MECHSCOPE_FUZZ_TARGET(name)                                                                                \
+  static void fuzz_body_##name(const uint8_t* data, size_t size);                                                  \
+  [[maybe_unused]] static const int fuzz_reg_##name = ::mechscope::fuzz::register_target(#name, fuzz_body_##name); \
   static void fuzz_body_##name(const uint8_t* data, size_t size)
 #endif

@@ -30,6 +30,7 @@ MECHSCOPE_FUZZ_TARGET(pairs) {
   for (const auto& p : in.pairs) {
     FUZZ_CHECK(p.clean.size() == p.corrupt.size() || &p != &in.pairs[0], "pairs", "first pair lengths differ");
     for (int64_t id : p.clean) FUZZ_CHECK(id >= 0 && id < m.model->config().d_vocab, "pairs", "clean id out of range");
-    for (int64_t id : p.corrupt) FUZZ_CHECK(id >= 0 && id < m.model->config().d_vocab, "pairs", "corrupt id out of range");
+    for (int64_t id : p.corrupt)
+      FUZZ_CHECK(id >= 0 && id < m.model->config().d_vocab, "pairs", "corrupt id out of range");
   }
 }

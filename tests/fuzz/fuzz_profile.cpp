@@ -17,7 +17,8 @@ MECHSCOPE_FUZZ_TARGET(profile) {
     fuzz::put(dir + "/gratitude.jsonl", rest);
     fuzz::put(dir + "/keywords.json", R"({"gratitude": ["thanks", "grateful"]})");
   } else {
-    fuzz::put(dir + "/gratitude.jsonl", "{\"emotion\": \"Thank you so much, I said.\", \"neutral\": \"I see, I said.\"}\n");
+    fuzz::put(dir + "/gratitude.jsonl",
+              "{\"emotion\": \"Thank you so much, I said.\", \"neutral\": \"I see, I said.\"}\n");
     fuzz::put(dir + "/keywords.json", rest);
   }
   (void)analysis::heads::read_pairs(dir + "/gratitude.jsonl");

@@ -21,8 +21,7 @@ MECHSCOPE_FUZZ_TARGET(regex) {
       FUZZ_CHECK(utf8::valid(std::string_view(s).substr(b, e - b)), "regex", "match splits a code point");
       last = e;
     }
-  } catch (const Error&) {
-  }
+  } catch (const Error&) {}
   analysis::sae::PyRegex py(p);
   (void)py.match(s);
 }

@@ -13,7 +13,8 @@ MECHSCOPE_FUZZ_TARGET(tokenizer_json) {
   std::string path = fuzz::scratch() + "/tokenizer.json";
   fuzz::put(path, file);
   auto tok = tokenizers::load_tokenizer(path);
-  std::string t = text.empty() ? std::string("Hello world, naïve café: 日本語 テスト 123 <|endoftext|> [CLS]") : std::string(text);
+  std::string t =
+      text.empty() ? std::string("Hello world, naïve café: 日本語 テスト 123 <|endoftext|> [CLS]") : std::string(text);
   if (!utf8::valid(t)) return;
   auto ids = tok->encode(t);
   for (int64_t id : ids) FUZZ_CHECK(id >= 0 && id < tok->size(), "tokenizer_json", "id outside the vocabulary");

@@ -117,9 +117,9 @@ TEST(Checkpoint, ShardedWithoutIndexWhenTheSetIsComplete) {
 TEST(Checkpoint, WeightMapNamingMissingTensorIsRefused) {
   std::string dir = mstest::tmp_dir("ckpt-badmap");
   auto wm = write_two_shards(dir);
-  wm["transformer.h.0.ln_1.weight"] =
-      wm["transformer.h.0.ln_1.weight"] == "model-00001-of-00002.safetensors" ? "model-00002-of-00002.safetensors"
-                                                                               : "model-00001-of-00002.safetensors";
+  wm["transformer.h.0.ln_1.weight"] = wm["transformer.h.0.ln_1.weight"] == "model-00001-of-00002.safetensors"
+                                          ? "model-00002-of-00002.safetensors"
+                                          : "model-00001-of-00002.safetensors";
   write_index(dir, wm);
   std::string msg = error_of([&] { Checkpoint::open(dir); });
   EXPECT_HAS(msg, "model.safetensors.index.json");

@@ -206,8 +206,8 @@ TEST(SafetensorsFile, RejectsTruncatedFile) {
 
 TEST(SafetensorsFile, RejectsRangeOutsideData) {
   std::string dir = mstest::tmp_dir("st-range");
-  std::string msg = open_error(raw_file(dir, R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[8,24]}})",
-                                        std::string(16, '\0')));
+  std::string msg =
+      open_error(raw_file(dir, R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[8,24]}})", std::string(16, '\0')));
   EXPECT_HAS(msg, "tensor 'w'");
   EXPECT_HAS(msg, "data_offsets [8, 24] lie outside the data section (16 bytes");
 }
@@ -236,9 +236,8 @@ TEST(SafetensorsFile, RejectsBadEntries) {
   EXPECT_HAS(msg, "needs 12 bytes but data_offsets [0, 8] hold 8");
 
   // A product that wraps around 2^64 must not pass for 8 bytes.
-  msg = open_error(
-      raw_file(dir, R"({"q":{"dtype":"F32","shape":[4611686018427387904,4611686018427387904,2],"data_offsets":[0,8]}})",
-               data));
+  msg = open_error(raw_file(
+      dir, R"({"q":{"dtype":"F32","shape":[4611686018427387904,4611686018427387904,2],"data_offsets":[0,8]}})", data));
   EXPECT_HAS(msg, "over 2^64");
 
   msg = open_error(raw_file(dir, R"({"q":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", data));

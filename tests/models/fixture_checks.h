@@ -38,8 +38,10 @@ inline void expect_matches_reference(const mechscope::models::HookedModel& m, me
   EXPECT_TRUE(close(m.forward(ref.get("input_ids"), ctx), ref.get("logits"), 1e-4, logits_atol)) << "logits";
   for (int l = 0; l < n; ++l) {
     std::string L = std::to_string(l);
-    EXPECT_TRUE(close(cache.get("blocks." + L + ".hook_resid_pre"), ref.get("hidden_states." + L))) << "hidden_states." << l;
-    EXPECT_TRUE(close(cache.get("blocks." + L + ".attn.hook_pattern"), ref.get("attentions." + L))) << "attentions." << l;
+    EXPECT_TRUE(close(cache.get("blocks." + L + ".hook_resid_pre"), ref.get("hidden_states." + L)))
+        << "hidden_states." << l;
+    EXPECT_TRUE(close(cache.get("blocks." + L + ".attn.hook_pattern"), ref.get("attentions." + L)))
+        << "attentions." << l;
   }
   // The final norm's output (for RMSNorm models hook_normalized is taken before the weight, as
   // TransformerLens does, so compare what final_norm returns).

@@ -39,10 +39,13 @@ TEST_F(Bert, LogitsHiddenStatesPatternsAndProjectionsMatchTransformers) {
   for (int l = 0; l < 2; ++l) {
     std::string L = std::to_string(l);
     EXPECT_TRUE(mstest::close(cache.get("blocks." + L + ".hook_normalized_resid_post"),
-                              ref->get("hidden_states." + std::to_string(l + 1)))) << l;
+                              ref->get("hidden_states." + std::to_string(l + 1))))
+        << l;
     EXPECT_TRUE(mstest::close(cache.get("blocks." + L + ".attn.hook_pattern"), ref->get("attentions." + L))) << l;
-    EXPECT_TRUE(mstest::close(cache.get("blocks." + L + ".attn.hook_q").flatten(2), ref->get("layer" + L + ".query"))) << l;
-    EXPECT_TRUE(mstest::close(cache.get("blocks." + L + ".attn.hook_k").flatten(2), ref->get("layer" + L + ".key"))) << l;
+    EXPECT_TRUE(mstest::close(cache.get("blocks." + L + ".attn.hook_q").flatten(2), ref->get("layer" + L + ".query")))
+        << l;
+    EXPECT_TRUE(mstest::close(cache.get("blocks." + L + ".attn.hook_k").flatten(2), ref->get("layer" + L + ".key")))
+        << l;
   }
   EXPECT_TRUE(at::equal(cache.get("blocks.1.hook_resid_pre"), cache.get("blocks.0.hook_normalized_resid_post")));
 }
@@ -184,7 +187,8 @@ TEST_F(Bert, TokenizerGivesTheReferenceInputsTheTextAndThePairTemplate) {
   EXPECT_EQ(single.type_ids, std::vector<int64_t>(n0, 0));
   EXPECT_EQ(single.a_begin, 1u);  // after [CLS]
   EXPECT_EQ(single.a_end, (size_t)n0 - 1);
-  auto pair = tokenizers::encode_input(*tok, refj["texts"][1].get<std::string>(), opt, refj["texts"][2].get<std::string>());
+  auto pair =
+      tokenizers::encode_input(*tok, refj["texts"][1].get<std::string>(), opt, refj["texts"][2].get<std::string>());
   EXPECT_EQ(pair.ids, mstest::to_vec(ids[1]));
   EXPECT_EQ(pair.type_ids, mstest::to_vec(types[1]));
   // [CLS] A [SEP] B [SEP]: A's tokens are bert_ids[1] without its [CLS]/[SEP].
@@ -195,7 +199,8 @@ TEST_F(Bert, TokenizerGivesTheReferenceInputsTheTextAndThePairTemplate) {
   EXPECT_EQ(pair.b_end, pair.ids.size() - 1);
   // Without special tokens: the texts' own tokens, types 0 then 1 (HF's add_special_tokens=False).
   opt.special_tokens = false;
-  auto plain = tokenizers::encode_input(*tok, refj["texts"][1].get<std::string>(), opt, refj["texts"][2].get<std::string>());
+  auto plain =
+      tokenizers::encode_input(*tok, refj["texts"][1].get<std::string>(), opt, refj["texts"][2].get<std::string>());
   EXPECT_EQ(plain.ids.size(), pair.ids.size() - 3);
   EXPECT_EQ(plain.type_ids[na - 1], 0);
   EXPECT_EQ(plain.type_ids[na], 1);
@@ -213,8 +218,10 @@ TEST_F(Bert, SequenceClassifierHeadIsThePoolerThenTheClassifierOnCls) {
   at::manual_seed(3);
   at::Tensor pw = at::randn({32, 32}) * 0.2, pb = at::randn({32}) * 0.1, cw = at::randn({3, 32}) * 0.5,
              cb = at::randn({3}) * 0.1;
-  kept.insert(kept.end(), {{"bert.pooler.dense.weight", pw}, {"bert.pooler.dense.bias", pb},
-                           {"classifier.weight", cw}, {"classifier.bias", cb}});
+  kept.insert(kept.end(), {{"bert.pooler.dense.weight", pw},
+                           {"bert.pooler.dense.bias", pb},
+                           {"classifier.weight", cw},
+                           {"classifier.bias", cb}});
   io::write_safetensors(dir + "/model.safetensors", kept);
   auto cfg = nlohmann::json::parse(std::ifstream(mstest::fixture("bert/model/config.json")));
   cfg["architectures"] = {"BertForSequenceClassification"};

@@ -183,7 +183,8 @@ TEST_P(BlockPacked, FiresTheHooksOfBlockInOrderWithPackedLayouts) {
     EXPECT_EQ(packed_acts.at(b + "attn.hook_pattern").sizes(), at::IntArrayRef({C, cfg.n_heads, kPos, kPos}));
     for (const auto& [name, t] : full_acts) {
       at::Tensor p = packed_acts.at(name);
-      if (name.find("attn.hook_pattern") != std::string::npos || name.find("attn.hook_attn_scores") != std::string::npos) {
+      if (name.find("attn.hook_pattern") != std::string::npos ||
+          name.find("attn.hook_attn_scores") != std::string::npos) {
         // Query rows before a run's start are not meaningful in the packed layout.
         at::Tensor m4 = mask.view({C, 1, kPos, 1}).expand(t.sizes());
         EXPECT_TRUE(mstest::close(p.masked_select(m4), t.masked_select(m4), 1e-5, 1e-5)) << name;

@@ -30,7 +30,8 @@ TEST(ParseDevice, CpuAndAuto) {
 TEST(ParseDevice, RejectsWhatIsNoDevice) {
   for (std::string bad : {"bogus", "", "gpu", "cuda:", "cuda:x", "cuda0", "CPU", "cuda:-1", "cuda:1x"}) {
     std::string e = error_of(bad);
-    EXPECT_TRUE(mstest::contains(e, "--device: expected cpu, cuda, cuda:N or auto, got '" + bad + "'")) << bad << ": " << e;
+    EXPECT_TRUE(mstest::contains(e, "--device: expected cpu, cuda, cuda:N or auto, got '" + bad + "'"))
+        << bad << ": " << e;
   }
 }
 
@@ -92,7 +93,8 @@ TEST(CheckDtypeOn, Float16NeedsAGpu) {
 // Every causal family on the test device: weights there, logits/hidden states/patterns and greedy
 // generation as the reference, KV-cache steps and padded batches (masks made on the host) as well.
 struct DeviceFixture : ::testing::TestWithParam<std::string> {
-  std::unique_ptr<models::HookedModel> m = models::load_model(mstest::fixture(GetParam() + "/model"), mstest::test_load_options());
+  std::unique_ptr<models::HookedModel> m =
+      models::load_model(mstest::fixture(GetParam() + "/model"), mstest::test_load_options());
   std::shared_ptr<io::SafetensorsFile> ref = mstest::reference(GetParam());
 };
 

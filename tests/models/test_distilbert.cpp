@@ -58,7 +58,8 @@ TEST_F(DistilBert, ClassLogitsProbabilitiesHiddenStatesAndAttentionMatchTransfor
   for (int l = 0; l < 2; ++l) {
     std::string L = std::to_string(l);
     EXPECT_TRUE(mstest::close(cache.get("blocks." + L + ".hook_normalized_resid_post"),
-                              ref->get("hidden_states." + std::to_string(l + 1)))) << l;
+                              ref->get("hidden_states." + std::to_string(l + 1))))
+        << l;
     EXPECT_TRUE(mstest::close(cache.get("blocks." + L + ".attn.hook_pattern"), ref->get("attentions." + L))) << l;
   }
   // Padding keys get no attention, and padding changes nothing: the fixture is padded.

@@ -18,7 +18,7 @@ namespace {
 // eps 1e-6, rope theta 1e4, 2 layers).
 struct Plain {
   bool v2 = true;
-  double scale = 1.0 / std::sqrt(8.0);     // query_pre_attn_scalar 8
+  double scale = 1.0 / std::sqrt(8.0);       // query_pre_attn_scalar 8
   double attn_cap = 50.0, final_cap = 30.0;  // 0 = none
   std::vector<int64_t> window{4, 0};
   bool tanh_gelu = true;
@@ -53,7 +53,8 @@ at::Tensor plain_gemma(const std::string& dir, const at::Tensor& ids, const Plai
     std::string p = "model.layers." + std::to_string(l) + ".";
     at::Tensor h = norm(x, p + "input_layernorm.weight");
     at::Tensor q = rope(lin(h, p + "self_attn.q_proj.weight").view({b, n, H, dh}).transpose(1, 2));
-    at::Tensor k = rope(lin(h, p + "self_attn.k_proj.weight").view({b, n, KV, dh}).transpose(1, 2)).index_select(1, kv_of);
+    at::Tensor k =
+        rope(lin(h, p + "self_attn.k_proj.weight").view({b, n, KV, dh}).transpose(1, 2)).index_select(1, kv_of);
     at::Tensor v = lin(h, p + "self_attn.v_proj.weight").view({b, n, KV, dh}).transpose(1, 2).index_select(1, kv_of);
     at::Tensor s = at::matmul(q, k.transpose(-1, -2)) * o.scale;
     if (o.attn_cap > 0) s = o.attn_cap * at::tanh(s / o.attn_cap);
@@ -118,7 +119,8 @@ TEST_F(Gemma2, PaddedBatchGivesEachPromptItsOwnResult) {
   // batch-shape rounding reach the helper's 1e-5.
   models::LoadOptions o;
   o.dtype = at::kDouble;
-  mstest::expect_padded_batch_equals_single_runs(*models::load_model(dir, o), {{5, 77, 301, 12, 9, 400, 2}, {33, 18}, {7, 7, 100}}, 1);
+  mstest::expect_padded_batch_equals_single_runs(*models::load_model(dir, o),
+                                                 {{5, 77, 301, 12, 9, 400, 2}, {33, 18}, {7, 7, 100}}, 1);
 }
 
 TEST_F(Gemma2, ConfigIsReadAsGroupedQueryWithHeadDimFromTheFile) {
@@ -174,16 +176,19 @@ TEST_F(Gemma2, HooksRelateAsTransformerLensDefinesThem) {
   auto g = [&](const std::string& n) { return c.get("blocks.0." + n); };
   // hook_embed is the scaled embedding (TransformerLens folds sqrt(d) into W_E).
   at::Tensor E = P["model.embed_tokens.weight"];
-  EXPECT_TRUE(mstest::close(c.get("hook_embed"), E.index_select(0, ids.flatten()).view({2, 11, 32}) * std::sqrt(32.0), 1e-6, 1e-6));
+  EXPECT_TRUE(mstest::close(c.get("hook_embed"), E.index_select(0, ids.flatten()).view({2, 11, 32}) * std::sqrt(32.0),
+                            1e-6, 1e-6));
   EXPECT_TRUE(at::equal(c.get("hook_embed"), g("hook_resid_pre")));
   // hook_attn_out is after ln1_post (what is added to the residual), hook_result before it.
   at::Tensor w1 = 1 + P["model.layers.0.post_attention_layernorm.weight"];
   EXPECT_TRUE(mstest::close(g("ln1_post.hook_normalized") * w1, g("hook_attn_out"), 1e-5, 1e-6));
-  EXPECT_TRUE(mstest::close(g("ln1_post.hook_normalized") * g("ln1_post.hook_scale"), g("attn.hook_result").sum(2), 1e-5, 1e-6));
+  EXPECT_TRUE(mstest::close(g("ln1_post.hook_normalized") * g("ln1_post.hook_scale"), g("attn.hook_result").sum(2),
+                            1e-5, 1e-6));
   EXPECT_TRUE(mstest::close(g("hook_resid_pre") + g("hook_attn_out"), g("hook_resid_mid"), 1e-6, 1e-6));
   EXPECT_TRUE(mstest::close(g("hook_resid_mid") + g("hook_mlp_out"), g("hook_resid_post"), 1e-6, 1e-6));
   EXPECT_TRUE(mstest::close(g("hook_resid_mid") / g("ln2.hook_scale"), g("ln2.hook_normalized"), 1e-5, 1e-6));
-  EXPECT_TRUE(mstest::close(at::gelu(g("mlp.hook_pre"), "tanh") * g("mlp.hook_pre_linear"), g("mlp.hook_post"), 1e-6, 1e-6));
+  EXPECT_TRUE(
+      mstest::close(at::gelu(g("mlp.hook_pre"), "tanh") * g("mlp.hook_pre_linear"), g("mlp.hook_post"), 1e-6, 1e-6));
   at::Tensor w2 = 1 + P["model.layers.0.post_feedforward_layernorm.weight"];
   EXPECT_TRUE(mstest::close(g("ln2_post.hook_normalized") * w2, g("hook_mlp_out"), 1e-5, 1e-6));
 }
@@ -230,13 +235,18 @@ TEST_F(Gemma2, EveryConfigValueIsReadAsTheReimplementationReadsIt) {
   Plain swapped;
   swapped.window = {0, 2};
   std::vector<Variant> variants{
-      {"tight-caps", [](nlohmann::json& c) { c["attn_logit_softcapping"] = 0.05, c["final_logit_softcapping"] = 0.1; }, tight_caps},
-      {"no-caps", [](nlohmann::json& c) { c["attn_logit_softcapping"] = nullptr, c["final_logit_softcapping"] = nullptr; }, no_caps},
+      {"tight-caps", [](nlohmann::json& c) { c["attn_logit_softcapping"] = 0.05, c["final_logit_softcapping"] = 0.1; },
+       tight_caps},
+      {"no-caps",
+       [](nlohmann::json& c) { c["attn_logit_softcapping"] = nullptr, c["final_logit_softcapping"] = nullptr; },
+       no_caps},
       {"scalar", [](nlohmann::json& c) { c["query_pre_attn_scalar"] = 2; }, scalar},
-      {"swapped-window", [](nlohmann::json& c) {
+      {"swapped-window",
+       [](nlohmann::json& c) {
          c["layer_types"] = {"full_attention", "sliding_attention"};
          c["sliding_window"] = 2;
-       }, swapped},
+       },
+       swapped},
       // Gemma2Config's default layer_types: sliding on even layers, as the fixture names them.
       {"default-layer-types", [](nlohmann::json& c) { c.erase("layer_types"); }, Plain{}},
   };
@@ -272,7 +282,10 @@ TEST_F(Gemma2, OutOfDomainConfigValuesAreErrorsNamingTheKey) {
       {"sliding_window", [](nlohmann::json& c) { c["sliding_window"] = 0; }},
       {"sliding_window", [](nlohmann::json& c) { c["sliding_window"] = nullptr; }},
       {"layer_types", [](nlohmann::json& c) { c["layer_types"] = {"sliding_attention"}; }},
-      {"layer_types", [](nlohmann::json& c) { c["layer_types"] = {"local", "full_attention"}; }},
+      {"layer_types",
+       [](nlohmann::json& c) {
+         c["layer_types"] = {"local", "full_attention"};
+       }},
       {"rms_norm_eps", [](nlohmann::json& c) { c["rms_norm_eps"] = -1e-6; }},
       {"head_dim", [](nlohmann::json& c) { c["head_dim"] = 0; }},
       {"rope_theta", [](nlohmann::json& c) { c["rope_parameters"]["rope_theta"] = 0.0; }},
@@ -315,7 +328,8 @@ TEST(Gemma, HooksAreTheStandardGatedRotaryOnes) {
   EXPECT_TRUE(seen.count("blocks.1.hook_resid_mid"));
   // Gemma-1's post_attention_layernorm is its MLP pre-norm; the Gemma-2-only tensors are not parameters.
   for (auto& [name, t] : m->parameters()) EXPECT_FALSE(mstest::contains(name, "feedforward")) << name;
-  mstest::expect_kv_cache_steps_equal_full_forward(*m, mstest::reference("gemma2")->get("input_ids")[1].unsqueeze(0), 5);
+  mstest::expect_kv_cache_steps_equal_full_forward(*m, mstest::reference("gemma2")->get("input_ids")[1].unsqueeze(0),
+                                                   5);
 }
 
 }  // namespace

@@ -142,7 +142,8 @@ TEST_F(Gpt2, HookResultSumsToAttnOutAndLayerNormHooksMatchFastPath) {
   at::Tensor expect = m->forward(ids, plain);
   hooks::HookSet hs;
   hooks::ActivationCache cache;
-  cache.attach(hs, {"blocks.0.attn.hook_result", "blocks.0.hook_attn_out", "blocks.*.ln1.hook_*", "ln_final.hook_scale"});
+  cache.attach(hs,
+               {"blocks.0.attn.hook_result", "blocks.0.hook_attn_out", "blocks.*.ln1.hook_*", "ln_final.hook_scale"});
   models::RunContext ctx;
   ctx.hooks = &hs;
   at::Tensor got = m->forward(ids, ctx);

@@ -71,16 +71,19 @@ TEST_F(GptNeo, ScoresAreNotScaled) {
   at::NoGradGuard ng;
   hooks::HookSet hs;
   hooks::ActivationCache c;
-  c.attach(hs, {"blocks.0.attn.hook_q", "blocks.0.attn.hook_k", "blocks.0.attn.hook_attn_scores", "blocks.0.attn.hook_result",
-                "blocks.0.hook_attn_out"});
+  c.attach(hs, {"blocks.0.attn.hook_q", "blocks.0.attn.hook_k", "blocks.0.attn.hook_attn_scores",
+                "blocks.0.attn.hook_result", "blocks.0.hook_attn_out"});
   models::RunContext ctx;
   ctx.hooks = &hs;
   m->forward(ref->get("input_ids"), ctx);
-  at::Tensor qk = at::matmul(c.get("blocks.0.attn.hook_q").transpose(1, 2), c.get("blocks.0.attn.hook_k").permute({0, 2, 3, 1}));
+  at::Tensor qk =
+      at::matmul(c.get("blocks.0.attn.hook_q").transpose(1, 2), c.get("blocks.0.attn.hook_k").permute({0, 2, 3, 1}));
   at::Tensor causal = at::ones({12, 12}, at::kBool).tril().view({1, 1, 12, 12});
-  EXPECT_TRUE(mstest::close(c.get("blocks.0.attn.hook_attn_scores").masked_select(causal), qk.masked_select(causal), 1e-5, 1e-5));
+  EXPECT_TRUE(mstest::close(c.get("blocks.0.attn.hook_attn_scores").masked_select(causal), qk.masked_select(causal),
+                            1e-5, 1e-5));
   at::Tensor out_b = m->parameters()[8].second;  // transformer.h.0.attn.attention.out_proj.bias
-  EXPECT_TRUE(mstest::close(c.get("blocks.0.attn.hook_result").sum(2) + out_b, c.get("blocks.0.hook_attn_out"), 1e-5, 1e-5));
+  EXPECT_TRUE(
+      mstest::close(c.get("blocks.0.attn.hook_result").sum(2) + out_b, c.get("blocks.0.hook_attn_out"), 1e-5, 1e-5));
 }
 
 TEST_F(GptNeo, AttentionTypesMustCoverEveryLayer) {
@@ -92,10 +95,12 @@ TEST_F(GptNeo, AttentionTypesMustCoverEveryLayer) {
     models::load_model(dir);
     FAIL() << "expected an error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("attention_types name 4 layers, num_layers is 2"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("attention_types name 4 layers, num_layers is 2"), std::string::npos)
+        << e.what();
   }
   // attention_types alone (no expanded attention_layers) is enough.
-  std::string ok = mstest::model_variant("gpt_neo", "neo-types-only", [](nlohmann::json& c) { c.erase("attention_layers"); });
+  std::string ok =
+      mstest::model_variant("gpt_neo", "neo-types-only", [](nlohmann::json& c) { c.erase("attention_layers"); });
   at::NoGradGuard ng;
   models::RunContext ctx;
   EXPECT_TRUE(mstest::close(models::load_model(ok)->forward(ref->get("input_ids"), ctx), ref->get("logits"), 1e-4,

@@ -40,9 +40,11 @@ at::Tensor plain_neox(const models::HookedModel& m, const at::Tensor& ids, bool 
     at::Tensor mu = x.mean(-1, true), var = (x - mu).pow(2).mean(-1, true);
     return (x - mu) / (var + c.eps).sqrt() * P[p + ".weight"] + P[p + ".bias"];
   };
-  auto lin = [&](const at::Tensor& x, const std::string& p) { return at::matmul(x, P[p + ".weight"].t()) + P[p + ".bias"]; };
-  at::Tensor pos = at::arange(n, at::kDouble).unsqueeze(1);                                 // [n, 1]
-  at::Tensor inv = at::empty({n_freq}, at::kDouble);                                       // [rot/2]
+  auto lin = [&](const at::Tensor& x, const std::string& p) {
+    return at::matmul(x, P[p + ".weight"].t()) + P[p + ".bias"];
+  };
+  at::Tensor pos = at::arange(n, at::kDouble).unsqueeze(1);  // [n, 1]
+  at::Tensor inv = at::empty({n_freq}, at::kDouble);         // [rot/2]
   for (int64_t i = 0; i < n_freq; ++i) inv[i] = 1.0 / std::pow(10000.0, (double)(2 * i) / (double)n_rot);
   at::Tensor ang = at::cat({pos * inv, pos * inv}, -1).view({1, n, 1, rot});
   auto rope = [&](const at::Tensor& x) {
@@ -62,7 +64,8 @@ at::Tensor plain_neox(const models::HookedModel& m, const at::Tensor& ids, bool 
     at::Tensor z = at::matmul(at::softmax(s, -1), v).transpose(1, 2).reshape({b, n, h * dh});
     at::Tensor attn = lin(z, p + "attention.dense");
     auto mlp = [&](const at::Tensor& y) {
-      return lin(at::gelu(lin(ln(y, p + "post_attention_layernorm"), p + "mlp.dense_h_to_4h")), p + "mlp.dense_4h_to_h");
+      return lin(at::gelu(lin(ln(y, p + "post_attention_layernorm"), p + "mlp.dense_h_to_4h")),
+                 p + "mlp.dense_4h_to_h");
     };
     x = parallel ? x + attn + mlp(x) : (x + attn) + mlp(x + attn);
   }
@@ -115,7 +118,8 @@ TEST_F(GptNeox, ParallelResidualHooksRelateAsTheBlockComputesThem) {
   ctx.hooks = &hs;
   m->forward(ref->get("input_ids"), ctx);
   auto g = [&](const std::string& n) { return c.get("blocks.1." + n); };
-  EXPECT_TRUE(mstest::close(g("hook_resid_pre") + g("hook_attn_out") + g("hook_mlp_out"), g("hook_resid_post"), 1e-6, 1e-6));
+  EXPECT_TRUE(
+      mstest::close(g("hook_resid_pre") + g("hook_attn_out") + g("hook_mlp_out"), g("hook_resid_post"), 1e-6, 1e-6));
   // The MLP's LayerNorm reads the block input.
   at::Tensor x = g("hook_resid_pre");
   at::Tensor centred = x - x.mean(-1, true);
@@ -134,11 +138,11 @@ TEST_F(GptNeox, OldPythiaRotaryKeysGiveTheSameLogits) {
   });
   EXPECT_TRUE(mstest::close(logits_of(*models::load_model(dir)), ref->get("logits")));
   // GPTNeoXConfig's defaults (rotary_pct 0.25, base 10000) when the file has neither.
-  std::string bare = mstest::model_variant("gpt_neox", "neox-defaults", [](nlohmann::json& c) { c.erase("rope_parameters"); });
+  std::string bare =
+      mstest::model_variant("gpt_neox", "neox-defaults", [](nlohmann::json& c) { c.erase("rope_parameters"); });
   EXPECT_TRUE(mstest::close(logits_of(*models::load_model(bare)), ref->get("logits")));
-  std::string half = mstest::model_variant("gpt_neox", "neox-half", [](nlohmann::json& c) {
-    c["rope_parameters"]["partial_rotary_factor"] = 0.5;
-  });
+  std::string half = mstest::model_variant(
+      "gpt_neox", "neox-half", [](nlohmann::json& c) { c["rope_parameters"]["partial_rotary_factor"] = 0.5; });
   EXPECT_FALSE(mstest::close(logits_of(*models::load_model(half)), ref->get("logits")));  // the value is read
 }
 
@@ -248,8 +252,11 @@ TEST(Rotary, OddCountsGiveCeilHalfFrequenciesAndRefuseToOverflowTheHead) {
   models::RopeConfig none = models::parse_rope(cfg, 8);
   EXPECT_EQ(none.rotated(), 0);
   at::Tensor z = at::randn({1, 3, 1, 8}, at::kDouble);
-  EXPECT_TRUE(at::equal(models::apply_rope(z, models::rope_angles(models::rope_inv_freq(none), at::arange(3, at::kLong).unsqueeze(0), at::kDouble)), z));
-  for (const char* bad : {R"({"rope_theta": 0})", R"({"rope_theta": -5.0})", R"({"rotary_pct": 0})", R"({"rotary_pct": 1.5})"}) {
+  EXPECT_TRUE(at::equal(models::apply_rope(z, models::rope_angles(models::rope_inv_freq(none),
+                                                                  at::arange(3, at::kLong).unsqueeze(0), at::kDouble)),
+                        z));
+  for (const char* bad :
+       {R"({"rope_theta": 0})", R"({"rope_theta": -5.0})", R"({"rotary_pct": 0})", R"({"rotary_pct": 1.5})"}) {
     cfg.raw = nlohmann::json::parse(bad);
     EXPECT_THROW(models::parse_rope(cfg, 8), Error) << bad;
   }

@@ -126,14 +126,14 @@ TEST_F(Llama, TopLevelRopeThetaGivesTheSameLogits) {
     c["rope_scaling"] = nullptr;
   });
   EXPECT_TRUE(mstest::close(logits_of(dir), ref->get("logits")));
-  std::string other = mstest::model_variant("llama", "llama-theta", [](nlohmann::json& c) {
-    c["rope_parameters"]["rope_theta"] = 500000.0;
-  });
+  std::string other = mstest::model_variant("llama", "llama-theta",
+                                            [](nlohmann::json& c) { c["rope_parameters"]["rope_theta"] = 500000.0; });
   EXPECT_FALSE(mstest::close(logits_of(other), ref->get("logits")));  // the value is read, not assumed
 }
 
 TEST_F(Llama, TiedEmbeddingsUseTheInputEmbeddingAsUnembedding) {
-  std::string dir = mstest::model_variant("llama", "llama-tied", [](nlohmann::json& c) { c["tie_word_embeddings"] = true; });
+  std::string dir =
+      mstest::model_variant("llama", "llama-tied", [](nlohmann::json& c) { c["tie_word_embeddings"] = true; });
   auto tied = models::load_model(dir);
   EXPECT_TRUE(tied->config().tied_embeddings);
   at::Tensor x = at::randn({3, 32});

@@ -33,7 +33,8 @@ TEST_P(TableFixture, ParametersAreExactlyTheCheckpointsTensors) {
     ASSERT_TRUE(ckpt.has(name)) << GetParam() << ": parameter '" << name << "' is not in the checkpoint";
     EXPECT_TRUE(at::equal(t, ckpt.get(name, at::kDouble))) << name;
   }
-  for (auto& name : ckpt.names()) EXPECT_TRUE(names.count(name)) << GetParam() << ": '" << name << "' is not a parameter";
+  for (auto& name : ckpt.names())
+    EXPECT_TRUE(names.count(name)) << GetParam() << ": '" << name << "' is not a parameter";
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, TableFixture,
@@ -41,7 +42,8 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, TableFixture,
                                            "distilbert_sst"));
 
 TEST(TensorTable, KeysPutThePrefixAndTheLayerWhereThePatternSays) {
-  EXPECT_EQ(models::tensor_key("{P}h.{L}.attn.c_attn.weight", "transformer.", 11), "transformer.h.11.attn.c_attn.weight");
+  EXPECT_EQ(models::tensor_key("{P}h.{L}.attn.c_attn.weight", "transformer.", 11),
+            "transformer.h.11.attn.c_attn.weight");
   EXPECT_EQ(models::tensor_key("{P}wte.weight", "", -1), "wte.weight");
   EXPECT_EQ(models::tensor_key("lm_head.weight", "model.", -1), "lm_head.weight");
 }

@@ -141,7 +141,8 @@ TEST(BoxPlot, OpensInHeadlessChromium) {
   std::get<BoxPlot>(f.panels[0].series[0]).samples[0].push_back(0);  // dropped by the log axis
   out.save_figure(f);
   out.finish();
-  auto r = mstest::run_shell("cd '" + mstest::source_dir() + "' && node tests/report/check_html.mjs '" + dir + "/index.html'");
+  auto r = mstest::run_shell("cd '" + mstest::source_dir() + "' && node tests/report/check_html.mjs '" + dir +
+                             "/index.html'");
   ASSERT_EQ(r.code, 0) << r.out << r.err;
   json v = json::parse(r.out);
   EXPECT_TRUE(v["ok"].get<bool>()) << r.out;

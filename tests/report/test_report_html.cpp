@@ -132,7 +132,8 @@ TEST(HtmlReport, OpensInHeadlessChromiumWithoutErrors) {
   }
   out.save_figure(a);
   out.finish();
-  auto r = mstest::run_shell("cd '" + mstest::source_dir() + "' && node tests/report/check_html.mjs '" + dir + "/index.html'");
+  auto r = mstest::run_shell("cd '" + mstest::source_dir() + "' && node tests/report/check_html.mjs '" + dir +
+                             "/index.html'");
   ASSERT_EQ(r.code, 0) << r.out << r.err;
   json v = json::parse(r.out);
   EXPECT_TRUE(v["ok"].get<bool>()) << r.out;

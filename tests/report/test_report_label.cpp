@@ -8,8 +8,8 @@
 using namespace mechscope::report;
 
 TEST(Label, ByteLevelDecode) {
-  EXPECT_EQ(byte_level_decode("\xC4\xA0the"), " the");        // Ġthe
-  EXPECT_EQ(byte_level_decode("\xC4\x8A"), "\n");             // Ċ
+  EXPECT_EQ(byte_level_decode("\xC4\xA0the"), " the");                 // Ġthe
+  EXPECT_EQ(byte_level_decode("\xC4\x8A"), "\n");                      // Ċ
   EXPECT_EQ(byte_level_decode("caf\xC3\x83\xC2\xA9"), "caf\xC3\xA9");  // cafÃ© → café
   // Ġä¸Ń → " 中"
   EXPECT_EQ(byte_level_decode("\xC4\xA0\xC3\xA4\xC2\xB8\xC5\x83"), " \xE4\xB8\xAD");
@@ -43,7 +43,9 @@ TEST(Label, Truncate) {
 }
 
 TEST(Label, ValidUtf8) {
-  EXPECT_EQ(valid_utf8("a\xFF" "b"), "a\\xFFb");
+  EXPECT_EQ(valid_utf8("a\xFF"
+                       "b"),
+            "a\\xFFb");
   EXPECT_EQ(valid_utf8("ok"), "ok");
 }
 

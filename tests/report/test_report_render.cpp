@@ -173,7 +173,9 @@ TEST(Render, HeatmapCellsHaveTheColourMapsColours) {
     }
     return runs;
   };
-  auto near = [](Want a, Want b) { return std::abs(a.r - b.r) <= 1 && std::abs(a.g - b.g) <= 1 && std::abs(a.b - b.b) <= 1; };
+  auto near = [](Want a, Want b) {
+    return std::abs(a.r - b.r) <= 1 && std::abs(a.g - b.g) <= 1 && std::abs(a.b - b.b) <= 1;
+  };
   Want lo{0x44, 0x01, 0x54}, mid{0x21, 0x91, 0x8c}, hi{0xfd, 0xe7, 0x25};
   bool top_ok = false, bottom_ok = false;
   for (int y = 0; y < img.h; y++) {

@@ -20,12 +20,15 @@ using namespace mechscope;
 namespace {
 
 // A random SAE written in SAELens's on-disk format; cfg is merged into a pre-6 style cfg.json.
-std::string write_saelens(const std::string& name, int64_t d_in, int64_t d_sae, nlohmann::json cfg, bool jumprelu = false,
-                          bool sparsity = true, uint64_t seed = 1) {
+std::string write_saelens(const std::string& name, int64_t d_in, int64_t d_sae, nlohmann::json cfg,
+                          bool jumprelu = false, bool sparsity = true, uint64_t seed = 1) {
   at::manual_seed(seed);
   std::string dir = mstest::tmp_dir(name);
-  nlohmann::json j = {{"d_in", d_in}, {"d_sae", d_sae}, {"hook_point", "blocks.1.hook_resid_pre"},
-                      {"architecture", "standard"}, {"model_name", "tiny-gpt2"}};
+  nlohmann::json j = {{"d_in", d_in},
+                      {"d_sae", d_sae},
+                      {"hook_point", "blocks.1.hook_resid_pre"},
+                      {"architecture", "standard"},
+                      {"model_name", "tiny-gpt2"}};
   for (auto& [k, v] : cfg.items()) j[k] = v;
   write_file_atomic(dir + "/cfg.json", j.dump());
   std::vector<std::pair<std::string, at::Tensor>> w{{"W_enc", at::randn({d_in, d_sae}) * 0.3},
@@ -39,7 +42,8 @@ std::string write_saelens(const std::string& name, int64_t d_in, int64_t d_sae, 
 }
 
 // The SAE forward for one token with loops in double: what SAELens's encode/decode compute.
-std::vector<double> direct(const sae::SAE& s, const std::vector<double>& x_in, std::vector<double>* acts_out = nullptr) {
+std::vector<double> direct(const sae::SAE& s, const std::vector<double>& x_in,
+                           std::vector<double>* acts_out = nullptr) {
   int64_t di = s.cfg.d_in, ds = s.cfg.d_sae;
   auto W_enc = s.W_enc.to(at::kDouble).contiguous(), W_dec = s.W_dec.to(at::kDouble).contiguous();
   auto b_enc = s.b_enc.to(at::kDouble).contiguous(), b_dec = s.b_dec.to(at::kDouble).contiguous();
@@ -118,13 +122,15 @@ TEST(LoadSae, JumpReluTopKAndNormalisations) {
   at::manual_seed(9);
   at::Tensor x = at::randn({5, 8}) * 2 + 0.5;
   {
-    sae::SAE s = sae::load_sae(write_saelens("jr", 8, 20, {{"architecture", "jumprelu"}, {"apply_b_dec_to_input", false}}, true));
+    sae::SAE s = sae::load_sae(
+        write_saelens("jr", 8, 20, {{"architecture", "jumprelu"}, {"apply_b_dec_to_input", false}}, true));
     EXPECT_EQ(s.cfg.architecture, sae::Architecture::JumpReLU);
     expect_matches_direct(s, x);
   }
   {  // SAELens 6 style
-    sae::SAE s = sae::load_sae(write_saelens("topk6", 8, 20, {{"architecture", "topk"}, {"k", 3},
-                                                              {"metadata", {{"hook_name", "blocks.0.hook_resid_post"}}}}));
+    sae::SAE s = sae::load_sae(
+        write_saelens("topk6", 8, 20,
+                      {{"architecture", "topk"}, {"k", 3}, {"metadata", {{"hook_name", "blocks.0.hook_resid_post"}}}}));
     EXPECT_EQ(s.cfg.architecture, sae::Architecture::TopK);
     EXPECT_EQ(s.cfg.k, 3);
     EXPECT_EQ(s.cfg.hook_name, "blocks.0.hook_resid_post");
@@ -132,7 +138,8 @@ TEST(LoadSae, JumpReluTopKAndNormalisations) {
     EXPECT_TRUE(((sae::encode(s, x) > 0).sum(-1) <= 3).all().item<bool>());
   }
   {  // pre-6 topk: standard architecture with activation_fn_str topk
-    sae::SAE s = sae::load_sae(write_saelens("topk5", 8, 20, {{"activation_fn_str", "topk"}, {"activation_fn_kwargs", {{"k", 4}}}}));
+    sae::SAE s = sae::load_sae(
+        write_saelens("topk5", 8, 20, {{"activation_fn_str", "topk"}, {"activation_fn_kwargs", {{"k", 4}}}}));
     EXPECT_EQ(s.cfg.architecture, sae::Architecture::TopK);
     EXPECT_EQ(s.cfg.k, 4);
     expect_matches_direct(s, x);
@@ -184,9 +191,15 @@ TEST(SaveSae, WritesWhatSaelensLoadersRead) {
   mstest::expect_saelens_folder(out);
   // A SAELens 6 cfg.json (version, nested metadata) loaded with --hook, then saved: flat, the new hook.
   std::string v6 = write_saelens("v6", 8, 16,
-                                 {{"sae_lens_version", "6.5.1"}, {"architecture", "jumprelu"}, {"hook_point", nullptr},
-                                  {"metadata", {{"hook_name", "blocks.1.hook_resid_pre"}, {"context_size", 1024},
-                                                {"prepend_bos", true}, {"dataset_path", "pile"}, {"hook_layer", 1}}}},
+                                 {{"sae_lens_version", "6.5.1"},
+                                  {"architecture", "jumprelu"},
+                                  {"hook_point", nullptr},
+                                  {"metadata",
+                                   {{"hook_name", "blocks.1.hook_resid_pre"},
+                                    {"context_size", 1024},
+                                    {"prepend_bos", true},
+                                    {"dataset_path", "pile"},
+                                    {"hook_layer", 1}}}},
                                  true);
   sae::LoadOptions o;
   o.hook_name = "blocks.2.hook_resid_post";
@@ -204,13 +217,16 @@ TEST(SaveSae, WritesWhatSaelensLoadersRead) {
   sae::SAE back = sae::load_sae(out6);
   EXPECT_TRUE(mstest::close(back.threshold, j.threshold, 0, 0));
   // TopK: k where SAELens 6's handle_pre_6_0_config takes it.
-  sae::SAE t = sae::load_sae(write_saelens("topk_save", 8, 16, {{"activation_fn_str", "topk"}, {"activation_fn_kwargs", {{"k", 3}}}}));
+  sae::SAE t = sae::load_sae(
+      write_saelens("topk_save", 8, 16, {{"activation_fn_str", "topk"}, {"activation_fn_kwargs", {{"k", 3}}}}));
   std::string outk = mstest::tmp_dir("saved_topk");
   sae::save_sae(t, outk);
   mstest::expect_saelens_folder(outk);
   EXPECT_EQ(sae::load_sae(outk).cfg.k, 3);
   // The shipped SAEs.
-  for (int l = 0; l < 6; ++l) mstest::expect_saelens_folder(mstest::source_dir() + "/examples/kg/sae/blocks." + std::to_string(l) + ".hook_resid_pre");
+  for (int l = 0; l < 6; ++l)
+    mstest::expect_saelens_folder(mstest::source_dir() + "/examples/kg/sae/blocks." + std::to_string(l) +
+                                  ".hook_resid_pre");
 }
 
 TEST(LoadSae, BadInputGivesOneClearError) {
@@ -232,11 +248,13 @@ TEST(LoadSae, BadInputGivesOneClearError) {
   EXPECT_TRUE(mstest::contains(msg([&] { sae::load_sae(norm); }), "unknown normalize_activations 'whiten'"));
   // W_enc whose shape disagrees with d_in
   std::string shape = write_saelens("shape", 8, 16, {});
-  write_file_atomic(shape + "/cfg.json", nlohmann::json({{"d_in", 9}, {"d_sae", 16}, {"hook_name", "blocks.0.hook_resid_pre"}}).dump());
+  write_file_atomic(shape + "/cfg.json",
+                    nlohmann::json({{"d_in", 9}, {"d_sae", 16}, {"hook_name", "blocks.0.hook_resid_pre"}}).dump());
   m = msg([&] { sae::load_sae(shape); });
   EXPECT_TRUE(mstest::contains(m, "'W_enc' has shape")) << m;
   EXPECT_TRUE(mstest::contains(msg([] { sae::load_sae("/nonexistent/sae"); }), "does not exist"));
-  EXPECT_TRUE(mstest::contains(msg([] { sae::load_sae("nobody/none/blocks.0.hook_resid_pre"); }), "Hugging Face cache"));
+  EXPECT_TRUE(
+      mstest::contains(msg([] { sae::load_sae("nobody/none/blocks.0.hook_resid_pre"); }), "Hugging Face cache"));
 }
 
 struct Splice : ::testing::Test {
@@ -262,7 +280,8 @@ TEST_F(Splice, ReconstructionReplacesTheActivationAndErrorTermRestoresIt) {
   {
     hooks::ScopedHooks scope(hs);
     scope.add(s.cfg.hook_name, sae::splice(s));
-    EXPECT_TRUE(mstest::close(m->forward(ids, ctx), manual([&](const at::Tensor& x) { return sae::reconstruct(s, x); })));
+    EXPECT_TRUE(
+        mstest::close(m->forward(ids, ctx), manual([&](const at::Tensor& x) { return sae::reconstruct(s, x); })));
   }
   {
     sae::SpliceOptions o;
@@ -363,7 +382,8 @@ TEST(Npz, ReadsWhatNumpySavezAndSavezCompressedWrite) {
                                   "d = np.arange(100000, dtype=np.int64) * 3\n"
                                   "e = np.array(2.5, dtype=np.float16)\n"
                                   "f = np.array([True, False, True])\n"
-                                  "np." + fn + "('x.npz', a=a, b=b, c=c, d=d, e=e, f=f)\n");
+                                  "np." +
+                                      fn + "('x.npz', a=a, b=b, c=c, d=d, e=e, f=f)\n");
     auto arr = sae::read_npz(dir + "/x.npz");
     ASSERT_EQ(arr.size(), 6u) << fn;
     EXPECT_TRUE(mstest::close(arr["a"], (at::arange(12, at::kFloat) * 0.5 - 2).reshape({3, 4}), 0, 0)) << fn;
@@ -379,10 +399,11 @@ TEST(Npz, ReadsWhatNumpySavezAndSavezCompressedWrite) {
 
 TEST(Npz, GemmaScopeParamsLoadAsJumpRelu) {
   std::string dir = mstest::tmp_dir("gemma-scope-2b-pt-res/layer_1/width_16k/average_l0_5");
-  numpy_savez(dir,
-              "rng = np.random.RandomState(0)\n"
-              "np.savez('params.npz', W_enc=rng.randn(8, 12).astype('f4'), W_dec=rng.randn(12, 8).astype('f4'),"
-              " b_enc=rng.randn(12).astype('f4'), b_dec=rng.randn(8).astype('f4'), threshold=rng.rand(12).astype('f4'))\n");
+  numpy_savez(
+      dir,
+      "rng = np.random.RandomState(0)\n"
+      "np.savez('params.npz', W_enc=rng.randn(8, 12).astype('f4'), W_dec=rng.randn(12, 8).astype('f4'),"
+      " b_enc=rng.randn(12).astype('f4'), b_dec=rng.randn(8).astype('f4'), threshold=rng.rand(12).astype('f4'))\n");
   sae::SAE s = sae::load_sae(dir);
   EXPECT_EQ(s.cfg.architecture, sae::Architecture::JumpReLU);
   EXPECT_FALSE(s.cfg.apply_b_dec_to_input);
@@ -392,8 +413,9 @@ TEST(Npz, GemmaScopeParamsLoadAsJumpRelu) {
   expect_matches_direct(s, at::randn({4, 8}));
   // Elsewhere, the path names no hook: the caller must.
   std::string plain = mstest::tmp_dir("plain_npz");
-  numpy_savez(plain, "np.savez('params.npz', W_enc=np.zeros((4, 6), 'f4'), W_dec=np.zeros((6, 4), 'f4'),"
-                     " b_enc=np.zeros(6, 'f4'), b_dec=np.zeros(4, 'f4'), threshold=np.zeros(6, 'f4'))\n");
+  numpy_savez(plain,
+              "np.savez('params.npz', W_enc=np.zeros((4, 6), 'f4'), W_dec=np.zeros((6, 4), 'f4'),"
+              " b_enc=np.zeros(6, 'f4'), b_dec=np.zeros(4, 'f4'), threshold=np.zeros(6, 'f4'))\n");
   EXPECT_THROW(sae::load_sae(plain + "/params.npz"), Error);
   sae::LoadOptions o;
   o.hook_name = "blocks.0.hook_mlp_out";
@@ -404,10 +426,11 @@ TEST(Npz, GemmaScopeParamsLoadAsJumpRelu) {
 // W_enc / sqrt(d_in) and W_dec * sqrt(d_in) (Gemma's embedding scale), b_enc and b_dec as stored.
 TEST(Npz, GemmaScopeEmbeddingSaeIsRescaledForHookEmbed) {
   std::string dir = mstest::tmp_dir("gemma-scope-2b-pt-res/embedding/width_4k/average_l0_6");
-  numpy_savez(dir,
-              "rng = np.random.RandomState(1)\n"
-              "np.savez('params.npz', W_enc=rng.randn(16, 6).astype('f4'), W_dec=rng.randn(6, 16).astype('f4'),"
-              " b_enc=rng.randn(6).astype('f4'), b_dec=rng.randn(16).astype('f4'), threshold=rng.rand(6).astype('f4'))\n");
+  numpy_savez(
+      dir,
+      "rng = np.random.RandomState(1)\n"
+      "np.savez('params.npz', W_enc=rng.randn(16, 6).astype('f4'), W_dec=rng.randn(6, 16).astype('f4'),"
+      " b_enc=rng.randn(6).astype('f4'), b_dec=rng.randn(16).astype('f4'), threshold=rng.rand(6).astype('f4'))\n");
   auto raw = sae::read_npz(dir + "/params.npz");
   sae::SAE s = sae::load_sae(dir);
   EXPECT_EQ(s.cfg.hook_name, "hook_embed");

@@ -35,8 +35,7 @@ std::string norm(const json& j, const std::string& s) { return make_normalizer(j
 
 TEST(PreTokenizers, HfExamples) {
   EXPECT_EQ(pre({{"type", "Whitespace"}}, "Hey man!"), (Strs{"Hey", "man", "!"}));
-  EXPECT_EQ(pre({{"type", "Whitespace"}}, "How are you doing?"),
-            (Strs{"How", "are", "you", "doing", "?"}));
+  EXPECT_EQ(pre({{"type", "Whitespace"}}, "How are you doing?"), (Strs{"How", "are", "you", "doing", "?"}));
   EXPECT_EQ(pre({{"type", "Whitespace"}}, "\n"), Strs{});
   EXPECT_EQ(pre({{"type", "WhitespaceSplit"}}, "Hey man!"), (Strs{"Hey", "man!"}));
   EXPECT_EQ(pre({{"type", "BertPreTokenizer"}}, "Hey friend!     How are you?!?"),
@@ -74,8 +73,7 @@ TEST(PreTokenizers, SplitBehaviours) {
 TEST(Decoders, HfExamples) {
   EXPECT_EQ(dec({{"type", "ByteFallback"}}, {"<0x61>"}), (Strs{"a"}));
   EXPECT_EQ(dec({{"type", "ByteFallback"}}, {"<0xE5>", "<0x8f>", "<0xab>"}), (Strs{"\u53eb"}));
-  EXPECT_EQ(dec({{"type", "ByteFallback"}}, {"<0xE5>", "<0x8f>", "a"}),
-            (Strs{"\ufffd", "\ufffd", "a"}));
+  EXPECT_EQ(dec({{"type", "ByteFallback"}}, {"<0xE5>", "<0x8f>", "a"}), (Strs{"\ufffd", "\ufffd", "a"}));
   EXPECT_EQ(dec({{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}}, {"Hey", " friend!", " "}),
             (Strs{"Hey", "friend!", ""}));
   EXPECT_EQ(dec({{"type", "WordPiece"}, {"prefix", "##"}, {"cleanup", false}},
@@ -94,18 +92,17 @@ TEST(Normalizers, Examples) {
   EXPECT_EQ(norm({{"type", "NFD"}}, "\u00e9"), "e\u0301");
   EXPECT_EQ(norm({{"type", "NFKC"}}, "\ufb01 \u2460"), "fi 1");
   EXPECT_EQ(norm({{"type", "Lowercase"}}, "HeLLo \u0130 \u03a3"), "hello i\u0307 \u03c3");
-  EXPECT_EQ(norm({{"type", "Sequence"}, {"normalizers", {{{"type", "NFD"}}, {{"type", "StripAccents"}}}}},
-                 "\u00e9t\u00e9"),
-            "ete");
+  EXPECT_EQ(
+      norm({{"type", "Sequence"}, {"normalizers", {{{"type", "NFD"}}, {{"type", "StripAccents"}}}}}, "\u00e9t\u00e9"),
+      "ete");
   EXPECT_EQ(norm({{"type", "Strip"}, {"strip_left", true}, {"strip_right", false}}, "  a  "), "a  ");
   EXPECT_EQ(norm({{"type", "Prepend"}, {"prepend", "\u2581"}}, "a"), "\u2581a");
   EXPECT_EQ(norm({{"type", "Prepend"}, {"prepend", "\u2581"}}, ""), "");
-  EXPECT_EQ(norm({{"type", "Replace"}, {"pattern", {{"Regex", " {2,}"}}}, {"content", " "}}, "a   b  c"),
-            "a b c");
+  EXPECT_EQ(norm({{"type", "Replace"}, {"pattern", {{"Regex", " {2,}"}}}, {"content", " "}}, "a   b  c"), "a b c");
   // BERT: controls dropped, whitespace to ' ', CJK padded, accents stripped, lowercased.
-  EXPECT_EQ(norm({{"type", "BertNormalizer"}, {"strip_accents", nullptr}, {"lowercase", true}},
-                 "H\u00e9llo\x01\t\u4e2d!"),
-            "hello  \u4e2d !");
+  EXPECT_EQ(
+      norm({{"type", "BertNormalizer"}, {"strip_accents", nullptr}, {"lowercase", true}}, "H\u00e9llo\x01\t\u4e2d!"),
+      "hello  \u4e2d !");
 }
 
 TEST(AddedTokens, FlagsOnRealGpt2Vocab) {
@@ -119,9 +116,14 @@ TEST(AddedTokens, FlagsOnRealGpt2Vocab) {
   while (std::getline(f, line))
     if (!line.empty() && line.rfind("#version", 0) != 0) merges.push_back(line);
   auto make = [&](bool lstrip, bool rstrip, bool single_word) {
-    json j = {{"added_tokens", {{{"id", 50257}, {"content", "<mask>"}, {"single_word", single_word},
-                                 {"lstrip", lstrip}, {"rstrip", rstrip}, {"normalized", false},
-                                 {"special", true}}}},
+    json j = {{"added_tokens",
+               {{{"id", 50257},
+                 {"content", "<mask>"},
+                 {"single_word", single_word},
+                 {"lstrip", lstrip},
+                 {"rstrip", rstrip},
+                 {"normalized", false},
+                 {"special", true}}}},
               {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}}},
               {"decoder", {{"type", "ByteLevel"}}},
               {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", merges}}}};
@@ -133,14 +135,10 @@ TEST(AddedTokens, FlagsOnRealGpt2Vocab) {
     return out;
   };
   const std::vector<int64_t> mask{50257};
-  EXPECT_EQ(make(false, false, false)->encode("a <mask> b"),
-            cat({base->encode("a "), mask, base->encode(" b")}));
-  EXPECT_EQ(make(true, false, false)->encode("a <mask> b"),
-            cat({base->encode("a"), mask, base->encode(" b")}));
-  EXPECT_EQ(make(false, true, false)->encode("a <mask>  b"),
-            cat({base->encode("a "), mask, base->encode("b")}));
-  EXPECT_EQ(make(false, false, true)->encode("x<mask> <mask>"),
-            cat({base->encode("x<mask> "), mask}));
+  EXPECT_EQ(make(false, false, false)->encode("a <mask> b"), cat({base->encode("a "), mask, base->encode(" b")}));
+  EXPECT_EQ(make(true, false, false)->encode("a <mask> b"), cat({base->encode("a"), mask, base->encode(" b")}));
+  EXPECT_EQ(make(false, true, false)->encode("a <mask>  b"), cat({base->encode("a "), mask, base->encode("b")}));
+  EXPECT_EQ(make(false, false, true)->encode("x<mask> <mask>"), cat({base->encode("x<mask> "), mask}));
   auto t = make(false, false, false);
   EXPECT_EQ(t->decode({50257}, true), "");
   EXPECT_EQ(t->decode({64, 50257}, false), "a<mask>");

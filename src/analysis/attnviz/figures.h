@@ -26,7 +26,7 @@ struct HeadView {
   std::vector<std::string> label, hover;
   std::vector<size_t> from, to;  // point indices of each line (query -> key)
   std::vector<double> attention;
-  std::vector<bool> red;         // a highlighted pair that is the query's top key
+  std::vector<bool> red;  // a highlighted pair that is the query's top key
   std::vector<std::string> line_hover;
 };
 
@@ -36,14 +36,15 @@ HeadView make_view(const Extracted& ex, size_t li, int64_t h, const PointSet& ps
                    const std::vector<std::vector<std::string>>& tokens, const LineRule& rule,
                    const std::vector<Highlight>& highlights, const std::string& title);
 
-report::Figure joint_figure(const std::string& id, const std::string& title, const HeadView& v, const std::string& axis);
+report::Figure joint_figure(const std::string& id, const std::string& title, const HeadView& v,
+                            const std::string& axis);
 // shared: one range for every panel (the heads were embedded jointly: --scope layer or model).
 report::Figure grid_figure(const std::string& id, const std::string& title, const std::vector<HeadView>& heads,
                            const std::string& axis, bool shared);
 // Fig. 4(b) for one head: q, k [text, pos, d] before (raw) and after normalisation, attn/allowed
 // [text, pos, pos]; each panel titled with the attention-weighted correlation of q·k with -distance.
-report::Figure dot_distance_figure(const std::string& id, const std::string& title, const at::Tensor& q0, const at::Tensor& k0,
-                                   const at::Tensor& q1, const at::Tensor& k1, const at::Tensor& attn,
-                                   const at::Tensor& allowed);
+report::Figure dot_distance_figure(const std::string& id, const std::string& title, const at::Tensor& q0,
+                                   const at::Tensor& k0, const at::Tensor& q1, const at::Tensor& k1,
+                                   const at::Tensor& attn, const at::Tensor& allowed);
 
 }  // namespace mechscope::analysis::attnviz

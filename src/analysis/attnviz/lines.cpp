@@ -29,8 +29,7 @@ LineRule parse_lines(const std::string& s) {
       if (used != s.size() - 5 || !(r.mass > 0 && r.mass <= 1)) bad();
       return r;
     }
-  } catch (const std::logic_error&) {
-  }
+  } catch (const std::logic_error&) {}
   bad();
   return r;  // (bad() throws)
 }

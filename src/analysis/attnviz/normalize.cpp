@@ -23,8 +23,8 @@ struct Pairs {
   int64_t d = 0;
 };
 
-Pairs pair_stats(const std::vector<at::Tensor>& qs, const std::vector<at::Tensor>& ks, const std::vector<at::Tensor>& attn,
-                 const std::vector<at::Tensor>& allowed) {
+Pairs pair_stats(const std::vector<at::Tensor>& qs, const std::vector<at::Tensor>& ks,
+                 const std::vector<at::Tensor>& attn, const std::vector<at::Tensor>& allowed) {
   std::vector<at::Tensor> w, dot, qq, kk, sq, sk;
   Pairs p;
   for (size_t m = 0; m < qs.size(); ++m) {
@@ -39,7 +39,8 @@ Pairs pair_stats(const std::vector<at::Tensor>& qs, const std::vector<at::Tensor
     sk.push_back(sel(k.sum(-1).unsqueeze(1).expand_as(ok)));
     w.push_back(attn.empty() ? at::ones_like(dot.back()) : sel(attn[m]));
   }
-  p.w = at::cat(w), p.dot = at::cat(dot), p.qq = at::cat(qq), p.kk = at::cat(kk), p.sq = at::cat(sq), p.sk = at::cat(sk);
+  p.w = at::cat(w), p.dot = at::cat(dot), p.qq = at::cat(qq), p.kk = at::cat(kk), p.sq = at::cat(sq),
+  p.sk = at::cat(sk);
   // The pairs are made where q and k are; the criteria are scalar searches (~120 evaluations of a
   // reduction per group) and run on the host, so the six vectors come back here in one copy.
   if (!p.w.is_cpu()) {
@@ -55,7 +56,8 @@ double wcorr(const at::Tensor& x, const at::Tensor& y, const at::Tensor& w) {
   if (!(sw > 0) || x.numel() < 2) return 0;
   at::Tensor mx = (w * x).sum() / sw, my = (w * y).sum() / sw;
   at::Tensor dx = x - mx, dy = y - my;
-  double cov = (w * dx * dy).sum().item<double>(), vx = (w * dx * dx).sum().item<double>(), vy = (w * dy * dy).sum().item<double>();
+  double cov = (w * dx * dy).sum().item<double>(), vx = (w * dx * dx).sum().item<double>(),
+         vy = (w * dy * dy).sum().item<double>();
   if (!(vx > 0 && vy > 0)) return 0;
   return cov / std::sqrt(vx * vy);
 }
@@ -64,7 +66,8 @@ double wcorr(const at::Tensor& x, const at::Tensor& y, const at::Tensor& w) {
 // ~120 times per group, where a chain of tensor ops costs several times more than the arithmetic.
 double paper_criterion(const Pairs& p, double c) {
   at::Tensor w = p.w.contiguous(), x = p.dot.contiguous(), qq = p.qq.contiguous(), kk = p.kk.contiguous();
-  const double *W = w.data_ptr<double>(), *X = x.data_ptr<double>(), *Q = qq.data_ptr<double>(), *K = kk.data_ptr<double>();
+  const double *W = w.data_ptr<double>(), *X = x.data_ptr<double>(), *Q = qq.data_ptr<double>(),
+               *K = kk.data_ptr<double>();
   int64_t n = x.numel();
   double c2 = c * c, ic2 = 1 / c2;
   double sw = 0, sx = 0, sy = 0;
@@ -85,10 +88,10 @@ double paper_criterion(const Pairs& p, double c) {
 
 // The seed's criterion after keys += a, queries × c, keys × 1/c: |corr(q·k, 1 - cos(q, k))|, unweighted.
 double seed_criterion(const Pairs& p, double a, double c) {
-  at::Tensor dot = p.dot + a * p.sq;                                  // q·(k + a)
-  at::Tensor kk = p.kk + 2 * a * p.sk + a * a * (double)p.d;          // |k + a|^2
+  at::Tensor dot = p.dot + a * p.sq;                          // q·(k + a)
+  at::Tensor kk = p.kk + 2 * a * p.sk + a * a * (double)p.d;  // |k + a|^2
   at::Tensor qs = p.qq * (c * c), ks = kk / (c * c);
-  at::Tensor cosd = 1 - dot / (qs * ks).sqrt().clamp_min(1e-300);    // c cancels here: kept to search as the seed did
+  at::Tensor cosd = 1 - dot / (qs * ks).sqrt().clamp_min(1e-300);  // c cancels here: kept to search as the seed did
   return std::abs(wcorr(dot, cosd, at::ones_like(dot)));
 }
 
@@ -167,7 +170,8 @@ std::vector<Group> scope_groups(Scope scope, const Extracted& ex, const std::vec
   for (size_t li = 0; li < ex.layers.size(); ++li) {
     Group layer{"L" + std::to_string(ex.layers[li]), {}};
     for (int64_t h : heads) {
-      if (scope == Scope::Head) out.push_back({"L" + std::to_string(ex.layers[li]) + " H" + std::to_string(h), {{li, h}}});
+      if (scope == Scope::Head)
+        out.push_back({"L" + std::to_string(ex.layers[li]) + " H" + std::to_string(h), {{li, h}}});
       layer.members.push_back({li, h});
       all.members.push_back({li, h});
     }
@@ -177,15 +181,16 @@ std::vector<Group> scope_groups(Scope scope, const Extracted& ex, const std::vec
   return out;
 }
 
-double weighted_corr(const at::Tensor& q, const at::Tensor& k, const at::Tensor& attn, const at::Tensor& allowed, double c) {
+double weighted_corr(const at::Tensor& q, const at::Tensor& k, const at::Tensor& attn, const at::Tensor& allowed,
+                     double c) {
   return paper_criterion(pair_stats({q}, {k}, {attn}, {allowed}), c);
 }
 double cosine_corr(const at::Tensor& q, const at::Tensor& k, const at::Tensor& allowed) {
   return seed_criterion(pair_stats({q}, {k}, {}, {allowed}), 0, 1);
 }
 
-Normalization normalize(const Extracted& ex, const Group& g, const NormalizeOptions& opt, std::vector<at::Tensor>& q_out,
-                        std::vector<at::Tensor>& k_out) {
+Normalization normalize(const Extracted& ex, const Group& g, const NormalizeOptions& opt,
+                        std::vector<at::Tensor>& q_out, std::vector<at::Tensor>& k_out) {
   size_t nl = ex.layers.size();
   if (q_out.size() != nl) q_out.resize(nl), k_out.resize(nl);
   std::vector<at::Tensor> qs, ks, attn, ok;
@@ -207,18 +212,21 @@ Normalization normalize(const Extracted& ex, const Group& g, const NormalizeOpti
   auto on = at::TensorOptions().dtype(at::kDouble).device(ex.device);
   at::Tensor real = at::zeros({ex.n_texts, ex.n_pos, 1}, at::kDouble);
   double n_real = 0;
-  for (int64_t t = 0; t < ex.n_texts; ++t) real[t].narrow(0, 0, ex.lengths[t]).fill_(1), n_real += (double)ex.lengths[t];
+  for (int64_t t = 0; t < ex.n_texts; ++t)
+    real[t].narrow(0, 0, ex.lengths[t]).fill_(1), n_real += (double)ex.lengths[t];
   real = real.to(ex.device);
   at::Tensor shift = at::zeros({d}, on);
   if (softcap && opt.mode != Mode::None)
-    n.note = "soft-capped scores: cap·tanh(s/cap) is not invariant to adding q·t to a query's scores, so keys are not "
-             "translated (only the scaling, which leaves every q·k as is, is applied)";
+    n.note =
+        "soft-capped scores: cap·tanh(s/cap) is not invariant to adding q·t to a query's scores, so keys are not "
+        "translated (only the scaling, which leaves every q·k as is, is applied)";
   if (opt.mode == Mode::Paper) {
     if (!softcap) {
       // The key centroid moved onto the query centroid (over the real tokens of every member).
       at::Tensor sq = at::zeros({d}, on), sk = at::zeros({d}, on);
       double count = 0;  // real tokens over the members (the lengths' sum: no device read)
-      for (size_t m = 0; m < qs.size(); ++m) sq += qs[m].sum(at::IntArrayRef{0, 1}), sk += ks[m].sum(at::IntArrayRef{0, 1}), count += n_real;
+      for (size_t m = 0; m < qs.size(); ++m)
+        sq += qs[m].sum(at::IntArrayRef{0, 1}), sk += ks[m].sum(at::IntArrayRef{0, 1}), count += n_real;
       shift = (sq - sk) / count;
     }
     std::vector<at::Tensor> kt;
@@ -244,8 +252,9 @@ Normalization normalize(const Extracted& ex, const Group& g, const NormalizeOpti
     n.c_effect = at_best.empty() ? 0 : *hi - *lo;
     shift.fill_(n.a);
     if (n.note.empty())
-      n.note = "the seed's criterion uses the cosine distance, which c cancels out of (cos(cq, k/c) = cos(q, k)): c_effect "
-               "is its spread over the c grid, and the c nearest 1 is kept";
+      n.note =
+          "the seed's criterion uses the cosine distance, which c cancels out of (cos(cq, k/c) = cos(q, k)): c_effect "
+          "is its spread over the c grid, and the c nearest 1 is kept";
   }
   {
     at::Tensor host = shift.to(at::kCPU).contiguous();  // one copy, not one read per coordinate
@@ -273,8 +282,9 @@ Normalization normalize(const Extracted& ex, const Group& g, const NormalizeOpti
   return n;
 }
 
-std::vector<Normalization> normalize_all(const Extracted& ex, const std::vector<Group>& groups, const NormalizeOptions& opt,
-                                         std::vector<at::Tensor>& q_out, std::vector<at::Tensor>& k_out) {
+std::vector<Normalization> normalize_all(const Extracted& ex, const std::vector<Group>& groups,
+                                         const NormalizeOptions& opt, std::vector<at::Tensor>& q_out,
+                                         std::vector<at::Tensor>& k_out) {
   size_t nl = ex.layers.size();
   q_out.resize(nl), k_out.resize(nl);
   for (size_t li = 0; li < nl; ++li)

@@ -12,7 +12,8 @@
 
 namespace mechscope::analysis::attnviz {
 
-PointSet points(const Extracted& ex, const Group& g, const std::vector<at::Tensor>& q, const std::vector<at::Tensor>& k) {
+PointSet points(const Extracted& ex, const Group& g, const std::vector<at::Tensor>& q,
+                const std::vector<at::Tensor>& k) {
   PointSet ps;
   std::vector<at::Tensor> rows;
   for (auto [li, h] : g.members)
@@ -38,7 +39,7 @@ at::Tensor pca(const at::Tensor& x, int dims, std::vector<double>* explained) {
   if (explained) explained->assign(dims, 0.0);
   // The top r eigenvectors, largest first. Eigenvector signs are arbitrary: fix each so its
   // largest-magnitude loading is positive (sklearn's svd_flip), on the device.
-  at::Tensor top = evecs.narrow(1, d - r, r).flip({1});  // [d, r]
+  at::Tensor top = evecs.narrow(1, d - r, r).flip({1});        // [d, r]
   at::Tensor lead = top.gather(0, top.abs().argmax(0, true));  // [1, r]
   top = top * at::where(lead < 0, -at::ones_like(lead), at::ones_like(lead));
   // The eigenvalues (d of them) come to the host once: they decide the rank kept and the ratios.
@@ -69,7 +70,8 @@ std::vector<at::Tensor> project_all(const std::vector<PointSet>& pts, Projection
   OneBlasThread one;
   at::parallel_for(0, (int64_t)pts.size(), 1, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i)
-      out[i] = how == Projection::Pca ? pca(pts[i].x, dims, explained ? &(*explained)[i] : nullptr) : tsne(pts[i].x, opt);
+      out[i] =
+          how == Projection::Pca ? pca(pts[i].x, dims, explained ? &(*explained)[i] : nullptr) : tsne(pts[i].x, opt);
   });
   return out;
 }
@@ -79,7 +81,7 @@ namespace {
 // Quadtree over 2-D points for the repulsive forces; each node covers perm[begin, end).
 struct Quad {
   struct Node {
-    double cx, cy, half;  // square cell
+    double cx, cy, half;    // square cell
     double mx = 0, my = 0;  // centre of mass
     int64_t begin = 0, end = 0;
     int child[4] = {-1, -1, -1, -1};
@@ -113,7 +115,8 @@ struct Quad {
     if (e - b <= 1 || depth >= 40) return id;
     auto quadrant = [&](int64_t p) { return (y[2 * p] >= cx ? 1 : 0) + (y[2 * p + 1] >= cy ? 2 : 0); };
     int64_t bounds[5] = {b, b, b, b, e};
-    std::stable_sort(perm.begin() + b, perm.begin() + e, [&](int64_t u, int64_t v) { return quadrant(u) < quadrant(v); });
+    std::stable_sort(perm.begin() + b, perm.begin() + e,
+                     [&](int64_t u, int64_t v) { return quadrant(u) < quadrant(v); });
     for (int qd = 1; qd < 4; ++qd) {
       int64_t i = bounds[qd - 1];
       while (i < e && quadrant(perm[i]) < qd) ++i;

@@ -41,10 +41,11 @@ static double parse_number(const std::string& s, const std::string& flag, const 
     size_t used = 0;
     double v = std::stod(s, &used);
     if (used == s.size() && std::isfinite(v)) return v;
-  } catch (const std::exception&) {
-  }
-  fail(flag, ": expected s<k> (k × embedding std), a number or a=<level> (absolute), u<x> (uniform) or t<d> "
-       "(Student-t), got '", whole, "'");
+  } catch (const std::exception&) {}
+  fail(flag,
+       ": expected s<k> (k × embedding std), a number or a=<level> (absolute), u<x> (uniform) or t<d> "
+       "(Student-t), got '",
+       whole, "'");
 }
 
 NoiseRule parse_noise(const std::string& s, const std::string& flag, bool bare_number_is_std) {
@@ -65,7 +66,8 @@ NoiseRule parse_noise(const std::string& s, const std::string& flag, bool bare_n
   } else if (c == 't') {
     r.type = NoiseRule::StudentT;
     r.value = parse_number(rest, flag, s);
-    if (r.value <= 2) fail(flag, ": Student-t noise needs more than 2 degrees of freedom (finite variance), got '", s, "'");
+    if (r.value <= 2)
+      fail(flag, ": Student-t noise needs more than 2 degrees of freedom (finite variance), got '", s, "'");
   } else {
     r.type = bare_number_is_std ? NoiseRule::StdMultiple : NoiseRule::Absolute;
     r.value = parse_number(s, flag, s);
@@ -91,7 +93,8 @@ Noise resolve_noise(const NoiseRule& rule, double embedding_std) {
   }
   // Beyond this the noisy embeddings' squares overflow float32 in the first norm (d_model x 1e30).
   if (!(n.scale <= 1e15))
-    fail("noise rule '", rule.text, "' gives a noise scale of ", n.scale, ", too large for float32 activations (at most 1e15)");
+    fail("noise rule '", rule.text, "' gives a noise scale of ", n.scale,
+         ", too large for float32 activations (at most 1e15)");
   return n;
 }
 
@@ -156,10 +159,10 @@ void corrupt(at::Tensor& x, const at::Tensor& noise, int64_t r0, int64_t b, bool
 
 // The per-layer states of one run of the clean row + corrupted rows (ROME's low-score run).
 struct BaseRun {
-  std::vector<at::Tensor> resid;  // n_layers + 1: input to block l ([1 + S, n, d]); last = final output
+  std::vector<at::Tensor> resid;              // n_layers + 1: input to block l ([1 + S, n, d]); last = final output
   std::vector<at::Tensor> mlp_out, attn_out;  // per layer, clean row: [n, d]
-  models::KVCache kv;                          // [1 + S, kv_heads, n, d_head] per layer
-  at::Tensor last_logits;                      // [1 + S, vocab]
+  models::KVCache kv;                         // [1 + S, kv_heads, n, d_head] per layer
+  at::Tensor last_logits;                     // [1 + S, vocab]
 };
 
 BaseRun base_run(const models::HookedModel& model, const at::Tensor& ids, const at::Tensor& noise, int64_t b,
@@ -170,8 +173,10 @@ BaseRun base_run(const models::HookedModel& model, const at::Tensor& ids, const 
   r.attn_out.resize(nL);
   hooks::HookSet hs;
   hs.add("hook_embed", [&](at::Tensor& x, const hooks::HookContext&) { corrupt(x, noise, 1, b, replace); });
-  hs.add("blocks.*.hook_mlp_out", [&](at::Tensor& x, const hooks::HookContext& c) { r.mlp_out[c.layer] = x[0].clone(); });
-  hs.add("blocks.*.hook_attn_out", [&](at::Tensor& x, const hooks::HookContext& c) { r.attn_out[c.layer] = x[0].clone(); });
+  hs.add("blocks.*.hook_mlp_out",
+         [&](at::Tensor& x, const hooks::HookContext& c) { r.mlp_out[c.layer] = x[0].clone(); });
+  hs.add("blocks.*.hook_attn_out",
+         [&](at::Tensor& x, const hooks::HookContext& c) { r.attn_out[c.layer] = x[0].clone(); });
   models::RunContext ctx;
   ctx.hooks = &hs;
   ctx.cache = &r.kv;
@@ -232,11 +237,13 @@ void run_cells(const models::HookedModel& model, const BaseRun& base, const std:
       }
     }
     // Built on the host, sent to the clean values' device (the model's) once per block.
-    auto L = [](const std::vector<int64_t>& v, const at::Tensor& like) { return at::tensor(v, at::kLong).to(like.device()); };
-    auto restore = [&L](const std::vector<int64_t>& which, const std::vector<int64_t>& tokens, const at::Tensor& clean) {
-      return [idx = L(which, clean), values = clean.index_select(0, L(tokens, clean))](at::Tensor& h, const hooks::HookContext&) {
-        h = h.index_copy(0, idx, values.to(h.scalar_type()));
-      };
+    auto L = [](const std::vector<int64_t>& v, const at::Tensor& like) {
+      return at::tensor(v, at::kLong).to(like.device());
+    };
+    auto restore = [&L](const std::vector<int64_t>& which, const std::vector<int64_t>& tokens,
+                        const at::Tensor& clean) {
+      return [idx = L(which, clean), values = clean.index_select(0, L(tokens, clean))](
+                 at::Tensor& h, const hooks::HookContext&) { h = h.index_copy(0, idx, values.to(h.scalar_type())); };
     };
     if (!mlp_rows.empty()) hs.add(cat("blocks.", l, ".hook_mlp_out"), restore(mlp_rows, mlp_t, base.mlp_out[l]));
     if (!attn_rows.empty()) hs.add(cat("blocks.", l, ".hook_attn_out"), restore(attn_rows, attn_t, base.attn_out[l]));
@@ -284,7 +291,7 @@ void trace_fast(const models::HookedModel& model, const BaseRun& base, TraceResu
   // part). Restores at the last token in the last block need hooks there, so those units go apart.
   std::vector<std::vector<Cell>> units, last_token_units;
   std::vector<std::pair<double*, const double*>> same;  // cells whose window equals their unit's first
-  int64_t direct = 0;  // cells whose score needs no run (progress)
+  int64_t direct = 0;                                   // cells whose score needs no run (progress)
   for (int64_t t = 0; t < n; ++t)
     for (size_t k = 0; k < opt.kinds.size(); ++k) {
       double* out = r.scores[k].data_ptr<double>() + t * nL;
@@ -384,8 +391,8 @@ TraceResult trace(const models::HookedModel& model, const TraceInput& in, const 
   if (S < 1) fail("--samples must be >= 1, got ", S);
   if (opt.window < 1) fail("--window must be >= 1, got ", opt.window);
   if (in.subject_begin < 0 || in.subject_end > n || in.subject_begin >= in.subject_end)
-    fail("subject token range [", in.subject_begin, ", ", in.subject_end, ") is not a non-empty range inside the prompt's ",
-         n, " tokens");
+    fail("subject token range [", in.subject_begin, ", ", in.subject_end,
+         ") is not a non-empty range inside the prompt's ", n, " tokens");
   for (int64_t id : in.ids)
     if (id < 0 || id >= cfg.d_vocab) fail("token id ", id, " is outside the vocabulary (0 .. ", cfg.d_vocab - 1, ")");
   if (in.answer && (*in.answer < 0 || *in.answer >= cfg.d_vocab))
@@ -421,7 +428,8 @@ TraceResult trace(const models::HookedModel& model, const TraceInput& in, const 
     double* out = r.scores[k].data_ptr<double>();
     for (int64_t t = 0; t < n; ++t)
       for (int l = 0; l < nL; ++l) {
-        out[t * nL + l] = naive_cell(model, ids, noise, b, opt.noise.replace, opt.kinds[k], l, t, opt.window, r.answer_id);
+        out[t * nL + l] =
+            naive_cell(model, ids, noise, b, opt.noise.replace, opt.kinds[k], l, t, opt.window, r.answer_id);
         if (opt.on_cells) opt.on_cells(1);
       }
   }

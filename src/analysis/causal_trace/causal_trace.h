@@ -23,7 +23,7 @@ namespace mechscope::analysis::causal_trace {
 // all: the block output (resid_post) at one layer; mlp / attn: that sublayer's output at a window of
 // layers [L - w/2, L + w/2) clipped to the model (ROME's trace_important_window).
 enum class Kind { All, Mlp, Attn };
-const char* kind_name(Kind k);  // "all", "mlp", "attn"
+const char* kind_name(Kind k);          // "all", "mlp", "attn"
 Kind parse_kind(const std::string& s);  // Error naming the value otherwise
 std::vector<Kind> parse_kinds(const std::string& list, const std::string& flag = "--kinds");
 
@@ -88,10 +88,10 @@ struct TraceResult {
   double high_score = 0;  // p(answer) on the clean prompt
   double low_score = 0;   // mean p(answer) over the corrupted copies, nothing restored
   std::vector<Kind> kinds;
-  std::vector<at::Tensor> scores;  // per kind: [tokens, layers] float64
-  at::Tensor clean_probs;          // [d_vocab] softmax of the clean run's last position
-  std::string method;              // "fast", or "naive" (asked for, or a model without block_packed)
-  bool rejected = false;           // TraceOptions::accept refused the answer: scores are empty
+  std::vector<at::Tensor> scores;      // per kind: [tokens, layers] float64
+  at::Tensor clean_probs;              // [d_vocab] softmax of the clean run's last position
+  std::string method;                  // "fast", or "naive" (asked for, or a model without block_packed)
+  bool rejected = false;               // TraceOptions::accept refused the answer: scores are empty
   const at::Tensor& of(Kind k) const;  // Error when that kind was not traced
 };
 

@@ -11,8 +11,8 @@
 namespace mechscope::analysis::causal_trace {
 
 struct Fact {
-  int line = 0;         // 1-based line in the facts file
-  std::string id;       // "id" (or ROME's "known_id"); "" when absent
+  int line = 0;    // 1-based line in the facts file
+  std::string id;  // "id" (or ROME's "known_id"); "" when absent
   std::string prompt, subject;
   std::optional<std::string> answer;  // "answer" (or ROME's "attribute"): the expected prediction
 };

@@ -44,8 +44,8 @@ static void layer_axis(Axis& a, int L) {
   a.max = L - 0.5;
 }
 
-Figure trace_heatmap(const std::string& id, const at::Tensor& scores, const std::vector<std::string>& tokens,
-                     int64_t b, int64_t e, double low_score, const std::string& answer, Kind kind, int window,
+Figure trace_heatmap(const std::string& id, const at::Tensor& scores, const std::vector<std::string>& tokens, int64_t b,
+                     int64_t e, double low_score, const std::string& answer, Kind kind, int window,
                      const std::string& model_name) {
   const size_t n = (size_t)scores.size(0), L = (size_t)scores.size(1);
   std::string title = kind == Kind::All ? "Impact of restoring state after corrupted input"
@@ -100,14 +100,15 @@ Figure average_heatmap(const std::string& id, const AieAccumulator& acc, Kind ki
   h.col_name = "layer";
   h.value_name = "AIE";
   p.series.push_back(h);
-  fig.caption = cat("Average indirect effect (mean p(answer) with the state restored − mean low score) per token "
-                    "category, as ROME's average_causal_effects notebook; negative values drawn as 0. Mean low score ",
-                    fmt(acc.mean_low()), ", mean high score ", fmt(acc.mean_high()), ".");
+  fig.caption =
+      cat("Average indirect effect (mean p(answer) with the state restored − mean low score) per token "
+          "category, as ROME's average_causal_effects notebook; negative values drawn as 0. Mean low score ",
+          fmt(acc.mean_low()), ", mean high score ", fmt(acc.mean_high()), ".");
   return fig;
 }
 
-Figure t0_aie_figure(const std::string& id, const std::vector<Kind>& kinds, const std::vector<const AieAccumulator*>& accs,
-                     const std::string& model_name) {
+Figure t0_aie_figure(const std::string& id, const std::vector<Kind>& kinds,
+                     const std::vector<const AieAccumulator*>& accs, const std::string& model_name) {
   int64_t facts = accs.empty() ? 0 : accs[0]->facts();
   Figure fig = grid(id, cat("AIE at the first subject token (T0) by layer, ", facts, " facts"), 2, 2, 11, 8);
   auto line_of = [&](size_t i) {
@@ -146,8 +147,9 @@ Figure t0_aie_figure(const std::string& id, const std::vector<Kind>& kinds, cons
       if (kinds[i] == order[j]) p.series.push_back(line_of(i));
     if (p.series.empty()) p.series.push_back(Text{{cat(kind_name(order[j]), " was not traced (--kinds)")}, false});
   }
-  fig.caption = "AIE = mean p(answer) with the state at the first subject token restored − mean low score, over the "
-                "facts traced; bands ± one standard deviation of the per-fact indirect effects.";
+  fig.caption =
+      "AIE = mean p(answer) with the state at the first subject token restored − mean low score, over the "
+      "facts traced; bands ± one standard deviation of the per-fact indirect effects.";
   return fig;
 }
 
@@ -163,7 +165,8 @@ static double std_of(const std::vector<double>& v) {
 
 Figure aggregate_figure(const std::string& id, const std::vector<FactSummary>& facts, int L, const std::string& located,
                         int total, int skipped) {
-  Figure fig = grid(id, cat("Causal tracing over ", facts.size(), " facts: effect of restoring ", located), 2, 3, 16, 9.5);
+  Figure fig =
+      grid(id, cat("Causal tracing over ", facts.size(), " facts: effect of restoring ", located), 2, 3, 16, 9.5);
   std::vector<double> best, best_eff, low, high;
   std::vector<std::vector<double>> per_layer(L);
   Scatter sc;
@@ -270,8 +273,10 @@ Figure aggregate_figure(const std::string& id, const std::vector<FactSummary>& f
       cat("effect mean:         ", fmt(mean_of(best_eff))),
       cat("effect median:       ", best_eff.empty() ? std::string("-") : fmt(median(best_eff))),
       cat("effect std:          ", fmt(std_of(best_eff))),
-      cat("effect max:          ", best_eff.empty() ? std::string("-") : fmt(*std::max_element(best_eff.begin(), best_eff.end()))),
-      cat("effect min:          ", best_eff.empty() ? std::string("-") : fmt(*std::min_element(best_eff.begin(), best_eff.end()))),
+      cat("effect max:          ",
+          best_eff.empty() ? std::string("-") : fmt(*std::max_element(best_eff.begin(), best_eff.end()))),
+      cat("effect min:          ",
+          best_eff.empty() ? std::string("-") : fmt(*std::min_element(best_eff.begin(), best_eff.end()))),
       "",
       cat("high score mean:     ", fmt(mean_of(high))),
       cat("low score mean:      ", fmt(mean_of(low))),

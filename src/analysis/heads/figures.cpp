@@ -80,7 +80,8 @@ ExperimentSummary read_experiment(const std::string& path, const json& j, const 
   for (auto& [k, v] : kw.items()) s.keywords[k] = comparison(v, path + " comparison.keywords." + k);
   if (j.contains("keyword_totals") && j["keyword_totals"].is_object())
     for (auto& [k, v] : j["keyword_totals"].items())
-      s.keyword_totals[k] = {number(v, "baseline", path + " keyword_totals." + k), number(v, side, path + " keyword_totals." + k)};
+      s.keyword_totals[k] = {number(v, "baseline", path + " keyword_totals." + k),
+                             number(v, side, path + " keyword_totals." + k)};
   const json& prompts = field(j, "prompts", path);
   if (!prompts.is_array()) fail(path, ": \"prompts\" is not a list");
   for (size_t i = 0; i < prompts.size(); ++i) {
@@ -139,7 +140,8 @@ report::Bar change_bar(const std::vector<std::string>& cats, const std::vector<C
 HeadScoreTable read_head_scores(const std::string& path, const std::string& flag) {
   if (dir_exists(path)) {
     std::string inside = join_path(path, "head_scores.json");
-    if (!file_exists(inside)) fail(flag, " '", path, "' is a folder without head_scores.json (the output of heads screen)");
+    if (!file_exists(inside))
+      fail(flag, " '", path, "' is a folder without head_scores.json (the output of heads screen)");
     return read_head_scores(inside, flag);
   }
   if (!file_exists(path)) fail(flag, " '", path, "' does not exist (give head_scores.json from heads screen)");
@@ -175,7 +177,8 @@ HeadScoreTable read_head_scores(const std::string& path, const std::string& flag
   return t;
 }
 
-std::vector<ExperimentSummary> read_experiments(const std::string& path, const std::string& side, const std::string& flag) {
+std::vector<ExperimentSummary> read_experiments(const std::string& path, const std::string& side,
+                                                const std::string& flag) {
   std::vector<ExperimentSummary> out;
   std::string other = side == "ablated" ? "patched" : "ablated";
   if (dir_exists(path)) {
@@ -187,14 +190,17 @@ std::vector<ExperimentSummary> read_experiments(const std::string& path, const s
       json j = read_json_file(f);
       if (side_of(j) == side) out.push_back(read_experiment(f, j, side));
     }
-    if (out.empty()) fail(flag, " '", path, "' holds no ", command_of(side), " output (<model>_<emotion>_<heads>.json)");
+    if (out.empty())
+      fail(flag, " '", path, "' holds no ", command_of(side), " output (<model>_<emotion>_<heads>.json)");
     return out;
   }
-  if (!file_exists(path)) fail(flag, " '", path, "' does not exist (give a ", command_of(side), " output file or folder)");
+  if (!file_exists(path))
+    fail(flag, " '", path, "' does not exist (give a ", command_of(side), " output file or folder)");
   json j = read_json_file(path);
   std::string s = side_of(j);
   if (s == other) fail(flag, " '", path, "' is a ", command_of(other), " output; expected ", command_of(side), "'s");
-  if (s != side) fail(flag, " '", path, "' is not a ", command_of(side), " output (no prompts with \"", side, "\" runs)");
+  if (s != side)
+    fail(flag, " '", path, "' is not a ", command_of(side), " output (no prompts with \"", side, "\" runs)");
   out.push_back(read_experiment(path, j, side));
   return out;
 }
@@ -225,8 +231,8 @@ report::Figure head_reaction_heatmap(const HeadScoreTable& t, const std::vector<
     p.x.label = "head";
     p.y.label = "layer";
   }
-  f.caption = "Score of every attention head (rows: layers, top = layer 0; columns: heads) per emotion, from " + t.path +
-              ". Red: the score is negative, blue: positive; the colour limits are shared by the panels.";
+  f.caption = "Score of every attention head (rows: layers, top = layer 0; columns: heads) per emotion, from " +
+              t.path + ". Red: the score is negative, blue: positive; the colour limits are shared by the panels.";
   return f;
 }
 
@@ -240,7 +246,8 @@ report::Figure top_heads_figure(const HeadScoreTable& t, const std::vector<std::
   for (auto& e : emotions)
     for (int64_t l = 0; l < t.n_layers; ++l)
       for (int64_t h = 0; h < t.n_heads; ++h) rows.push_back({l, h, e, t.scores.at(e)[(size_t)(l * t.n_heads + h)]});
-  std::stable_sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return std::fabs(a.s) > std::fabs(b.s); });
+  std::stable_sort(rows.begin(), rows.end(),
+                   [](const Row& a, const Row& b) { return std::fabs(a.s) > std::fabs(b.s); });
   if ((int64_t)rows.size() > top_n) rows.resize((size_t)top_n);
   report::Figure f = report::single_panel("top_heads", cat("Top ", rows.size(), " heads by |", t.score, "|"),
                                           std::max(6.4, 0.42 * (double)rows.size() + 1.5), 4.8);
@@ -258,7 +265,8 @@ report::Figure top_heads_figure(const HeadScoreTable& t, const std::vector<std::
   p.x.label = emotions.size() > 1 ? "head (layer L, head H) and emotion" : "head (layer L, head H), " + emotions[0];
   p.y.label = t.score;
   p.refs.push_back({report::RefLine::Horizontal, 0});
-  f.caption = "The heads with the largest |score| (signed score shown), as the seed's top-head list, from " + t.path + ".";
+  f.caption =
+      "The heads with the largest |score| (signed score shown), as the seed's top-head list, from " + t.path + ".";
   return f;
 }
 
@@ -266,7 +274,8 @@ report::Figure ablation_sentiment_figure(const std::vector<ExperimentSummary>& a
   bool model = std::all_of(abl.begin(), abl.end(), [](const ExperimentSummary& s) { return s.positive.has_value(); });
   int rows = model ? 2 : 1;
   double w = std::max(9.0, 1.3 * (double)abl.size() * 2 + 3);
-  report::Figure f = report::grid("ablation_sentiment_comparison", "Sentiment with the heads ablated vs not", rows, 2, w, 4.5 * rows);
+  report::Figure f =
+      report::grid("ablation_sentiment_comparison", "Sentiment with the heads ablated vs not", rows, 2, w, 4.5 * rows);
   // Category labels are truncated when long: name an emotion alone unless it appears with several head sets,
   // and give the heads in the caption.
   std::set<std::string> distinct;
@@ -308,10 +317,13 @@ report::Figure ablation_sentiment_figure(const std::vector<ExperimentSummary>& a
     files += (files.empty() ? "" : ", ") + s.path;
     heads += (heads.empty() ? "" : "; ") + s.emotion + ": " + s.head_spec;
   }
-  f.caption = "Heads ablated: " + heads + ". "
-              "Mean sentiment of the continuations of the emotion prompts with and without the heads ablated (left), and "
-              "the mean per-prompt change with its bootstrap 95% interval and the paired permutation p-value (right; the "
-              "same interval is drawn on the ablated mean at left). From " + files + ".";
+  f.caption =
+      "Heads ablated: " + heads +
+      ". "
+      "Mean sentiment of the continuations of the emotion prompts with and without the heads ablated (left), and "
+      "the mean per-prompt change with its bootstrap 95% interval and the paired permutation p-value (right; the "
+      "same interval is drawn on the ablated mean at left). From " +
+      files + ".";
   return f;
 }
 
@@ -319,14 +331,15 @@ report::Figure patching_keyword_figure(const std::vector<ExperimentSummary>& pat
   int n = (int)pat.size();
   size_t n_kw = pat.empty() ? 0 : pat[0].keywords.size();
   double pw = std::max(3.6, 1.1 * (double)n_kw + 1.6);
-  report::Figure f = report::grid("patching_keyword_comparison", "Emotion keywords with the heads patched in vs not", 1, n,
-                                  pw * n + 0.8, 4.6);
+  report::Figure f = report::grid("patching_keyword_comparison", "Emotion keywords with the heads patched in vs not", 1,
+                                  n, pw * n + 0.8, 4.6);
   for (int i = 0; i < n; ++i) {
     const auto& s = pat[(size_t)i];
     std::vector<std::string> cats;
     std::vector<Comparison> cs;
     for (auto& [k, c] : s.keywords) {
-      auto t = s.keyword_totals.count(k) ? s.keyword_totals.at(k) : std::make_pair(c.baseline * c.n, c.intervened * c.n);
+      auto t =
+          s.keyword_totals.count(k) ? s.keyword_totals.at(k) : std::make_pair(c.baseline * c.n, c.intervened * c.n);
       cats.push_back(cat(k, " ", fmt(t.first, 0), "->", fmt(t.second, 0)));
       cs.push_back(c);
     }
@@ -337,9 +350,10 @@ report::Figure patching_keyword_figure(const std::vector<ExperimentSummary>& pat
     p.y.label = "change of count per prompt";
     p.refs.push_back({report::RefLine::Horizontal, 0});
   }
-  f.caption = "Continuations of the neutral prompts with the heads' z patched in from the paired emotion prompts: the mean "
-              "per-prompt change of each emotion's keyword count with its bootstrap 95% interval; the labels give the "
-              "seed's totals over all prompts, baseline -> patched.";
+  f.caption =
+      "Continuations of the neutral prompts with the heads' z patched in from the paired emotion prompts: the mean "
+      "per-prompt change of each emotion's keyword count with its bootstrap 95% interval; the labels give the "
+      "seed's totals over all prompts, baseline -> patched.";
   return f;
 }
 
@@ -350,7 +364,8 @@ std::vector<GenerationTable> generation_tables(const std::vector<ExperimentSumma
   auto sent = [](double b, double o) { return fmt(b, 3) + " -> " + fmt(o, 3) + " (" + signed_fmt(o - b, 3) + ")"; };
   auto pos = [](const GenerationRow& r) {
     return r.baseline_positive && r.intervened_positive
-               ? fmt(*r.baseline_positive, 3) + " -> " + fmt(*r.intervened_positive, 3) : std::string();
+               ? fmt(*r.baseline_positive, 3) + " -> " + fmt(*r.intervened_positive, 3)
+               : std::string();
   };
   auto id_of = [](const std::string& s) {
     std::string id;
@@ -370,7 +385,8 @@ std::vector<GenerationTable> generation_tables(const std::vector<ExperimentSumma
     bool model = A.positive && (!P || P->positive);
     GenerationTable t;
     t.id = cat("generations_", a, "_", id_of(A.emotion));
-    t.title = "Generations: " + A.emotion + (P ? " (ablated " + A.head_spec + ", patched " + P->head_spec + ")" : " (ablated " + A.head_spec + ")");
+    t.title = "Generations: " + A.emotion +
+              (P ? " (ablated " + A.head_spec + ", patched " + P->head_spec + ")" : " (ablated " + A.head_spec + ")");
     t.header = {"#", "emotion prompt", "baseline", "ablated", "VADER"};
     if (model) t.header.push_back("P(POSITIVE)");
     if (P) {
@@ -384,14 +400,17 @@ std::vector<GenerationTable> generation_tables(const std::vector<ExperimentSumma
       if (model) row.push_back(pos(r));
       if (P) {
         const auto& q = P->rows[i];
-        for (auto& c : {q.prompt, q.baseline, q.intervened, sent(q.baseline_sentiment, q.intervened_sentiment)}) row.push_back(c);
+        for (auto& c : {q.prompt, q.baseline, q.intervened, sent(q.baseline_sentiment, q.intervened_sentiment)})
+          row.push_back(c);
         if (model) row.push_back(pos(q));
       }
       t.rows.push_back(std::move(row));
     }
-    t.caption = "Each emotion prompt's continuation without and with the heads ablated (" + A.path + ")" +
-                (P ? ", and its paired neutral prompt's continuation without and with the heads patched in (" + P->path + ")" : "") +
-                "; sentiment baseline -> intervened (change).";
+    t.caption =
+        "Each emotion prompt's continuation without and with the heads ablated (" + A.path + ")" +
+        (P ? ", and its paired neutral prompt's continuation without and with the heads patched in (" + P->path + ")"
+           : "") +
+        "; sentiment baseline -> intervened (change).";
     out.push_back(std::move(t));
   }
   for (size_t k = 0; k < pat.size(); ++k) {
@@ -404,12 +423,17 @@ std::vector<GenerationTable> generation_tables(const std::vector<ExperimentSumma
     if (P.positive) t.header.push_back("P(POSITIVE)");
     for (size_t i = 0; i < P.rows.size(); ++i) {
       const auto& q = P.rows[i];
-      std::vector<std::string> row{std::to_string(i + 1), q.source_prompt, q.prompt, q.baseline, q.intervened,
+      std::vector<std::string> row{std::to_string(i + 1),
+                                   q.source_prompt,
+                                   q.prompt,
+                                   q.baseline,
+                                   q.intervened,
                                    sent(q.baseline_sentiment, q.intervened_sentiment)};
       if (P.positive) row.push_back(pos(q));
       t.rows.push_back(std::move(row));
     }
-    t.caption = "Each neutral prompt's continuation without and with the heads patched in from its emotion prompt (" + P.path + ").";
+    t.caption = "Each neutral prompt's continuation without and with the heads patched in from its emotion prompt (" +
+                P.path + ").";
     out.push_back(std::move(t));
   }
   return out;

@@ -44,15 +44,16 @@ struct GenerationRow {
 struct ExperimentSummary {
   std::string path, emotion, side, head_spec, model, sentiment_model;
   Comparison sentiment;
-  std::optional<Comparison> positive;          // with --sentiment-model
-  std::map<std::string, Comparison> keywords;  // per keyword emotion, counts per prompt
+  std::optional<Comparison> positive;                               // with --sentiment-model
+  std::map<std::string, Comparison> keywords;                       // per keyword emotion, counts per prompt
   std::map<std::string, std::pair<double, double>> keyword_totals;  // baseline, intervened
   std::vector<GenerationRow> rows;
 };
 // A file, or a folder whose *.json files are read (other JSON there, e.g. manifest.json, is skipped).
 // Error naming `flag` and the path when nothing there is a `side` experiment, or a file is another
 // command's (a patching file given as the ablation file).
-std::vector<ExperimentSummary> read_experiments(const std::string& path, const std::string& side, const std::string& flag);
+std::vector<ExperimentSummary> read_experiments(const std::string& path, const std::string& side,
+                                                const std::string& flag);
 
 // emotions: the ones to draw (each must be in the table).
 report::Figure head_reaction_heatmap(const HeadScoreTable& t, const std::vector<std::string>& emotions);

@@ -33,8 +33,8 @@ std::vector<HeadRef> parse_head_spec(const std::string& spec, int64_t n_layers, 
     int64_t layer = parse_index(ls);
     if (layer < 0) fail(flag, " item '", item, "': layer '", ls, "' is not a non-negative integer; ", form);
     if (layer >= n_layers)
-      fail(flag, " item '", item, "': layer ", layer, " is out of range (the model has ", n_layers,
-           " layers, 0..", n_layers - 1, ")");
+      fail(flag, " item '", item, "': layer ", layer, " is out of range (the model has ", n_layers, " layers, 0..",
+           n_layers - 1, ")");
     if (hs == "*") {
       for (int64_t h = 0; h < n_heads; ++h) out.push_back({layer, h});
       continue;

@@ -20,7 +20,8 @@ std::map<int64_t, at::Tensor> capture_z(const models::HookedModel& model, const 
   hooks::HookSet hs;
   std::map<int64_t, at::Tensor> out;
   for (int64_t l : layers)
-    hs.add(z_hook(l), [&out, l](at::Tensor& t, const hooks::HookContext&) { out[l] = t.detach().to(at::kFloat).clone(); });
+    hs.add(z_hook(l),
+           [&out, l](at::Tensor& t, const hooks::HookContext&) { out[l] = t.detach().to(at::kFloat).clone(); });
   // Only the blocks up to the last requested layer matter: z of layer L does not depend on later ones.
   int64_t last = -1;
   for (int64_t l : layers) last = std::max(last, l);
@@ -45,7 +46,8 @@ std::map<int64_t, at::Tensor> mean_z(const models::HookedModel& model, const std
     auto z = capture_z(model, at::tensor(s, at::kLong).unsqueeze(0).to(model.device()), layers);
     for (auto& [l, hs] : by) {
       // [1, pos, n_heads, d] -> [n_sel, d] summed over positions, in double so long sets stay exact.
-      at::Tensor part = z[l].index_select(2, at::tensor(hs, at::kLong).to(z[l].device())).sum(at::IntArrayRef{0, 1}).to(at::kDouble);
+      at::Tensor part =
+          z[l].index_select(2, at::tensor(hs, at::kLong).to(z[l].device())).sum(at::IntArrayRef{0, 1}).to(at::kDouble);
       sum[l] = sum.count(l) ? sum[l] + part : part;
     }
     count += (int64_t)s.size();
@@ -69,7 +71,8 @@ void add_ablation(hooks::ScopedHooks& s, const std::vector<HeadRef>& heads, Head
   }
 }
 
-void add_patch(hooks::ScopedHooks& s, const std::vector<HeadRef>& heads, const std::map<int64_t, at::Tensor>& source_z) {
+void add_patch(hooks::ScopedHooks& s, const std::vector<HeadRef>& heads,
+               const std::map<int64_t, at::Tensor>& source_z) {
   for (auto& [l, hs] : heads_by_layer(heads)) {
     auto it = source_z.find(l);
     if (it == source_z.end()) fail("head patch of layer ", l, ": no source z captured for that layer");

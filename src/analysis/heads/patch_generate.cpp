@@ -8,7 +8,8 @@
 
 namespace mechscope::analysis::heads {
 
-std::vector<std::vector<int64_t>> generate_patched(const models::HookedModel& model, const std::vector<AlignedPair>& pairs,
+std::vector<std::vector<int64_t>> generate_patched(const models::HookedModel& model,
+                                                   const std::vector<AlignedPair>& pairs,
                                                    const std::vector<HeadRef>& heads, int64_t max_new_tokens,
                                                    std::optional<int64_t> eos, bool patch_generated_mean,
                                                    int64_t batch_size) {

@@ -14,7 +14,8 @@
 namespace mechscope::analysis::heads {
 
 // pairs -> the new ids generated from each neutral prompt (greedy, batched as generate_greedy_batch).
-std::vector<std::vector<int64_t>> generate_patched(const models::HookedModel& model, const std::vector<AlignedPair>& pairs,
+std::vector<std::vector<int64_t>> generate_patched(const models::HookedModel& model,
+                                                   const std::vector<AlignedPair>& pairs,
                                                    const std::vector<HeadRef>& heads, int64_t max_new_tokens,
                                                    std::optional<int64_t> eos, bool patch_generated_mean,
                                                    int64_t batch_size = 32);

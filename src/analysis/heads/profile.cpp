@@ -76,7 +76,8 @@ std::vector<PromptPair> read_prompt_lines(const std::string& path) {
         if (j.contains("text")) j = j["text"];
         else if (j.contains("prompt")) j = j["prompt"];
       }
-      if (!j.is_string()) fail(where, ": expected a prompt: plain text, a JSON string, or an object with a \"text\" string");
+      if (!j.is_string())
+        fail(where, ": expected a prompt: plain text, a JSON string, or an object with a \"text\" string");
       text = j.get<std::string>();
     }
     if (text.empty()) fail(where, ": the prompt is empty");
@@ -97,8 +98,8 @@ void override_prompts(Profile& p, const std::string& emotion, const std::string&
   if (!emotion_file.empty()) e = read_prompt_lines(emotion_file);
   if (!neutral_file.empty()) n = read_prompt_lines(neutral_file);
   if (!e.empty() && !n.empty() && e.size() != n.size())
-    fail("--emotion-prompts '", emotion_file, "' has ", e.size(), " prompts but --neutral-prompts '", neutral_file, "' has ",
-         n.size(), ": they are read as pairs, line by line");
+    fail("--emotion-prompts '", emotion_file, "' has ", e.size(), " prompts but --neutral-prompts '", neutral_file,
+         "' has ", n.size(), ": they are read as pairs, line by line");
   auto check = [&](const std::vector<PromptPair>& v, const std::string& flag, const std::string& file) {
     if (!v.empty() && !(e.size() && n.size()) && v.size() != cur.size())
       fail(flag, " '", file, "' has ", v.size(), " prompts but the ", emotion, " pairs it replaces one side of (",
@@ -140,7 +141,8 @@ Profile load_profile(const std::string& dir) {
   for (auto& [e, list] : j.items()) {
     if (!list.is_array()) fail(kw, ": '", e, "' is not a list of keywords");
     for (auto& w : list) {
-      if (!w.is_string() || w.get<std::string>().empty()) fail(kw, ": '", e, "' has a keyword that is not a non-empty string");
+      if (!w.is_string() || w.get<std::string>().empty())
+        fail(kw, ": '", e, "' has a keyword that is not a non-empty string");
       p.keywords[e].push_back(w.get<std::string>());
     }
   }

@@ -12,16 +12,16 @@ namespace mechscope::analysis::heads {
 
 struct PromptPair {
   std::string emotion, neutral;
-  int64_t line = 0;  // 1-based line in its file, for messages
-  std::string file;  // that file
+  int64_t line = 0;           // 1-based line in its file, for messages
+  std::string file;           // that file
   std::string where() const;  // "file:line"
 };
 
 struct Profile {
   std::string dir;
-  std::map<std::string, std::vector<PromptPair>> pairs;          // emotion -> pairs in file order
-  std::map<std::string, std::vector<std::string>> keywords;      // emotion -> keywords
-  std::vector<std::string> emotions() const;                     // sorted
+  std::map<std::string, std::vector<PromptPair>> pairs;      // emotion -> pairs in file order
+  std::map<std::string, std::vector<std::string>> keywords;  // emotion -> keywords
+  std::vector<std::string> emotions() const;                 // sorted
   // The pairs of `emotion`; Error listing the known emotions when it has none.
   const std::vector<PromptPair>& of(const std::string& emotion) const;
   // "all" -> every emotion; a name -> that one (Error listing the known ones when unknown).

@@ -38,7 +38,8 @@ std::vector<at::Tensor> capture_all(const models::HookedModel& model, const std:
   const auto& cfg = model.config();
   std::vector<at::Tensor> out(cfg.n_layers);
   hooks::HookSet hs;
-  hs.add("blocks.*." + suffix, [&out](at::Tensor& t, const hooks::HookContext& c) { out[c.layer] = t.detach().to(at::kDouble); });
+  hs.add("blocks.*." + suffix,
+         [&out](at::Tensor& t, const hooks::HookContext& c) { out[c.layer] = t.detach().to(at::kDouble); });
   models::RunContext ctx;
   ctx.hooks = &hs;
   at::Tensor resid = model.embed(at::tensor(ids, at::kLong).unsqueeze(0).to(model.device()), ctx);
@@ -59,7 +60,8 @@ at::Tensor phrase_mass(const at::Tensor& pattern, int64_t begin, int64_t end) {
 at::Tensor keyword_attention_scores(const models::HookedModel& model, const std::vector<AlignedPair>& pairs) {
   const auto& cfg = model.config();
   // Summed on the model's device; the scores come back to the host once.
-  at::Tensor sum = at::zeros({cfg.n_layers, cfg.n_heads}, at::TensorOptions().dtype(at::kDouble).device(model.device()));
+  at::Tensor sum =
+      at::zeros({cfg.n_layers, cfg.n_heads}, at::TensorOptions().dtype(at::kDouble).device(model.device()));
   for (auto& p : pairs) {
     need_after(p.emotion_phrase_end, p.emotion_ids.size());
     need_after(p.neutral_phrase_end, p.neutral_ids.size());
@@ -75,7 +77,8 @@ at::Tensor keyword_attention_scores(const models::HookedModel& model, const std:
 at::Tensor output_norm_scores(const models::HookedModel& model, const std::vector<AlignedPair>& pairs) {
   const auto& cfg = model.config();
   // Summed on the model's device; the scores come back to the host once.
-  at::Tensor sum = at::zeros({cfg.n_layers, cfg.n_heads}, at::TensorOptions().dtype(at::kDouble).device(model.device()));
+  at::Tensor sum =
+      at::zeros({cfg.n_layers, cfg.n_heads}, at::TensorOptions().dtype(at::kDouble).device(model.device()));
   // result [1, pos, heads, d_model] -> [heads]: mean norm over positions >= end.
   auto mean_norm = [](const at::Tensor& r, int64_t end) {
     return r[0].narrow(0, end, r.size(1) - end).norm(2, {2}).mean(0);

@@ -19,7 +19,8 @@
 namespace mechscope::analysis::heads {
 
 enum class ScreenScore { KeywordAttention, OutputNorm, Causal };
-ScreenScore parse_screen_score(const std::string& s, const std::string& flag);  // "keyword-attention" | "output-norm" | "causal"
+ScreenScore parse_screen_score(const std::string& s,
+                               const std::string& flag);  // "keyword-attention" | "output-norm" | "causal"
 std::string screen_score_name(ScreenScore s);
 
 // pairs -> [n_layers, n_heads] float64. Error when a pair has no token after its phrase.

@@ -18,7 +18,8 @@ double quantile(const std::vector<double>& sorted, double q) {
 
 PairedComparison compare_paired(const std::vector<double>& a, const std::vector<double>& b, int64_t resamples,
                                 uint64_t seed) {
-  if (a.size() != b.size()) fail("a paired comparison needs as many values on each side (", a.size(), " vs ", b.size(), ")");
+  if (a.size() != b.size())
+    fail("a paired comparison needs as many values on each side (", a.size(), " vs ", b.size(), ")");
   if (a.empty()) fail("a paired comparison needs at least one pair");
   if (resamples < 1) fail("a paired comparison needs at least one resample");
   PairedComparison r;

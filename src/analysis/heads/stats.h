@@ -10,10 +10,10 @@ namespace mechscope::analysis::heads {
 struct PairedComparison {
   int64_t n = 0;
   double mean_a = 0, mean_b = 0;
-  double mean_diff = 0;              // mean of b[i] - a[i]
-  double ci_low = 0, ci_high = 0;    // bootstrap 95% interval of mean_diff
-  double p_value = 1;                // paired permutation test of mean_diff == 0 (two-sided)
-  bool exact_permutation = false;    // every one of the 2^n sign patterns was enumerated
+  double mean_diff = 0;            // mean of b[i] - a[i]
+  double ci_low = 0, ci_high = 0;  // bootstrap 95% interval of mean_diff
+  double p_value = 1;              // paired permutation test of mean_diff == 0 (two-sided)
+  bool exact_permutation = false;  // every one of the 2^n sign patterns was enumerated
   int64_t resamples = 0;
   uint64_t seed = 0;
 };

@@ -42,7 +42,9 @@ std::string KnowledgeGraph::fact_id(const KgFact& f) const {
 }
 
 nlohmann::json KnowledgeGraph::fact_json(const KgFact& f) const {
-  return {{"id", fact_id(f)}, {"prompt", prompt(f)}, {"subject", entity_names[f.subject]},
+  return {{"id", fact_id(f)},
+          {"prompt", prompt(f)},
+          {"subject", entity_names[f.subject]},
           {"answer", entity_ids[f.object]}};
 }
 
@@ -59,7 +61,7 @@ nlohmann::json KnowledgeGraph::tokenizer_json() const {
   add("->");
   for (auto& e : entity_ids) add(e);
   auto special = [](int64_t id, const char* content) {
-    return nlohmann::json{{"id", id},        {"content", content}, {"single_word", false}, {"lstrip", false},
+    return nlohmann::json{{"id", id},        {"content", content},  {"single_word", false}, {"lstrip", false},
                           {"rstrip", false}, {"normalized", false}, {"special", true}};
   };
   return {{"version", "1.0"},
@@ -135,8 +137,10 @@ void write_kg(const KnowledgeGraph& kg, const KgOptions& o, const std::string& d
   make_dirs(dir);
   std::string graph, facts;
   for (auto& f : kg.facts) {
-    nlohmann::json g{{"subject", kg.entity_ids[f.subject]}, {"relation", kg.relation_ids[f.relation]},
-                     {"object", kg.entity_ids[f.object]}, {"subject_name", kg.entity_names[f.subject]},
+    nlohmann::json g{{"subject", kg.entity_ids[f.subject]},
+                     {"relation", kg.relation_ids[f.relation]},
+                     {"object", kg.entity_ids[f.object]},
+                     {"subject_name", kg.entity_names[f.subject]},
                      {"object_name", kg.entity_names[f.object]}};
     graph += g.dump() + "\n";
     facts += kg.fact_json(f).dump() + "\n";

@@ -34,8 +34,8 @@ struct KnowledgeGraph {
   std::vector<KgFact> facts;
   std::vector<std::pair<int, int>> edges;  // undirected BA edges, before facts were oriented
 
-  std::string prompt(const KgFact& f) const;  // ends right before the answer
-  std::string fact_id(const KgFact& f) const; // "E_008_R_27"
+  std::string prompt(const KgFact& f) const;   // ends right before the answer
+  std::string fact_id(const KgFact& f) const;  // "E_008_R_27"
   // One JSON object per fact in the format `mechscope locate` reads.
   nlohmann::json fact_json(const KgFact& f) const;
   // A WordLevel tokenizer.json covering every word the prompts and answers use.

@@ -10,15 +10,17 @@ namespace mechscope::analysis::packed {
 namespace {
 
 // Index tensors are built on the host and sent to the model's device once per sweep chunk.
-at::Tensor longs(const std::vector<int64_t>& v, const at::Device& device) { return at::tensor(v, at::kLong).to(device); }
+at::Tensor longs(const std::vector<int64_t>& v, const at::Device& device) {
+  return at::tensor(v, at::kLong).to(device);
+}
 
 bool is_pattern(const std::string& name) { return hooks::point_layout(name) == hooks::Layout::Pattern; }
 
 // One block on packed rows through block() on full-length runs, for models without block_packed:
 // each run is rebuilt from its base run's block input (positions before its start equal the base's),
 // and hooks see the packed layout as block_packed shows it.
-at::Tensor generic_block(const models::HookedModel& model, int layer, const at::Tensor& rows, const models::PackedRuns& P,
-                         const Bases& bases, const std::vector<std::string>& layer_hooks) {
+at::Tensor generic_block(const models::HookedModel& model, int layer, const at::Tensor& rows,
+                         const models::PackedRuns& P, const Bases& bases, const std::vector<std::string>& layer_hooks) {
   int64_t C = P.n_runs, n = P.n_pos, d = rows.size(1);
   at::Tensor full = bases.resid_pre[layer].index_select(0, P.base_index).reshape({C * n, d});
   full = full.index_copy(0, P.rows, rows).view({C, n, d});
@@ -56,14 +58,14 @@ Layout::Layout(const std::vector<Run>& runs, int64_t n_pos) : runs_(runs), offse
 Budget budget(const models::ModelConfig& cfg, int64_t n_pos, int64_t max_rows) {
   Budget b;
   b.max_rows = max_rows > 0 ? max_rows : std::max<int64_t>(256, (int64_t(8) << 20) / (4 * cfg.d_model));
-  int64_t state = std::max<int64_t>(1, 12 * n_pos * cfg.d_model);                  // q, k, v of one run, float32
-  int64_t scores = std::max<int64_t>(1, 12 * cfg.n_heads * n_pos * n_pos);         // scores, pattern, their copy
+  int64_t state = std::max<int64_t>(1, 12 * n_pos * cfg.d_model);           // q, k, v of one run, float32
+  int64_t scores = std::max<int64_t>(1, 12 * cfg.n_heads * n_pos * n_pos);  // scores, pattern, their copy
   b.max_runs = std::max<int64_t>(1, std::min((int64_t(32) << 20) / state, (int64_t(256) << 20) / scores));
   return b;
 }
 
-std::vector<std::pair<size_t, size_t>> chunk(const std::vector<int64_t>& unit_rows, const std::vector<int64_t>& unit_runs,
-                                             const Budget& b) {
+std::vector<std::pair<size_t, size_t>> chunk(const std::vector<int64_t>& unit_rows,
+                                             const std::vector<int64_t>& unit_runs, const Budget& b) {
   std::vector<std::pair<size_t, size_t>> out;
   size_t u = 0;
   while (u < unit_rows.size()) {
@@ -123,7 +125,8 @@ at::Tensor run(const models::HookedModel& model, const Bases& bases, const std::
       const Run& run = runs[active];
       int64_t len = n - run.start;
       if (run.parent >= 0) {
-        if (runs[run.parent].start != run.start) fail("packed::run: a run and its parent must start at the same position");
+        if (runs[run.parent].start != run.start)
+          fail("packed::run: a run and its parent must start at the same position");
         more.push_back(x.narrow(0, layout.row(run.parent, run.start), len));
       } else {
         at::Tensor from = bases.resid_pre[l][run.base].narrow(0, run.start, len);

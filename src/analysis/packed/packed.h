@@ -26,10 +26,10 @@ struct Bases {
 };
 
 struct Run {
-  int64_t start = 0;    // first recomputed position
-  int join = 0;         // first block computed
-  int64_t base = 0;     // the base run it equals before `join` / `start`
-  int parent = -1;      // an earlier run of the batch with the same start whose rows at `join` it starts from
+  int64_t start = 0;      // first recomputed position
+  int join = 0;           // first block computed
+  int64_t base = 0;       // the base run it equals before `join` / `start`
+  int parent = -1;        // an earlier run of the batch with the same start whose rows at `join` it starts from
   int64_t clean_at = -1;  // a position whose starting row is base run 0's (ROME's restored token, kind all)
   int64_t readout = -1;   // the position whose final residual the caller reads (-1: the last)
 };
@@ -63,8 +63,8 @@ Budget budget(const models::ModelConfig& cfg, int64_t n_pos, int64_t max_rows = 
 // Splits units (groups of runs that must share a batch: a run and the runs that start from its rows)
 // with these row and run counts into consecutive [begin, end) batches within `b`; a unit larger than
 // the budget is a batch of its own.
-std::vector<std::pair<size_t, size_t>> chunk(const std::vector<int64_t>& unit_rows, const std::vector<int64_t>& unit_runs,
-                                             const Budget& b);
+std::vector<std::pair<size_t, size_t>> chunk(const std::vector<int64_t>& unit_rows,
+                                             const std::vector<int64_t>& unit_runs, const Budget& b);
 
 // Runs `runs` (sorted by join; parents before their children) from the first join to the last block.
 // Returns [R, d]: each run's residual after the last block at its readout position. Models without

@@ -35,9 +35,9 @@ std::vector<std::string> points_of(const std::vector<TargetSpec>& specs, const m
 at::Tensor reduce_cells(const TargetSpec& t, const at::Tensor& prod) {
   at::Tensor x = prod[0];
   if (t.pattern) return t.by_pos ? x.sum(-1) : x.sum(at::IntArrayRef{1, 2});  // [h, n, n] -> [h, dest] / [h]
-  if (t.by_pos && t.by_head) return x.sum(-1);                 // [n, h, dh] -> [n, h]
-  if (t.by_pos) return x.sum(-1);                              // [n, d] -> [n]
-  return x.sum(at::IntArrayRef{0, 2});                                     // [n, h, dh] -> [h]
+  if (t.by_pos && t.by_head) return x.sum(-1);                                // [n, h, dh] -> [n, h]
+  if (t.by_pos) return x.sum(-1);                                             // [n, d] -> [n]
+  return x.sum(at::IntArrayRef{0, 2});                                        // [n, h, dh] -> [h]
 }
 
 }  // namespace
@@ -46,8 +46,9 @@ at::Tensor PatchResult::normalised(size_t i) const {
   return (targets.at(i).values - corrupt_metric) / (clean_metric - corrupt_metric);
 }
 
-std::vector<at::Tensor> attribution(const models::HookedModel& model, const BaseRun& clean, const at::Tensor& corrupt_ids,
-                                    const Metric& metric, const std::vector<TargetSpec>& targets, double* corrupt_metric,
+std::vector<at::Tensor> attribution(const models::HookedModel& model, const BaseRun& clean,
+                                    const at::Tensor& corrupt_ids, const Metric& metric,
+                                    const std::vector<TargetSpec>& targets, double* corrupt_metric,
                                     const at::Tensor& corrupt_types) {
   at::AutoGradMode grad(true);
   const auto& cfg = model.config();
@@ -105,8 +106,8 @@ void check_pairs(const std::vector<PromptPair>& pairs, const std::vector<std::st
   }
 }
 
-PatchResult patch_pair(const models::HookedModel& model, const PromptPair& pair, const std::vector<std::string>& targets,
-                       const PatchOptions& opt) {
+PatchResult patch_pair(const models::HookedModel& model, const PromptPair& pair,
+                       const std::vector<std::string>& targets, const PatchOptions& opt) {
   const auto& cfg = model.config();
   std::vector<TargetSpec> specs;
   for (auto& t : targets) specs.push_back(target_spec(t));
@@ -116,8 +117,10 @@ PatchResult patch_pair(const models::HookedModel& model, const PromptPair& pair,
   auto points = points_of(specs, cfg);
   for (auto& s : specs) r.targets.push_back({s.name, target_axes(s), {}, {}, 0});
   auto t0 = Clock::now();
-  BaseRun clean = base_run(model, ids_tensor(pair.clean, dev), pair.metric, points, types_tensor(pair.clean_types, dev));
-  BaseRun corrupt = base_run(model, ids_tensor(pair.corrupt, dev), pair.metric, points, types_tensor(pair.corrupt_types, dev));
+  BaseRun clean =
+      base_run(model, ids_tensor(pair.clean, dev), pair.metric, points, types_tensor(pair.clean_types, dev));
+  BaseRun corrupt =
+      base_run(model, ids_tensor(pair.corrupt, dev), pair.metric, points, types_tensor(pair.corrupt_types, dev));
   r.base_seconds += since(t0);
   r.clean_metric = clean.metric;
   r.corrupt_metric = corrupt.metric;
@@ -162,7 +165,8 @@ void add_pair(PatchResult& avg, const PatchResult& one, size_t n_pairs) {
     TargetResult& dst = avg.targets[i];
     const TargetResult& src = one.targets[i];
     dst.seconds += src.seconds;
-    for (auto [d, s] : {std::pair<at::Tensor*, const at::Tensor*>{&dst.values, &src.values}, {&dst.exact, &src.exact}}) {
+    for (auto [d, s] :
+         {std::pair<at::Tensor*, const at::Tensor*>{&dst.values, &src.values}, {&dst.exact, &src.exact}}) {
       if (!s->defined()) continue;
       at::Tensor v = *s / n;
       *d = d->defined() ? *d + v : v;

@@ -55,8 +55,8 @@ int64_t metric_position(const Metric& m, int64_t n);
 //   pattern_all_pos                                     [layer, head]
 // "block_every" expands to resid_pre, attn_out, mlp_out.
 struct TargetSpec {
-  std::string name;    // as above
-  std::string hook;    // hook point suffix ("hook_resid_pre", "attn.hook_z", ...)
+  std::string name;  // as above
+  std::string hook;  // hook point suffix ("hook_resid_pre", "attn.hook_z", ...)
   bool by_pos = false;
   bool by_head = false;
   bool pattern = false;  // [batch, head, q, k] activation; by_pos indexes the query (destination) axis
@@ -85,10 +85,10 @@ struct Edit {
 // A forward pass kept for reuse: residual stream into every block, keys/values, activations at the
 // cached points, and the metric.
 struct BaseRun {
-  at::Tensor ids;                       // [1, n]
-  std::vector<at::Tensor> resid_pre;    // per layer [1, n, d]
-  models::KVCache kv;                   // per layer [1, n_kv, n, d_head]
-  at::Tensor token_type_ids;            // [1, n] segments (BERT); undefined = all 0
+  at::Tensor ids;                          // [1, n]
+  std::vector<at::Tensor> resid_pre;       // per layer [1, n, d]
+  models::KVCache kv;                      // per layer [1, n_kv, n, d_head]
+  at::Tensor token_type_ids;               // [1, n] segments (BERT); undefined = all 0
   std::map<std::string, at::Tensor> acts;  // the requested hook points
   double metric = 0;
 };
@@ -100,9 +100,9 @@ Method parse_method(const std::string& s);  // "exact" | "naive" | "attribution"
 std::string method_name(Method m);
 
 struct SweepOptions {
-  bool skip_noops = true;      // a cell whose source values equal the base run's bit for bit is the base run
-  int64_t max_rows = 0;        // packed rows per batch; 0 = the shared packed budget (packed::budget)
-  bool use_packed = true;      // the model's block_packed when it has one (false: the generic path)
+  bool skip_noops = true;                 // a cell whose source values equal the base run's bit for bit is the base run
+  int64_t max_rows = 0;                   // packed rows per batch; 0 = the shared packed budget (packed::budget)
+  bool use_packed = true;                 // the model's block_packed when it has one (false: the generic path)
   std::function<void(int64_t)> on_cells;  // called with the number of cells just finished (progress)
 };
 
@@ -121,7 +121,7 @@ std::vector<std::string> target_points(const TargetSpec& t, const models::ModelC
 
 struct PromptPair {
   std::vector<int64_t> clean, corrupt;
-  Metric metric;  // answer/wrong per pair
+  Metric metric;                                    // answer/wrong per pair
   std::vector<int64_t> clean_types, corrupt_types;  // token type ids (BERT segments); empty = all 0
 };
 
@@ -157,8 +157,8 @@ PatchResult patch(const models::HookedModel& model, const std::vector<PromptPair
 // n_pairs. Adding every pair's result in pair order to an empty PatchResult gives patch()'s result bit
 // for bit, whichever process computed each pair.
 void check_pairs(const std::vector<PromptPair>& pairs, const std::vector<std::string>& targets);
-PatchResult patch_pair(const models::HookedModel& model, const PromptPair& pair, const std::vector<std::string>& targets,
-                       const PatchOptions& opt);
+PatchResult patch_pair(const models::HookedModel& model, const PromptPair& pair,
+                       const std::vector<std::string>& targets, const PatchOptions& opt);
 void add_pair(PatchResult& average, const PatchResult& one, size_t n_pairs);
 
 // ---- ablation ------------------------------------------------------------------------------------
@@ -179,8 +179,8 @@ struct AblationResult {
 // token_types: the prompt's segments (BERT; empty = all 0); the references run with type 0.
 AblationResult ablate(const models::HookedModel& model, const std::vector<int64_t>& ids, const Metric& metric,
                       const std::vector<std::string>& targets, AblationKind kind,
-                      const std::vector<std::vector<int64_t>>& reference, Method method,
-                      const SweepOptions& sweep = {}, const std::vector<int64_t>& token_types = {});
+                      const std::vector<std::vector<int64_t>>& reference, Method method, const SweepOptions& sweep = {},
+                      const std::vector<int64_t>& token_types = {});
 
 // ---- attribution patching ------------------------------------------------------------------------
 

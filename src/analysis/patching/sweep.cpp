@@ -60,7 +60,8 @@ BaseRun base_run(const models::HookedModel& model, const at::Tensor& ids, const 
     if (!t.defined()) fail("the model has no hook point '", name, "'");
   int64_t pos = metric_position(metric, ids.size(1));
   at::Tensor last = resid.select(1, pos);  // [1, d]
-  b.metric = metric_from_logits(metric, packed::logits(model, last, metric_columns(metric, model.device())))[0].item<double>();
+  b.metric =
+      metric_from_logits(metric, packed::logits(model, last, metric_columns(metric, model.device())))[0].item<double>();
   return b;
 }
 
@@ -89,9 +90,9 @@ struct PointEdits {
 
 // One batch of cells sorted by the block they edit, through the packed engine: each cell is a run
 // joining at its block, its edit applied there; returns their metrics [C].
-at::Tensor run_packed(const models::HookedModel& model, const BaseRun& base, const std::map<std::string, at::Tensor>& source,
-                      const std::vector<Edit>& cells, const std::vector<int64_t>& start, int64_t mpos, const Metric& metric,
-                      const SweepOptions& opt) {
+at::Tensor run_packed(const models::HookedModel& model, const BaseRun& base,
+                      const std::map<std::string, at::Tensor>& source, const std::vector<Edit>& cells,
+                      const std::vector<int64_t>& start, int64_t mpos, const Metric& metric, const SweepOptions& opt) {
   int64_t n = base.ids.size(1);
   std::vector<packed::Run> runs;
   for (size_t c = 0; c < cells.size(); ++c) {
@@ -112,7 +113,8 @@ at::Tensor run_packed(const models::HookedModel& model, const BaseRun& base, con
       int64_t heads = e.pattern ? source.at(e.point).size(1) : 0;
       std::vector<int64_t> ps;
       if (e.pos >= 0) ps.push_back(e.pos);
-      else for (int64_t p = start[c]; p < n; ++p) ps.push_back(p);
+      else
+        for (int64_t p = start[c]; p < n; ++p) ps.push_back(p);
       for (int64_t p : ps) {
         if (e.pattern) {
           for (int64_t h = (e.head >= 0 ? e.head : 0); h < (e.head >= 0 ? e.head + 1 : heads); ++h) {

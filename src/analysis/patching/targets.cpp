@@ -105,14 +105,16 @@ std::vector<std::string> parse_targets(const std::string& list) {
 
 std::vector<int64_t> target_shape(const TargetSpec& t, const models::ModelConfig& cfg, int64_t n) {
   int64_t heads = t.kv ? cfg.n_kv_heads : cfg.n_heads;
-  if (t.pattern) return t.by_pos ? std::vector<int64_t>{cfg.n_layers, heads, n} : std::vector<int64_t>{cfg.n_layers, heads};
+  if (t.pattern)
+    return t.by_pos ? std::vector<int64_t>{cfg.n_layers, heads, n} : std::vector<int64_t>{cfg.n_layers, heads};
   if (t.by_pos && t.by_head) return {cfg.n_layers, n, heads};
   if (t.by_pos) return {cfg.n_layers, n};
   return {cfg.n_layers, heads};
 }
 
 std::vector<std::string> target_axes(const TargetSpec& t) {
-  if (t.pattern) return t.by_pos ? std::vector<std::string>{"layer", "head", "dest_pos"} : std::vector<std::string>{"layer", "head"};
+  if (t.pattern)
+    return t.by_pos ? std::vector<std::string>{"layer", "head", "dest_pos"} : std::vector<std::string>{"layer", "head"};
   if (t.by_pos && t.by_head) return {"layer", "pos", "head"};
   if (t.by_pos) return {"layer", "pos"};
   return {"layer", "head"};
@@ -132,7 +134,8 @@ std::vector<Edit> target_cells(const TargetSpec& t, const models::ModelConfig& c
     auto cell = [&](int64_t pos, int64_t head) { out.push_back({l, points[l], pos, head, t.pattern}); };
     if (t.pattern) {
       for (int64_t h = 0; h < heads; ++h) {
-        if (t.by_pos) for (int64_t p = 0; p < n; ++p) cell(p, h);
+        if (t.by_pos)
+          for (int64_t p = 0; p < n; ++p) cell(p, h);
         else cell(-1, h);
       }
     } else if (t.by_pos && t.by_head) {

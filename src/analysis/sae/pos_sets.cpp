@@ -56,10 +56,10 @@ std::string_view strip_markers(std::string_view t) {
 }  // namespace
 
 const std::vector<std::string>& pos_tags() {
-  static const std::vector<std::string> t = {"CC",  "CD",  "DT",  "EX",  "FW",  "IN",   "JJ",  "JJR", "JJS",
-                                             "LS",  "MD",  "NN",  "NNS", "NNP", "NNPS", "PDT", "POS", "PRP",
-                                             "PRP$", "RB", "RBR", "RBS", "RP",  "SYM",  "TO",  "UH",  "VB",
-                                             "VBD", "VBG", "VBN", "VBP", "VBZ", "WDT",  "WP",  "WP$", "WRB"};
+  static const std::vector<std::string> t = {"CC",   "CD",  "DT",  "EX",  "FW",  "IN",   "JJ",  "JJR", "JJS",
+                                             "LS",   "MD",  "NN",  "NNS", "NNP", "NNPS", "PDT", "POS", "PRP",
+                                             "PRP$", "RB",  "RBR", "RBS", "RP",  "SYM",  "TO",  "UH",  "VB",
+                                             "VBD",  "VBG", "VBN", "VBP", "VBZ", "WDT",  "WP",  "WP$", "WRB"};
   return t;
 }
 

@@ -24,8 +24,8 @@ Unembedding unembedding(const models::HookedModel& model, UnembedMode mode) {
   const auto on = at::TensorOptions().dtype(at::kDouble).device(model.device());
   // unembed is affine for every supported architecture; reading W_U through it keeps this file free
   // of checkpoint names. A probe catches a non-affine head (soft-capping) instead of lying.
-  at::Tensor bias = model.unembed(at::zeros({1, d}, on.dtype(dt))).to(at::kDouble);                // [1, V]
-  at::Tensor W = model.unembed(at::eye(d, on.dtype(dt))).to(at::kDouble) - bias;  // [d, V]
+  at::Tensor bias = model.unembed(at::zeros({1, d}, on.dtype(dt))).to(at::kDouble);  // [1, V]
+  at::Tensor W = model.unembed(at::eye(d, on.dtype(dt))).to(at::kDouble) - bias;     // [d, V]
   {
     // a fixed probe (not the global generator, which would shift every later random draw)
     at::Tensor gen = (at::arange(2 * d, on).reshape({2, d}) * 0.37).sin() * 0.5;
@@ -44,7 +44,8 @@ Unembedding unembedding(const models::HookedModel& model, UnembedMode mode) {
     v = (v - v.mean()).view({1, 1, d});
     hooks::HookSet hs;
     at::Tensor scale;
-    hs.add("ln_final.hook_scale", [&](at::Tensor& t, const hooks::HookContext&) { scale = t.detach().to(at::kDouble).clone(); });
+    hs.add("ln_final.hook_scale",
+           [&](at::Tensor& t, const hooks::HookContext&) { scale = t.detach().to(at::kDouble).clone(); });
     models::RunContext ctx;
     ctx.hooks = &hs;
     at::Tensor out_p = model.final_norm(v.to(dt), ctx).to(at::kDouble);
@@ -73,7 +74,8 @@ at::Tensor prepare_unembed(const at::Tensor& W_U, bool cosine_sim) {
 
 FeatureStats logit_weight_stats(const at::Tensor& W_dec, const at::Tensor& W_U_in, const StatsOptions& opt) {
   if (W_dec.dim() != 2 || W_U_in.dim() != 2 || W_dec.size(1) != W_U_in.size(0))
-    fail("W_dec ", W_dec.sizes(), " and W_U ", W_U_in.sizes(), " do not multiply (the SAE's d_in must be the model's d_model)");
+    fail("W_dec ", W_dec.sizes(), " and W_U ", W_U_in.sizes(),
+         " do not multiply (the SAE's d_in must be the model's d_model)");
   if (opt.block < 1) fail("the feature block size must be >= 1");
   at::NoGradGuard ng;
   at::Tensor Wd = W_dec.to(at::kFloat);
@@ -99,11 +101,13 @@ FeatureStats logit_weight_stats(const at::Tensor& W_dec, const at::Tensor& W_U_i
       all[3].slice(0, f0, f1).copy_(m4 / (m2 * m2));
     }
     at::Tensor host = all.to(at::kCPU);
-    s.mean = host[0].contiguous(), s.std = host[1].contiguous(), s.skewness = host[2].contiguous(), s.kurtosis = host[3].contiguous();
+    s.mean = host[0].contiguous(), s.std = host[1].contiguous(), s.skewness = host[2].contiguous(),
+    s.kurtosis = host[3].contiguous();
     return s;
   }
   auto opts = at::TensorOptions().dtype(at::kDouble);
-  s.mean = at::empty({n}, opts), s.std = at::empty({n}, opts), s.skewness = at::empty({n}, opts), s.kurtosis = at::empty({n}, opts);
+  s.mean = at::empty({n}, opts), s.std = at::empty({n}, opts), s.skewness = at::empty({n}, opts),
+  s.kurtosis = at::empty({n}, opts);
   for (int64_t f0 = 0; f0 < n; f0 += opt.block) {
     int64_t f1 = std::min(n, f0 + opt.block);
     at::Tensor P = at::matmul(Wd.slice(0, f0, f1), W_U);  // [rows, V] float32, as SAELens projects
@@ -139,7 +143,8 @@ FeatureStats logit_weight_stats(const at::Tensor& W_dec, const at::Tensor& W_U_i
           q3[0] += d2 * d;
           q4[0] += d2 * d2;
         }
-        double s2 = q2[0] + q2[1] + q2[2] + q2[3], s3 = q3[0] + q3[1] + q3[2] + q3[3], s4 = q4[0] + q4[1] + q4[2] + q4[3];
+        double s2 = q2[0] + q2[1] + q2[2] + q2[3], s3 = q3[0] + q3[1] + q3[2] + q3[3],
+               s4 = q4[0] + q4[1] + q4[2] + q4[3];
         double m2 = s2 / (double)V, m3 = s3 / (double)V, m4 = s4 / (double)V;
         int64_t f = f0 + r;
         mo[f] = mean;
@@ -204,7 +209,9 @@ namespace mechscope::analysis::sae {
 std::vector<mechscope::sae::SAE> load_sae_dir(const std::string& dir, const mechscope::sae::LoadOptions& opts) {
   if (!dir_exists(dir)) fail("--sae-dir '", dir, "' is not a directory");
   std::vector<mechscope::sae::SAE> out;
-  auto is_sae = [](const std::string& d) { return file_exists(join_path(d, "cfg.json")) || file_exists(join_path(d, "params.npz")); };
+  auto is_sae = [](const std::string& d) {
+    return file_exists(join_path(d, "cfg.json")) || file_exists(join_path(d, "params.npz"));
+  };
   if (is_sae(dir)) {
     out.push_back(mechscope::sae::load_sae(dir, opts));
     return out;

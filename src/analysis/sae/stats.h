@@ -20,10 +20,10 @@ enum class UnembedMode { Processed, Raw };
 UnembedMode parse_unembed_mode(const std::string& s);  // "processed" | "raw"; Error naming --unembed
 
 struct Unembedding {
-  at::Tensor W_U;                 // [d_model, d_vocab] float32, on the model's device
-  bool folded_scale = false;      // ln_final's scale folded in
-  bool layer_norm = false;        // the final norm centres (LayerNorm), so W_U was centred over d_model
-  std::string final_norm;         // "layernorm", "rmsnorm" or "none"
+  at::Tensor W_U;             // [d_model, d_vocab] float32, on the model's device
+  bool folded_scale = false;  // ln_final's scale folded in
+  bool layer_norm = false;    // the final norm centres (LayerNorm), so W_U was centred over d_model
+  std::string final_norm;     // "layernorm", "rmsnorm" or "none"
 };
 
 // W_U read through the HookedModel interface (unembed of the identity minus unembed of zero; the final
@@ -37,8 +37,8 @@ struct FeatureStats {
 };
 
 struct StatsOptions {
-  bool cosine_sim = false;   // W_U's columns normalised to unit length first (SAELens's cosine_sim)
-  int64_t block = 256;       // features per streamed block: memory ~ block * d_vocab * 12 bytes
+  bool cosine_sim = false;  // W_U's columns normalised to unit length first (SAELens's cosine_sim)
+  int64_t block = 256;      // features per streamed block: memory ~ block * d_vocab * 12 bytes
   // Called with each block's projection [rows, d_vocab] (float32, on W_dec's device) and its first
   // feature, in order.
   std::function<void(int64_t first, const at::Tensor& projection)> on_block;

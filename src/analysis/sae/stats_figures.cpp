@@ -19,7 +19,8 @@ std::vector<size_t> all_rows(const StatsTable& t, const std::vector<size_t>& row
   return r;
 }
 
-std::vector<double> column(const StatsTable& t, const std::vector<size_t>& rows, const std::string& c, bool log10v = false) {
+std::vector<double> column(const StatsTable& t, const std::vector<size_t>& rows, const std::string& c,
+                           bool log10v = false) {
   std::vector<double> v;
   for (size_t r : rows) {
     double x = t.value(c, r);
@@ -56,7 +57,8 @@ Scatter feature_scatter(const StatsTable& t, const std::vector<size_t>& rows) {
 
 }  // namespace
 
-Figure skewness_histogram(const StatsTable& t, const std::vector<size_t>& rows, const std::string& id, const std::string& title) {
+Figure skewness_histogram(const StatsTable& t, const std::vector<size_t>& rows, const std::string& id,
+                          const std::string& title) {
   Figure f = single_panel(id, title, 8, 3.2);
   Histogram h;
   h.values = column(t, all_rows(t, rows), "skewness");
@@ -67,7 +69,8 @@ Figure skewness_histogram(const StatsTable& t, const std::vector<size_t>& rows, 
   return f;
 }
 
-Figure log_kurtosis_histogram(const StatsTable& t, const std::vector<size_t>& rows, const std::string& id, const std::string& title) {
+Figure log_kurtosis_histogram(const StatsTable& t, const std::vector<size_t>& rows, const std::string& id,
+                              const std::string& title) {
   Figure f = single_panel(id, title, 8, 3.2);
   Histogram h;
   h.values = column(t, all_rows(t, rows), "kurtosis", true);
@@ -78,7 +81,8 @@ Figure log_kurtosis_histogram(const StatsTable& t, const std::vector<size_t>& ro
   return f;
 }
 
-Figure skew_kurtosis_scatter(const StatsTable& t, const std::vector<size_t>& rows, const std::string& id, const std::string& title) {
+Figure skew_kurtosis_scatter(const StatsTable& t, const std::vector<size_t>& rows, const std::string& id,
+                             const std::string& title) {
   Figure f = single_panel(id, title, 8, 5);
   f.panels[0].series.push_back(feature_scatter(t, all_rows(t, rows)));
   f.panels[0].x.label = "Skewness";
@@ -95,7 +99,8 @@ double quantile(std::vector<double> v, double p) {
   return v[lo] + (v[hi] - v[lo]) * (pos - (double)lo);
 }
 
-Figure percentiles_by_layer(const StatsTable& t, const std::string& col, bool log_y, const std::string& id, const std::string& title) {
+Figure percentiles_by_layer(const StatsTable& t, const std::string& col, bool log_y, const std::string& id,
+                            const std::string& title) {
   static const double ps[] = {0.01, 0.05, 0.10, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99};
   static const char* names[] = {"1%", "5%", "10%", "25%", "50%", "75%", "90%", "95%", "99%"};
   auto by = rows_by_layer(t);
@@ -138,7 +143,8 @@ Figure percentiles_by_layer(const StatsTable& t, const std::string& col, bool lo
   return f;
 }
 
-Figure box_by_layer(const StatsTable& t, const std::string& col, bool log_y, const std::string& id, const std::string& title) {
+Figure box_by_layer(const StatsTable& t, const std::string& col, bool log_y, const std::string& id,
+                    const std::string& title) {
   auto by = rows_by_layer(t);
   Figure f = single_panel(id, title, 12, 6);
   Rgb a{5 / 255.0, 200 / 255.0, 200 / 255.0}, b{200 / 255.0, 10 / 255.0, 10 / 255.0};
@@ -160,8 +166,9 @@ Figure box_by_layer(const StatsTable& t, const std::string& col, bool log_y, con
   f.panels[0].y.label = log_y ? "Log " + col : col;
   f.panels[0].y.log = log_y;
   f.panels[0].legend = Legend::None;
-  f.caption = "Boxes: quartiles and median; whiskers: the furthest values within 1.5 IQR of the box; points: the values "
-              "beyond (plotly's box, as the seed's px.box).";
+  f.caption =
+      "Boxes: quartiles and median; whiskers: the furthest values within 1.5 IQR of the box; points: the values "
+      "beyond (plotly's box, as the seed's px.box).";
   return f;
 }
 

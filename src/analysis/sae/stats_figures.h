@@ -31,6 +31,7 @@ report::Figure box_by_layer(const StatsTable& t, const std::string& column, bool
                             const std::string& title);
 // The skewness × kurtosis scatter animated by layer, features with log sparsity >= min_log_sparsity
 // (features without a shipped sparsity are kept).
-report::Figure scatter_by_layer(const StatsTable& t, double min_log_sparsity, const std::string& id, const std::string& title);
+report::Figure scatter_by_layer(const StatsTable& t, double min_log_sparsity, const std::string& id,
+                                const std::string& title);
 
 }  // namespace mechscope::analysis::sae

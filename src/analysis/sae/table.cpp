@@ -79,8 +79,12 @@ std::vector<size_t> run_query(const StatsTable& t, const Query& q) {
     bool ok = true;
     for (const auto& c : q.where) {
       double v = t.value(c.column, r);
-      ok = c.op == ">" ? v > c.value : c.op == ">=" ? v >= c.value : c.op == "<" ? v < c.value
-         : c.op == "<=" ? v <= c.value : c.op == "==" ? v == c.value : v != c.value;
+      ok = c.op == ">"    ? v > c.value
+           : c.op == ">=" ? v >= c.value
+           : c.op == "<"  ? v < c.value
+           : c.op == "<=" ? v <= c.value
+           : c.op == "==" ? v == c.value
+                          : v != c.value;
       if (!ok) break;
     }
     if (ok) rows.push_back(r);

@@ -9,10 +9,10 @@ namespace mechscope::analysis::sae {
 
 struct StatsTable {
   std::vector<int64_t> feature;
-  std::vector<int> layer;                 // stats_layer of the SAE's hook (-1: none)
-  std::vector<int> sae;                   // index into sae_names
+  std::vector<int> layer;                                                   // stats_layer of the SAE's hook (-1: none)
+  std::vector<int> sae;                                                     // index into sae_names
   std::vector<double> mean, std, skewness, kurtosis, log_feature_sparsity;  // NaN sparsity: not shipped
-  std::vector<std::string> sae_names;     // hook name of each SAE
+  std::vector<std::string> sae_names;                                       // hook name of each SAE
   size_t size() const { return feature.size(); }
   // Column by name: feature, mean, std, skewness, kurtosis, log_feature_sparsity, layer. Error listing them.
   double value(const std::string& column, size_t row) const;

@@ -42,10 +42,8 @@ std::string PyRegex::translate(const std::string& p) {
       else if (e == 'S') out += "[^" + S + "]";
       else if (e == 'A' && !in_class) out += "^";
       else if (e == 'Z' && !in_class) out += "$";
-      else if (e == 'b' || e == 'B')
-        fail("regex '", p, "': word boundaries (\\", e, ") are not supported");
-      else if (e >= '1' && e <= '9' && !in_class)
-        fail("regex '", p, "': backreferences (\\", e, ") are not supported");
+      else if (e == 'b' || e == 'B') fail("regex '", p, "': word boundaries (\\", e, ") are not supported");
+      else if (e >= '1' && e <= '9' && !in_class) fail("regex '", p, "': backreferences (\\", e, ") are not supported");
       else out += std::string(1, '\\') + e;
       continue;
     }
@@ -110,7 +108,10 @@ std::vector<TokenSet> letter_sets(const std::vector<std::string>& vocab) {
     if (!alpha) continue;
     char32_t f = cp[a];
     // str.lower() lands in a-z only from A-Z, a-z and KELVIN SIGN (U+212A -> 'k').
-    int letter = f >= 'a' && f <= 'z' ? int(f - 'a') : f >= 'A' && f <= 'Z' ? int(f - 'A') : f == 0x212A ? 'k' - 'a' : -1;
+    int letter = f >= 'a' && f <= 'z'   ? int(f - 'a')
+                 : f >= 'A' && f <= 'Z' ? int(f - 'A')
+                 : f == 0x212A          ? 'k' - 'a'
+                                        : -1;
     if (letter >= 0) sets[letter].ids.push_back((int64_t)id);
   }
   return sets;

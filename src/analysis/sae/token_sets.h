@@ -17,8 +17,8 @@ namespace mechscope::analysis::sae {
 
 struct TokenSet {
   std::string name;
-  std::string group;            // "letters", "regex", "test", "user"
-  std::vector<int64_t> ids;     // ascending, unique, < d_vocab
+  std::string group;         // "letters", "regex", "test", "user"
+  std::vector<int64_t> ids;  // ascending, unique, < d_vocab
 };
 
 // The token string of every id below d_vocab ("" for ids the tokenizer does not have: padded rows).

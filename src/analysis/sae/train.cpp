@@ -10,7 +10,8 @@
 
 namespace mechscope::analysis::sae {
 
-std::vector<at::Tensor> harvest_activations(const models::HookedModel& model, const std::vector<std::vector<int64_t>>& seqs,
+std::vector<at::Tensor> harvest_activations(const models::HookedModel& model,
+                                            const std::vector<std::vector<int64_t>>& seqs,
                                             const std::vector<std::string>& hooks, const HarvestOptions& opt) {
   auto names = model.hook_names();
   for (auto& h : hooks)
@@ -36,7 +37,8 @@ std::vector<at::Tensor> harvest_activations(const models::HookedModel& model, co
     // real tokens keep positions 0.., so every real row equals the sequence's own run.
     int64_t len = (int64_t)seqs[order[next]].size();
     size_t end = next + 1;
-    while (end < order.size() && (int64_t)(end - next) < opt.max_seqs && (int64_t)(end - next + 1) * len <= opt.max_tokens)
+    while (end < order.size() && (int64_t)(end - next) < opt.max_seqs &&
+           (int64_t)(end - next + 1) * len <= opt.max_tokens)
       ++end;
     int64_t b = (int64_t)(end - next);
     // Made on the host row by row, then sent to the model's device in one copy each.
@@ -161,8 +163,13 @@ SaeTrainResult train_sae(const at::Tensor& acts_in, const mechscope::sae::SAECon
   auto log_json = [&]() {
     nlohmann::json a = nlohmann::json::array();
     for (auto& s : res.log)
-      a.push_back({{"step", s.step}, {"loss", s.loss}, {"mse", s.mse}, {"l1_loss", s.l1_loss}, {"l0", s.l0},
-                   {"explained_variance", s.explained_variance}, {"dead", s.dead}});
+      a.push_back({{"step", s.step},
+                   {"loss", s.loss},
+                   {"mse", s.mse},
+                   {"l1_loss", s.l1_loss},
+                   {"l0", s.l0},
+                   {"explained_variance", s.explained_variance},
+                   {"dead", s.dead}});
     return a;
   };
   auto save_checkpoint = [&](int64_t step) {
@@ -178,7 +185,8 @@ SaeTrainResult train_sae(const at::Tensor& acts_in, const mechscope::sae::SAECon
     t.emplace_back("steps_since_fired", since_fired.to(at::kCPU));
     io::write_safetensors(join_path(o.checkpoint_dir, "state.safetensors"), t);
     // state.json last: a run killed in between resumes from the previous checkpoint
-    write_file_atomic(state_json, nlohmann::json{{"step", step}, {"d_in", d}, {"d_sae", ds}, {"log", log_json()}}.dump());
+    write_file_atomic(state_json,
+                      nlohmann::json{{"step", step}, {"d_in", d}, {"d_sae", ds}, {"log", log_json()}}.dump());
   };
 
   for (int64_t step = start; step < o.steps; ++step) {
@@ -211,8 +219,8 @@ SaeTrainResult train_sae(const at::Tensor& acts_in, const mechscope::sae::SAECon
       SaeTrainStatus s;
       s.step = step + 1;
       // One copy back per log line: the losses, L0, the batch's variance and the dead count together.
-      at::Tensor vals = at::stack({loss.detach().to(at::kDouble), mse.detach().to(at::kDouble), l1.detach().to(at::kDouble),
-                                   (a > 0).sum(-1).to(at::kDouble).mean(),
+      at::Tensor vals = at::stack({loss.detach().to(at::kDouble), mse.detach().to(at::kDouble),
+                                   l1.detach().to(at::kDouble), (a > 0).sum(-1).to(at::kDouble).mean(),
                                    (x - x.mean({0}, true)).pow(2).sum(-1).mean().to(at::kDouble),
                                    (since_fired > o.dead_window).sum().to(at::kDouble)})
                             .to(at::kCPU)

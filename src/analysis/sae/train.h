@@ -23,21 +23,22 @@ struct HarvestOptions {
 // Runs the sequences through the model in batches (longest first, right-padded, padding masked, so each
 // row equals the sequence's own forward) and returns every real position's activation at each hook, in
 // corpus order: hook -> [n_tokens, d] float32 (hook_z flattened over heads).
-std::vector<at::Tensor> harvest_activations(const models::HookedModel& model, const std::vector<std::vector<int64_t>>& seqs,
+std::vector<at::Tensor> harvest_activations(const models::HookedModel& model,
+                                            const std::vector<std::vector<int64_t>>& seqs,
                                             const std::vector<std::string>& hooks, const HarvestOptions& opt = {});
 
 struct SaeTrainOptions {
   int64_t d_sae = 0;
-  double l1 = 1e-3;             // l1_coefficient
+  double l1 = 1e-3;  // l1_coefficient
   double lr = 3e-4;
   int64_t steps = 2000;
-  int64_t batch = 512;          // activations per step, drawn with replacement from the harvest
-  int64_t dead_window = 500;    // a feature that has not fired in this many steps counts as dead
+  int64_t batch = 512;        // activations per step, drawn with replacement from the harvest
+  int64_t dead_window = 500;  // a feature that has not fired in this many steps counts as dead
   int64_t checkpoint_every = 500;
   int64_t log_every = 100;
   uint64_t seed = 0;
-  bool resume = false;          // continue from <checkpoint_dir>/state.json when present
-  std::string checkpoint_dir;   // empty: no checkpoints
+  bool resume = false;         // continue from <checkpoint_dir>/state.json when present
+  std::string checkpoint_dir;  // empty: no checkpoints
 };
 
 struct SaeTrainStatus {
@@ -47,8 +48,8 @@ struct SaeTrainStatus {
 };
 
 struct SaeTrainResult {
-  mechscope::sae::SAE sae;           // cfg filled from `base`, weights trained, log_sparsity set
-  std::vector<SaeTrainStatus> log;   // every log_every steps and the last
+  mechscope::sae::SAE sae;          // cfg filled from `base`, weights trained, log_sparsity set
+  std::vector<SaeTrainStatus> log;  // every log_every steps and the last
   int64_t resumed_from = 0;
 };
 

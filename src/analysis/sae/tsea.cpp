@@ -108,7 +108,8 @@ at::Tensor scores_tensor(const at::Tensor& projection, const std::vector<TokenSe
   // Token ids by descending value, ties by ascending id (a stable sort keeps the ids' order; -0 == +0),
   // then each id's rank.
   at::Tensor order = std::get<1>(at::sort(projection.to(at::kFloat), /*stable=*/true, /*dim=*/1, /*descending=*/true));
-  at::Tensor rank = at::empty_like(order).scatter_(1, order, at::arange(V, order.options()).unsqueeze(0).expand({F, V}));
+  at::Tensor rank =
+      at::empty_like(order).scatter_(1, order, at::arange(V, order.options()).unsqueeze(0).expand({F, V}));
   for (int64_t s = 0; s < n_sets; ++s) {
     const auto& ids = sets[s].ids;
     if (ids.empty()) {  // the walk only descends: -V/V
@@ -129,7 +130,8 @@ at::Tensor scores_tensor(const at::Tensor& projection, const std::vector<TokenSe
 
 std::vector<at::Tensor> ids_on(const std::vector<TokenSet>& sets, const at::Device& device) {
   std::vector<at::Tensor> out;
-  for (const auto& s : sets) out.push_back(at::tensor(s.ids.empty() ? std::vector<int64_t>{0} : s.ids, at::kLong).to(device));
+  for (const auto& s : sets)
+    out.push_back(at::tensor(s.ids.empty() ? std::vector<int64_t>{0} : s.ids, at::kLong).to(device));
   return out;
 }
 
@@ -150,8 +152,9 @@ at::Tensor enrichment_scores(const at::Tensor& W_dec, const at::Tensor& W_U, con
   bool on_device = !Wd.is_cpu() || tensor_route;
   if (on_device) check_sets(sets, Wu.size(1));
   std::vector<at::Tensor> set_ids = on_device ? ids_on(sets, Wd.device()) : std::vector<at::Tensor>{};
-  at::Tensor out = at::empty({(int64_t)sets.size(), (int64_t)features.size()},
-                             at::TensorOptions().dtype(at::kDouble).device(on_device ? Wd.device() : at::Device(at::kCPU)));
+  at::Tensor out =
+      at::empty({(int64_t)sets.size(), (int64_t)features.size()},
+                at::TensorOptions().dtype(at::kDouble).device(on_device ? Wd.device() : at::Device(at::kCPU)));
   for (size_t b = 0; b < features.size(); b += block) {
     size_t e = std::min(features.size(), b + (size_t)block);
     std::vector<int64_t> part(features.begin() + b, features.begin() + e);

@@ -65,7 +65,8 @@ Figure pair_figure(const at::Tensor& scores, const std::vector<TokenSet>& sets, 
   f.panels[0].x.label = A;
   f.panels[0].y.label = "count";
   Text t;
-  t.lines = {std::to_string(features.size()) + " features", "x: " + A + " (" + std::to_string(sets[a].ids.size()) + " tokens)",
+  t.lines = {std::to_string(features.size()) + " features",
+             "x: " + A + " (" + std::to_string(sets[a].ids.size()) + " tokens)",
              "y: " + B + " (" + std::to_string(sets[b].ids.size()) + " tokens)"};
   f.panels[1].series.push_back(t);
   Scatter s;
@@ -101,7 +102,8 @@ Figure projection_by_category_figure(const at::Tensor& projection, const TokenSe
   hout.color = cycle_color(0);
   hin.bins = hout.bins = 60;
   char title[256];
-  std::snprintf(title, sizeof title, "W_dec_%lld, W_U, %s: %2.2f", (long long)feature, set.name.c_str(), neg_log1m(score));
+  std::snprintf(title, sizeof title, "W_dec_%lld, W_U, %s: %2.2f", (long long)feature, set.name.c_str(),
+                neg_log1m(score));
   Figure f = single_panel(id, title, 8, 4);
   f.panels[0].series.push_back(hout);
   if (!hin.values.empty()) f.panels[0].series.push_back(hin);

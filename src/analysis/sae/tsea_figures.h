@@ -14,9 +14,9 @@
 namespace mechscope::analysis::sae {
 
 // scores: [n_sets, n_features] for `features`; `rows`: which sets (rows of scores) go in this plot.
-report::Figure manhattan_figure(const at::Tensor& scores, const std::vector<TokenSet>& sets, const std::vector<size_t>& rows,
-                                const std::vector<int64_t>& features, double label_threshold, int top_n,
-                                const std::string& id, const std::string& title);
+report::Figure manhattan_figure(const at::Tensor& scores, const std::vector<TokenSet>& sets,
+                                const std::vector<size_t>& rows, const std::vector<int64_t>& features,
+                                double label_threshold, int top_n, const std::string& id, const std::string& title);
 
 report::Figure pair_figure(const at::Tensor& scores, const std::vector<TokenSet>& sets, size_t a, size_t b,
                            const std::vector<int64_t>& features, const std::string& id);

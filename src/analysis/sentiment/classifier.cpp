@@ -18,7 +18,8 @@ std::string upper(std::string s) {
 }
 }  // namespace
 
-SentimentClassifier load_sentiment_classifier(const std::string& model, const std::string& flag, const at::Device& device) {
+SentimentClassifier load_sentiment_classifier(const std::string& model, const std::string& flag,
+                                              const at::Device& device) {
   SentimentClassifier c;
   c.name = model;
   c.dir = io::resolve_model_dir(model);
@@ -53,7 +54,8 @@ std::vector<std::vector<double>> class_probabilities(const models::HookedModel& 
     int64_t len = 0;
     for (size_t i = b0; i < b1; ++i) len = std::max<int64_t>(len, (int64_t)ids[i].size());
     int64_t pad = cfg.pad_token_id.value_or(0);
-    at::Tensor x = at::full({(int64_t)(b1 - b0), len}, pad, at::kLong), mask = at::zeros({(int64_t)(b1 - b0), len}, at::kLong);
+    at::Tensor x = at::full({(int64_t)(b1 - b0), len}, pad, at::kLong),
+               mask = at::zeros({(int64_t)(b1 - b0), len}, at::kLong);
     for (size_t i = b0; i < b1; ++i) {
       int64_t n = (int64_t)ids[i].size();
       x[(int64_t)(i - b0)].narrow(0, 0, n).copy_(at::tensor(ids[i], at::kLong));
@@ -72,7 +74,8 @@ std::vector<std::vector<double>> class_probabilities(const models::HookedModel& 
   return out;
 }
 
-ClassifierScores classify_positive(const SentimentClassifier& c, const std::vector<std::string>& texts, int64_t batch_size) {
+ClassifierScores classify_positive(const SentimentClassifier& c, const std::vector<std::string>& texts,
+                                   int64_t batch_size) {
   ClassifierScores s;
   int64_t n_ctx = c.model->config().n_ctx;
   std::vector<std::vector<int64_t>> ids;

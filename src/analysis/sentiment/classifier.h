@@ -14,12 +14,12 @@
 namespace mechscope::analysis::sentiment {
 
 struct SentimentClassifier {
-  std::string dir;        // resolved model directory
-  std::string name;       // as the user gave it (directory or hub id)
+  std::string dir;   // resolved model directory
+  std::string name;  // as the user gave it (directory or hub id)
   std::unique_ptr<models::HookedModel> model;
   std::unique_ptr<tokenizers::Tokenizer> tokenizer;
-  int64_t positive = 0;   // class index of the POSITIVE label
-  std::string label;      // that label as id2label spells it
+  int64_t positive = 0;  // class index of the POSITIVE label
+  std::string label;     // that label as id2label spells it
 };
 
 // Loads `model` (directory or hub id in the HF cache) with its tokenizer. Error naming `flag` and the

@@ -21,8 +21,7 @@ TextCorpus read_corpus(const std::string& path) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) return;
     std::string where = cat(path, ":", n);
     nlohmann::json j = parse_json(line, where);
-    if (!j.is_object() || !j.contains("text") || !j["text"].is_string())
-      fail(where, ": expected {\"text\": \"...\"}");
+    if (!j.is_object() || !j.contains("text") || !j["text"].is_string()) fail(where, ": expected {\"text\": \"...\"}");
     std::string t = j["text"].get<std::string>();
     if (t.empty()) fail(where, ": the text is empty");
     c.texts.push_back(std::move(t));
@@ -55,8 +54,13 @@ nlohmann::json build_word_tokenizer(const TextCorpus& corpus, bool lowercase) {
   json vocab = json::object(), added = json::array();
   int64_t next = 0;
   for (const char* s : specials) {
-    added.push_back({{"id", next}, {"content", s}, {"single_word", false}, {"lstrip", false}, {"rstrip", false},
-                     {"normalized", false}, {"special", true}});
+    added.push_back({{"id", next},
+                     {"content", s},
+                     {"single_word", false},
+                     {"lstrip", false},
+                     {"rstrip", false},
+                     {"normalized", false},
+                     {"special", true}});
     vocab[s] = next++;
   }
   for (auto& [w, n] : words)

@@ -33,13 +33,13 @@ struct Example {
 // What one training run learns, whichever front end (facts, texts) made it.
 struct TrainData {
   std::vector<Example> examples;
-  double last_weight = 1;         // loss weight of each example's last target (a fact's answer)
-  bool last_only = false;         // accuracy of the last target only (facts) or of every target (texts)
-  size_t eval_limit = 0;          // examples evaluated for accuracy (0: all)
-  std::string unit;               // "facts" or "texts", in train_summary.json
-  std::string tokenizer_json;     // saved as the model's tokenizer.json
+  double last_weight = 1;      // loss weight of each example's last target (a fact's answer)
+  bool last_only = false;      // accuracy of the last target only (facts) or of every target (texts)
+  size_t eval_limit = 0;       // examples evaluated for accuracy (0: all)
+  std::string unit;            // "facts" or "texts", in train_summary.json
+  std::string tokenizer_json;  // saved as the model's tokenizer.json
   int64_t vocab = 0, bos = 0, pad = 0;
-  std::string pad_token;          // tokenizer_config.json's pad_token ("" = none)
+  std::string pad_token;  // tokenizer_config.json's pad_token ("" = none)
 };
 
 // No BOS: the model sees prompts exactly as `mechscope locate` feeds them (as ROME traces GPT-2,
@@ -65,7 +65,7 @@ void write_initial_model(const std::string& dir, const TrainOptions& o, int64_t 
   int64_t d = o.d_model;
   double proj_std = 0.02 / std::sqrt(2.0 * o.n_layers);
   std::vector<std::pair<std::string, at::Tensor>> w{{"transformer.wte.weight", at::randn({vocab, d}) * 0.02},
-                                                     {"transformer.wpe.weight", at::randn({o.n_ctx, d}) * 0.01}};
+                                                    {"transformer.wpe.weight", at::randn({o.n_ctx, d}) * 0.01}};
   for (int l = 0; l < o.n_layers; ++l) {
     std::string p = "transformer.h." + std::to_string(l) + ".";
     w.emplace_back(p + "ln_1.weight", at::ones({d}));
@@ -87,26 +87,16 @@ void write_initial_model(const std::string& dir, const TrainOptions& o, int64_t 
 }
 
 nlohmann::json gpt2_config(const TrainOptions& o, int64_t vocab, int64_t bos, const std::string& dtype) {
-  return {{"model_type", "gpt2"},
-          {"architectures", {"GPT2LMHeadModel"}},
-          {"n_embd", o.d_model},
-          {"n_layer", o.n_layers},
-          {"n_head", o.n_heads},
-          {"n_inner", nullptr},
-          {"n_positions", o.n_ctx},
-          {"n_ctx", o.n_ctx},
-          {"vocab_size", vocab},
-          {"activation_function", "gelu_new"},
-          {"layer_norm_epsilon", 1e-5},
-          {"resid_pdrop", 0.0},
-          {"embd_pdrop", 0.0},
-          {"attn_pdrop", 0.0},
-          {"scale_attn_weights", true},
-          {"tie_word_embeddings", true},
-          {"bos_token_id", bos},
-          {"eos_token_id", bos},
-          {"torch_dtype", dtype},
-          {"use_cache", true}};
+  return {{"model_type", "gpt2"},       {"architectures", {"GPT2LMHeadModel"}},
+          {"n_embd", o.d_model},        {"n_layer", o.n_layers},
+          {"n_head", o.n_heads},        {"n_inner", nullptr},
+          {"n_positions", o.n_ctx},     {"n_ctx", o.n_ctx},
+          {"vocab_size", vocab},        {"activation_function", "gelu_new"},
+          {"layer_norm_epsilon", 1e-5}, {"resid_pdrop", 0.0},
+          {"embd_pdrop", 0.0},          {"attn_pdrop", 0.0},
+          {"scale_attn_weights", true}, {"tie_word_embeddings", true},
+          {"bos_token_id", bos},        {"eos_token_id", bos},
+          {"torch_dtype", dtype},       {"use_cache", true}};
 }
 
 // AdamW exactly as torch.optim.AdamW: decoupled decay p *= 1 - lr * wd, bias-corrected moments.
@@ -241,8 +231,11 @@ std::vector<std::pair<std::string, at::Tensor>> make_trainable(models::HookedMod
 
 // What changes the trained numbers; a resumed run must have the same or it is not the run it claims.
 nlohmann::json options_json(const TrainOptions& o) {
-  return {{"steps", o.steps}, {"batch", o.batch}, {"lr", o.lr}, {"min_lr_ratio", o.min_lr_ratio}, {"warmup", o.warmup},
-          {"weight_decay", o.weight_decay}, {"clip", o.clip}, {"answer_weight", o.answer_weight}, {"seed", o.seed}};
+  return {{"steps", o.steps},   {"batch", o.batch},
+          {"lr", o.lr},         {"min_lr_ratio", o.min_lr_ratio},
+          {"warmup", o.warmup}, {"weight_decay", o.weight_decay},
+          {"clip", o.clip},     {"answer_weight", o.answer_weight},
+          {"seed", o.seed}};
 }
 
 // Refuses sizes the machine cannot hold before anything is allocated or created: weights, their copy,
@@ -254,22 +247,27 @@ void check_memory(const TrainOptions& o, int64_t vocab) {
   double need = 4 * (5 * params + act);
   double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGE_SIZE);
   if (have > 0 && need > have)
-    fail("a model of ", o.n_layers, " layers x d_model ", o.d_model, " (", params / 1e6, " M parameters, n_ctx ", o.n_ctx,
-         ", batch ", o.batch, ") needs about ", need / 1e9, " GB to train; this machine has ", have / 1e9, " GB");
+    fail("a model of ", o.n_layers, " layers x d_model ", o.d_model, " (", params / 1e6, " M parameters, n_ctx ",
+         o.n_ctx, ", batch ", o.batch, ") needs about ", need / 1e9, " GB to train; this machine has ", have / 1e9,
+         " GB");
 }
 
 // A checkpoint continues only with the shape and settings it was made with.
 void check_resume(const std::string& ckpt, const TrainOptions& o, int64_t vocab, const std::string& data) {
   nlohmann::json cfg = read_json_file(join_path(ckpt, "config.json"));
-  std::pair<const char*, int64_t> shape[] = {{"n_layer", o.n_layers}, {"n_embd", o.d_model}, {"n_head", o.n_heads},
-                                             {"n_positions", o.n_ctx}, {"vocab_size", vocab}};
+  std::pair<const char*, int64_t> shape[] = {{"n_layer", o.n_layers},
+                                             {"n_embd", o.d_model},
+                                             {"n_head", o.n_heads},
+                                             {"n_positions", o.n_ctx},
+                                             {"vocab_size", vocab}};
   for (auto& [key, want] : shape)
     if (cfg.value(key, nlohmann::json()) != nlohmann::json(want))
-      fail("resume: the checkpoint in '", ckpt, "' has ", key, " ", cfg.value(key, nlohmann::json()).dump(), ", this run asks for ",
-           want, "; give the checkpoint's sizes or a new output folder");
+      fail("resume: the checkpoint in '", ckpt, "' has ", key, " ", cfg.value(key, nlohmann::json()).dump(),
+           ", this run asks for ", want, "; give the checkpoint's sizes or a new output folder");
   nlohmann::json st = read_json_file(join_path(ckpt, "state.json"));
   if (st.contains("data") && st["data"] != data)
-    fail("resume: the checkpoint in '", ckpt, "' was trained on other data (corpus, facts or tokenizer); resume with "
+    fail("resume: the checkpoint in '", ckpt,
+         "' was trained on other data (corpus, facts or tokenizer); resume with "
          "the same data or start a new output folder");
   if (!st.contains("options")) return;  // written before options were recorded: the shape is all we know
   nlohmann::json now = options_json(o);
@@ -279,7 +277,6 @@ void check_resume(const std::string& ckpt, const TrainOptions& o, int64_t vocab,
            st["options"].value(it.key(), nlohmann::json()).dump(), ", this run has ", it.value().dump(),
            "; resume with the same settings or start a new output folder");
 }
-
 
 void check_options(const TrainOptions& o) {
   if (o.steps < 1 || o.batch < 1) fail("--steps and --batch must be positive");
@@ -358,7 +355,8 @@ TrainResult train_model(const TrainData& data, const TrainOptions& o, const std:
     io::write_safetensors(join_path(ckpt, "optimizer.safetensors.next"), s);
     // The state file is written last: a run killed in between resumes from the previous checkpoint.
     std::rename(join_path(ckpt, "model.safetensors.next").c_str(), join_path(ckpt, "model.safetensors").c_str());
-    std::rename(join_path(ckpt, "optimizer.safetensors.next").c_str(), join_path(ckpt, "optimizer.safetensors").c_str());
+    std::rename(join_path(ckpt, "optimizer.safetensors.next").c_str(),
+                join_path(ckpt, "optimizer.safetensors").c_str());
     nlohmann::json st{{"step", step},
                       {"seconds", prior_seconds + std::chrono::duration<double>(Clock::now() - t0).count()},
                       {"options", options_json(o)},
@@ -379,8 +377,8 @@ TrainResult train_model(const TrainData& data, const TrainOptions& o, const std:
     models::RunContext ctx;
     ctx.attention_mask = mask;
     at::Tensor logits = model->forward(ids, ctx);  // [b, len, vocab]
-    at::Tensor nll = at::cross_entropy_loss(logits.reshape({-1, vocab}), targets.reshape({-1}), {},
-                                            at::Reduction::None);
+    at::Tensor nll =
+        at::cross_entropy_loss(logits.reshape({-1, vocab}), targets.reshape({-1}), {}, at::Reduction::None);
     at::Tensor w = weights.reshape({-1});
     at::Tensor loss;
     if (dp.size == 1) {
@@ -459,8 +457,12 @@ TrainResult train_model(const TrainData& data, const TrainOptions& o, const std:
     at::NoGradGuard ng;
     const auto& first = examples[0].ids;
     models::RunContext ctx;
-    at::Tensor logits = model->forward(at::tensor(std::vector<int64_t>(first.begin(), first.end() - 1), at::kLong).unsqueeze(0), ctx)
-                            .select(1, -1).squeeze(0).to(at::kCPU, at::kDouble).contiguous();
+    at::Tensor logits =
+        model->forward(at::tensor(std::vector<int64_t>(first.begin(), first.end() - 1), at::kLong).unsqueeze(0), ctx)
+            .select(1, -1)
+            .squeeze(0)
+            .to(at::kCPU, at::kDouble)
+            .contiguous();
     r.probe_logits.assign(logits.data_ptr<double>(), logits.data_ptr<double>() + logits.numel());
   }
   {
@@ -472,17 +474,29 @@ TrainResult train_model(const TrainData& data, const TrainOptions& o, const std:
   }
   write_file_atomic(join_path(out, "config.json"), gpt2_config(o, vocab, bos, o.save_dtype).dump(2) + "\n");
   write_file_atomic(join_path(out, "tokenizer.json"), data.tokenizer_json);
-  nlohmann::json tc{{"tokenizer_class", "PreTrainedTokenizerFast"}, {"bos_token", "<|endoftext|>"},
-                    {"eos_token", "<|endoftext|>"}, {"unk_token", "[UNK]"}, {"model_max_length", o.n_ctx}};
+  nlohmann::json tc{{"tokenizer_class", "PreTrainedTokenizerFast"},
+                    {"bos_token", "<|endoftext|>"},
+                    {"eos_token", "<|endoftext|>"},
+                    {"unk_token", "[UNK]"},
+                    {"model_max_length", o.n_ctx}};
   if (!data.pad_token.empty()) tc["pad_token"] = data.pad_token;
   write_file_atomic(join_path(out, "tokenizer_config.json"), tc.dump(2) + "\n");
   write_file_atomic(log_path, log);
-  nlohmann::json summary{{"steps", r.steps},         {"final_loss", r.final_loss},
+  nlohmann::json summary{{"steps", r.steps},
+                         {"final_loss", r.final_loss},
                          {data.last_only ? "fact_accuracy" : "token_accuracy", r.accuracy},
-                         {data.unit, r.examples},    {"parameters", r.parameters}, {"seconds", r.seconds},
-                         {"n_layers", o.n_layers},   {"d_model", o.d_model},       {"n_heads", o.n_heads},
-                         {"batch", o.batch},         {"lr", o.lr},                 {"warmup", o.warmup},
-                         {"weight_decay", o.weight_decay}, {"clip", o.clip},       {"seed", o.seed},
+                         {data.unit, r.examples},
+                         {"parameters", r.parameters},
+                         {"seconds", r.seconds},
+                         {"n_layers", o.n_layers},
+                         {"d_model", o.d_model},
+                         {"n_heads", o.n_heads},
+                         {"batch", o.batch},
+                         {"lr", o.lr},
+                         {"warmup", o.warmup},
+                         {"weight_decay", o.weight_decay},
+                         {"clip", o.clip},
+                         {"seed", o.seed},
                          {"save_dtype", o.save_dtype}};
   write_file_atomic(join_path(out, "train_summary.json"), summary.dump(2) + "\n");
   return r;
@@ -526,8 +540,8 @@ TrainResult train_text_model(const TextCorpus& corpus, const std::string& tokeni
     // Each text ends with <|endoftext|>, so generation learns where a continuation stops.
     e.ids.push_back(d.bos);
     if ((int64_t)e.ids.size() > o.n_ctx)
-      fail(corpus.path, ":", corpus.lines[i], ": the text has ", e.ids.size(), " tokens with <|endoftext|>, more than --n-ctx ",
-           o.n_ctx);
+      fail(corpus.path, ":", corpus.lines[i], ": the text has ", e.ids.size(),
+           " tokens with <|endoftext|>, more than --n-ctx ", o.n_ctx);
     d.examples.push_back(std::move(e));
   }
   d.eval_limit = kTextEvalLimit;

@@ -30,10 +30,10 @@ struct TrainOptions {
   double lr = 1e-3, min_lr_ratio = 0.1;  // cosine decay from lr to lr * min_lr_ratio
   int warmup = 100;                      // linear warm-up steps
   double weight_decay = 0.01, clip = 1.0;
-  double answer_weight = 4.0;            // extra loss weight on the answer token
+  double answer_weight = 4.0;  // extra loss weight on the answer token
   uint64_t seed = 0;
   int eval_every = 250, checkpoint_every = 500;
-  std::string save_dtype = "float16";    // weights of the final model.safetensors
+  std::string save_dtype = "float16";  // weights of the final model.safetensors
   bool resume = false;
   // Where the model, AdamW's moments and each batch live (--device); checkpoints and the saved model
   // are written from host copies, once per save.

@@ -77,7 +77,8 @@ TEST(Attnviz, BertQueriesKeysMatchTransformers) {
       // The attention recomputed from them against transformers' own attentions (float64 reference).
       at::Tensor mine = V::recompute_pattern(ex.q[li], ex.k[li], ex.allowed(li), ex.rules[li])[b];
       at::Tensor theirs = ref->get("attentions." + std::to_string(li))[b];
-      EXPECT_TRUE(mstest::close(mine.narrow(1, 0, n).narrow(2, 0, n), theirs.narrow(1, 0, n).narrow(2, 0, n), 1e-4, 1e-6));
+      EXPECT_TRUE(
+          mstest::close(mine.narrow(1, 0, n).narrow(2, 0, n), theirs.narrow(1, 0, n).narrow(2, 0, n), 1e-4, 1e-6));
     }
     EXPECT_LT(ex.max_diff[li], 1e-5);
   }
@@ -132,7 +133,9 @@ TEST(Attnviz, NormalisationLeavesAttentionUnchanged) {
         for (auto& g : V::scope_groups(scope, ex, heads)) {
           auto n = V::normalize(ex, g, opt, qn, kn);
           EXPECT_LE(n.max_pattern_change, 1e-5) << f << " " << V::mode_name(mode) << " " << g.name;
-          if (mode == V::Mode::Paper) EXPECT_TRUE(n.c != 1 || n.a != 0 || std::any_of(n.translation.begin(), n.translation.end(), [](double v) { return v != 0; }));
+          if (mode == V::Mode::Paper)
+            EXPECT_TRUE(n.c != 1 || n.a != 0 ||
+                        std::any_of(n.translation.begin(), n.translation.end(), [](double v) { return v != 0; }));
         }
         // Independently of normalize()'s own check: the model's pattern from the stored vectors.
         for (size_t li = 0; li < ex.layers.size(); ++li) {

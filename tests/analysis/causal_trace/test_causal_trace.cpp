@@ -46,8 +46,13 @@ std::string random_gpt2(const std::string& name, int layers, int64_t vocab = 97)
   w.emplace_back("ln_f.weight", at::ones({d}));
   w.emplace_back("ln_f.bias", at::zeros({d}));
   io::write_safetensors(join_path(dir, "model.safetensors"), w, {{"format", "pt"}});
-  nlohmann::json cfg{{"model_type", "gpt2"}, {"n_embd", d},     {"n_layer", layers}, {"n_head", 4},
-                     {"n_positions", P},     {"vocab_size", vocab}, {"activation_function", "gelu_new"}};
+  nlohmann::json cfg{{"model_type", "gpt2"},
+                     {"n_embd", d},
+                     {"n_layer", layers},
+                     {"n_head", 4},
+                     {"n_positions", P},
+                     {"vocab_size", vocab},
+                     {"activation_function", "gelu_new"}};
   write_file_atomic(join_path(dir, "config.json"), cfg.dump());
   return dir;
 }
@@ -144,7 +149,10 @@ TEST(CausalTrace, RejectedAnswerTracesNoCell) {
   opt.noise.scale = 1.0;
   int64_t cells = 0, seen = -1;
   opt.on_cells = [&](int64_t k) { cells += k; };
-  opt.accept = [&](int64_t id) { seen = id; return false; };
+  opt.accept = [&](int64_t id) {
+    seen = id;
+    return false;
+  };
   ct::TraceResult r = ct::trace(*m, in, opt);
   EXPECT_TRUE(r.rejected);
   EXPECT_TRUE(r.scores.empty());
@@ -260,7 +268,7 @@ TEST(CausalTrace, AieCategories) {
   EXPECT_DOUBLE_EQ(acc.mean_low(), 2.0);
   EXPECT_DOUBLE_EQ(acc.mean_high(), 60.0);
   EXPECT_DOUBLE_EQ(acc.aie()[0][0].item<double>(), 65 - 2.0);
-  EXPECT_DOUBLE_EQ(acc.std()[0][0].item<double>(), 45.0);          // population std of {20, 110}
+  EXPECT_DOUBLE_EQ(acc.std()[0][0].item<double>(), 45.0);         // population std of {20, 110}
   EXPECT_DOUBLE_EQ(acc.effect_std()[0][0].item<double>(), 44.0);  // of {20 - 1, 110 - 3}
   EXPECT_EQ(acc.facts(), 2);
 }

@@ -117,8 +117,8 @@ TEST(HeadFigures, GenerationTablesJoinTheAblationAndPatchingOfAPair) {
   auto t = H::generation_tables({a}, {p});
   ASSERT_EQ(t.size(), 1u);
   EXPECT_EQ(t[0].header.size(), 9u);
-  EXPECT_EQ(t[0].rows[0], (std::vector<std::string>{"1", "I love it", " base a", " abl a", "0.100 -> 0.200 (+0.100)", "I see it",
-                                                    " base p", " pat p", "0.000 -> 0.500 (+0.500)"}));
+  EXPECT_EQ(t[0].rows[0], (std::vector<std::string>{"1", "I love it", " base a", " abl a", "0.100 -> 0.200 (+0.100)",
+                                                    "I see it", " base p", " pat p", "0.000 -> 0.500 (+0.500)"}));
   p.rows[0].source_prompt = "another prompt";  // not the same pairs: two tables
   EXPECT_EQ(H::generation_tables({a}, {p}).size(), 2u);
   report::HtmlReport page("t");
@@ -142,11 +142,17 @@ TEST(HeadFigures, ReadersNameTheFileAndTheProblem) {
     }
     return std::string();
   };
-  write("{\"scores\": [{\"layer\": 5, \"head\": 0, \"emotion\": \"joy\", \"score\": 1}], \"n_layers\": 2, \"n_heads\": 1}");
-  EXPECT_NE(msg([&] { H::read_head_scores(f, "--head-scores"); }).find("\"layer\" is 5, expected a whole number in 0 .. 1"),
+  write(
+      "{\"scores\": [{\"layer\": 5, \"head\": 0, \"emotion\": \"joy\", \"score\": 1}], \"n_layers\": 2, \"n_heads\": "
+      "1}");
+  EXPECT_NE(
+      msg([&] { H::read_head_scores(f, "--head-scores"); }).find("\"layer\" is 5, expected a whole number in 0 .. 1"),
+      std::string::npos);
+  write(
+      "{\"emotion\": \"joy\", \"prompts\": [{\"prompt\": \"a\", \"baseline\": {}, \"ablated\": {}}], \"comparison\": "
+      "{}}");
+  EXPECT_NE(msg([&] { H::read_experiments(f, "ablated", "--ablation-file"); }).find("missing \"head_spec\""),
             std::string::npos);
-  write("{\"emotion\": \"joy\", \"prompts\": [{\"prompt\": \"a\", \"baseline\": {}, \"ablated\": {}}], \"comparison\": {}}");
-  EXPECT_NE(msg([&] { H::read_experiments(f, "ablated", "--ablation-file"); }).find("missing \"head_spec\""), std::string::npos);
   EXPECT_NE(msg([&] { H::read_experiments(dir, "patched", "--patching-file"); }).find("holds no heads patch output"),
             std::string::npos);
 }

@@ -16,9 +16,10 @@ TEST(PatchGenerate, BatchedEqualsOnePromptAtATime) {
   auto model = models::load_model(mstest::fixture("gpt2/model"));
   auto tok = tokenizers::load_tokenizer(mstest::fixture("gpt2/model"));
   std::vector<H::AlignedPair> pairs;
-  for (auto [e, n] : {std::pair<const char*, const char*>{"I am so grateful for your help, and", "I am writing about your help, and"},
-                      {"We hate the new schedule. It", "We saw the new schedule. It"},
-                      {"Today I really really appreciate the gift, and", "Today I saw the gift, and"}})
+  for (auto [e, n] :
+       {std::pair<const char*, const char*>{"I am so grateful for your help, and", "I am writing about your help, and"},
+        {"We hate the new schedule. It", "We saw the new schedule. It"},
+        {"Today I really really appreciate the gift, and", "Today I saw the gift, and"}})
     pairs.push_back(H::align_pair(tok->encode(e), tok->encode(n)));
   auto heads = H::parse_head_spec("0:*,1:2", 2, 4, "--h");
   for (bool gen_mean : {false, true}) {

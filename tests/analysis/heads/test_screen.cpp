@@ -28,8 +28,9 @@ std::vector<H::AlignedPair> pairs(bool unequal = false) {
     out.push_back(H::align_pair(tok->encode(p.emotion), tok->encode(p.neutral)));
   }
   // A pair of different lengths, aligned on the last tokens.
-  if (unequal) out.push_back(H::align_pair(tok->encode("Today I really really appreciate the gift, and"),
-                                           tok->encode("Today I saw the gift, and")));
+  if (unequal)
+    out.push_back(H::align_pair(tok->encode("Today I really really appreciate the gift, and"),
+                                tok->encode("Today I saw the gift, and")));
   return out;
 }
 

@@ -26,7 +26,8 @@ std::shared_ptr<io::SafetensorsFile> ref() {
 P::Metric fixture_metric() { return {P::MetricKind::LogitDiff, 10714, 45261, -1}; }
 
 P::PromptPair fixture_pair() {
-  return {mstest::to_vec(ref()->get("patch.clean_ids")), mstest::to_vec(ref()->get("patch.corrupt_ids")), fixture_metric()};
+  return {mstest::to_vec(ref()->get("patch.clean_ids")), mstest::to_vec(ref()->get("patch.corrupt_ids")),
+          fixture_metric()};
 }
 
 // A random GPT-2 written at test time (untied head, biases and LayerNorm weights not trivial).
@@ -34,7 +35,8 @@ std::string random_gpt2(const std::string& name, int64_t layers, int64_t d, int6
   std::string dir = mstest::tmp_dir(name);
   at::manual_seed(7);
   auto r = [](std::vector<int64_t> s, double scale) { return at::randn(s) * scale; };
-  std::vector<std::pair<std::string, at::Tensor>> w{{"wte.weight", r({vocab, d}, 0.5)}, {"wpe.weight", r({32, d}, 0.3)}};
+  std::vector<std::pair<std::string, at::Tensor>> w{{"wte.weight", r({vocab, d}, 0.5)},
+                                                    {"wpe.weight", r({32, d}, 0.3)}};
   for (int64_t l = 0; l < layers; ++l) {
     std::string p = "h." + std::to_string(l) + ".";
     w.emplace_back(p + "ln_1.weight", 1 + r({d}, 0.1));
@@ -54,7 +56,7 @@ std::string random_gpt2(const std::string& name, int64_t layers, int64_t d, int6
   w.emplace_back("ln_f.bias", r({d}, 0.1));
   if (!tied) w.emplace_back("lm_head.weight", r({vocab, d}, 0.3));
   io::write_safetensors(join_path(dir, "model.safetensors"), w, {{"format", "pt"}});
-  nlohmann::json cfg{{"model_type", "gpt2"}, {"n_embd", d},       {"n_layer", layers},  {"n_head", heads},
+  nlohmann::json cfg{{"model_type", "gpt2"}, {"n_embd", d},         {"n_layer", layers},          {"n_head", heads},
                      {"n_positions", 32},    {"vocab_size", vocab}, {"tie_word_embeddings", tied}};
   write_file_atomic(join_path(dir, "config.json"), cfg.dump());
   return dir;
@@ -139,7 +141,8 @@ TEST(Patching, FastEqualsNaiveOnEveryArchitectureAndTarget) {
       naive.method = P::Method::Naive;
       auto a = P::patch(*m, {{clean, corrupt, pm}}, {"resid_pre", "v"}, {});
       auto b = P::patch(*m, {{clean, corrupt, pm}}, {"resid_pre", "v"}, naive);
-      for (size_t i = 0; i < 2; ++i) EXPECT_TRUE(mstest::close(a.targets[i].values, b.targets[i].values, 1e-5, 1e-6)) << dir;
+      for (size_t i = 0; i < 2; ++i)
+        EXPECT_TRUE(mstest::close(a.targets[i].values, b.targets[i].values, 1e-5, 1e-6)) << dir;
     }
   }
 }

@@ -78,7 +78,7 @@ TEST(LogitWeightStats, MatchBruteForceAcrossBlocksWithAndWithoutCosineSim) {
   at::manual_seed(3);
   at::Tensor W_dec = at::randn({37, 16});
   at::Tensor W_U = at::randn({16, 301}) + at::rand({1, 301});  // uneven column norms
-  W_U.select(1, 5).mul_(8);  // a heavy token: skew
+  W_U.select(1, 5).mul_(8);                                    // a heavy token: skew
   for (bool cos : {false, true}) {
     for (int64_t block : {1, 7, 256}) {
       S::StatsOptions o;
@@ -139,11 +139,13 @@ TEST(StatsLayer, AsGetAllStatsDfs) {
 
 TEST(Neuronpedia, QuickListUrlAsPythonBuildsIt) {
   std::string dir = mstest::tmp_dir("np");
-  write_file_atomic(dir + "/u.py",
-                    "import json, urllib.parse\n"
-                    "name = urllib.parse.quote('my list/1')\n"
-                    "feats = [{'modelId': 'gpt2-small', 'layer': '8-res-jb', 'index': str(f)} for f in [12, 7, 24575]]\n"
-                    "print('https://neuronpedia.org/quick-list/' + '?name=' + name + '&features=' + urllib.parse.quote(json.dumps(feats)), end='')\n");
+  write_file_atomic(
+      dir + "/u.py",
+      "import json, urllib.parse\n"
+      "name = urllib.parse.quote('my list/1')\n"
+      "feats = [{'modelId': 'gpt2-small', 'layer': '8-res-jb', 'index': str(f)} for f in [12, 7, 24575]]\n"
+      "print('https://neuronpedia.org/quick-list/' + '?name=' + name + '&features=' + "
+      "urllib.parse.quote(json.dumps(feats)), end='')\n");
   auto r = mstest::run_shell("/usr/bin/python3 " + dir + "/u.py");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(S::neuronpedia_quick_list("gpt2-small", "8-res-jb", {12, 7, 24575}, "my list/1"), r.out);
@@ -151,8 +153,9 @@ TEST(Neuronpedia, QuickListUrlAsPythonBuildsIt) {
 
 TEST(Quantile, AsNumpyLinear) {
   std::vector<double> v{3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5};
-  auto r = mstest::run_shell("/usr/bin/python3 -c \"import numpy as np; v=[3,1,4,1,5,9,2,6,5,3,5]; "
-                             "print(' '.join(repr(float(np.percentile(v, p))) for p in [1,5,10,25,50,75,90,95,99]))\"");
+  auto r = mstest::run_shell(
+      "/usr/bin/python3 -c \"import numpy as np; v=[3,1,4,1,5,9,2,6,5,3,5]; "
+      "print(' '.join(repr(float(np.percentile(v, p))) for p in [1,5,10,25,50,75,90,95,99]))\"");
   ASSERT_EQ(r.code, 0) << r.err;
   std::istringstream in(r.out);
   for (double p : {0.01, 0.05, 0.10, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99}) {
@@ -201,9 +204,9 @@ TEST(StatsFigures, RenderAndValidate) {
   S::StatsTable t = small_table();
   std::string dir = mstest::tmp_dir("figs");
   for (const report::Figure& f :
-       {S::skewness_histogram(t, {}, "a", "a"), S::log_kurtosis_histogram(t, {}, "b", "b"), S::skew_kurtosis_scatter(t, {}, "c", "c"),
-        S::percentiles_by_layer(t, "skewness", false, "d", "d"), S::box_by_layer(t, "kurtosis", true, "e", "e"),
-        S::scatter_by_layer(t, -9, "f", "f")}) {
+       {S::skewness_histogram(t, {}, "a", "a"), S::log_kurtosis_histogram(t, {}, "b", "b"),
+        S::skew_kurtosis_scatter(t, {}, "c", "c"), S::percentiles_by_layer(t, "skewness", false, "d", "d"),
+        S::box_by_layer(t, "kurtosis", true, "e", "e"), S::scatter_by_layer(t, -9, "f", "f")}) {
     report::validate(f);
     report::render(f, report::Format::Png, dir + "/" + f.id + ".png");
     EXPECT_TRUE(file_exists(dir + "/" + f.id + ".png"));

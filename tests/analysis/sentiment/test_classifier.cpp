@@ -95,7 +95,8 @@ TEST(SentimentClassifier, ModelsThatAreNoSentimentClassifierAreOneClearError) {
   cfg["label2id"] = {{"LABEL_0", 0}, {"LABEL_1", 1}};
   write_file_atomic(join_path(dir, "config.json"), cfg.dump());
   e = error_of([&] { S::load_sentiment_classifier(dir, "--sentiment-model"); });
-  EXPECT_NE(e.find("has no POSITIVE label in its config.json id2label (labels: LABEL_0, LABEL_1)"), std::string::npos) << e;
+  EXPECT_NE(e.find("has no POSITIVE label in its config.json id2label (labels: LABEL_0, LABEL_1)"), std::string::npos)
+      << e;
 }
 
 }  // namespace

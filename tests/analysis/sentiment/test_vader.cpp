@@ -18,36 +18,69 @@ namespace {
 
 std::vector<std::string> corpus() {
   std::vector<std::string> texts = {
-      "VADER is smart, handsome, and funny.", "VADER is smart, handsome, and funny!",
-      "VADER is very smart, handsome, and funny.", "VADER is VERY SMART, handsome, and FUNNY.",
-      "VADER is VERY SMART, handsome, and FUNNY!!!", "VADER is VERY SMART, uber handsome, and FRIGGIN FUNNY!!!",
-      "VADER is not smart, handsome, nor funny.", "The book was good.", "At least it isn't a horrible book.",
-      "The book was only kind of good.", "The plot was good, but the characters are uncompelling and the dialog is not great.",
-      "Today SUX!", "Today only kinda sux! But I'll get by, lol", "Make sure you :) or :D today!",
-      "Catch utf-8 emoji such as such as 💘 and 💋 and 😁", "Not bad at all", "", "   ", "!!!", "a b c",
-      "It was the least bad option", "He is the very least helpful person", "yeah right, that was the shit",
-      "This will be the kiss of death for them", "We live hand to mouth these days", "It does not cut the mustard",
-      "I never so loved anything", "never this good", "Thank you so much for your help!!", "I am so sorry :(",
-      "Þ :-Þ ÞÞ", "Crème brûlée was wonderful", "Ça va? Oui!", "WHY?? WHY???? why?!?", "lol!!! good!!!!!!",
-      "The food, however, was awful... and the service... TERRIBLE.", "(great) [bad] {ok} 'fine' \"nice\"",
-      "isn't it great", "I don't hate it", "uh-uh, not good", "without doubt the best", "nothing good came of it"};
-  const std::vector<std::string> subjects = {"I", "We", "The service", "this movie", "My friend", "THE FOOD", "She",
-                                             "They", "the staff", "Our neighbour", "You", "HE"};
+      "VADER is smart, handsome, and funny.",
+      "VADER is smart, handsome, and funny!",
+      "VADER is very smart, handsome, and funny.",
+      "VADER is VERY SMART, handsome, and FUNNY.",
+      "VADER is VERY SMART, handsome, and FUNNY!!!",
+      "VADER is VERY SMART, uber handsome, and FRIGGIN FUNNY!!!",
+      "VADER is not smart, handsome, nor funny.",
+      "The book was good.",
+      "At least it isn't a horrible book.",
+      "The book was only kind of good.",
+      "The plot was good, but the characters are uncompelling and the dialog is not great.",
+      "Today SUX!",
+      "Today only kinda sux! But I'll get by, lol",
+      "Make sure you :) or :D today!",
+      "Catch utf-8 emoji such as such as 💘 and 💋 and 😁",
+      "Not bad at all",
+      "",
+      "   ",
+      "!!!",
+      "a b c",
+      "It was the least bad option",
+      "He is the very least helpful person",
+      "yeah right, that was the shit",
+      "This will be the kiss of death for them",
+      "We live hand to mouth these days",
+      "It does not cut the mustard",
+      "I never so loved anything",
+      "never this good",
+      "Thank you so much for your help!!",
+      "I am so sorry :(",
+      "Þ :-Þ ÞÞ",
+      "Crème brûlée was wonderful",
+      "Ça va? Oui!",
+      "WHY?? WHY???? why?!?",
+      "lol!!! good!!!!!!",
+      "The food, however, was awful... and the service... TERRIBLE.",
+      "(great) [bad] {ok} 'fine' \"nice\"",
+      "isn't it great",
+      "I don't hate it",
+      "uh-uh, not good",
+      "without doubt the best",
+      "nothing good came of it"};
+  const std::vector<std::string> subjects = {"I",   "We",   "The service", "this movie",    "My friend", "THE FOOD",
+                                             "She", "They", "the staff",   "Our neighbour", "You",       "HE"};
   const std::vector<std::string> verbs = {"is", "was", "felt", "seems", "looked", "am", "are", "became"};
-  const std::vector<std::string> negs = {"not", "never", "isn't", "don't", "without", "hardly", "wasn't", "cannot",
-                                         "nor", "aint", "seldom", "rarely"};
-  const std::vector<std::string> boosters = {"very", "extremely", "kind of", "sort of", "slightly", "VERY", "so",
-                                             "really", "barely", "least", "at least", "very least", "TOTALLY",
-                                             "somewhat", "kinda", "this", "never so", "just enough", "utterly"};
+  const std::vector<std::string> negs = {"not",    "never",  "isn't", "don't", "without", "hardly",
+                                         "wasn't", "cannot", "nor",   "aint",  "seldom",  "rarely"};
+  const std::vector<std::string> boosters = {
+      "very",     "extremely",  "kind of", "sort of",  "slightly", "VERY", "so",       "really",      "barely", "least",
+      "at least", "very least", "TOTALLY", "somewhat", "kinda",    "this", "never so", "just enough", "utterly"};
   const std::vector<std::string> words = {
-      "good", "GOOD", "bad", "great", "horrible", "love", "hate", "happy", "angry", "sorry", "thank", "thanks",
-      "grateful", "furious", "apologize", "okay", "fine", "wonderful", "terrible", "lol", ":)", ":(", ":-D", "<3",
-      "the shit", "the bomb", "bad ass", "yeah right", "kiss of death", "cut the mustard", "hand to mouth",
-      "HATE", "Love", "annoyed", "regret", "appreciate", "forgive", "mad", "upset", "kind", "nice", "ugly",
-      "table", "window", "blue", "afternoon", "WONDERFUL", "sux", "lmao", "meh", "ok", "wtf", "rage"};
+      "good",          "GOOD",     "bad",       "great",      "horrible",      "love",
+      "hate",          "happy",    "angry",     "sorry",      "thank",         "thanks",
+      "grateful",      "furious",  "apologize", "okay",       "fine",          "wonderful",
+      "terrible",      "lol",      ":)",        ":(",         ":-D",           "<3",
+      "the shit",      "the bomb", "bad ass",   "yeah right", "kiss of death", "cut the mustard",
+      "hand to mouth", "HATE",     "Love",      "annoyed",    "regret",        "appreciate",
+      "forgive",       "mad",      "upset",     "kind",       "nice",          "ugly",
+      "table",         "window",   "blue",      "afternoon",  "WONDERFUL",     "sux",
+      "lmao",          "meh",      "ok",        "wtf",        "rage"};
   const std::vector<std::string> joins = {" and ", " but ", " BUT ", ", ", "; ", " so ", " yet ", " while ", ". "};
-  const std::vector<std::string> ends = {".", "!", "!!", "!!!!!", "?", "??", "????", "?!?", "", " :)", "...", "!?!",
-                                         " lol", ","};
+  const std::vector<std::string> ends = {".",   "!", "!!",  "!!!!!", "?",   "??",   "????",
+                                         "?!?", "",  " :)", "...",   "!?!", " lol", ","};
   std::mt19937 rng(20240601);
   auto pick = [&](const std::vector<std::string>& v) { return v[rng() % v.size()]; };
   while (texts.size() < 600) {

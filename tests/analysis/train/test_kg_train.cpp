@@ -141,8 +141,7 @@ TEST(Train, ResumeContinuesWithTheSameBatches) {
     train_kg_model(kg, dir + "/kg/tokenizer.json", first, dir + "/resumed", [&](const TrainStatus& s) {
       if (++seen == 25) throw Error("simulated kill");
     });
-  } catch (const Error&) {
-  }
+  } catch (const Error&) {}
   TrainOptions rest = o;
   rest.resume = true;
   auto resumed = train_kg_model(kg, dir + "/kg/tokenizer.json", rest, dir + "/resumed");

@@ -76,7 +76,7 @@ TEST(BuildWordTokenizer, SpecialsFirstThenWordsByCount) {
   EXPECT_EQ(v["<|endoftext|>"], 0);
   EXPECT_EQ(v["[UNK]"], 1);
   EXPECT_EQ(v["[PAD]"], 2);
-  EXPECT_EQ(v["the"], 3);  // three times, after lowercasing
+  EXPECT_EQ(v["the"], 3);        // three times, after lowercasing
   EXPECT_EQ(v.size(), 3u + 7u);  // the cat , dog . end !
   EXPECT_FALSE(v.contains("The"));
   json cased = build_word_tokenizer(c, false);
@@ -207,8 +207,7 @@ TEST(TrainText, ResumeGivesTheSameModelAndRefusesOtherData) {
     train_text_model(c, tj, "built", o, dir + "/resumed", [&](const TrainStatus&) {
       if (++seen == 25) throw Error("simulated kill");
     });
-  } catch (const Error&) {
-  }
+  } catch (const Error&) {}
   TrainOptions rest = o;
   rest.resume = true;
   // Another corpus (one text fewer) is not what the checkpoint was trained on.
@@ -230,7 +229,8 @@ TEST(TrainText, TextsTheModelCannotTakeAreErrorsBeforeAnythingIsWritten) {
   TrainOptions o = tiny_options();
   o.n_ctx = 8;
   std::string e = error_of([&] { train_text_model(c, tj, "built", o, dir + "/m"); });
-  EXPECT_TRUE(mstest::contains(e, "corpus.jsonl:2: the text has 13 tokens with <|endoftext|>, more than --n-ctx 8")) << e;
+  EXPECT_TRUE(mstest::contains(e, "corpus.jsonl:2: the text has 13 tokens with <|endoftext|>, more than --n-ctx 8"))
+      << e;
   EXPECT_FALSE(dir_exists(dir + "/m"));
   // With a given tokenizer (not built from this corpus), a text of whitespace only has no tokens.
   auto blank = read_corpus(write_lines(dir, {text_line("short one"), text_line(" \t ")}));
