@@ -10,7 +10,9 @@
 // The contract every function reachable from include/mechscope/ keeps:
 //  - Errors. Input a user can get wrong (a missing or malformed file, a config value out of its
 //    domain, a hook name or a shape that does not fit the model) throws mechscope::Error, whose
-//    message names the file, key or option field and what was expected. Anything else that escapes
+//    message names the file, key or option field and what was expected (an options struct's field
+//    reads as its name, "samples must be >= 1"; a program may name fields its own way with
+//    mechscope::set_option_namer, as the CLI names them by its flags). Anything else that escapes
 //    (c10::Error, std::bad_alloc) is a bug or the machine's limit. The library never prints, never
 //    exits, installs no signal handler and sets no process-wide state (thread counts, BLAS kernels):
 //    those are the program's (the mechscope CLI sets them from --threads).

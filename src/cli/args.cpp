@@ -30,6 +30,27 @@ Args& Args::positional(const std::string& name, const std::string& help, bool re
   return *this;
 }
 
+namespace {
+std::map<std::string, std::string>& field_flags() {
+  static std::map<std::string, std::string> m;
+  return m;
+}
+}  // namespace
+
+Args& Args::fills(const std::string& field) {
+  if (!specs_.empty()) field_flags()[field] = "--" + specs_.back().name;
+  return *this;
+}
+
+std::string flag_of_field(const std::string& field) {
+  auto it = field_flags().find(field);
+  if (it != field_flags().end()) return it->second;
+  std::string f = "--" + field;
+  for (char& c : f)
+    if (c == '_') c = '-';
+  return f;
+}
+
 const Args::Spec* Args::find(const std::string& name) const {
   for (auto& s : specs_)
     if (s.name == name) return &s;

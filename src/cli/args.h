@@ -19,6 +19,9 @@ class Args {
   Args& multi(const std::string& name, const std::string& metavar, const std::string& help);
   // --name with no value.
   Args& flag(const std::string& name, const std::string& help);
+  // The last flag declared fills the library option `field` (mechscope::option, core/error.h): a
+  // library error naming the field shows this flag. Without it a field names "--" + field, '_' -> '-'.
+  Args& fills(const std::string& field);
   // A positional argument, one value each, in declaration order.
   Args& positional(const std::string& name, const std::string& help, bool required = true);
 
@@ -55,6 +58,9 @@ class Args {
   std::map<std::string, std::vector<std::string>> values_;
   std::vector<std::pair<std::string, std::string>> order_;
 };
+
+// The flag that fills a library option field in this run (see Args::fills).
+std::string flag_of_field(const std::string& field);
 
 // Parses "1,2,3" (commas and/or spaces) into integers; Error naming `flag` on bad input.
 std::vector<long long> parse_int_list(const std::string& s, const std::string& flag);

@@ -147,7 +147,7 @@ int run_locate(int argc, char** argv) {
       it.in.ids = enc.ids;
       std::tie(it.in.subject_begin, it.in.subject_end) = subject_range(m, enc, f.subject, f.prompt, "subject");
     } catch (const Error& e) {
-      std::string msg = cat(kg, ":", f.line, ": ", e.what());
+      std::string msg = cat(kg, ":", f.line, ": ", e.raw());
       if (!skip_bad) fail(msg, " (pass --skip-bad to report and skip such facts)");
       std::fprintf(stderr, "skipped %s\n", msg.c_str());
       bad_facts.push_back({{"line", f.line}, {"id", f.id}, {"reason", msg}});
@@ -202,7 +202,7 @@ int run_locate(int argc, char** argv) {
         old = read_json_file(run_path);
         if (!old.is_object()) fail("'", run_path, "' is not a JSON object");
       } catch (const Error& e) {
-        fail(e.what(), " (it records the run's settings; pass --overwrite instead of --resume to start again)");
+        fail(e.raw(), " (it records the run's settings; pass --overwrite instead of --resume to start again)");
       }
       for (const char* key : kFactSettings)
         if (old.value(key, json()) != run.value(key, json()))

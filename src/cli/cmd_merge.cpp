@@ -47,7 +47,7 @@ ShardDir read_shard(const std::string& dir) {
   try {
     s.record = read_json_file(p);
   } catch (const Error& e) {
-    fail(e.what(), " (", dir, " is not a whole locate --shard folder)");
+    fail(e.raw(), " (", dir, " is not a whole locate --shard folder)");
   }
   const json sh = s.record.is_object() ? s.record.value("shard", json()) : json();
   if (!sh.is_object()) fail(dir, " was made without --shard: it is a whole run already, not a shard to merge");

@@ -51,7 +51,7 @@ int run_tokenize(int argc, char** argv) {
     try {
       return tokenizers::encode_input(*tok, text, opt, pair);
     } catch (const Error& e) {
-      fail("--pair: ", e.what());
+      fail("--pair: ", e.raw());
     }
   };
   auto encode = [&](const std::string& text) { return encode_full(text).ids; };

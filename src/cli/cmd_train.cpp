@@ -74,7 +74,7 @@ int run_train(int argc, char** argv) {
   analysis::TrainOptions d;
   a.opt("layers", "N", "transformer blocks", std::to_string(d.n_layers));
   a.opt("d-model", "N", "residual width", std::to_string(d.d_model));
-  a.opt("heads", "N", "attention heads", std::to_string(d.n_heads));
+  a.opt("heads", "N", "attention heads", std::to_string(d.n_heads)).fills("n_heads");
   a.opt("n-ctx", "N", "context length (positions)", std::to_string(d.n_ctx));
   a.opt("steps", "N", "optimizer steps", std::to_string(d.steps));
   a.opt("batch", "N", "facts or texts per batch", std::to_string(d.batch));

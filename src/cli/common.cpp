@@ -139,9 +139,8 @@ tokenizers::Encoding encode_text(const Args& a, const Loaded& m, const std::stri
   try {
     e = tokenizers::encode_input(tok, text, encode_options(a, m), pair);
   } catch (const Error& err) {
-    std::string msg = err.what();
-    if (msg.rfind("prepend_bos:", 0) == 0) fail("--prepend-bos", msg.substr(11));
-    fail(what, ": ", msg);
+    if (err.raw().rfind(option("prepend_bos"), 0) == 0) throw;  // the flag's own error, not the text's
+    fail(what, ": ", err.raw());
   }
   if (e.a_end == e.a_begin && !text.empty())
     fail(what, " encodes to no tokens: the tokenizer has ", tok.size(), " tokens for a model vocabulary of ",

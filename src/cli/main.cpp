@@ -11,6 +11,7 @@
 #include <strings.h>
 #include <new>
 
+#include "cli/args.h"
 #include "cli/distribute.h"
 #include "cli/registry.h"
 #include "core/blas.h"
@@ -109,6 +110,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   std::string name = argv[1];
+  mechscope::set_option_namer(&mechscope::cli::flag_of_field);  // library errors name the flags
   for (auto& c : commands()) {
     if (c.name != name) continue;
     mechscope::install_interrupt_handler(name);

@@ -19,7 +19,7 @@ void add_trace_flags(Args& a, bool locate) {
           "noise: K = K x the std of the subjects' token embeddings (ROME's s<K>); or a rule "
           "s<k>, a=<level> (absolute), u<x> (uniform), t<d> (Student-t)",
           "3.0");
-    a.opt("num-noise-samples", "N", "corrupted copies per traced run", "10");
+    a.opt("num-noise-samples", "N", "corrupted copies per traced run", "10").fills("samples");
   } else {
     a.opt("noise", "RULE",
           "s<k>: k x std of the subject's token embeddings; a number: absolute level; u<x>: "

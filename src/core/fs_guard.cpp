@@ -234,8 +234,9 @@ void set_interrupt_hook(std::function<void(const char*)> hook) {
 
 void set_interrupt_note(const std::string& note) {
   Registry& r = reg();
+  std::string named = name_options(note);  // option(field) as the front end names it, before a signal
   std::lock_guard<std::recursive_mutex> g(r.mu);
-  r.note = note;
+  r.note = std::move(named);
 }
 
 std::string special_file_kind(const std::string& path) {

@@ -162,7 +162,8 @@ class Bert final : public TableModel<BertWeights, EncoderBlockWeights> {
     if (!mlm_)
       fail(
           "this BERT checkpoint is a bare BertModel (no cls.predictions.* masked-LM head): it has no logits; "
-          "use hook activations instead (mechscope run --no-logits --cache ...)");
+          "use hook activations instead (`run` with ",
+          option("no_logits"), " and ", option("cache"), ")");
     return unembed_rows(w_.decoder, x, columns) +
            (columns.defined() ? w_.decoder_b.index_select(0, columns) : w_.decoder_b);
   }

@@ -138,7 +138,8 @@ at::Device parse_device(const std::string& text, const std::string& flag) {
 
 void check_dtype_on(at::ScalarType dtype, const at::Device& device, const std::string& flag) {
   if (dtype == at::kHalf && device.is_cpu())
-    fail(flag, " float16 has no CPU kernels in libtorch; use float32 or bfloat16 (or float16 with --device cuda)");
+    fail(flag, " float16 has no CPU kernels in libtorch; use float32 or bfloat16 (or float16 with ", option("device"),
+         " cuda)");
 }
 
 }  // namespace mechscope::models

@@ -9,16 +9,18 @@
 #include <string>
 #include <vector>
 
+#include "core/error.h"
+
 namespace mechscope::models {
 
 // "cpu", "cuda", "cuda:N" or "auto" (cuda:0 when a GPU is usable, else cpu) -> the device. Error
 // naming `flag` when the text is none of those, when CUDA is asked for and this build or machine has
 // none ("CUDA is not available in this build (libtorch 1.13.0, CPU only)"), or when cuda:N is past the
 // GPUs there are.
-at::Device parse_device(const std::string& text, const std::string& flag = "--device");
+at::Device parse_device(const std::string& text, const std::string& flag = option("device"));
 
 // Error when `dtype` has no kernels on `device` (float16 on the CPU: libtorch 1.13 has none for matmul).
-void check_dtype_on(at::ScalarType dtype, const at::Device& device, const std::string& flag = "--dtype");
+void check_dtype_on(at::ScalarType dtype, const at::Device& device, const std::string& flag = option("dtype"));
 
 struct GpuInfo {
   int index = 0;

@@ -113,8 +113,9 @@ class DistilBert final : public TableModel<DistilBertWeights, EncoderBlockWeight
   at::Tensor unembed(const at::Tensor& x, const at::Tensor& columns) const override {
     fail(classifier_ ? "this DistilBERT checkpoint is a sequence classifier (DistilBertForSequenceClassification): it "
                        "has class logits (classify), no token logits"
-                     : "this DistilBERT checkpoint has no masked-LM head: it has no logits; use hook activations "
-                       "instead (mechscope run --no-logits --cache ...)");
+                     : cat("this DistilBERT checkpoint has no masked-LM head: it has no logits; use hook activations "
+                           "instead (`run` with ",
+                           option("no_logits"), " and ", option("cache"), ")"));
   }
 
   // pre_classifier + ReLU + classifier on the [CLS] row: [b, p, d] -> [b, n_labels].

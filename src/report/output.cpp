@@ -207,9 +207,10 @@ std::string claim_output_dir(const std::string& dir_in, const std::string& comma
   if (auto it = all.find(dir); it != all.end()) return it->second.place;
 
   std::string special = special_file_kind(dir);
-  if (!special.empty()) fail("--out '", dir, "' is ", special, ", not a folder; refusing to write there");
+  if (!special.empty()) fail(option("out"), " '", dir, "' is ", special, ", not a folder; refusing to write there");
   if (file_exists(dir))
-    fail("--out '", dir, "' is a file; ", command, " writes a folder of results (choose another --out)");
+    fail(option("out"), " '", dir, "' is a file; ", command, " writes a folder of results (choose another ",
+         option("out"), ")");
   Claim c;
   c.mode = mode;
   c.command = command;
@@ -227,10 +228,10 @@ std::string claim_output_dir(const std::string& dir_in, const std::string& comma
     // Checked before the lock, which would otherwise leave a lock file in a folder we do not write.
     for (auto& n : entries(dir))
       if (!bookkeeping(n))
-        fail("--out '", dir, "' holds files mechscope did not write (e.g. '", n,
-             "'): pass --overwrite to write into it anyway, or choose a new folder");
+        fail(option("out"), " '", dir, "' holds files mechscope did not write (e.g. '", n, "'): pass ",
+             option("overwrite"), " to write into it anyway, or choose a new folder");
   }
-  lock_dir(dir, cat("--out '", dir, "'"));
+  lock_dir(dir, cat(option("out"), " '", dir, "'"));
   remove_stale_temps(dir);
 
   if (mode == OutputMode::Staged) {
@@ -238,7 +239,7 @@ std::string claim_output_dir(const std::string& dir_in, const std::string& comma
     with_temps_locked([&] {
       if (::mkdir(c.place.c_str(), 0777) == 0) register_temp(c.place, TempKind::Tree);
     });
-    if (!dir_exists(c.place)) fail("cannot write into --out '", dir, "': ", std::strerror(errno));
+    if (!dir_exists(c.place)) fail("cannot write into ", option("out"), " '", dir, "': ", std::strerror(errno));
     set_interrupt_note(
         cat("interrupted; nothing was written to ", dir, c.created ? "" : " (what it held before is unchanged)"));
   } else {
@@ -254,7 +255,8 @@ std::string claim_output_dir(const std::string& dir_in, const std::string& comma
     with_temps_locked([&] {
       all.emplace(dir, c);
       set_interrupt_hook(mark_interrupted);
-      set_interrupt_note(cat("interrupted; rerun with --resume to continue (what is finished is kept in ", dir, ")"));
+      set_interrupt_note(
+          cat("interrupted; rerun with ", option("resume"), " to continue (what is finished is kept in ", dir, ")"));
     });
     write_status(dir, c, "running");
     return dir;
@@ -284,10 +286,11 @@ void commit_output_dir(const std::string& dir_in) {
     std::string target = join_path(dir, n), special = special_file_kind(target);
     bool is_dir = dir_exists(join_path(c.place, n));
     if (!special.empty())
-      fail("'", target, "' is ", special, "; nothing in ", dir, " was replaced (move it away or choose another --out)");
+      fail("'", target, "' is ", special, "; nothing in ", dir, " was replaced (move it away or choose another ",
+           option("out"), ")");
     if (!is_dir && dir_exists(target))
       fail("'", target, "' is a folder where this run's ", n, " goes; nothing in ", dir,
-           " was replaced (move it away or choose another --out)");
+           " was replaced (move it away or choose another ", option("out"), ")");
     if (is_dir && file_exists(target))
       fail("'", target, "' is a file where this run's folder ", n, " goes; nothing in ", dir, " was replaced");
   }
@@ -326,11 +329,12 @@ void commit_output_dir(const std::string& dir_in) {
 
 void claim_output_file(const std::string& path) {
   std::string special = special_file_kind(path);
-  if (!special.empty()) fail("--out '", path, "' is ", special, ", not a regular file; refusing to replace it");
-  if (dir_exists(path)) fail("--out '", path, "' is a folder; give a file name");
+  if (!special.empty())
+    fail(option("out"), " '", path, "' is ", special, ", not a regular file; refusing to replace it");
+  if (dir_exists(path)) fail(option("out"), " '", path, "' is a folder; give a file name");
   if (file_exists(path) && !g_overwrite && !mechscope_safetensors(path))
-    fail("--out '", path,
-         "' exists and was not written by mechscope: pass --overwrite to replace it, or choose another name");
+    fail(option("out"), " '", path, "' exists and was not written by mechscope: pass ", option("overwrite"),
+         " to replace it, or choose another name");
   auto slash = path.find_last_of('/');
   std::string parent = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
   std::string base = slash == std::string::npos ? path : path.substr(slash + 1);

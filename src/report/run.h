@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "core/error.h"
 #include "report/figure.h"
 #include "report/html.h"
 #include "report/manifest.h"
@@ -47,6 +48,6 @@ class RunOutput {
 };
 
 // "png,svg" → formats; Error naming the flag on a bad entry.
-std::vector<Format> parse_formats(const std::string& list, const std::string& flag = "--formats");
+std::vector<Format> parse_formats(const std::string& list, const std::string& flag = option("formats"));
 
 }  // namespace mechscope::report

@@ -135,7 +135,8 @@ SAE load_npz(const std::string& file, const LoadOptions& opts) {
   if (s.cfg.hook_name.empty())
     fail(file,
          ": a params.npz carries no hook name and its path names none (Gemma Scope's layer_N or embedding "
-         "under a gemma-scope-*-res/-mlp/-att repo); give it with --hook");
+         "under a gemma-scope-*-res/-mlp/-att repo); give it with ",
+         option("hook"));
   s.cfg.hook_layer = layer_of(s.cfg.hook_name);
   s.cfg.reshape_hook_z =
       s.cfg.hook_name.size() > 2 && s.cfg.hook_name.compare(s.cfg.hook_name.size() - 2, 2, "_z") == 0;
@@ -183,7 +184,7 @@ std::string resolve_spec(const std::string& spec_in) {
   try {
     dir = io::resolve_model_dir(repo);
   } catch (const Error& e) {
-    fail("SAE '", spec, "': ", e.what());
+    fail("SAE '", spec, "': ", e.raw());
   }
   std::string path = join_path(dir, sub);
   if (!dir_exists(path) && !file_exists(path))
@@ -291,7 +292,7 @@ static SAE load_resolved(const std::string& spec, const LoadOptions& opts) {
   s.source = path;
   s.cfg = parse_config(io::read_json_file(cfg_path), cfg_path);
   if (!opts.hook_name.empty()) s.cfg.hook_name = opts.hook_name, s.cfg.hook_layer = layer_of(opts.hook_name);
-  if (s.cfg.hook_name.empty()) fail(cfg_path, ": no 'hook_name' (nor hook_point); give it with --hook");
+  if (s.cfg.hook_name.empty()) fail(cfg_path, ": no 'hook_name' (nor hook_point); give it with ", option("hook"));
   finish(s, read_safetensors_all(w_path), w_path, opts.dtype);
   std::string sp = join_path(path, "sparsity.safetensors");
   if (file_exists(sp)) {

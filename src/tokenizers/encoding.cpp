@@ -11,7 +11,7 @@ Encoding encode_input(const Tokenizer& tok, std::string_view text, const EncodeO
   Encoding e = encode_full(tok, text, pair ? &second : nullptr, opt.special_tokens);
   if (!opt.prepend_bos) return e;
   std::optional<int64_t> bos = tok.bos_id() ? tok.bos_id() : opt.bos_fallback;
-  if (!bos) fail("prepend_bos: neither the tokenizer nor the model's config names a BOS token");
+  if (!bos) fail(option("prepend_bos"), ": neither the tokenizer nor the model's config names a BOS token");
   // The post-processor already put its own first token (Llama's <s>, BERT's [CLS]): as TransformerLens,
   // which adds BOS only when the tokenizer does not prepend one.
   bool starts_special = e.a_begin > 0;

@@ -50,7 +50,7 @@ HfTokenizer::HfTokenizer(const nlohmann::json& j, const std::string& where) : wh
       return static_cast<int32_t>(id);
     });
   } catch (const Error& e) {
-    throw Error(cat(where, ": ", e.what()));
+    throw Error(cat(where, ": ", e.raw()));
   } catch (const nlohmann::json::exception& e) {
     throw Error(cat(where, ": malformed tokenizer.json: ", e.what()));
   }
@@ -92,7 +92,7 @@ Encoding HfTokenizer::encode_full(std::string_view text, const std::string_view*
     p = special && post_processor_ ? post_processor_->process(a, pair ? &b : nullptr)
                                    : concat_sequences(a, pair ? &b : nullptr);
   } catch (const Error& e) {
-    throw Error(cat(where_, ": ", e.what()));
+    throw Error(cat(where_, ": ", e.raw()));
   }
   Encoding e;
   e.ids.assign(p.ids.begin(), p.ids.end());

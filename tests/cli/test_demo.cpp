@@ -79,6 +79,13 @@ TEST(KgAndTrain, ThroughTheCommandLine) {
   auto bad2 = mstest::run_cli({"kg", "generate", "--out", dir + "/k2", "--entities", "2"});
   EXPECT_EQ(bad2.code, 2);
   EXPECT_NE(bad2.err.find("--entities"), std::string::npos) << bad2.err;
+  // The library names its option fields (d_model, n_heads); the command line shows the flags that
+  // filled them, --heads included though its field is n_heads.
+  auto bad3 = mstest::run_cli({"train", "--kg", dir + "/kg/graph.jsonl", "--out", dir + "/m3", "--layers", "1",
+                               "--d-model", "16", "--heads", "3", "--steps", "1"});
+  EXPECT_EQ(bad3.code, 2);
+  EXPECT_NE(bad3.err.find("--d-model 16 is not divisible by --heads 3"), std::string::npos) << bad3.err;
+  EXPECT_EQ(bad3.err.find('\x1e'), std::string::npos) << bad3.err;
 }
 
 }  // namespace

@@ -30,7 +30,7 @@ TEST(ParseDevice, CpuAndAuto) {
 TEST(ParseDevice, RejectsWhatIsNoDevice) {
   for (std::string bad : {"bogus", "", "gpu", "cuda:", "cuda:x", "cuda0", "CPU", "cuda:-1", "cuda:1x"}) {
     std::string e = error_of(bad);
-    EXPECT_TRUE(mstest::contains(e, "--device: expected cpu, cuda, cuda:N or auto, got '" + bad + "'"))
+    EXPECT_TRUE(mstest::contains(e, "device: expected cpu, cuda, cuda:N or auto, got '" + bad + "'"))
         << bad << ": " << e;
   }
 }
@@ -40,7 +40,7 @@ TEST(ParseDevice, CudaOnABuildWithoutItSaysSo) {
   if (r.cuda_built) GTEST_SKIP() << "this libtorch has CUDA";
   for (std::string dev : {"cuda", "cuda:0", "cuda:3"}) {
     std::string e = error_of(dev);
-    EXPECT_EQ(e, "--device " + dev + ": CUDA is not available in this build (libtorch " + r.libtorch + ", CPU only)");
+    EXPECT_EQ(e, "device " + dev + ": CUDA is not available in this build (libtorch " + r.libtorch + ", CPU only)");
   }
 }
 

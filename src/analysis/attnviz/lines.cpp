@@ -13,7 +13,7 @@ namespace mechscope::analysis::attnviz {
 
 LineRule parse_lines(const std::string& s) {
   LineRule r;
-  auto bad = [&]() { fail("--lines: expected top1, topk:K (K >= 1) or mass:P (0 < P <= 1), got '", s, "'"); };
+  auto bad = [&]() { fail(option("lines"), ": expected top1, topk:K (K >= 1) or mass:P (0 < P <= 1), got '", s, "'"); };
   try {
     size_t used = 0;
     if (s == "top1") return r;

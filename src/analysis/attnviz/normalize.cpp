@@ -132,7 +132,7 @@ Mode parse_mode(const std::string& s) {
   if (s == "paper") return Mode::Paper;
   if (s == "search") return Mode::Search;
   if (s == "none") return Mode::None;
-  fail("--normalize: expected paper, search or none, got '", s, "'");
+  fail(option("normalize"), ": expected paper, search or none, got '", s, "'");
 }
 std::string mode_name(Mode m) { return m == Mode::Paper ? "paper" : m == Mode::Search ? "search" : "none"; }
 
@@ -140,7 +140,7 @@ Scope parse_scope(const std::string& s) {
   if (s == "head") return Scope::Head;
   if (s == "layer") return Scope::Layer;
   if (s == "model") return Scope::Model;
-  fail("--scope: expected head, layer or model, got '", s, "'");
+  fail(option("scope"), ": expected head, layer or model, got '", s, "'");
 }
 std::string scope_name(Scope s) { return s == Scope::Head ? "head" : s == Scope::Layer ? "layer" : "model"; }
 

@@ -167,7 +167,7 @@ struct Quad {
 at::Tensor tsne(const at::Tensor& x_in, const TsneOptions& opt) {
   int64_t n = x_in.size(0);
   if (n < 3) fail("t-SNE needs at least 3 points, got ", n);
-  if (!(opt.perplexity > 0)) fail("--perplexity must be > 0, got ", opt.perplexity);
+  if (!(opt.perplexity > 0)) fail(option("perplexity"), " must be > 0, got ", opt.perplexity);
   at::Tensor x = x_in.to(at::kCPU, at::kDouble).contiguous();  // a tree code: on the host, one copy
   // As sklearn: perplexity at most (n - 1) / 3 so 3·perplexity neighbours exist.
   double perp = std::min(opt.perplexity, double(n - 1) / 3);

@@ -28,7 +28,7 @@ std::vector<Kind> parse_kinds(const std::string& list, const std::string& flag) 
     try {
       k = parse_kind(item);
     } catch (const Error& e) {
-      fail(flag, ": ", e.what());
+      fail(flag, ": ", e.raw());
     }
     if (std::find(out.begin(), out.end(), k) == out.end()) out.push_back(k);
   }
@@ -388,8 +388,8 @@ TraceResult trace(const models::HookedModel& model, const TraceInput& in, const 
   const int nL = (int)cfg.n_layers;
   const int64_t n = (int64_t)in.ids.size(), S = opt.samples;
   if (n == 0) fail("causal trace: the prompt has no tokens");
-  if (S < 1) fail("--samples must be >= 1, got ", S);
-  if (opt.window < 1) fail("--window must be >= 1, got ", opt.window);
+  if (S < 1) fail(option("samples"), " must be >= 1, got ", S);
+  if (opt.window < 1) fail(option("window"), " must be >= 1, got ", opt.window);
   if (in.subject_begin < 0 || in.subject_end > n || in.subject_begin >= in.subject_end)
     fail("subject token range [", in.subject_begin, ", ", in.subject_end,
          ") is not a non-empty range inside the prompt's ", n, " tokens");

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "core/error.h"
 #include "models/model.h"
 
 namespace mechscope::analysis::causal_trace {
@@ -25,7 +26,7 @@ namespace mechscope::analysis::causal_trace {
 enum class Kind { All, Mlp, Attn };
 const char* kind_name(Kind k);          // "all", "mlp", "attn"
 Kind parse_kind(const std::string& s);  // Error naming the value otherwise
-std::vector<Kind> parse_kinds(const std::string& list, const std::string& flag = "--kinds");
+std::vector<Kind> parse_kinds(const std::string& list, const std::string& flag = option("kinds"));
 
 // ROME's noise rules (causal_trace.py main): "s<k>" k × the std of subject token embeddings
 // ("s" alone = s1), a plain number (absolute level of Gaussian noise), "u<x>" uniform(-x, x),
@@ -39,7 +40,7 @@ struct NoiseRule {
 };
 // "a=<x>" / "a<x>" is an absolute level too. With bare_number_is_std (the seed's --noise-level 3.0), a
 // plain number means s<number>. Errors name `flag` and quote `s` as given.
-NoiseRule parse_noise(const std::string& s, const std::string& flag = "--noise", bool bare_number_is_std = false);
+NoiseRule parse_noise(const std::string& s, const std::string& flag = option("noise"), bool bare_number_is_std = false);
 
 // The noise actually drawn: scale × (randn | uniform(-1, 1) | standard_t(df)).
 struct Noise {

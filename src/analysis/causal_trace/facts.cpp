@@ -56,8 +56,8 @@ FactsFile read_facts(const std::string& path, bool skip_bad) {
       if (bad != std::string::npos) fail("not valid UTF-8 (byte ", bad, ")");
       out.facts.push_back(parse_fact(s, (int)line));
     } catch (const Error& e) {
-      std::string msg = cat(path, ":", line, ": ", e.what());
-      if (!skip_bad) fail(msg, " (pass --skip-bad to report and skip bad lines)");
+      std::string msg = cat(path, ":", line, ": ", e.raw());
+      if (!skip_bad) fail(msg, " (pass ", option("skip_bad"), " to report and skip bad lines)");
       out.skipped.push_back(msg);
     }
   });

@@ -145,7 +145,7 @@ Figure t0_aie_figure(const std::string& id, const std::vector<Kind>& kinds,
     p.legend = Legend::None;
     for (size_t i = 0; i < kinds.size(); ++i)
       if (kinds[i] == order[j]) p.series.push_back(line_of(i));
-    if (p.series.empty()) p.series.push_back(Text{{cat(kind_name(order[j]), " was not traced (--kinds)")}, false});
+    if (p.series.empty()) p.series.push_back(Text{{cat(kind_name(order[j]), " was not traced in this run")}, false});
   }
   fig.caption =
       "AIE = mean p(answer) with the state at the first subject token restored − mean low score, over the "

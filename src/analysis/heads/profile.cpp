@@ -98,16 +98,16 @@ void override_prompts(Profile& p, const std::string& emotion, const std::string&
   if (!emotion_file.empty()) e = read_prompt_lines(emotion_file);
   if (!neutral_file.empty()) n = read_prompt_lines(neutral_file);
   if (!e.empty() && !n.empty() && e.size() != n.size())
-    fail("--emotion-prompts '", emotion_file, "' has ", e.size(), " prompts but --neutral-prompts '", neutral_file,
-         "' has ", n.size(), ": they are read as pairs, line by line");
+    fail(option("emotion_prompts"), " '", emotion_file, "' has ", e.size(), " prompts but ", option("neutral_prompts"),
+         " '", neutral_file, "' has ", n.size(), ": they are read as pairs, line by line");
   auto check = [&](const std::vector<PromptPair>& v, const std::string& flag, const std::string& file) {
     if (!v.empty() && !(e.size() && n.size()) && v.size() != cur.size())
       fail(flag, " '", file, "' has ", v.size(), " prompts but the ", emotion, " pairs it replaces one side of (",
-           cur.empty() ? std::string("none") : cur[0].file, ") are ", cur.size(),
-           ": give both --emotion-prompts and --neutral-prompts, or as many prompts as pairs");
+           cur.empty() ? std::string("none") : cur[0].file, ") are ", cur.size(), ": give both ",
+           option("emotion_prompts"), " and ", option("neutral_prompts"), ", or as many prompts as pairs");
   };
-  check(e, "--emotion-prompts", emotion_file);
-  check(n, "--neutral-prompts", neutral_file);
+  check(e, option("emotion_prompts"), emotion_file);
+  check(n, option("neutral_prompts"), neutral_file);
   size_t count = !e.empty() ? e.size() : !n.empty() ? n.size() : cur.size();
   std::vector<PromptPair> out(count);
   for (size_t i = 0; i < count; ++i) {

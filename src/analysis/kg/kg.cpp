@@ -76,12 +76,13 @@ nlohmann::json KnowledgeGraph::tokenizer_json() const {
 }
 
 KnowledgeGraph generate_kg(const KgOptions& o) {
-  if (o.entities < 4) fail("--entities must be at least 4");
-  if (o.relations < 1 || o.relations > 100) fail("--relations must be between 1 and 100");
-  if (o.edges_per_node < 1 || o.edges_per_node >= o.entities) fail("--edges-per-node must be in [1, entities)");
+  if (o.entities < 4) fail(option("entities"), " must be at least 4");
+  if (o.relations < 1 || o.relations > 100) fail(option("relations"), " must be between 1 and 100");
+  if (o.edges_per_node < 1 || o.edges_per_node >= o.entities)
+    fail(option("edges_per_node"), " must be in [1, ", option("entities"), ")");
   auto syl = syllables();
   // Names of 2–4 syllables: 75^2 = 5,625 two-syllable names alone; cap well below the space.
-  if (o.entities > 20000) fail("--entities must be at most 20000");
+  if (o.entities > 20000) fail(option("entities"), " must be at most 20000");
   std::mt19937_64 rng(o.seed);
   KnowledgeGraph kg;
   std::set<std::string> used;

@@ -203,7 +203,8 @@ AblationResult ablate(const models::HookedModel& model, const std::vector<int64_
     sources.emplace_back();
     for (auto& p : points) sources[0][p] = at::zeros_like(base.acts.at(p));
   } else {
-    if (reference.empty()) fail("--kind ", ablation_name(kind), " needs reference prompts (--reference FILE)");
+    if (reference.empty())
+      fail(option("kind"), " ", ablation_name(kind), " needs reference prompts (", option("reference"), ")");
     bool same_length = true;
     for (auto& ref : reference) same_length &= (int64_t)ref.size() == n;
     if (kind == AblationKind::Resample && !same_length)

@@ -11,7 +11,7 @@ MetricKind parse_metric(const std::string& s) {
   if (s == "logit-diff" || s == "logit_diff") return MetricKind::LogitDiff;
   if (s == "prob") return MetricKind::Prob;
   if (s == "logprob") return MetricKind::LogProb;
-  fail("--metric: expected logit-diff, prob or logprob, got '", s, "'");
+  fail(option("metric"), ": expected logit-diff, prob or logprob, got '", s, "'");
 }
 
 std::string metric_name(MetricKind k) {
@@ -99,7 +99,7 @@ std::vector<std::string> parse_targets(const std::string& list) {
       push(target_spec(name).name);
     }
   }
-  if (out.empty()) fail("--targets: no target given (targets: resid_pre, attn_out, mlp_out, z_all_pos, ...)");
+  if (out.empty()) fail(option("targets"), ": no target given (targets: resid_pre, attn_out, mlp_out, z_all_pos, ...)");
   return out;
 }
 
@@ -154,7 +154,7 @@ Method parse_method(const std::string& s) {
   if (s == "exact") return Method::Exact;
   if (s == "naive") return Method::Naive;
   if (s == "attribution") return Method::Attribution;
-  fail("--method: expected exact, attribution or naive, got '", s, "'");
+  fail(option("method"), ": expected exact, attribution or naive, got '", s, "'");
 }
 
 std::string method_name(Method m) {
@@ -170,7 +170,7 @@ AblationKind parse_ablation(const std::string& s) {
   if (s == "zero") return AblationKind::Zero;
   if (s == "mean") return AblationKind::Mean;
   if (s == "resample") return AblationKind::Resample;
-  fail("--kind: expected zero, mean or resample, got '", s, "'");
+  fail(option("kind"), ": expected zero, mean or resample, got '", s, "'");
 }
 
 std::string ablation_name(AblationKind k) {

@@ -12,7 +12,7 @@ namespace mechscope::analysis::sae {
 UnembedMode parse_unembed_mode(const std::string& s) {
   if (s == "processed") return UnembedMode::Processed;
   if (s == "raw") return UnembedMode::Raw;
-  fail("--unembed '", s, "' is not one of: processed (as TransformerLens's from_pretrained), raw");
+  fail(option("unembed"), " '", s, "' is not one of: processed (as TransformerLens's from_pretrained), raw");
 }
 
 Unembedding unembedding(const models::HookedModel& model, UnembedMode mode) {
@@ -207,7 +207,7 @@ std::string neuronpedia_quick_list(const std::string& model_id, const std::strin
 namespace mechscope::analysis::sae {
 
 std::vector<mechscope::sae::SAE> load_sae_dir(const std::string& dir, const mechscope::sae::LoadOptions& opts) {
-  if (!dir_exists(dir)) fail("--sae-dir '", dir, "' is not a directory");
+  if (!dir_exists(dir)) fail(option("sae_dir"), " '", dir, "' is not a directory");
   std::vector<mechscope::sae::SAE> out;
   auto is_sae = [](const std::string& d) {
     return file_exists(join_path(d, "cfg.json")) || file_exists(join_path(d, "params.npz"));
@@ -219,7 +219,8 @@ std::vector<mechscope::sae::SAE> load_sae_dir(const std::string& dir, const mech
   std::vector<std::string> subs;
   for (auto& e : std::filesystem::directory_iterator(dir))
     if (e.is_directory() && is_sae(e.path().string())) subs.push_back(e.path().string());
-  if (subs.empty()) fail("--sae-dir '", dir, "' holds no SAE folder (subfolders with cfg.json or params.npz)");
+  if (subs.empty())
+    fail(option("sae_dir"), " '", dir, "' holds no SAE folder (subfolders with cfg.json or params.npz)");
   for (auto& s : subs) out.push_back(mechscope::sae::load_sae(s, opts));
   std::stable_sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
     int la = stats_layer(a.cfg.hook_name), lb = stats_layer(b.cfg.hook_name);

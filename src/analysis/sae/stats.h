@@ -17,7 +17,7 @@ namespace mechscope::analysis::sae {
 // scale in, and for LayerNorm models centres each vocabulary column over d_model; center_unembed then
 // centres each row over the vocabulary). raw: the checkpoint's own unembedding.
 enum class UnembedMode { Processed, Raw };
-UnembedMode parse_unembed_mode(const std::string& s);  // "processed" | "raw"; Error naming --unembed
+UnembedMode parse_unembed_mode(const std::string& s);  // "processed" | "raw"; Error naming option("unembed")
 
 struct Unembedding {
   at::Tensor W_U;             // [d_model, d_vocab] float32, on the model's device

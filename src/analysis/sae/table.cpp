@@ -66,11 +66,11 @@ Condition parse_condition(const std::string& text) {
     std::string v = s.substr(p + std::string(op).size());
     char* end = nullptr;
     c.value = std::strtod(v.c_str(), &end);
-    if (v.empty() || *end) fail("--where '", text, "': '", v, "' is not a number");
-    check_column(c.column, "--where '" + text + "'");
+    if (v.empty() || *end) fail(option("where"), " '", text, "': '", v, "' is not a number");
+    check_column(c.column, option("where") + " '" + text + "'");
     return c;
   }
-  fail("--where '", text, "' is not COLUMN OP NUMBER with OP one of > >= < <= == != (e.g. \"skewness>3\")");
+  fail(option("where"), " '", text, "' is not COLUMN OP NUMBER with OP one of > >= < <= == != (e.g. \"skewness>3\")");
 }
 
 std::vector<size_t> run_query(const StatsTable& t, const Query& q) {
@@ -90,7 +90,7 @@ std::vector<size_t> run_query(const StatsTable& t, const Query& q) {
     if (ok) rows.push_back(r);
   }
   if (!q.sort.empty()) {
-    check_column(q.sort, "--sort");
+    check_column(q.sort, option("sort"));
     std::stable_sort(rows.begin(), rows.end(), [&](size_t a, size_t b) {
       double va = t.value(q.sort, a), vb = t.value(q.sort, b);
       // NaN last, as pandas' na_position="last"

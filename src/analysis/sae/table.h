@@ -29,7 +29,7 @@ struct Condition {
   std::string column, op;  // op: > >= < <= == !=
   double value = 0;
 };
-// "skewness>3", "log_feature_sparsity >= -9"; Error naming --where and the text otherwise.
+// "skewness>3", "log_feature_sparsity >= -9"; Error naming option("where") and the text otherwise.
 Condition parse_condition(const std::string& text);
 
 struct Query {

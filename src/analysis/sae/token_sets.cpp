@@ -75,7 +75,7 @@ PyRegex::PyRegex(const std::string& pattern) : pattern_(pattern) {
   try {
     re_ = std::make_unique<tokenizers::Regex>("^(?:" + t + ")");
   } catch (const Error& e) {
-    fail("regex '", pattern, "' does not compile: ", e.what());
+    fail("regex '", pattern, "' does not compile: ", e.raw());
   }
 }
 PyRegex::~PyRegex() = default;
@@ -146,7 +146,7 @@ TokenSet regex_set(const std::string& name, const std::string& pattern, const st
   try {
     re = std::make_unique<PyRegex>(pattern);
   } catch (const Error& e) {
-    fail("token set '", name, "': ", e.what());
+    fail("token set '", name, "': ", e.raw());
   }
   TokenSet s{name, group, {}};
   for (size_t id = 0; id < vocab.size(); ++id)
@@ -157,7 +157,7 @@ TokenSet regex_set(const std::string& name, const std::string& pattern, const st
 TokenSet user_set(const std::string& spec, const std::vector<std::string>& vocab, const tokenizers::Tokenizer& tok) {
   size_t eq = spec.find('=');
   if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size())
-    fail("--token-set '", spec, "' is not NAME=REGEX or NAME=@FILE");
+    fail(option("token_set"), " '", spec, "' is not NAME=REGEX or NAME=@FILE");
   std::string name = spec.substr(0, eq), rhs = spec.substr(eq + 1);
   if (rhs[0] != '@') return regex_set(name, rhs, vocab, "user");
   std::string path = rhs.substr(1);
@@ -165,7 +165,7 @@ TokenSet user_set(const std::string& spec, const std::vector<std::string>& vocab
   try {
     text = read_file(path);
   } catch (const Error& e) {
-    fail("--token-set ", name, ": ", e.what());
+    fail(option("token_set"), " ", name, ": ", e.raw());
   }
   TokenSet s{name, "user", {}};
   std::set<int64_t> ids;
@@ -179,7 +179,8 @@ TokenSet user_set(const std::string& spec, const std::vector<std::string>& vocab
     if (line.empty() || line[0] == '#') continue;
     int64_t id = tok.token_to_id(line);
     if (id < 0 || id >= (int64_t)vocab.size())
-      fail("--token-set ", name, ": line ", line_no, " of ", path, " ('", line, "') is not a token of the vocabulary");
+      fail(option("token_set"), " ", name, ": line ", line_no, " of ", path, " ('", line,
+           "') is not a token of the vocabulary");
     ids.insert(id);
   }
   s.ids.assign(ids.begin(), ids.end());

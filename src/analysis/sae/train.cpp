@@ -16,7 +16,7 @@ std::vector<at::Tensor> harvest_activations(const models::HookedModel& model,
   auto names = model.hook_names();
   for (auto& h : hooks)
     if (std::find(names.begin(), names.end(), h) == names.end())
-      fail("--hook '", h, "' is not a hook point of the model (see `mechscope info`)");
+      fail(option("hook"), " '", h, "' is not a hook point of the model (see `mechscope info`)");
   if (opt.max_seqs < 1 || opt.max_tokens < 1) fail("harvest batches need max_seqs and max_tokens >= 1");
   // Longest first, so each batch pads little; the rows come back in corpus order.
   std::vector<size_t> order;
@@ -112,10 +112,10 @@ at::Tensor batch_rows(uint64_t seed, int64_t step, int64_t n, int64_t b, const a
 SaeTrainResult train_sae(const at::Tensor& acts_in, const mechscope::sae::SAEConfig& base, const SaeTrainOptions& o,
                          const std::function<void(const SaeTrainStatus&)>& on_log) {
   if (acts_in.dim() != 2 || acts_in.size(0) < 1) fail("SAE training needs activations [n, d_in]");
-  if (o.d_sae < 1) fail("--d-sae must be >= 1");
-  if (o.steps < 1 || o.batch < 1) fail("--steps and --batch must be >= 1");
-  if (!(o.l1 >= 0)) fail("--l1 must be >= 0");
-  if (!(o.lr > 0)) fail("--lr must be > 0");
+  if (o.d_sae < 1) fail(option("d_sae"), " must be >= 1");
+  if (o.steps < 1 || o.batch < 1) fail(option("steps"), " and ", option("batch"), " must be >= 1");
+  if (!(o.l1 >= 0)) fail(option("l1"), " must be >= 0");
+  if (!(o.lr > 0)) fail(option("lr"), " must be > 0");
   // Training runs where the activations are (the model's device): the SAE, Adam's moments and every
   // batch live there; checkpoints are written from host copies.
   at::Tensor acts = acts_in.to(at::kFloat).contiguous();
@@ -140,7 +140,7 @@ SaeTrainResult train_sae(const at::Tensor& acts_in, const mechscope::sae::SAECon
   if (o.resume && !state_json.empty() && file_exists(state_json)) {
     nlohmann::json js = nlohmann::json::parse(read_file(state_json));
     if (js.value("d_sae", (int64_t)-1) != ds || js.value("d_in", (int64_t)-1) != d)
-      fail("--resume: the checkpoint in ", o.checkpoint_dir, " is for d_in ", js.value("d_in", 0), ", d_sae ",
+      fail(option("resume"), ": the checkpoint in ", o.checkpoint_dir, " is for d_in ", js.value("d_in", 0), ", d_sae ",
            js.value("d_sae", 0), ", not ", d, ", ", ds);
     auto f = io::SafetensorsFile::open(join_path(o.checkpoint_dir, "state.safetensors"));
     const char* names[] = {"W_enc", "b_enc", "W_dec", "b_dec"};

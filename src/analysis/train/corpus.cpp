@@ -13,7 +13,7 @@
 namespace mechscope::analysis {
 
 TextCorpus read_corpus(const std::string& path) {
-  if (!file_exists(path)) fail("--corpus '", path, "' does not exist");
+  if (!file_exists(path)) fail(option("corpus"), " '", path, "' does not exist");
   TextCorpus c;
   c.path = path;
   // Line by line, a line longer than 16 MiB refused before it is held (issue 17).
@@ -27,7 +27,7 @@ TextCorpus read_corpus(const std::string& path) {
     c.texts.push_back(std::move(t));
     c.lines.push_back(n);
   });
-  if (c.texts.empty()) fail("--corpus '", path, "' has no texts (expected JSONL lines {\"text\": \"...\"})");
+  if (c.texts.empty()) fail(option("corpus"), " '", path, "' has no texts (expected JSONL lines {\"text\": \"...\"})");
   return c;
 }
 

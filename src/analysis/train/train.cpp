@@ -279,9 +279,10 @@ void check_resume(const std::string& ckpt, const TrainOptions& o, int64_t vocab,
 }
 
 void check_options(const TrainOptions& o) {
-  if (o.steps < 1 || o.batch < 1) fail("--steps and --batch must be positive");
-  if (o.d_model % o.n_heads) fail("--d-model ", o.d_model, " is not divisible by --heads ", o.n_heads);
-  if (o.save_dtype != "float16" && o.save_dtype != "float32") fail("--save-dtype must be float16 or float32");
+  if (o.steps < 1 || o.batch < 1) fail(option("steps"), " and ", option("batch"), " must be positive");
+  if (o.d_model % o.n_heads)
+    fail(option("d_model"), " ", o.d_model, " is not divisible by ", option("n_heads"), " ", o.n_heads);
+  if (o.save_dtype != "float16" && o.save_dtype != "float32") fail(option("save_dtype"), " must be float16 or float32");
 }
 
 int64_t bos_of(const tokenizers::Tokenizer& tok, const std::string& where) {
@@ -302,7 +303,7 @@ TrainResult train_model(const TrainData& data, const TrainOptions& o, const std:
   const DataParallel& dp = o.parallel;
   const bool lead = dp.rank == 0;  // the one process that writes files
   if (dp.size > 1 && o.batch < dp.size)
-    fail("--batch ", o.batch, " is smaller than the ", dp.size, " processes that share each batch");
+    fail(option("batch"), " ", o.batch, " is smaller than the ", dp.size, " processes that share each batch");
   std::string ckpt = join_path(out, "checkpoint");
   int start = 0;
   nlohmann::json state;
@@ -513,7 +514,8 @@ TrainResult train_kg_model(const KnowledgeGraph& kg, const std::string& tokenize
   d.vocab = tok->size();
   d.examples = encode_facts(kg, *tok);
   for (auto& e : d.examples)
-    if ((int)e.ids.size() > o.n_ctx) fail("a fact has ", e.ids.size(), " tokens, more than --n-ctx ", o.n_ctx);
+    if ((int)e.ids.size() > o.n_ctx)
+      fail("a fact has ", e.ids.size(), " tokens, more than ", option("n_ctx"), " ", o.n_ctx);
   d.last_weight = o.answer_weight;
   d.last_only = true;
   d.unit = "facts";
@@ -540,8 +542,8 @@ TrainResult train_text_model(const TextCorpus& corpus, const std::string& tokeni
     // Each text ends with <|endoftext|>, so generation learns where a continuation stops.
     e.ids.push_back(d.bos);
     if ((int64_t)e.ids.size() > o.n_ctx)
-      fail(corpus.path, ":", corpus.lines[i], ": the text has ", e.ids.size(),
-           " tokens with <|endoftext|>, more than --n-ctx ", o.n_ctx);
+      fail(corpus.path, ":", corpus.lines[i], ": the text has ", e.ids.size(), " tokens with <|endoftext|>, more than ",
+           option("n_ctx"), " ", o.n_ctx);
     d.examples.push_back(std::move(e));
   }
   d.eval_limit = kTextEvalLimit;

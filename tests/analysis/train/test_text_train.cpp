@@ -229,8 +229,7 @@ TEST(TrainText, TextsTheModelCannotTakeAreErrorsBeforeAnythingIsWritten) {
   TrainOptions o = tiny_options();
   o.n_ctx = 8;
   std::string e = error_of([&] { train_text_model(c, tj, "built", o, dir + "/m"); });
-  EXPECT_TRUE(mstest::contains(e, "corpus.jsonl:2: the text has 13 tokens with <|endoftext|>, more than --n-ctx 8"))
-      << e;
+  EXPECT_TRUE(mstest::contains(e, "corpus.jsonl:2: the text has 13 tokens with <|endoftext|>, more than n_ctx 8")) << e;
   EXPECT_FALSE(dir_exists(dir + "/m"));
   // With a given tokenizer (not built from this corpus), a text of whitespace only has no tokens.
   auto blank = read_corpus(write_lines(dir, {text_line("short one"), text_line(" \t ")}));
