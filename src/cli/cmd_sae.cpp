@@ -27,7 +27,7 @@ const Sub kSubs[] = {
     {"stats", "logit-weight statistics of every feature (W_dec W_U): moments, figures, feature queries", run_sae_stats,
      true},
     {"tsea", "token-set enrichment analysis of the most skewed features, with Manhattan plots", run_sae_tsea, false},
-    {"train", "train a standard ReLU SAE on a model's activations, saved in SAELens's format", run_sae_train, false},
+    {"train", "train a standard ReLU SAE on a model's activations, saved in SAELens's format", run_sae_train, true},
     {"eval", "L0, MSE, explained variance and CE loss (clean / spliced / zero-ablated) over a corpus", run_sae_eval,
      false},
 };

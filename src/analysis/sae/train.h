@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "analysis/train/train.h"  // DataParallel
 #include "models/model.h"
 #include "sae/sae.h"
 
@@ -39,6 +40,11 @@ struct SaeTrainOptions {
   uint64_t seed = 0;
   bool resume = false;         // continue from <checkpoint_dir>/state.json when present
   std::string checkpoint_dir;  // empty: no checkpoints
+  // Data-parallel (issue 18): every process holds the same activations; each takes every size-th row
+  // of each step's batch, and the gradients, the fired features and the logged sums are summed over all
+  // of them, so any number of processes trains the SAE one process trains (to float reduction order).
+  // Rank 0's starting state (initialisation or checkpoint) is given to all; rank 0 alone checkpoints.
+  DataParallel parallel;
 };
 
 struct SaeTrainStatus {
