@@ -82,9 +82,9 @@ int run_sae_train(int argc, char** argv) {
       "(not fired for --dead-window steps) counted. Batches depend on (--seed, step) only, so --resume (from\n"
       "DIR/checkpoint) gives the same SAE as an uninterrupted run, and continues a finished one when --steps grows.\n"
       "Writes cfg.json, sae_weights.safetensors and sparsity.safetensors (SAELens's format; with several hooks one\n"
-      "subfolder per hook), train_log.jsonl and manifest.json. Under mpirun every rank harvests the activations and\n"
-      "takes every N-th row of each batch, the gradients summed over the ranks: the SAE of one process with the\n"
-      "same --batch, to float reduction order.");
+      "subfolder per hook), train_log.jsonl and manifest.json. Under mpirun the ranks share the harvest's\n"
+      "forwards and each takes every N-th row of each batch, the gradients summed over the ranks: the SAE of one\n"
+      "process with the same --batch, to float reduction order.");
   add_model_flags(a);
   a.multi("hook", "NAME", "hook point to train on, e.g. blocks.3.hook_resid_pre (repeatable)");
   a.opt("corpus", "FILE", "texts, one per line, or .jsonl with \"text\" or \"prompt\" (+ \"answer\") per line");
@@ -135,6 +135,7 @@ int run_sae_train(int argc, char** argv) {
   o.parallel.sum_doubles = [](double* p, size_t n) { dist::allreduce_sum(p, n); };
   o.parallel.sum_floats = [](float* p, size_t n) { dist::allreduce_sum(p, n); };
   o.parallel.barrier = [] { dist::barrier(); };
+  ho.parallel = o.parallel;  // the harvest's forwards divided over the ranks too
   if (o.parallel.size > 1 && o.batch < o.parallel.size)
     fail("--batch ", o.batch, " is smaller than the ", o.parallel.size, " ranks that share each batch");
   const bool lead = dist::rank() == 0;  // rank 0 alone writes the folder

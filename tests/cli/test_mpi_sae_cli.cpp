@@ -184,20 +184,36 @@ TEST(MpiSae, AttnvizTextsRanksEqualOneProcess) {
 TEST(MpiSae, TrainDataParallelEqualsOneProcess) {
   SKIP_WITHOUT_MPI();
   std::string dir = mstest::tmp_dir("mpi-sae-train");
+  // --harvest-tokens 600: the 3,570 activations take several forwards, which the ranks share.
   auto cmd = [&](const std::string& out, const std::string& batch, const std::string& threads) {
-    return std::vector<std::string>{"sae",           "train",
-                                    "--model",       kKg,
-                                    "--hook",        "blocks.2.hook_resid_pre",
-                                    "--corpus",      mstest::source_dir() + "/examples/kg/facts.jsonl",
-                                    "--d-sae",       "64",
-                                    "--l1",          "0.5",
-                                    "--lr",          "3e-3",
-                                    "--steps",       "150",
-                                    "--batch",       batch,
-                                    "--log-every",   "50",
-                                    "--dead-window", "20",
-                                    "--threads",     threads,
-                                    "--out",         out};
+    return std::vector<std::string>{"sae",
+                                    "train",
+                                    "--model",
+                                    kKg,
+                                    "--hook",
+                                    "blocks.2.hook_resid_pre",
+                                    "--corpus",
+                                    mstest::source_dir() + "/examples/kg/facts.jsonl",
+                                    "--d-sae",
+                                    "64",
+                                    "--l1",
+                                    "0.5",
+                                    "--lr",
+                                    "3e-3",
+                                    "--steps",
+                                    "150",
+                                    "--batch",
+                                    batch,
+                                    "--log-every",
+                                    "50",
+                                    "--dead-window",
+                                    "20",
+                                    "--harvest-tokens",
+                                    "600",
+                                    "--threads",
+                                    threads,
+                                    "--out",
+                                    out};
   };
   auto one = run_cli(cmd(dir + "/one", "16", "1"));
   ASSERT_EQ(one.code, 0) << one.err;

@@ -31,8 +31,9 @@ std::vector<at::Tensor> harvest_activations(const models::HookedModel& model,
     hs.add(hooks[k], [&fired, k](at::Tensor& t, const hooks::HookContext&) {
       fired[k] = t.dim() == 4 ? t.flatten(2) : t;  // hook_z: [b, p, heads * d_head]
     });
+  const DataParallel& dp = opt.parallel;
   size_t next = 0;
-  while (next < order.size()) {
+  for (int64_t forward = 0; next < order.size(); ++forward) {
     // One forward over the next sequences, right-padded to the longest: padding keys are masked out and
     // real tokens keep positions 0.., so every real row equals the sequence's own run.
     int64_t len = (int64_t)seqs[order[next]].size();
@@ -41,6 +42,10 @@ std::vector<at::Tensor> harvest_activations(const models::HookedModel& model,
            (int64_t)(end - next + 1) * len <= opt.max_tokens)
       ++end;
     int64_t b = (int64_t)(end - next);
+    if (forward % dp.size != dp.rank) {  // another process's forward: its rows arrive in the sum below
+      next = end;
+      continue;
+    }
     // Made on the host row by row, then sent to the model's device in one copy each.
     at::Tensor ids = at::zeros({b, len}, at::kLong), mask = at::zeros({b, len}, at::kLong);
     bool padded = false;
@@ -69,6 +74,22 @@ std::vector<at::Tensor> harvest_activations(const models::HookedModel& model,
     }
     next = end;
   }
+  if (dp.size > 1) {
+    // Each hook's width, from a process that ran a forward (one with none has no row to read it from).
+    std::vector<double> width(hooks.size() + 1, 0.0);
+    for (size_t k = 0; k < hooks.size(); ++k)
+      for (auto& t : rows[k])
+        if (t.defined()) {
+          width[k] = (double)t.size(1), width.back() = 1;
+          break;
+        }
+    dp.sum_doubles(width.data(), width.size());
+    for (size_t k = 0; k < hooks.size(); ++k)
+      for (size_t i = 0; i < seqs.size(); ++i)
+        if (!rows[k][i].defined() && !seqs[i].empty())
+          rows[k][i] = at::zeros({(int64_t)seqs[i].size(), (int64_t)(width[k] / width.back())},
+                                 at::TensorOptions().dtype(at::kFloat).device(model.device()));
+  }
   std::vector<at::Tensor> out;
   for (auto& per_seq : rows) {
     std::vector<at::Tensor> parts;
@@ -76,6 +97,11 @@ std::vector<at::Tensor> harvest_activations(const models::HookedModel& model,
       if (t.defined()) parts.push_back(t);
     if (parts.empty()) fail("the corpus gave no activations");
     out.push_back(at::cat(parts, 0));
+    if (dp.size > 1) {  // every row from the one process that computed it, plus zeros: exact
+      at::Tensor host = out.back().to(at::kCPU).contiguous();
+      dp.sum_floats(host.data_ptr<float>(), (size_t)host.numel());
+      out.back() = host.to(model.device());
+    }
   }
   return out;
 }

@@ -19,6 +19,9 @@ namespace mechscope::analysis::sae {
 struct HarvestOptions {
   int64_t max_seqs = 64;      // sequences per forward
   int64_t max_tokens = 8192;  // padded tokens per forward (a longer sequence runs alone)
+  // Over several processes (issue 18): each runs every size-th forward and the rows are summed over
+  // all of them (the others' zero), so every process ends with the activations one process harvests.
+  DataParallel parallel;
 };
 
 // Runs the sequences through the model in batches (longest first, right-padded, padding masked, so each
