@@ -15,7 +15,9 @@
 #include "analysis/attnviz/figures.h"
 #include "analysis/attnviz/text.h"
 #include "cli/common.h"
+#include "cli/distribute.h"
 #include "cli/registry.h"
+#include "cli/wire.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/fs_guard.h"
@@ -176,7 +178,8 @@ int run_attnviz(int argc, char** argv) {
     texts = a.all("text");
     for (size_t i = 0; i < texts.size(); ++i) names.push_back("--text #" + std::to_string(i + 1));
   }
-  report::claim_output_dir(a.str("out"), "attnviz");
+  // Under mpirun (issue 18) rank 0 alone writes the folder.
+  if (dist::rank() == 0) report::claim_output_dir(a.str("out"), "attnviz");
   Loaded m = load_from_flags(a);
   const auto& cfg = m.model->config();
   const auto& tok = need_tokenizer(m, "attnviz (--text/--texts)");
@@ -184,6 +187,8 @@ int run_attnviz(int argc, char** argv) {
   auto heads = selection(a.str("heads"), cfg.n_heads, "--heads", "head");
   std::vector<int> layers(layers64.begin(), layers64.end());
   auto ids = encode_texts(texts, names, a, m);
+  for (size_t t = 0; t < ids.size(); ++t)
+    if (ids[t].empty()) fail("attnviz: ", names[t], " has no tokens");
 
   // Tokens and highlighted words, before any model work.
   std::vector<std::vector<std::string>> tokens;
@@ -239,10 +244,48 @@ int run_attnviz(int argc, char** argv) {
   }
 
   // Extraction and the attention check.
+  // One text at a time, so that a text is computed the same by any process: under mpirun each text is an
+  // item, its q, k and pattern reach rank 0 exactly (cli/wire.h), and the normalisation, embedding and
+  // figures below run on rank 0 alone.
   auto t0 = Clock::now();
-  std::vector<V::Input> in;
-  for (auto& s : ids) in.push_back({s, {}});
-  V::Extracted ex = V::extract(*m.model, in, layers);
+  std::vector<V::Extracted> parts(ids.size());
+  auto extract_text = [&](size_t t) { return V::extract(*m.model, {V::Input{ids[t], {}}}, layers); };
+  if (!dist::active()) {
+    for (size_t t = 0; t < ids.size(); ++t) parts[t] = extract_text(t);
+  } else {
+    std::map<long long, std::string> each;
+    {
+      dist::WorkQueue queue("attnviz texts", (long long)ids.size());
+      std::string done;
+      while (auto t = queue.next(std::move(done))) {
+        V::Extracted e = extract_text((size_t)*t);
+        wire::Writer w;
+        w.pod<int64_t>(e.n_pos);
+        for (size_t li = 0; li < layers.size(); ++li) {
+          w.pod<double>(e.max_diff[li]);
+          w.tensor(e.q[li]), w.tensor(e.k[li]), w.tensor(e.pattern[li]);
+        }
+        done = w.take();
+      }
+      each = queue.finish();
+    }
+    if (dist::rank() != 0) return 0;
+    for (size_t t = 0; t < ids.size(); ++t) {
+      wire::Reader rd(each.at((long long)t));
+      V::Extracted& e = parts[t];
+      e.n_texts = 1, e.n_heads = cfg.n_heads, e.d_head = cfg.d_head, e.layers = layers;
+      e.device = m.model->device();
+      e.n_pos = rd.pod<int64_t>();
+      e.lengths = {e.n_pos};
+      for (size_t li = 0; li < layers.size(); ++li) {
+        e.rules.push_back(V::attention_rule(cfg, layers[li]));
+        e.max_diff.push_back(rd.pod<double>());
+        for (auto* v : {&e.q, &e.k, &e.pattern}) v->push_back(rd.tensor().to(e.device));
+      }
+    }
+  }
+  V::Extracted ex = V::join_texts(parts);
+  parts.clear();
   double t_extract = seconds_since(t0);
 
   // Normalisation and projection per group.

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "cli/distribute.h"
 #include "cli/registry.h"
 #include "core/error.h"
 
@@ -19,13 +20,16 @@ struct Sub {
   const char* name;
   const char* summary;
   int (*run)(int, char**);
+  bool ranks;  // distributes its work over MPI ranks (issue 18); the others refuse them
 };
 
 const Sub kSubs[] = {
-    {"stats", "logit-weight statistics of every feature (W_dec W_U): moments, figures, feature queries", run_sae_stats},
-    {"tsea", "token-set enrichment analysis of the most skewed features, with Manhattan plots", run_sae_tsea},
-    {"train", "train a standard ReLU SAE on a model's activations, saved in SAELens's format", run_sae_train},
-    {"eval", "L0, MSE, explained variance and CE loss (clean / spliced / zero-ablated) over a corpus", run_sae_eval},
+    {"stats", "logit-weight statistics of every feature (W_dec W_U): moments, figures, feature queries", run_sae_stats,
+     true},
+    {"tsea", "token-set enrichment analysis of the most skewed features, with Manhattan plots", run_sae_tsea, false},
+    {"train", "train a standard ReLU SAE on a model's activations, saved in SAELens's format", run_sae_train, true},
+    {"eval", "L0, MSE, explained variance and CE loss (clean / spliced / zero-ablated) over a corpus", run_sae_eval,
+     false},
 };
 
 void usage(std::FILE* f) {
@@ -41,7 +45,16 @@ int run_sae(int argc, char** argv) {
   }
   if (argc >= 1)
     for (const Sub& s : kSubs)
-      if (!std::strcmp(argv[0], s.name)) return s.run(argc - 1, argv + 1);
+      if (!std::strcmp(argv[0], s.name)) {
+        if (dist::size() > 1 && !s.ranks) {
+          std::string which;
+          for (const Sub& d : kSubs)
+            if (d.ranks) which += (which.empty() ? "sae " : " and sae ") + std::string(d.name);
+          fail("sae ", s.name, " does not run over MPI ranks yet (", which,
+               which.find(" and ") == std::string::npos ? " does" : " do", "); run it without mpirun");
+        }
+        return s.run(argc - 1, argv + 1);
+      }
   std::string names;
   for (const Sub& s : kSubs) names += (names.empty() ? "" : ", ") + std::string(s.name);
   if (argc < 1) fail("missing subcommand (", names, "; see mechscope sae --help)");

@@ -8,10 +8,13 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <map>
 
 #include "analysis/sae/stats.h"
 #include "analysis/sae/stats_figures.h"
 #include "cli/common.h"
+#include "cli/distribute.h"
+#include "cli/wire.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "io/safetensors.h"
@@ -97,9 +100,39 @@ int run_sae_stats(int argc, char** argv) {
   for (auto& s : saes) mechscope::sae::to_device(s, m.model->device());  // once: the projections run there
   // Issue 17: --out is claimed (lock, no foreign folder) before the work, so a second run or a folder
   // that is not mechscope's is refused at once; the results are still staged and moved in at the end.
-  report::claim_output_dir(a.str("out"), "sae stats");
+  // Under mpirun (issue 18) rank 0 alone writes the folder.
+  if (dist::rank() == 0) report::claim_output_dir(a.str("out"), "sae stats");
   auto t0 = std::chrono::steady_clock::now();
-  S::StatsRun run = S::compute_stats(*m.model, saes, mode, a.on("cosine-sim"), a.on("save-projection"), block);
+  S::StatsRun run;
+  if (!dist::active()) {
+    run = S::compute_stats(*m.model, saes, mode, a.on("cosine-sim"), a.on("save-projection"), block);
+  } else {
+    // Each SAE is an item: a rank computes its moments (and projection) by the very function one process
+    // uses, rank 0 receives them exactly (cli/wire.h) and assembles the table in SAE order.
+    S::check_d_in(*m.model, saes);
+    run.unembed = S::unembedding(*m.model, mode);
+    std::map<long long, std::string> each;
+    {
+      dist::WorkQueue queue("sae stats SAEs", (long long)saes.size());
+      std::string done;
+      while (auto k = queue.next(std::move(done))) {
+        S::SaeStats r = S::sae_stats(saes[(size_t)*k], run.unembed, a.on("cosine-sim"), a.on("save-projection"), block);
+        wire::Writer w;
+        for (const at::Tensor* t : {&r.stats.mean, &r.stats.std, &r.stats.skewness, &r.stats.kurtosis, &r.projection})
+          w.tensor(*t);
+        done = w.take();
+      }
+      each = queue.finish();
+    }
+    if (dist::rank() != 0) return 0;
+    for (size_t k = 0; k < saes.size(); ++k) {
+      wire::Reader rd(each.at((long long)k));
+      S::SaeStats r;
+      for (at::Tensor* t : {&r.stats.mean, &r.stats.std, &r.stats.skewness, &r.stats.kurtosis, &r.projection})
+        *t = rd.tensor();
+      S::add_sae_rows(run, saes[k], (int)k, r);
+    }
+  }
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const S::StatsTable& t = run.table;
   bool several = saes.size() > 1;

@@ -10,6 +10,7 @@
 
 #include "analysis/sae/train.h"
 #include "cli/common.h"
+#include "cli/distribute.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/fs_guard.h"
@@ -81,7 +82,9 @@ int run_sae_train(int argc, char** argv) {
       "(not fired for --dead-window steps) counted. Batches depend on (--seed, step) only, so --resume (from\n"
       "DIR/checkpoint) gives the same SAE as an uninterrupted run, and continues a finished one when --steps grows.\n"
       "Writes cfg.json, sae_weights.safetensors and sparsity.safetensors (SAELens's format; with several hooks one\n"
-      "subfolder per hook), train_log.jsonl and manifest.json.");
+      "subfolder per hook), train_log.jsonl and manifest.json. Under mpirun the ranks share the harvest's\n"
+      "forwards and each takes every N-th row of each batch, the gradients summed over the ranks: the SAE of one\n"
+      "process with the same --batch, to float reduction order.");
   add_model_flags(a);
   a.multi("hook", "NAME", "hook point to train on, e.g. blocks.3.hook_resid_pre (repeatable)");
   a.opt("corpus", "FILE", "texts, one per line, or .jsonl with \"text\" or \"prompt\" (+ \"answer\") per line");
@@ -126,6 +129,16 @@ int run_sae_train(int argc, char** argv) {
 
   if (o.d_sae < 1) fail("--d-sae must be >= 1");
   if (o.steps < 1 || o.batch < 1) fail("--steps and --batch must be >= 1");
+  // Under mpirun (issue 18): data-parallel, each rank a part of every batch, gradients summed over ranks.
+  o.parallel.rank = dist::rank();
+  o.parallel.size = dist::size();
+  o.parallel.sum_doubles = [](double* p, size_t n) { dist::allreduce_sum(p, n); };
+  o.parallel.sum_floats = [](float* p, size_t n) { dist::allreduce_sum(p, n); };
+  o.parallel.barrier = [] { dist::barrier(); };
+  ho.parallel = o.parallel;  // the harvest's forwards divided over the ranks too
+  if (o.parallel.size > 1 && o.batch < o.parallel.size)
+    fail("--batch ", o.batch, " is smaller than the ", o.parallel.size, " ranks that share each batch");
+  const bool lead = dist::rank() == 0;  // rank 0 alone writes the folder
 
   Loaded m = load_from_flags(a);  // the harvest, and the training, run on --device
   {
@@ -140,7 +153,7 @@ int run_sae_train(int argc, char** argv) {
   // mechscope's is refused at once, not after the work; the SAEs and checkpoints are then written in
   // place (a long run that --resume continues), manifest.json with "complete" last.
   std::string out = a.str("out");
-  report::claim_output_dir(out, "sae train", report::OutputMode::InPlace);
+  if (lead) report::claim_output_dir(out, "sae train", report::OutputMode::InPlace);
   auto t0 = std::chrono::steady_clock::now();
   std::vector<at::Tensor> acts = S::harvest_activations(*m.model, seqs, hooks, ho);
   double t_harvest = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -166,7 +179,8 @@ int run_sae_train(int argc, char** argv) {
                           {"texts", seqs.size()},
                           {"harvest_seconds", t_harvest},
                           {"harvest_tokens", ho.max_tokens},
-                          {"threads", at::get_num_threads()}};
+                          {"threads", at::get_num_threads()},
+                          {"ranks", dist::size()}};
   std::string log_lines;
   for (size_t k = 0; k < hooks.size(); ++k) {
     std::string dir = hooks.size() == 1 ? out : join_path(out, hooks[k]);
@@ -191,11 +205,13 @@ int run_sae_train(int argc, char** argv) {
                 {"trained_by", "mechscope sae train"}};
     auto t1 = std::chrono::steady_clock::now();
     S::SaeTrainResult r = S::train_sae(acts[k], base, o, [&](const S::SaeTrainStatus& s) {
+      if (!lead) return;
       std::fprintf(stderr, "%s step %lld: loss %.5g (mse %.5g, l1 %.5g), L0 %.2f, explained variance %.4f, dead %lld\n",
                    hooks[k].c_str(), (long long)s.step, s.loss, s.mse, s.l1_loss, s.l0, s.explained_variance,
                    (long long)s.dead);
     });
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+    if (!lead) continue;
     mechscope::sae::save_sae(r.sae, dir);
     for (auto& s : r.log)
       log_lines += nlohmann::json{{"hook", hooks[k]},
@@ -224,6 +240,7 @@ int run_sae_train(int argc, char** argv) {
         hooks[k].c_str(), (long long)acts[k].size(0), (long long)o.steps, secs, last.loss, last.l0,
         last.explained_variance, (long long)last.dead, (long long)o.d_sae, dir.c_str());
   }
+  if (!lead) return 0;
   write_file_atomic(join_path(out, "train_log.jsonl"), log_lines);
   man.files.push_back("train_log.jsonl");
   man.extra = settings;

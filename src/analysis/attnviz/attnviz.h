@@ -56,6 +56,12 @@ struct Extracted {
 Extracted extract(const models::HookedModel& model, const std::vector<Input>& texts, const std::vector<int>& layers,
                   double tolerance = 1e-4);
 
+// The texts of several extractions of the same layers (each of one or more texts) as one, in order: each
+// part's q, k and pattern copied into the joint right-padded tensors (padding zero, as extract() leaves
+// it), the check's difference the largest of the parts'. The CLI extracts one text at a time, so any
+// process (an MPI rank, issue 18) computes a text exactly as another would.
+Extracted join_texts(const std::vector<Extracted>& parts);
+
 // softmax(rule(q·k)) with the mask: q, k [text, pos, heads, d] -> [text, heads, pos, pos] (rows of
 // padding queries zero).
 at::Tensor recompute_pattern(const at::Tensor& q, const at::Tensor& k, const at::Tensor& allowed,

@@ -188,4 +188,43 @@ Extracted extract(const models::HookedModel& model, const std::vector<Input>& te
   return ex;
 }
 
+Extracted join_texts(const std::vector<Extracted>& parts) {
+  if (parts.empty()) fail("attnviz: no texts");
+  Extracted ex;
+  const Extracted& first = parts[0];
+  ex.n_heads = first.n_heads;
+  ex.d_head = first.d_head;
+  ex.layers = first.layers;
+  ex.rules = first.rules;
+  ex.device = first.device;
+  ex.max_diff.assign(first.layers.size(), 0.0);
+  for (const auto& p : parts) {
+    if (p.layers != first.layers || p.device != first.device)
+      fail("internal: attnviz extractions of other layers or devices joined");
+    ex.n_texts += p.n_texts;
+    ex.n_pos = std::max(ex.n_pos, p.n_pos);
+    ex.lengths.insert(ex.lengths.end(), p.lengths.begin(), p.lengths.end());
+    for (size_t li = 0; li < p.max_diff.size(); ++li) ex.max_diff[li] = std::max(ex.max_diff[li], p.max_diff[li]);
+  }
+  auto on = at::TensorOptions().dtype(at::kDouble).device(ex.device);
+  const int64_t T = ex.n_texts, P = ex.n_pos, H = ex.n_heads;
+  for (size_t li = 0; li < ex.layers.size(); ++li) {
+    // q, k: [text, pos, heads, d]; pattern: [text, heads, pos, pos]
+    at::Tensor q = at::zeros({T, P, H, first.q[li].size(3)}, on), k = at::zeros({T, P, H, first.k[li].size(3)}, on),
+               pat = at::zeros({T, H, P, P}, on);
+    int64_t t0 = 0;
+    for (const auto& p : parts) {
+      int64_t n = p.n_texts, pp = p.n_pos;
+      q.narrow(0, t0, n).narrow(1, 0, pp).copy_(p.q[li]);
+      k.narrow(0, t0, n).narrow(1, 0, pp).copy_(p.k[li]);
+      pat.narrow(0, t0, n).narrow(2, 0, pp).narrow(3, 0, pp).copy_(p.pattern[li]);
+      t0 += n;
+    }
+    ex.q.push_back(q);
+    ex.k.push_back(k);
+    ex.pattern.push_back(pat);
+  }
+  return ex;
+}
+
 }  // namespace mechscope::analysis::attnviz

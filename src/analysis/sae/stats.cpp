@@ -229,44 +229,56 @@ std::vector<mechscope::sae::SAE> load_sae_dir(const std::string& dir, const mech
   return out;
 }
 
-StatsRun compute_stats(const models::HookedModel& model, const std::vector<mechscope::sae::SAE>& saes, UnembedMode mode,
-                       bool cosine_sim, bool keep_projection, int64_t block) {
-  StatsRun run;
+void check_d_in(const models::HookedModel& model, const std::vector<mechscope::sae::SAE>& saes) {
   for (const auto& s : saes)
     if (s.cfg.d_in != model.config().d_model)
       fail("SAE ", s.source, " has d_in ", s.cfg.d_in, " but the model's d_model (the unembedding's input) is ",
            model.config().d_model);
-  run.unembed = unembedding(model, mode);
-  StatsTable& t = run.table;
-  for (size_t k = 0; k < saes.size(); ++k) {
-    const auto& s = saes[k];
-    StatsOptions o;
-    o.cosine_sim = cosine_sim;
-    o.block = block;
-    at::Tensor full;
-    if (keep_projection) {
-      full = at::empty({s.cfg.d_sae, run.unembed.W_U.size(1)}, at::kFloat);
-      // The saved projection is the output itself: each block comes to the host as it is made.
-      o.on_block = [&](int64_t f0, const at::Tensor& p) { full.slice(0, f0, f0 + p.size(0)).copy_(p); };
-    }
-    FeatureStats fs = logit_weight_stats(s.W_dec, run.unembed.W_U, o);
-    if (keep_projection) run.projections.push_back(full);
-    t.sae_names.push_back(s.cfg.hook_name);
-    int layer = stats_layer(s.cfg.hook_name);
-    at::Tensor sp = s.log_sparsity.defined() ? s.log_sparsity.to(at::kCPU, at::kDouble).contiguous() : at::Tensor();
-    const double *mean = fs.mean.data_ptr<double>(), *sd = fs.std.data_ptr<double>(),
-                 *skew = fs.skewness.data_ptr<double>(), *kurt = fs.kurtosis.data_ptr<double>();
-    for (int64_t f = 0; f < s.cfg.d_sae; ++f) {
-      t.feature.push_back(f);
-      t.layer.push_back(layer);
-      t.sae.push_back((int)k);
-      t.mean.push_back(mean[f]);
-      t.std.push_back(sd[f]);
-      t.skewness.push_back(skew[f]);
-      t.kurtosis.push_back(kurt[f]);
-      t.log_feature_sparsity.push_back(sp.defined() ? sp.data_ptr<double>()[f] : std::nan(""));
-    }
+}
+
+SaeStats sae_stats(const mechscope::sae::SAE& s, const Unembedding& unembed, bool cosine_sim, bool keep_projection,
+                   int64_t block) {
+  SaeStats r;
+  StatsOptions o;
+  o.cosine_sim = cosine_sim;
+  o.block = block;
+  if (keep_projection) {
+    r.projection = at::empty({s.cfg.d_sae, unembed.W_U.size(1)}, at::kFloat);
+    // The saved projection is the output itself: each block comes to the host as it is made.
+    o.on_block = [&](int64_t f0, const at::Tensor& p) { r.projection.slice(0, f0, f0 + p.size(0)).copy_(p); };
   }
+  r.stats = logit_weight_stats(s.W_dec, unembed.W_U, o);
+  return r;
+}
+
+void add_sae_rows(StatsRun& run, const mechscope::sae::SAE& s, int index, const SaeStats& r) {
+  StatsTable& t = run.table;
+  if (r.projection.defined()) run.projections.push_back(r.projection);
+  t.sae_names.push_back(s.cfg.hook_name);
+  int layer = stats_layer(s.cfg.hook_name);
+  at::Tensor sp = s.log_sparsity.defined() ? s.log_sparsity.to(at::kCPU, at::kDouble).contiguous() : at::Tensor();
+  const FeatureStats& fs = r.stats;
+  const double *mean = fs.mean.data_ptr<double>(), *sd = fs.std.data_ptr<double>(),
+               *skew = fs.skewness.data_ptr<double>(), *kurt = fs.kurtosis.data_ptr<double>();
+  for (int64_t f = 0; f < s.cfg.d_sae; ++f) {
+    t.feature.push_back(f);
+    t.layer.push_back(layer);
+    t.sae.push_back(index);
+    t.mean.push_back(mean[f]);
+    t.std.push_back(sd[f]);
+    t.skewness.push_back(skew[f]);
+    t.kurtosis.push_back(kurt[f]);
+    t.log_feature_sparsity.push_back(sp.defined() ? sp.data_ptr<double>()[f] : std::nan(""));
+  }
+}
+
+StatsRun compute_stats(const models::HookedModel& model, const std::vector<mechscope::sae::SAE>& saes, UnembedMode mode,
+                       bool cosine_sim, bool keep_projection, int64_t block) {
+  check_d_in(model, saes);
+  StatsRun run;
+  run.unembed = unembedding(model, mode);
+  for (size_t k = 0; k < saes.size(); ++k)
+    add_sae_rows(run, saes[k], (int)k, sae_stats(saes[k], run.unembed, cosine_sim, keep_projection, block));
   return run;
 }
 

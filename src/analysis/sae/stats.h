@@ -83,6 +83,21 @@ struct StatsRun {
   std::vector<at::Tensor> projections;  // per SAE [d_sae, d_vocab] when keep_projection, else empty
 };
 
+// Error naming the SAE when its d_in is not the model's d_model (the unembedding's input).
+void check_d_in(const models::HookedModel& model, const std::vector<mechscope::sae::SAE>& saes);
+
+// One SAE's part of compute_stats: its moments and, when keep_projection, its projection [d_sae, d_vocab]
+// (on the host). Depends on nothing but the SAE and W_U, so any process computes the same numbers.
+struct SaeStats {
+  FeatureStats stats;
+  at::Tensor projection;  // undefined unless keep_projection
+};
+SaeStats sae_stats(const mechscope::sae::SAE& sae, const Unembedding& unembed, bool cosine_sim, bool keep_projection,
+                   int64_t block = 256);
+// Appends the rows of SAE number `index` (its features in order) to run.table and its projection to
+// run.projections when defined; called in SAE order.
+void add_sae_rows(StatsRun& run, const mechscope::sae::SAE& sae, int index, const SaeStats& r);
+
 // The statistics of every feature of every SAE (rows in SAE order, then feature order), each SAE's
 // d_in checked against d_model.
 StatsRun compute_stats(const models::HookedModel& model, const std::vector<mechscope::sae::SAE>& saes, UnembedMode mode,

@@ -31,8 +31,9 @@ std::vector<at::Tensor> harvest_activations(const models::HookedModel& model,
     hs.add(hooks[k], [&fired, k](at::Tensor& t, const hooks::HookContext&) {
       fired[k] = t.dim() == 4 ? t.flatten(2) : t;  // hook_z: [b, p, heads * d_head]
     });
+  const DataParallel& dp = opt.parallel;
   size_t next = 0;
-  while (next < order.size()) {
+  for (int64_t forward = 0; next < order.size(); ++forward) {
     // One forward over the next sequences, right-padded to the longest: padding keys are masked out and
     // real tokens keep positions 0.., so every real row equals the sequence's own run.
     int64_t len = (int64_t)seqs[order[next]].size();
@@ -41,6 +42,10 @@ std::vector<at::Tensor> harvest_activations(const models::HookedModel& model,
            (int64_t)(end - next + 1) * len <= opt.max_tokens)
       ++end;
     int64_t b = (int64_t)(end - next);
+    if (forward % dp.size != dp.rank) {  // another process's forward: its rows arrive in the sum below
+      next = end;
+      continue;
+    }
     // Made on the host row by row, then sent to the model's device in one copy each.
     at::Tensor ids = at::zeros({b, len}, at::kLong), mask = at::zeros({b, len}, at::kLong);
     bool padded = false;
@@ -69,6 +74,22 @@ std::vector<at::Tensor> harvest_activations(const models::HookedModel& model,
     }
     next = end;
   }
+  if (dp.size > 1) {
+    // Each hook's width, from a process that ran a forward (one with none has no row to read it from).
+    std::vector<double> width(hooks.size() + 1, 0.0);
+    for (size_t k = 0; k < hooks.size(); ++k)
+      for (auto& t : rows[k])
+        if (t.defined()) {
+          width[k] = (double)t.size(1), width.back() = 1;
+          break;
+        }
+    dp.sum_doubles(width.data(), width.size());
+    for (size_t k = 0; k < hooks.size(); ++k)
+      for (size_t i = 0; i < seqs.size(); ++i)
+        if (!rows[k][i].defined() && !seqs[i].empty())
+          rows[k][i] = at::zeros({(int64_t)seqs[i].size(), (int64_t)(width[k] / width.back())},
+                                 at::TensorOptions().dtype(at::kFloat).device(model.device()));
+  }
   std::vector<at::Tensor> out;
   for (auto& per_seq : rows) {
     std::vector<at::Tensor> parts;
@@ -76,6 +97,11 @@ std::vector<at::Tensor> harvest_activations(const models::HookedModel& model,
       if (t.defined()) parts.push_back(t);
     if (parts.empty()) fail("the corpus gave no activations");
     out.push_back(at::cat(parts, 0));
+    if (dp.size > 1) {  // every row from the one process that computed it, plus zeros: exact
+      at::Tensor host = out.back().to(at::kCPU).contiguous();
+      dp.sum_floats(host.data_ptr<float>(), (size_t)host.numel());
+      out.back() = host.to(model.device());
+    }
   }
   return out;
 }
@@ -134,6 +160,10 @@ SaeTrainResult train_sae(const at::Tensor& acts_in, const mechscope::sae::SAECon
   for (auto& p : params) adam.m.push_back(at::zeros_like(p)), adam.v.push_back(at::zeros_like(p));
   at::Tensor since_fired = at::zeros({ds}, at::TensorOptions().dtype(at::kLong).device(dev));
   int64_t start = 0;
+  const DataParallel& dp = o.parallel;
+  const bool lead = dp.rank == 0;  // the one process that writes checkpoints
+  if (dp.size > 1 && o.batch < dp.size)
+    fail("--batch ", o.batch, " is smaller than the ", dp.size, " processes that share each batch");
   SaeTrainResult res;
 
   std::string state_json = o.checkpoint_dir.empty() ? "" : join_path(o.checkpoint_dir, "state.json");
@@ -158,6 +188,30 @@ SaeTrainResult train_sae(const at::Tensor& acts_in, const mechscope::sae::SAECon
       s.explained_variance = l["explained_variance"], s.dead = l["dead"];
       res.log.push_back(s);
     }
+  }
+  if (dp.size > 1) {
+    // Rank 0's state on every rank, summed with zeros (exact): the ranks then take the same steps, and a
+    // rank that sees no checkpoint (no shared filesystem) resumes from rank 0's.
+    at::NoGradGuard ng;
+    std::vector<at::Tensor*> state;
+    for (int i = 0; i < 4; ++i) state.insert(state.end(), {&params[i], &adam.m[i], &adam.v[i]});
+    std::vector<at::Tensor> flat;
+    for (auto* t : state) flat.push_back(t->reshape({-1}).to(at::kCPU));
+    at::Tensor all = at::cat(flat).contiguous();
+    if (!lead) all.zero_();
+    dp.sum_floats(all.data_ptr<float>(), (size_t)all.numel());
+    int64_t at_ = 0;
+    for (auto* t : state) {
+      *t = all.narrow(0, at_, t->numel()).view(t->sizes()).clone().to(dev);
+      at_ += t->numel();
+    }
+    at::Tensor counts = since_fired.to(at::kCPU, at::kDouble).contiguous();
+    if (!lead) counts.zero_();
+    dp.sum_doubles(counts.data_ptr<double>(), (size_t)counts.numel());
+    since_fired = counts.to(at::kLong).to(dev);
+    double first = lead ? (double)start : 0;
+    dp.sum_doubles(&first, 1);
+    start = res.resumed_from = (int64_t)first;
   }
   for (auto& p : params) p.requires_grad_(true);
   auto log_json = [&]() {
@@ -189,20 +243,45 @@ SaeTrainResult train_sae(const at::Tensor& acts_in, const mechscope::sae::SAECon
                       nlohmann::json{{"step", step}, {"d_in", d}, {"d_sae", ds}, {"log", log_json()}}.dump());
   };
 
+  // A sum over all ranks, in place, of host tensors of one dtype (float or double).
+  auto sum_over_ranks = [&](at::Tensor& t) {
+    at::Tensor h = t.to(at::kCPU).contiguous();
+    if (h.scalar_type() == at::kDouble) dp.sum_doubles(h.data_ptr<double>(), (size_t)h.numel());
+    else dp.sum_floats(h.data_ptr<float>(), (size_t)h.numel());
+    t = h.to(dev);
+  };
   for (int64_t step = start; step < o.steps; ++step) {
-    at::Tensor x = acts.index_select(0, batch_rows(o.seed, step, n, o.batch, dev));
+    at::Tensor rows = batch_rows(o.seed, step, n, o.batch, dev);
+    if (dp.size > 1) rows = rows.slice(0, dp.rank, o.batch, dp.size);  // this rank's part: every size-th row
+    at::Tensor x = acts.index_select(0, rows);
     at::Tensor& We = params[0];
     at::Tensor& be = params[1];
     at::Tensor& Wd = params[2];
     at::Tensor& bd = params[3];
     at::Tensor a = at::relu(at::matmul(x - bd, We) + be);
     at::Tensor xh = at::matmul(a, Wd) + bd;
-    at::Tensor mse = (xh - x).pow(2).sum(-1).mean();
-    at::Tensor l1 = (a * Wd.norm(2, {1})).abs().sum(-1).mean();
+    // One process: means over the batch; a rank: its rows' share of the global batch's mean.
+    auto over_batch = [&](const at::Tensor& per_row) {
+      return dp.size == 1 ? per_row.mean() : per_row.sum() / (double)o.batch;
+    };
+    at::Tensor mse = over_batch((xh - x).pow(2).sum(-1));
+    at::Tensor l1 = over_batch((a * Wd.norm(2, {1})).abs().sum(-1));
     at::Tensor loss = mse + o.l1 * l1;
     for (auto& p : params)
       if (p.grad().defined()) p.mutable_grad().zero_();
     loss.backward();
+    if (dp.size > 1) {  // the global batch's gradient: the sum of the parts'
+      at::NoGradGuard ng;
+      std::vector<at::Tensor> flat;
+      for (auto& p : params) flat.push_back(p.grad().reshape({-1}));
+      at::Tensor all = at::cat(flat);
+      sum_over_ranks(all);  // one copy each way
+      int64_t at_ = 0;
+      for (auto& p : params) {
+        p.mutable_grad().copy_(all.narrow(0, at_, p.numel()).view(p.sizes()));
+        at_ += p.numel();
+      }
+    }
     {
       at::NoGradGuard ng;
       // remove_gradient_parallel_to_decoder_directions: keeps the unit-norm constraint first-order.
@@ -213,18 +292,36 @@ SaeTrainResult train_sae(const at::Tensor& acts_in, const mechscope::sae::SAECon
     at::NoGradGuard ng;
     Wd.div_(Wd.norm(2, {1}, true));
     at::Tensor fired = (a > 0).any(0);
+    if (dp.size > 1) {  // fired on any rank's rows
+      at::Tensor f = fired.to(at::kFloat);
+      sum_over_ranks(f);
+      fired = f > 0;
+    }
     since_fired.add_(1).masked_fill_(fired, 0);
     bool last = step + 1 == o.steps;
     if ((step + 1) % o.log_every == 0 || last) {
       SaeTrainStatus s;
       s.step = step + 1;
       // One copy back per log line: the losses, L0, the batch's variance and the dead count together.
-      at::Tensor vals = at::stack({loss.detach().to(at::kDouble), mse.detach().to(at::kDouble),
-                                   l1.detach().to(at::kDouble), (a > 0).sum(-1).to(at::kDouble).mean(),
-                                   (x - x.mean({0}, true)).pow(2).sum(-1).mean().to(at::kDouble),
-                                   (since_fired > o.dead_window).sum().to(at::kDouble)})
-                            .to(at::kCPU)
-                            .contiguous();
+      at::Tensor vals;
+      if (dp.size == 1) {
+        vals = at::stack({loss.detach().to(at::kDouble), mse.detach().to(at::kDouble), l1.detach().to(at::kDouble),
+                          (a > 0).sum(-1).to(at::kDouble).mean(),
+                          (x - x.mean({0}, true)).pow(2).sum(-1).mean().to(at::kDouble),
+                          (since_fired > o.dead_window).sum().to(at::kDouble)})
+                   .to(at::kCPU)
+                   .contiguous();
+      } else {  // the parts' sums over all ranks, the variance about the global batch's mean
+        at::Tensor mean = x.to(at::kDouble).sum(0) / (double)o.batch;
+        sum_over_ranks(mean);
+        vals = at::stack({loss.detach().to(at::kDouble), mse.detach().to(at::kDouble), l1.detach().to(at::kDouble),
+                          (a > 0).sum().to(at::kDouble) / (double)o.batch,
+                          (x.to(at::kDouble) - mean).pow(2).sum() / (double)o.batch,
+                          at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(dev))});
+        sum_over_ranks(vals);
+        vals = vals.to(at::kCPU).contiguous();
+        vals[5].fill_((double)(since_fired > o.dead_window).sum().item<int64_t>());  // the same on every rank
+      }
       const double* v = vals.data_ptr<double>();
       s.loss = v[0];
       s.mse = v[1];
@@ -236,10 +333,11 @@ SaeTrainResult train_sae(const at::Tensor& acts_in, const mechscope::sae::SAECon
       if (on_log) on_log(s);
     }
     // The last step is checkpointed too, so --resume with more --steps continues a finished run.
-    if (!o.checkpoint_dir.empty() && ((o.checkpoint_every > 0 && (step + 1) % o.checkpoint_every == 0) || last))
+    if (lead && !o.checkpoint_dir.empty() && ((o.checkpoint_every > 0 && (step + 1) % o.checkpoint_every == 0) || last))
       save_checkpoint(step + 1);
   }
 
+  if (!lead) return res;  // the SAE is rank 0's to describe and save
   mechscope::sae::SAE& s = res.sae;
   s.cfg = base;
   s.cfg.architecture = mechscope::sae::Architecture::Standard;

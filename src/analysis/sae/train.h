@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "analysis/train/train.h"  // DataParallel
 #include "models/model.h"
 #include "sae/sae.h"
 
@@ -18,6 +19,9 @@ namespace mechscope::analysis::sae {
 struct HarvestOptions {
   int64_t max_seqs = 64;      // sequences per forward
   int64_t max_tokens = 8192;  // padded tokens per forward (a longer sequence runs alone)
+  // Over several processes (issue 18): each runs every size-th forward and the rows are summed over
+  // all of them (the others' zero), so every process ends with the activations one process harvests.
+  DataParallel parallel;
 };
 
 // Runs the sequences through the model in batches (longest first, right-padded, padding masked, so each
@@ -39,6 +43,11 @@ struct SaeTrainOptions {
   uint64_t seed = 0;
   bool resume = false;         // continue from <checkpoint_dir>/state.json when present
   std::string checkpoint_dir;  // empty: no checkpoints
+  // Data-parallel (issue 18): every process holds the same activations; each takes every size-th row
+  // of each step's batch, and the gradients, the fired features and the logged sums are summed over all
+  // of them, so any number of processes trains the SAE one process trains (to float reduction order).
+  // Rank 0's starting state (initialisation or checkpoint) is given to all; rank 0 alone checkpoints.
+  DataParallel parallel;
 };
 
 struct SaeTrainStatus {
