@@ -163,7 +163,7 @@ SaeTrainResult train_sae(const at::Tensor& acts_in, const mechscope::sae::SAECon
   const DataParallel& dp = o.parallel;
   const bool lead = dp.rank == 0;  // the one process that writes checkpoints
   if (dp.size > 1 && o.batch < dp.size)
-    fail("--batch ", o.batch, " is smaller than the ", dp.size, " processes that share each batch");
+    fail(option("batch"), " ", o.batch, " is smaller than the ", dp.size, " processes that share each batch");
   SaeTrainResult res;
 
   std::string state_json = o.checkpoint_dir.empty() ? "" : join_path(o.checkpoint_dir, "state.json");
