@@ -200,18 +200,11 @@ int run_ablate(int argc, char** argv) {
   for (auto& t : r.targets) {
     at::Tensor v = t.values.to(at::kFloat);
     tensors.emplace_back(t.name, v);
-    j["targets"].push_back({{"name", t.name},
-                            {"axes", t.axes},
-                            {"shape", v.sizes().vec()},
-                            {"seconds", t.seconds},
-                            {"values", nlohmann::json::parse(tensor_json(v))}});
+    j["targets"].push_back(target_json(t, v));
     j["timings"][t.name + "_s"] = t.seconds;
   }
-  io::write_safetensors(join_path(out.dir(), "ablate.safetensors"), tensors,
-                        {{"model", m.dir}, {"kind", kind_name}, {"metric", P::metric_name(metric.kind)}});
-  out.add_file("ablate.safetensors");
-  write_file_atomic(join_path(out.dir(), "ablate.json"), j.dump(1));
-  out.add_file("ablate.json");
+  write_target_files(out, "ablate", tensors,
+                     {{"model", m.dir}, {"kind", kind_name}, {"metric", P::metric_name(metric.kind)}}, j);
   out.html.add_number("model", m.dir);
   out.html.add_number("ablation", kind_name);
   out.html.add_number("clean " + P::metric_name(metric.kind), r.clean_metric, 4);
@@ -219,10 +212,7 @@ int run_ablate(int argc, char** argv) {
   for (size_t i = 0; i < r.targets.size(); ++i) {
     const auto& t = r.targets[i];
     out.save_figure(P::heatmap_figure(t.name, t.name, tensors[i].second, t.axes, fl));
-    if (t.axes == std::vector<std::string>{"layer", "pos"}) {
-      out.save_figure(P::surface_figure(t.name + "_surface", t.name, tensors[i].second, fl));
-      out.save_figure(P::layer_animation(t.name + "_by_layer", t.name, tensors[i].second, fl));
-    }
+    save_layer_pos_figures(out, t, tensors[i].second, fl);
   }
   out.manifest.extra = {{"kind", kind_name}, {"targets", targets}};
   out.finish();

@@ -180,8 +180,7 @@ int run_patch(int argc, char** argv) {
   for (auto& t : r.targets) {
     at::Tensor v = value_of(t.values).to(at::kFloat);
     tensors.emplace_back(t.name, v);
-    nlohmann::json tj{{"name", t.name}, {"axes", t.axes}, {"shape", v.sizes().vec()}, {"seconds", t.seconds}};
-    tj["values"] = nlohmann::json::parse(tensor_json(v));
+    nlohmann::json tj = target_json(t, v);
     if (t.exact.defined()) {
       at::Tensor e = value_of(t.exact).to(at::kFloat);
       tensors.emplace_back("exact." + t.name, e);
@@ -196,10 +195,7 @@ int run_patch(int argc, char** argv) {
                                           {"method", P::method_name(method)},
                                           {"metric", P::metric_name(in.metric_kind)},
                                           {"normalised", raw ? "false" : "true"}};
-  io::write_safetensors(join_path(out.dir(), "patch.safetensors"), tensors, meta);
-  out.add_file("patch.safetensors");
-  write_file_atomic(join_path(out.dir(), "patch.json"), j.dump(1));
-  out.add_file("patch.json");
+  write_target_files(out, "patch", tensors, meta, j);
 
   out.html.add_number("model", m.dir);
   out.html.add_number("method", P::method_name(method));
@@ -212,13 +208,7 @@ int run_patch(int argc, char** argv) {
     at::Tensor v = tensors[i + (exact_vals.empty() ? 0 : i)].second;  // value tensors interleave with exact ones
     out.save_figure(P::heatmap_figure(t.name, t.name, v, t.axes, labels));
   }
-  for (size_t i = 0; i < r.targets.size(); ++i) {
-    const auto& t = r.targets[i];
-    if (t.axes != std::vector<std::string>{"layer", "pos"}) continue;
-    at::Tensor v = value_of(t.values);
-    out.save_figure(P::surface_figure(t.name + "_surface", t.name, v, labels));
-    out.save_figure(P::layer_animation(t.name + "_by_layer", t.name, v, labels));
-  }
+  for (const auto& t : r.targets) save_layer_pos_figures(out, t, value_of(t.values), labels);
   if (!exact_vals.empty()) {
     std::vector<std::string> names;
     for (auto& t : r.targets) names.push_back(t.name);
