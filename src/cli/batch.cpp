@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <set>
 
@@ -27,13 +28,32 @@ struct MergeSource {
 };
 std::optional<MergeSource> g_merge;
 
-// FNV-1a, 64 bits: a fingerprint of the items' inputs, compared between shards (not a security hash).
-std::string fingerprint(const std::string& bytes) {
+// FNV-1a, 64 bits: a fingerprint of the items' inputs, compared between shards, and a check of each
+// item file (not a security hash).
+uint64_t fnv(const std::string& bytes) {
   uint64_t h = 1469598103934665603ull;
   for (unsigned char c : bytes) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+std::string fingerprint(const std::string& bytes) {
   char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", (unsigned long long)h);
+  std::snprintf(buf, sizeof buf, "%016llx", (unsigned long long)fnv(bytes));
   return buf;
+}
+
+// An item file: the result's bytes, then their FNV-1a (so a damaged file is named, not decoded).
+std::string item_file(const std::string& result) {
+  uint64_t h = fnv(result);
+  return result + std::string(reinterpret_cast<const char*>(&h), sizeof h);
+}
+std::string item_result(const std::string& path) {
+  std::string bytes = read_file(path);
+  uint64_t h = 0;
+  if (bytes.size() >= sizeof h) std::memcpy(&h, bytes.data() + bytes.size() - sizeof h, sizeof h);
+  if (bytes.size() < sizeof h || fnv(bytes.substr(0, bytes.size() - sizeof h)) != h)
+    fail(path, " is damaged (its check sum does not match): run that shard again, then merge");
+  bytes.resize(bytes.size() - sizeof h);
+  return bytes;
 }
 
 std::string record_path(const std::string& dir) { return join_path(dir, "shard.json"); }
@@ -84,7 +104,7 @@ std::optional<std::map<long long, std::string>> run(const Job& job, const std::s
            " here): run merge where the shards' files are, unchanged, or recompute the shards");
     std::map<long long, std::string> each;
     const size_t count = g_merge->dirs.size();
-    for (long long k = 0; k < n; ++k) each[k] = read_file(item_path(g_merge->dirs[(size_t)k % count], k));
+    for (long long k = 0; k < n; ++k) each[k] = item_result(item_path(g_merge->dirs[(size_t)k % count], k));
     return each;
   }
   if (job.shard.on) {
@@ -103,7 +123,7 @@ std::optional<std::map<long long, std::string>> run(const Job& job, const std::s
       Progress progress(label, mine);
       for (long long k = 0; k < n; ++k) {
         if (!job.shard.mine(k)) continue;
-        write_file_atomic(item_path(job.out, k), compute(k));
+        write_file_atomic(item_path(job.out, k), item_file(compute(k)));
         progress.tick();
       }
     }

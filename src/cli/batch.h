@@ -6,7 +6,8 @@
 // (never from the rank), and combines every item's bytes in index order. run() below decides where
 // the items are computed:
 //   - one process, or MPI ranks (dist::WorkQueue): the process that writes the output gets them all;
-//   - --shard i/N: this process computes the items i mod N into OUT/items/<k>.bin, with OUT/shard.json
+//   - --shard i/N: this process computes the items i mod N into OUT/items/<k>.bin (the bytes and their
+//     FNV-1a, so merge names a damaged file rather than decoding it), with OUT/shard.json
 //     recording the command line, the shard and a fingerprint of the items' inputs ("complete" only
 //     once every item of the slice is written), and writes nothing else;
 //   - `mechscope merge OUT DIR...` (merge() below): the shards are checked against each other, then
