@@ -62,7 +62,7 @@ std::string item_path(const std::string& dir, long long k) {
 }
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
-const std::vector<std::string> kNotOptions{"shard", "out", "overwrite"};
+const std::vector<std::string> kNotOptions{"shard", "out", "overwrite", "resume"};
 
 }  // namespace
 
@@ -70,9 +70,12 @@ void add_shard_flag(Args& a) {
   a.opt("shard", "i/N",
         "compute only the items whose index is i modulo N, into --out, for `mechscope merge` (a run without "
         "mpirun: Slurm job arrays, machines that share no network)");
+  a.flag("resume",
+         "with --shard: keep the items an earlier run of this shard wrote into --out (the same command line and "
+         "inputs) and compute only the missing ones");
 }
 
-Job start(const Args& a) {
+Job start(const Args& a, bool shards) {
   Job j;
   j.command = a.command();
   j.out = a.str("out");
@@ -80,15 +83,24 @@ Job start(const Args& a) {
   j.command_line = a.command_line(kNotOptions);
   j.options = a.given();
   for (auto& k : kNotOptions) j.options.erase(k);
-  if (!a.has("shard")) return j;
+  j.resume = shards && a.on("resume");  // heads all's --resume is its own
+  if (!a.has("shard")) {
+    if (j.resume)
+      fail("--resume goes with --shard i/N (a shard keeps its finished items); ", j.command,
+           " without --shard computes every item again");
+    return j;
+  }
   j.shard = dist::parse_shard(a.str("shard"));
   if (dist::size() > 1)
     fail("--shard is for runs without mpirun (mpirun -np N already divides the items among its ranks)");
+  if (j.resume && report::overwrite()) fail("--resume and --overwrite exclude each other");
   report::claim_output_dir(j.out, j.command, report::OutputMode::InPlace);
-  if (file_exists(record_path(j.out)) && !report::overwrite())
-    fail("--out ", j.out, " holds an earlier shard: give a new folder or --overwrite");
-  std::error_code ec;
-  std::filesystem::remove_all(join_path(j.out, "items"), ec);
+  if (file_exists(record_path(j.out)) && !report::overwrite() && !j.resume)
+    fail("--out ", j.out, " holds an earlier shard: pass --resume to continue it, or give a new folder or --overwrite");
+  if (!j.resume) {
+    std::error_code ec;
+    std::filesystem::remove_all(join_path(j.out, "items"), ec);
+  }
   return j;
 }
 
@@ -115,14 +127,34 @@ std::optional<std::map<long long, std::string>> run(const Job& job, const std::s
              {"items", n},
              {"inputs", fp},
              {"complete", false}};
+    // --resume: the items of an earlier run of the same shard, command line and inputs are kept.
+    std::set<long long> kept;
+    if (job.resume && file_exists(record_path(job.out))) {
+      json old = read_json_file(record_path(job.out));
+      for (const char* k : {"command", "options", "shard", "items", "inputs"})
+        if (!old.is_object() || old.value(k, json()) != rec[k])
+          fail("--resume: the shard in ", job.out, " was made with other ", k == std::string("inputs") ? "inputs" : k,
+               " than this run; use the same command line and files, or --overwrite");
+      for (long long k = 0; k < n; ++k)
+        if (job.shard.mine(k) && file_exists(item_path(job.out, k))) {
+          try {
+            item_result(item_path(job.out, k));
+            kept.insert(k);
+          } catch (const Error&) {  // a damaged item is computed again
+          }
+        }
+    }
     write_file_atomic(record_path(job.out), rec.dump(1) + "\n");
     make_dirs(join_path(job.out, "items"));
     long long mine = 0;
     for (long long k = 0; k < n; ++k) mine += job.shard.mine(k);
+    if (job.resume)
+      std::fprintf(stderr, "resuming: %zu of %lld items of shard %d/%d already done\n", kept.size(), mine,
+                   job.shard.index, job.shard.count);
     {
-      Progress progress(label, mine);
+      Progress progress(label, mine - (long long)kept.size());
       for (long long k = 0; k < n; ++k) {
-        if (!job.shard.mine(k)) continue;
+        if (!job.shard.mine(k) || kept.count(k)) continue;
         write_file_atomic(item_path(job.out, k), item_file(compute(k)));
         progress.tick();
       }

@@ -25,7 +25,7 @@
 
 namespace mechscope::cli::batch {
 
-// --shard i/N (for the commands above but heads all).
+// --shard i/N and --resume (for the commands above but heads all).
 void add_shard_flag(Args& a);
 
 struct Job {
@@ -33,6 +33,7 @@ struct Job {
   std::string out;      // --out
   dist::Shard shard;
   bool merging = false;                   // run by merge: the items come from the shard folders
+  bool resume = false;                    // --resume (with --shard): finished items are kept
   std::vector<std::string> command_line;  // as merge runs it again: without --shard, --out, --overwrite
   std::map<std::string, std::vector<std::string>> options;  // the given flags but those three
   // Whether this process writes the command's output folder: a plain run, rank 0, or merge (a shard
@@ -42,8 +43,9 @@ struct Job {
   bool spread() const { return shard.on || merging || dist::active(); }
 };
 
-// After a.parse(): --shard is checked (not under mpirun) and a shard's folder claimed.
-Job start(const Args& a);
+// After a.parse(): --shard is checked (not under mpirun) and a shard's folder claimed. `shards`: the
+// command took add_shard_flag (heads all runs over ranks only and has a --resume of its own).
+Job start(const Args& a, bool shards = true);
 
 // Every item's result by index on the process that writes the output (lead()); nullopt elsewhere (the
 // other ranks, a shard once its items are written: the command then returns 0). `inputs` is what the

@@ -78,7 +78,7 @@ int run_all(int argc, char** argv) {
   // Over MPI ranks (issue 18) the screen's pairs and each stage's generation batches are items; rank 0
   // alone reads and writes the folder and tells the other ranks the heads and the stages to run. No
   // --shard: each stage needs the one before it whole.
-  batch::Job job = batch::start(a);
+  batch::Job job = batch::start(a, false);
   const bool lead = job.lead();
   // A batch run written in place (stages are resumed), as locate: lock, status, no foreign folder.
   std::string run_path = join_path(dir, "run.json");

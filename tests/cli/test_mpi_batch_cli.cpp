@@ -247,3 +247,47 @@ TEST(MpiBatch, ShardUnderMpirunRefused) {
   EXPECT_NE(r.code, 0);
   EXPECT_TRUE(contains(r.err, "--shard is for runs without mpirun")) << r.err;
 }
+
+// A shard killed part-way (its record not complete, an item missing) rerun with --resume computes only
+// the missing items, keeps the others as they are, and merges into the folder of one process; --resume
+// with other options is refused.
+TEST(MpiBatch, ShardResumeComputesOnlyMissingItems) {
+  std::string dir = mstest::tmp_dir("mpib-shard-resume");
+  std::string pairs = write_pairs(dir);
+  auto cmd = patch_cmd(pairs);
+  ASSERT_EQ(run_cli(cmd(dir + "/one")).code, 0);
+  for (int i = 0; i < 2; ++i) {
+    auto c = cmd(dir + "/s" + std::to_string(i));
+    c.insert(c.end(), {"--shard", std::to_string(i) + "/2"});
+    ASSERT_EQ(run_cli(c).code, 0);
+  }
+  // Shard 0/2 holds items 0, 2, 4, 6: as if killed after three of them.
+  fs::remove(dir + "/s0/items/4.bin");
+  json rec = json::parse(mechscope::read_file(dir + "/s0/shard.json"));
+  rec["complete"] = false;
+  std::ofstream(dir + "/s0/shard.json") << rec.dump(1);
+  auto kept = fs::last_write_time(dir + "/s0/items/2.bin");
+  expect_refused(dir, {"s0", "s1"}, "did not finish");
+
+  auto again = cmd(dir + "/s0");
+  again.insert(again.end(), {"--shard", "0/2", "--resume"});
+  auto r = run_cli(again);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(contains(r.err, "resuming: 3 of 4 items of shard 0/2 already done")) << r.err;
+  EXPECT_EQ(fs::last_write_time(dir + "/s0/items/2.bin"), kept);
+  auto m = run_cli({"merge", dir + "/merged", dir + "/s1", dir + "/s0"});
+  ASSERT_EQ(m.code, 0) << m.err;
+  EXPECT_EQ(differ(folder(dir + "/one"), folder(dir + "/merged")), "");
+
+  auto other = patch_cmd(pairs, "resid_pre")(dir + "/s0");
+  other.insert(other.end(), {"--shard", "0/2", "--resume"});
+  auto o = run_cli(other);
+  EXPECT_EQ(o.code, 2);
+  EXPECT_TRUE(contains(o.err, "--resume: the shard in")) << o.err;
+  EXPECT_TRUE(contains(o.err, "other options")) << o.err;
+  auto plain = cmd(dir + "/p");
+  plain.push_back("--resume");
+  auto p = run_cli(plain);
+  EXPECT_EQ(p.code, 2);
+  EXPECT_TRUE(contains(p.err, "--resume goes with --shard")) << p.err;
+}
