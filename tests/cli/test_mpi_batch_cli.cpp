@@ -196,6 +196,23 @@ TEST(MpiBatch, HeadsAblateRanksEqualOneProcess) {
   expect_ranks_equal(dir, heads_cmd("ablate", dir), 3);
 }
 
+// heads all over 2 and 3 ranks: the screen's pairs, then each emotion's ablation and patching batches
+// are items (rank 0 sends the chosen heads); the folder, figures included, is that of one process.
+TEST(MpiBatch, HeadsAllRanksEqualOneProcess) {
+  SKIP_WITHOUT_MPI();
+  std::string dir = mstest::tmp_dir("mpib-heads-all");
+  write_profile(dir);
+  auto cmd = [&](const std::string& out) {
+    return std::vector<std::string>{"heads",        "all", "--model",      mstest::fixture("gpt2/model"),
+                                    "--profile",    dir,   "--top-n",      "2",
+                                    "--max-tokens", "4",   "--batch-size", "2",
+                                    "--resamples",  "200", "--threads",    "1",
+                                    "--out",        out};
+  };
+  // run.json, the screen's two files, two emotions' ablation and patching pairs, four figures.
+  expect_ranks_equal(dir, cmd, 15);
+}
+
 // patch --pairs as shards 0/3, 1/3, 2/3 merged in any order equal one process; merge refuses a
 // missing shard, a duplicate, a shard of other options and an unfinished one, one error each.
 TEST(MpiBatch, PatchShardsMergeEqualOneProcess) {
