@@ -1,5 +1,6 @@
 #include "cli/args.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -125,6 +126,18 @@ bool Args::parse(int argc, char** argv) {
       fail("missing argument ", p.name, " (see mechscope ", command_, " --help)");
   if (find("out")) report::set_overwrite(has("overwrite"));
   return true;
+}
+
+std::vector<std::string> Args::command_line(const std::vector<std::string>& without) const {
+  std::vector<std::string> out = split(command_, ' ');
+  for (auto& [name, value] : order_) {
+    if (std::find(without.begin(), without.end(), name) != without.end()) continue;
+    out.push_back("--" + name);
+    if (!find(name)->is_flag) out.push_back(value);
+  }
+  for (auto& p : positionals_)
+    for (auto& v : all(p.name)) out.push_back(v);
+  return out;
 }
 
 bool Args::has(const std::string& name) const { return values_.count(name) > 0; }

@@ -42,6 +42,12 @@ class Args {
   // Values in command-line order for a set of flags, e.g. --prompt and --ids interleaved.
   std::vector<std::pair<std::string, std::string>> ordered(const std::vector<std::string>& names) const;
 
+  // The command line as parsed, for running it again (merge, issue 18): the command's words, each
+  // given flag in order (but those in `without`) as --name [VALUE], then the positionals.
+  std::vector<std::string> command_line(const std::vector<std::string>& without) const;
+  // Every given flag and positional with its values.
+  const std::map<std::string, std::vector<std::string>>& given() const { return values_; }
+
   std::string help_text() const;
   const std::string& command() const { return command_; }
 

@@ -9,9 +9,11 @@
 
 #include "analysis/patching/figures.h"
 #include "analysis/patching/patching.h"
+#include "cli/batch.h"
 #include "cli/common.h"
 #include "cli/patch_common.h"
 #include "cli/registry.h"
+#include "cli/wire.h"
 #include "core/error.h"
 #include "core/json.h"
 #include "core/fs.h"
@@ -81,6 +83,7 @@ int run_ablate(int argc, char** argv) {
   a.opt("method", "M", "exact (fast path) or naive (one forward per cell)", "exact");
   a.opt("formats", "LIST", "static figure formats: png, svg, pdf", "png");
   a.opt("out", "DIR", "output folder");
+  batch::add_shard_flag(a);
   if (!a.parse(argc, argv)) return 0;
   if (!a.has("out")) fail("--out DIR is required");
   P::AblationKind kind = P::parse_ablation(a.str("kind"));
@@ -91,7 +94,11 @@ int run_ablate(int argc, char** argv) {
   if (kind != P::AblationKind::Zero && !a.has("reference"))
     fail("--kind ", a.str("kind"), " needs reference prompts: --reference FILE");
   if (a.has("prompt") == a.has("ids")) fail("give the prompt with --prompt TEXT or --ids IDS (one of them)");
-  report::claim_output_dir(a.str("out"), "ablate");
+  // Over ranks or shards (issue 18) the items are the reference prompts of resample ablation (each a
+  // run over every target) or the targets (zero, mean): rank 0 (or merge) adds the runs in reference
+  // order and divides, as one process does, and alone writes the folder.
+  batch::Job job = batch::start(a);
+  if (job.lead()) report::claim_output_dir(a.str("out"), "ablate");
 
   Loaded m = load_from_flags(a);
   need_lm_head(m, "ablate");
@@ -117,11 +124,46 @@ int run_ablate(int argc, char** argv) {
     cells += runs * (long long)P::target_cells(P::target_spec(t), m.model->config(), (int64_t)ids.size()).size();
   auto t0 = Clock::now();
   P::AblationResult r;
-  {
+  if (!job.spread()) {
     Progress progress("ablate cells", cells);  // its line ends before the summary is printed
     P::SweepOptions sweep;
     sweep.on_cells = [&progress](int64_t k) { progress.tick(k); };
     r = P::ablate(*m.model, ids, metric, targets, kind, reference, method, sweep, types);
+  } else {
+    P::AblationSetup setup = P::ablation_setup(*m.model, ids, metric, targets, kind, reference, method, types);
+    const size_t n_targets = setup.specs.size();
+    const bool by_reference = kind == P::AblationKind::Resample;
+    wire::Writer inputs;
+    inputs.ints(ids), inputs.ints(types), inputs.pod(metric.answer), inputs.pod(metric.wrong),
+        inputs.pod(metric.position);
+    for (auto& ref : reference) inputs.ints(ref);
+    auto timed = [&](wire::Writer& w, size_t t, const std::map<std::string, at::Tensor>& source) {
+      auto s0 = Clock::now();
+      w.tensor(P::ablation_values(*m.model, setup, t, source));
+      w.pod(std::chrono::duration<double>(Clock::now() - s0).count());
+    };
+    auto each = batch::run(job, by_reference ? "ablate references" : "ablate targets",
+                           (long long)(by_reference ? setup.n_sources : n_targets), inputs.take(), [&](long long k) {
+                             wire::Writer w;
+                             if (by_reference) {
+                               auto source = P::ablation_source(*m.model, setup, reference, (size_t)k);
+                               for (size_t t = 0; t < n_targets; ++t) timed(w, t, source);
+                             } else {
+                               timed(w, (size_t)k, setup.shared_source);
+                             }
+                             return w.take();
+                           });
+    if (!each) return 0;
+    std::vector<std::vector<at::Tensor>> values(n_targets);
+    std::vector<double> seconds(n_targets, 0.0);
+    for (auto& [k, bytes] : *each) {
+      wire::Reader rd(bytes);
+      for (size_t t = by_reference ? 0 : (size_t)k; t < (by_reference ? n_targets : (size_t)k + 1); ++t) {
+        values[t].push_back(rd.tensor());
+        seconds[t] += rd.pod<double>();
+      }
+    }
+    r = P::ablation_result(*m.model, setup, values, seconds);
   }
   double total = std::chrono::duration<double>(Clock::now() - t0).count();
 
@@ -158,18 +200,11 @@ int run_ablate(int argc, char** argv) {
   for (auto& t : r.targets) {
     at::Tensor v = t.values.to(at::kFloat);
     tensors.emplace_back(t.name, v);
-    j["targets"].push_back({{"name", t.name},
-                            {"axes", t.axes},
-                            {"shape", v.sizes().vec()},
-                            {"seconds", t.seconds},
-                            {"values", nlohmann::json::parse(tensor_json(v))}});
+    j["targets"].push_back(target_json(t, v));
     j["timings"][t.name + "_s"] = t.seconds;
   }
-  io::write_safetensors(join_path(out.dir(), "ablate.safetensors"), tensors,
-                        {{"model", m.dir}, {"kind", kind_name}, {"metric", P::metric_name(metric.kind)}});
-  out.add_file("ablate.safetensors");
-  write_file_atomic(join_path(out.dir(), "ablate.json"), j.dump(1));
-  out.add_file("ablate.json");
+  write_target_files(out, "ablate", tensors,
+                     {{"model", m.dir}, {"kind", kind_name}, {"metric", P::metric_name(metric.kind)}}, j);
   out.html.add_number("model", m.dir);
   out.html.add_number("ablation", kind_name);
   out.html.add_number("clean " + P::metric_name(metric.kind), r.clean_metric, 4);
@@ -177,10 +212,7 @@ int run_ablate(int argc, char** argv) {
   for (size_t i = 0; i < r.targets.size(); ++i) {
     const auto& t = r.targets[i];
     out.save_figure(P::heatmap_figure(t.name, t.name, tensors[i].second, t.axes, fl));
-    if (t.axes == std::vector<std::string>{"layer", "pos"}) {
-      out.save_figure(P::surface_figure(t.name + "_surface", t.name, tensors[i].second, fl));
-      out.save_figure(P::layer_animation(t.name + "_by_layer", t.name, tensors[i].second, fl));
-    }
+    save_layer_pos_figures(out, t, tensors[i].second, fl);
   }
   out.manifest.extra = {{"kind", kind_name}, {"targets", targets}};
   out.finish();

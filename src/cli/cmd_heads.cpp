@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "cli/batch.h"
 #include "cli/distribute.h"
 #include "cli/registry.h"
 #include "cli/wire.h"
@@ -71,7 +72,8 @@ std::vector<int64_t> keyword_tokens(const Loaded& m, const std::vector<std::stri
 void add_screen_flags(Args& a) { a.opt("score", "S", "keyword-attention, output-norm or causal", "keyword-attention"); }
 
 ScreenResult compute_screen(const Args& a, const Loaded& m, const H::Profile& prof,
-                            const std::vector<std::string>& emotions, H::ScreenScore score, int64_t top_n) {
+                            const std::vector<std::string>& emotions, H::ScreenScore score, int64_t top_n,
+                            const batch::Job& job) {
   const auto& cfg = m.model->config();
   if (!cfg.causal) fail("heads screen needs a causal language model; '", m.dir, "' is ", cfg.model_type);
   need_lm_head(m, "heads screen");
@@ -94,42 +96,43 @@ ScreenResult compute_screen(const Args& a, const Loaded& m, const H::Profile& pr
     std::fprintf(stderr, "%s: %zu pairs, %lld heads in %.2fs\n", e.c_str(), tok[e].pairs.size(),
                  (long long)(cfg.n_layers * cfg.n_heads), s);
   };
-  if (!dist::active()) {
+  if (!job.spread()) {
     for (auto& e : emotions) {
       auto s0 = std::chrono::steady_clock::now();
       r.scores[e] = scores_of(e, tok[e].pairs);
       said(e, std::chrono::duration<double>(std::chrono::steady_clock::now() - s0).count());
     }
   } else {
-    // Under mpirun (issue 18) every (emotion, pair) is an item. Each score is a sum over pairs (from
-    // zeros, in pair order) divided by their number, and a pair's score alone is its term (0 + term,
-    // divided by 1): rank 0 adds the terms in pair order from zeros and divides, the operations of one
-    // process, so the scores are the same bits whichever rank computed each pair.
+    // Over ranks or shards (issue 18) every (emotion, pair) is an item. Each score is a sum over pairs
+    // (from zeros, in pair order) divided by their number, and a pair's score alone is its term (0 +
+    // term, divided by 1): rank 0 (or merge) adds the terms in pair order from zeros and divides, the
+    // operations of one process, so the scores are the same bits whichever process computed each pair.
     std::vector<std::pair<std::string, size_t>> items;
-    for (auto& e : emotions)
-      for (size_t i = 0; i < tok[e].pairs.size(); ++i) items.emplace_back(e, i);
-    std::map<long long, std::string> each;
-    {
-      dist::WorkQueue queue("heads screen pairs", (long long)items.size());
-      std::string done;
-      while (auto k = queue.next(std::move(done))) {
-        auto& [e, i] = items[(size_t)*k];
-        auto s0 = std::chrono::steady_clock::now();
-        at::Tensor term = scores_of(e, {tok[e].pairs[i]}).cpu();
-        wire::Writer w;
-        w.tensor(term);
-        w.pod(std::chrono::duration<double>(std::chrono::steady_clock::now() - s0).count());
-        done = w.take();
+    wire::Writer inputs;
+    for (auto& e : emotions) {
+      inputs.str(e), inputs.ints(kw_ids[e]);
+      for (size_t i = 0; i < tok[e].pairs.size(); ++i) {
+        items.emplace_back(e, i);
+        const auto& p = tok[e].pairs[i];
+        inputs.ints(p.emotion_ids), inputs.ints(p.neutral_ids), inputs.pod(p.offset), inputs.pod(p.emotion_phrase_end);
       }
-      each = queue.finish();
     }
-    if (dist::rank() != 0) return r;  // the caller's rank test ends these ranks
+    auto each = batch::run(job, "heads screen pairs", (long long)items.size(), inputs.take(), [&](long long k) {
+      auto& [e, i] = items[(size_t)k];
+      auto s0 = std::chrono::steady_clock::now();
+      at::Tensor term = scores_of(e, {tok[e].pairs[i]}).cpu();
+      wire::Writer w;
+      w.tensor(term);
+      w.pod(std::chrono::duration<double>(std::chrono::steady_clock::now() - s0).count());
+      return w.take();
+    });
+    if (!each) return r;  // the caller's job.lead() test ends these processes
     size_t k = 0;
     for (auto& e : emotions) {
       at::Tensor sum = at::zeros({cfg.n_layers, cfg.n_heads}, at::kDouble);
       double secs = 0;
       for (size_t i = 0; i < tok[e].pairs.size(); ++i, ++k) {
-        wire::Reader rd(each.at((long long)k));
+        wire::Reader rd(each->at((long long)k));
         sum += rd.tensor();
         secs += rd.pod<double>();
       }
@@ -213,6 +216,7 @@ int run_screen(int argc, char** argv) {
   add_screen_flags(a);
   a.opt("top-n", "N", "heads listed as the top ones (by |score|)", "20");
   a.opt("out", "DIR", "output folder");
+  batch::add_shard_flag(a);
   if (!a.parse(argc, argv)) return 0;
   if (!a.has("out")) fail("--out DIR is required");
   auto score = H::parse_screen_score(a.str("score"), "--score");
@@ -224,10 +228,12 @@ int run_screen(int argc, char** argv) {
 
   // Issue 17: --out is claimed (lock, no foreign folder) before the work, so a second run or a folder
   // that is not mechscope's is refused at once; the results are still staged and moved in at the end.
-  // Under mpirun the ranks share the pairs (compute_screen); rank 0 alone writes the folder.
-  if (dist::rank() == 0) report::claim_output_dir(a.str("out"), "heads screen");
-  ScreenResult r = compute_screen(a, m, prof, emotions, score, top_n);
-  if (dist::rank() != 0) return 0;
+  // Over ranks or shards the pairs are shared out (compute_screen); rank 0 (or merge) alone writes the
+  // folder.
+  batch::Job job = batch::start(a);
+  if (job.lead()) report::claim_output_dir(a.str("out"), "heads screen");
+  ScreenResult r = compute_screen(a, m, prof, emotions, score, top_n, job);
+  if (!job.lead()) return 0;
 
   report::RunOutput out(a.str("out"), argc, argv, "heads screen", "Head screening: " + m.dir,
                         H::screen_score_name(score) + " score, profile " + prof.dir);
@@ -269,12 +275,13 @@ int run_heads(int argc, char** argv) {
     return 0;
   }
   if (!std::strcmp(argv[0], "screen")) return run_screen(argc - 1, argv + 1);
-  if (dist::size() > 1)
-    fail("heads ", argv[0], " does not run over MPI ranks yet (heads screen does); run it without mpirun");
   if (!std::strcmp(argv[0], "ablate")) return run_ablate(argc - 1, argv + 1);
   if (!std::strcmp(argv[0], "patch")) return run_patch(argc - 1, argv + 1);
-  if (!std::strcmp(argv[0], "plot")) return run_plot(argc - 1, argv + 1);
   if (!std::strcmp(argv[0], "all")) return run_all(argc - 1, argv + 1);
+  // plot reads finished folders and draws: nothing to share out, and every rank would write the folder.
+  if (dist::size() > 1 && !std::strcmp(argv[0], "plot"))
+    fail("heads plot does not run over MPI ranks (heads screen, ablate, patch and all do); run it without mpirun");
+  if (!std::strcmp(argv[0], "plot")) return run_plot(argc - 1, argv + 1);
   fail("unknown heads subcommand '", argv[0], "' (known: screen, ablate, patch, plot, all)");
 }
 

@@ -18,6 +18,7 @@
 #include "analysis/heads/profile.h"
 #include "analysis/heads/screen.h"
 #include "analysis/sentiment/classifier.h"
+#include "cli/batch.h"
 #include "cli/common.h"
 #include "report/run.h"
 
@@ -53,8 +54,11 @@ struct ScreenResult {
   double seconds = 0;
 };
 void add_screen_flags(Args& a);  // --score (shared by screen and all)
+// Over ranks or shards (job.spread()) the (emotion, pair) terms are items; only where job.lead() is the
+// result filled in.
 ScreenResult compute_screen(const Args& a, const Loaded& m, const H::Profile& prof,
-                            const std::vector<std::string>& emotions, H::ScreenScore score, int64_t top_n);
+                            const std::vector<std::string>& emotions, H::ScreenScore score, int64_t top_n,
+                            const batch::Job& job);
 // head_scores.json and head_scores.safetensors into dir (atomic); returns the file names.
 std::vector<std::string> write_screen(const std::string& dir, const ScreenResult& r, const std::string& model);
 // Emotion e's top n heads by |score|.
@@ -80,12 +84,16 @@ struct ExperimentResult {
   std::vector<std::pair<std::string, at::Tensor>> tensors;  // per-prompt scores
   double seconds = 0;
 };
-ExperimentResult run_ablation(const Args& a, const Loaded& m, const Experiment& x,
-                              const std::vector<std::string>& emotions, const std::vector<H::HeadRef>& heads,
-                              H::HeadAblation kind);
-ExperimentResult run_patching(const Args& a, const Loaded& m, const Experiment& x,
-                              const std::vector<std::string>& emotions, const std::vector<H::HeadRef>& heads,
-                              bool patch_generated_mean);
+// Over ranks or shards (job.spread()) the generation batches are items; nullopt where this process
+// writes no output (job.lead() false).
+std::optional<ExperimentResult> run_ablation(const Args& a, const Loaded& m, const Experiment& x,
+                                             const std::vector<std::string>& emotions,
+                                             const std::vector<H::HeadRef>& heads, H::HeadAblation kind,
+                                             const batch::Job& job);
+std::optional<ExperimentResult> run_patching(const Args& a, const Loaded& m, const Experiment& x,
+                                             const std::vector<std::string>& emotions,
+                                             const std::vector<H::HeadRef>& heads, bool patch_generated_mean,
+                                             const batch::Job& job);
 // The files and <st_name> into dir (atomic); returns the names written.
 std::vector<std::string> write_experiment_files(const std::string& dir, const ExperimentResult& r,
                                                 const std::string& st_name,

@@ -7,8 +7,10 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 
 #include "cli/cmd_heads.h"
+#include "cli/distribute.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/json.h"
@@ -73,51 +75,74 @@ int run_all(int argc, char** argv) {
                           {"prepend_bos", a.on("prepend-bos")},
                           {"special_tokens", !a.on("no-special-tokens")},
                           {"sentiment_model", x.classifier ? x.classifier->name : ""}};
+  // Over MPI ranks (issue 18) the screen's pairs and each stage's generation batches are items; rank 0
+  // alone reads and writes the folder and tells the other ranks the heads and the stages to run. No
+  // --shard: each stage needs the one before it whole.
+  batch::Job job = batch::start(a, false);
+  const bool lead = job.lead();
   // A batch run written in place (stages are resumed), as locate: lock, status, no foreign folder.
-  report::claim_output_dir(dir, "heads all", report::OutputMode::InPlace);
   std::string run_path = join_path(dir, "run.json");
-  if (file_exists(run_path)) {
-    if (!a.on("resume"))
-      fail("--out ", dir, " holds an earlier heads all run: pass --resume to continue it, or give a new --out");
-    nlohmann::json old = read_json_file(run_path);
-    for (auto& [k, v] : settings.items())
-      if (!old.contains(k) || old[k] != v)
-        fail("--resume: ", k, " differs from the run in ", dir, " (", old.value(k, nlohmann::json()).dump(), " there, ",
-             v.dump(), " now); use the same settings or a new --out");
+  if (lead) {
+    report::claim_output_dir(dir, "heads all", report::OutputMode::InPlace);
+    if (file_exists(run_path)) {
+      if (!a.on("resume"))
+        fail("--out ", dir, " holds an earlier heads all run: pass --resume to continue it, or give a new --out");
+      nlohmann::json old = read_json_file(run_path);
+      for (auto& [k, v] : settings.items())
+        if (!old.contains(k) || old[k] != v)
+          fail("--resume: ", k, " differs from the run in ", dir, " (", old.value(k, nlohmann::json()).dump(),
+               " there, ", v.dump(), " now); use the same settings or a new --out");
+    }
   }
   // Every prompt is encoded and checked against the context before anything is written.
   for (auto& e : x.emotions) {
     tokenize_pairs(a, m, x.prof, e, true, x.max_tokens);
     for (auto& p : x.prof.of(e)) encode_prompt(a, m, p.emotion, p.where() + " (emotion prompt)", x.max_tokens);
   }
+  // Rank 0's decision, on every rank.
+  auto shared = [](bool v) {
+    std::vector<long long> b{v ? 1 : 0};
+    dist::bcast(b);
+    return b.at(0) != 0;
+  };
 
   auto t0 = std::chrono::steady_clock::now();
-  report::RunOutput out(dir, argc, argv, "heads all", "Attention heads and emotion: " + m.dir,
-                        H::screen_score_name(score) + " screen, top " + std::to_string(top_n) +
-                            " heads per emotion ablated (" + H::head_ablation_name(kind) + ") and patched, profile " +
-                            x.prof.dir);
-  out.formats = formats;
-  write_file_atomic(run_path, settings.dump(1));
-  out.add_file("run.json");
+  std::optional<report::RunOutput> out_holder;
+  if (lead) {
+    out_holder.emplace(dir, argc, argv, "heads all", "Attention heads and emotion: " + m.dir,
+                       H::screen_score_name(score) + " screen, top " + std::to_string(top_n) +
+                           " heads per emotion ablated (" + H::head_ablation_name(kind) + ") and patched, profile " +
+                           x.prof.dir);
+    out_holder->formats = formats;
+    write_file_atomic(run_path, settings.dump(1));
+    out_holder->add_file("run.json");
+  }
   nlohmann::json stages;
 
   std::string screen_dir = join_path(dir, "screen"), scores_path = join_path(screen_dir, "head_scores.json");
   ScreenResult sr;
-  if (a.on("resume") && file_exists(scores_path)) {
-    sr = load_screen(scores_path);
+  if (shared(lead && a.on("resume") && file_exists(scores_path))) {
+    if (lead) sr = load_screen(scores_path);
     stages["screen"] = "resumed";
   } else {
-    sr = compute_screen(a, m, x.prof, x.emotions, score, plot_top_n);
-    write_screen(screen_dir, sr, m.dir);
+    sr = compute_screen(a, m, x.prof, x.emotions, score, plot_top_n, job);
+    if (lead) write_screen(screen_dir, sr, m.dir);
     stages["screen"] = sr.seconds;
   }
-  out.add_file("screen/head_scores.json");
-  out.add_file("screen/head_scores.safetensors");
+  if (lead) {
+    out_holder->add_file("screen/head_scores.json");
+    out_holder->add_file("screen/head_scores.safetensors");
+  }
 
   std::map<std::string, nlohmann::json> abl_files, pat_files;
   nlohmann::json chosen;
   for (auto& e : x.emotions) {
-    auto heads = top_heads_of(sr, e, top_n);
+    std::vector<H::HeadRef> heads;
+    std::vector<long long> flat;
+    if (lead)
+      for (auto& h : top_heads_of(sr, e, top_n)) flat.push_back(h.layer), flat.push_back(h.head);
+    dist::bcast(flat);
+    for (size_t i = 0; i + 1 < flat.size(); i += 2) heads.push_back({flat[i], flat[i + 1]});
     chosen[e] = H::format_head_spec(heads);
     for (int side = 0; side < 2; ++side) {
       std::string sub = side == 0 ? "ablation" : "patching";
@@ -125,7 +150,7 @@ int run_all(int argc, char** argv) {
       // A finished stage is its JSON with the safetensors twin (written after it) for these heads.
       ExperimentResult r;
       bool resumed = false;
-      if (a.on("resume") && dir_exists(sub_dir)) {
+      if (lead && a.on("resume") && dir_exists(sub_dir)) {
         for (auto& entry : std::filesystem::directory_iterator(sub_dir)) {
           std::string f = entry.path().filename().string();
           if (entry.path().extension() != ".json") continue;
@@ -138,8 +163,11 @@ int run_all(int argc, char** argv) {
           }
         }
       }
+      resumed = shared(resumed);
       if (!resumed) {
-        r = side == 0 ? run_ablation(a, m, x, {e}, heads, kind) : run_patching(a, m, x, {e}, heads, pg == "mean");
+        auto got = side == 0 ? run_ablation(a, m, x, {e}, heads, kind, job)
+                             : run_patching(a, m, x, {e}, heads, pg == "mean", job);
+        if (got) r = std::move(*got);
         for (auto& [name, j] : r.files) {
           std::string stem = name.substr(0, name.size() - 5);
           ExperimentResult one;
@@ -149,14 +177,17 @@ int run_all(int argc, char** argv) {
                                  {{"model", m.dir}, {"head_spec", H::format_head_spec(heads)}, {"emotion", e}});
         }
       }
+      if (!lead) continue;
       for (auto& [name, j] : r.files) {
-        out.add_file(sub + "/" + name);
-        out.add_file(sub + "/" + name.substr(0, name.size() - 5) + ".safetensors");
+        out_holder->add_file(sub + "/" + name);
+        out_holder->add_file(sub + "/" + name.substr(0, name.size() - 5) + ".safetensors");
         (side == 0 ? abl_files : pat_files)[name] = j;
       }
       stages[sub][e] = resumed ? nlohmann::json("resumed") : nlohmann::json(r.seconds);
     }
   }
+  if (!lead) return 0;
+  report::RunOutput& out = *out_holder;
 
   PlotInputs in;
   in.head_scores = scores_path;

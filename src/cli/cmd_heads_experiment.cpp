@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <limits>
 
 #include "analysis/heads/generate_batch.h"
@@ -11,6 +12,7 @@
 #include "analysis/heads/stats.h"
 #include "analysis/sentiment/vader.h"
 #include "cli/cmd_heads.h"
+#include "cli/wire.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "io/safetensors.h"
@@ -132,6 +134,68 @@ void write_report(report::RunOutput& out, const ExperimentResult& r, const std::
   out.finish();
 }
 
+// One generation run: an emotion's prompts, baseline (side 0) or intervened (side 1).
+struct GenRun {
+  std::string emotion;
+  int side = 0;
+  std::vector<std::vector<int64_t>> prompts;
+};
+// The continuations of prompts [start, end) of a run, in batches of x.batch.
+using GenFn = std::function<std::vector<std::vector<int64_t>>(const GenRun&, size_t start, size_t end)>;
+struct Generated {
+  std::vector<std::vector<std::vector<int64_t>>> ids;  // per run, per prompt
+  std::map<std::string, double> seconds;               // per emotion
+};
+
+// Every run's continuations. Over ranks or shards (issue 18) the items are chunks of x.batch prompts,
+// the very batches one process generates (a batch's rows are padded to its own longest prompt), so
+// every continuation is the one a single process makes; nullopt where this process writes no output.
+std::optional<Generated> generate_runs(const batch::Job& job, const std::string& label, const std::vector<GenRun>& runs,
+                                       int64_t batch_size, const std::string& extra_inputs, const GenFn& gen) {
+  Generated g;
+  g.ids.resize(runs.size());
+  if (!job.spread()) {
+    for (size_t i = 0; i < runs.size(); ++i) {
+      auto s0 = std::chrono::steady_clock::now();
+      g.ids[i] = gen(runs[i], 0, runs[i].prompts.size());
+      g.seconds[runs[i].emotion] += std::chrono::duration<double>(std::chrono::steady_clock::now() - s0).count();
+    }
+    return g;
+  }
+  struct Chunk {
+    size_t run, start, end;
+  };
+  std::vector<Chunk> chunks;
+  wire::Writer inputs;
+  inputs.str(extra_inputs);
+  for (size_t i = 0; i < runs.size(); ++i) {
+    inputs.str(runs[i].emotion), inputs.pod(runs[i].side);
+    for (auto& p : runs[i].prompts) inputs.ints(p);
+    for (size_t start = 0; start < runs[i].prompts.size(); start += (size_t)batch_size)
+      chunks.push_back({i, start, std::min(runs[i].prompts.size(), start + (size_t)batch_size)});
+  }
+  auto each = batch::run(job, label, (long long)chunks.size(), inputs.take(), [&](long long k) {
+    const Chunk& c = chunks[(size_t)k];
+    auto s0 = std::chrono::steady_clock::now();
+    auto ids = gen(runs[c.run], c.start, c.end);
+    wire::Writer w;
+    w.pod(std::chrono::duration<double>(std::chrono::steady_clock::now() - s0).count());
+    w.pod<uint64_t>(ids.size());
+    for (auto& v : ids) w.ints(v);
+    return w.take();
+  });
+  if (!each) return std::nullopt;
+  for (size_t k = 0; k < chunks.size(); ++k) {
+    wire::Reader rd(each->at((long long)k));
+    g.seconds[runs[chunks[k].run].emotion] += rd.pod<double>();
+    uint64_t n = rd.pod<uint64_t>();
+    if (n != chunks[k].end - chunks[k].start)
+      fail("item ", k, " holds ", n, " continuations, not ", chunks[k].end - chunks[k].start);
+    for (uint64_t i = 0; i < n; ++i) g.ids[chunks[k].run].push_back(rd.ints());
+  }
+  return g;
+}
+
 }  // namespace
 
 std::string base_name(std::string p) {
@@ -223,9 +287,10 @@ std::vector<std::string> write_experiment_files(const std::string& dir, const Ex
   return names;
 }
 
-ExperimentResult run_ablation(const Args& a, const Loaded& m, const Experiment& x,
-                              const std::vector<std::string>& emotions, const std::vector<H::HeadRef>& heads,
-                              H::HeadAblation kind) {
+std::optional<ExperimentResult> run_ablation(const Args& a, const Loaded& m, const Experiment& x,
+                                             const std::vector<std::string>& emotions,
+                                             const std::vector<H::HeadRef>& heads, H::HeadAblation kind,
+                                             const batch::Job& job) {
   const auto& cfg = m.model->config();
   need_lm_head(m, "heads ablate");
   const auto& tok = need_tokenizer(m, "heads ablate");
@@ -245,18 +310,30 @@ ExperimentResult run_ablation(const Args& a, const Loaded& m, const Experiment& 
         all.push_back(encode_prompt(a, m, p.neutral, p.where() + " (neutral prompt)"));
       }
     mean_prompts = (int64_t)all.size();
-    means = H::mean_z(*m.model, all, heads);
+    means = H::mean_z(*m.model, all, heads);  // every process its own, from the same prompts
   }
   hooks::HookSet hs;
   hooks::ScopedHooks scope(hs);
   H::add_ablation(scope, heads, kind, means);
 
+  std::vector<GenRun> runs;
+  for (auto& e : emotions)
+    for (int side = 0; side < 2; ++side) runs.push_back({e, side, prompts[e]});
+  auto gen = generate_runs(
+      job, "heads ablate batches", runs, x.batch,
+      cat(H::format_head_spec(heads), " ", H::head_ablation_name(kind), " ", x.max_tokens),
+      [&](const GenRun& run, size_t start, size_t end) {
+        std::vector<std::vector<int64_t>> part(run.prompts.begin() + (long)start, run.prompts.begin() + (long)end);
+        return H::generate_greedy_batch(*m.model, part, x.max_tokens, eos, run.side ? &hs : nullptr, x.batch);
+      });
+  if (!gen) return std::nullopt;
+
   std::string tag = spec_tag(heads);
   ExperimentResult r;
-  for (auto& e : emotions) {
+  for (size_t ei = 0; ei < emotions.size(); ++ei) {
+    const std::string& e = emotions[ei];
     auto s0 = std::chrono::steady_clock::now();
-    auto base_ids = H::generate_greedy_batch(*m.model, prompts[e], x.max_tokens, eos, nullptr, x.batch);
-    auto abl_ids = H::generate_greedy_batch(*m.model, prompts[e], x.max_tokens, eos, &hs, x.batch);
+    const auto &base_ids = gen->ids[2 * ei], &abl_ids = gen->ids[2 * ei + 1];
     nlohmann::json j{{"model", m.dir},
                      {"profile", x.prof.dir},
                      {"emotion", e},
@@ -268,7 +345,7 @@ ExperimentResult run_ablation(const Args& a, const Loaded& m, const Experiment& 
     std::vector<std::string> texts;
     for (auto& p : x.prof.of(e)) texts.push_back(p.emotion);
     compare_runs(j, r.tensors, e, "ablated", texts, prompts[e], base_ids, abl_ids, tok, x);
-    j["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - s0).count();
+    j["seconds"] = gen->seconds[e] + std::chrono::duration<double>(std::chrono::steady_clock::now() - s0).count();
     r.files[base_name(a.str("model")) + "_" + e + "_" + tag + ".json"] = j;
     std::fprintf(stderr, "%s: %zu prompts x 2 runs x %lld tokens in %.2fs\n", e.c_str(), texts.size(),
                  (long long)x.max_tokens, j["seconds"].get<double>());
@@ -277,9 +354,10 @@ ExperimentResult run_ablation(const Args& a, const Loaded& m, const Experiment& 
   return r;
 }
 
-ExperimentResult run_patching(const Args& a, const Loaded& m, const Experiment& x,
-                              const std::vector<std::string>& emotions, const std::vector<H::HeadRef>& heads,
-                              bool patch_generated_mean) {
+std::optional<ExperimentResult> run_patching(const Args& a, const Loaded& m, const Experiment& x,
+                                             const std::vector<std::string>& emotions,
+                                             const std::vector<H::HeadRef>& heads, bool patch_generated_mean,
+                                             const batch::Job& job) {
   const auto& cfg = m.model->config();
   need_lm_head(m, "heads patch");
   const auto& tok = need_tokenizer(m, "heads patch");
@@ -288,14 +366,38 @@ ExperimentResult run_patching(const Args& a, const Loaded& m, const Experiment& 
   std::map<std::string, Tokenized> pairs;
   for (auto& e : emotions) pairs[e] = tokenize_pairs(a, m, x.prof, e, false, x.max_tokens);
   std::string tag = spec_tag(heads), pg = patch_generated_mean ? "mean" : "none";
-  ExperimentResult r;
+
+  std::vector<GenRun> runs;
+  std::string sources;  // the emotion prompts the heads are patched from
   for (auto& e : emotions) {
-    auto s0 = std::chrono::steady_clock::now();
     std::vector<std::vector<int64_t>> neutral;
-    for (auto& p : pairs[e].pairs) neutral.push_back(p.neutral_ids);
-    auto base_ids = H::generate_greedy_batch(*m.model, neutral, x.max_tokens, eos, nullptr, x.batch);
-    auto pat_ids =
-        H::generate_patched(*m.model, pairs[e].pairs, heads, x.max_tokens, eos, patch_generated_mean, x.batch);
+    for (auto& p : pairs[e].pairs) {
+      neutral.push_back(p.neutral_ids);
+      sources += cat(p.offset, ":");
+      for (int64_t id : p.emotion_ids) sources += cat(id, ",");
+    }
+    for (int side = 0; side < 2; ++side) runs.push_back({e, side, neutral});
+  }
+  auto gen = generate_runs(
+      job, "heads patch batches", runs, x.batch,
+      cat(H::format_head_spec(heads), " ", pg, " ", x.max_tokens, " ", sources),
+      [&](const GenRun& run, size_t start, size_t end) {
+        if (run.side == 0) {
+          std::vector<std::vector<int64_t>> part(run.prompts.begin() + (long)start, run.prompts.begin() + (long)end);
+          return H::generate_greedy_batch(*m.model, part, x.max_tokens, eos, nullptr, x.batch);
+        }
+        const auto& all = pairs.at(run.emotion).pairs;
+        std::vector<H::AlignedPair> part(all.begin() + (long)start, all.begin() + (long)end);
+        return H::generate_patched(*m.model, part, heads, x.max_tokens, eos, patch_generated_mean, x.batch);
+      });
+  if (!gen) return std::nullopt;
+
+  ExperimentResult r;
+  for (size_t ei = 0; ei < emotions.size(); ++ei) {
+    const std::string& e = emotions[ei];
+    auto s0 = std::chrono::steady_clock::now();
+    const auto& neutral = runs[2 * ei].prompts;
+    const auto &base_ids = gen->ids[2 * ei], &pat_ids = gen->ids[2 * ei + 1];
     nlohmann::json j{{"model", m.dir},
                      {"profile", x.prof.dir},
                      {"emotion", e},
@@ -311,7 +413,7 @@ ExperimentResult run_patching(const Args& a, const Loaded& m, const Experiment& 
       j["prompts"][i]["source_prompt"] = x.prof.of(e)[i].emotion;
       j["prompts"][i]["source_ids"] = pairs[e].pairs[i].emotion_ids;
     }
-    j["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - s0).count();
+    j["seconds"] = gen->seconds[e] + std::chrono::duration<double>(std::chrono::steady_clock::now() - s0).count();
     r.files[base_name(a.str("model")) + "_" + e + "_" + tag + ".json"] = j;
     std::fprintf(stderr, "%s: %zu pairs (%lld of different lengths) x 2 runs x %lld tokens in %.2fs\n", e.c_str(),
                  texts.size(), (long long)pairs[e].mismatched, (long long)x.max_tokens, j["seconds"].get<double>());
@@ -331,6 +433,7 @@ int run_ablate(int argc, char** argv) {
          "and head_ablation.safetensors (the per-prompt scores).");
   add_experiment_flags(a, "ablate");
   a.opt("kind", "K", "zero, or mean (over every prompt of the profile, both sides, without ablation)", "zero");
+  batch::add_shard_flag(a);
   if (!a.parse(argc, argv)) return 0;
   auto kind = H::parse_head_ablation(a.str("kind"), "--kind");
   Experiment x = experiment_from_flags(a);
@@ -339,8 +442,13 @@ int run_ablate(int argc, char** argv) {
   auto heads = H::parse_head_spec(a.str("head-spec"), cfg.n_layers, cfg.n_heads, "--head-spec");
   // Issue 17: --out is claimed (lock, no foreign folder) before the work, so a second run or a folder
   // that is not mechscope's is refused at once; the results are still staged and moved in at the end.
-  report::claim_output_dir(a.str("out"), "heads ablate");
-  ExperimentResult r = run_ablation(a, m, x, x.emotions, heads, kind);
+  // Over ranks or shards (issue 18) the generation batches are shared out; rank 0 (or merge) scores and
+  // compares them and alone writes the folder.
+  batch::Job job = batch::start(a);
+  if (job.lead()) report::claim_output_dir(a.str("out"), "heads ablate");
+  auto done = run_ablation(a, m, x, x.emotions, heads, kind, job);
+  if (!done) return 0;
+  ExperimentResult& r = *done;
 
   report::RunOutput out(a.str("out"), argc, argv, "heads ablate", "Head ablation: " + m.dir,
                         H::head_ablation_name(kind) + " ablation of " + H::format_head_spec(heads));
@@ -374,6 +482,7 @@ int run_patch(int argc, char** argv) {
          "head_patching.safetensors.");
   add_experiment_flags(a, "patch");
   a.opt("patch-generated", "G", "none, or mean (generated positions get the emotion prompt's mean z)", "none");
+  batch::add_shard_flag(a);
   if (!a.parse(argc, argv)) return 0;
   std::string pg = a.str("patch-generated");
   if (pg != "none" && pg != "mean") fail("--patch-generated: expected none or mean, got '", pg, "'");
@@ -383,8 +492,11 @@ int run_patch(int argc, char** argv) {
   auto heads = H::parse_head_spec(a.str("head-spec"), cfg.n_layers, cfg.n_heads, "--head-spec");
   // Issue 17: --out is claimed (lock, no foreign folder) before the work, so a second run or a folder
   // that is not mechscope's is refused at once; the results are still staged and moved in at the end.
-  report::claim_output_dir(a.str("out"), "heads patch");
-  ExperimentResult r = run_patching(a, m, x, x.emotions, heads, pg == "mean");
+  batch::Job job = batch::start(a);
+  if (job.lead()) report::claim_output_dir(a.str("out"), "heads patch");
+  auto done = run_patching(a, m, x, x.emotions, heads, pg == "mean", job);
+  if (!done) return 0;
+  ExperimentResult& r = *done;
 
   report::RunOutput out(a.str("out"), argc, argv, "heads patch", "Head patching: " + m.dir,
                         "patching " + H::format_head_spec(heads) + " from the emotion prompts");

@@ -1,6 +1,7 @@
 // mechscope merge OUT DIR...: the folders of `--shard i/N` runs combined into the folder one process
 // writes (issue 18). Refused, with one message each, when a shard is missing, given twice, made with
-// other settings than the rest, or holds an item twice or not at all.
+// other settings than the rest, or holds an item twice or not at all. locate's shards are folders of
+// facts (below); the other batch commands' are items (cli/batch.h).
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "cli/args.h"
+#include "cli/batch.h"
 #include "cli/locate_common.h"
 #include "cli/registry.h"
 #include "core/error.h"
@@ -28,10 +30,13 @@ std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_hand
 
 const char* const kUsage =
     "usage: mechscope merge OUT DIR... [--overwrite]\n\n"
-    "Combines the folders of `mechscope locate ... --shard i/N` runs (one per i in 0 .. N-1, in any order)\n"
-    "into OUT, which then holds exactly what one run of the same command writes (and can be continued with\n"
-    "--resume). Refused when a shard is missing or given twice, when the shards were made with different\n"
-    "settings or facts, or when a shard has not finished (rerun it with --resume first).\n";
+    "Combines the folders of `--shard i/N` runs of one command (locate, patch --pairs, ablate, heads screen,\n"
+    "heads ablate, heads patch; one folder per i in 0 .. N-1, in any order) into OUT, which then holds\n"
+    "exactly what one run of the same command writes (locate's can be continued with --resume). Refused\n"
+    "when a shard is missing or given twice, when the shards were made with different settings or inputs,\n"
+    "or when a shard has not finished (rerun it: locate with --resume). The other commands' shards record\n"
+    "their command line, which merge runs again with --out OUT, reading the same model and input files\n"
+    "(run it where the shards ran) and taking every item's result from the shards.\n";
 
 struct ShardDir {
   std::string dir;
@@ -98,11 +103,11 @@ int run_merge(int argc, char** argv) {
   if (pos.size() < 2) fail("merge needs an output folder and the shard folders: mechscope merge OUT DIR...");
   report::set_overwrite(overwrite);
   std::string out = pos[0];
-  std::vector<ShardDir> shards;
-  for (size_t i = 1; i < pos.size(); ++i) {
+  for (size_t i = 1; i < pos.size(); ++i)
     if (pos[i] == out) fail("merge: OUT ", out, " is also given as a shard; write the merged run to a new folder");
-    shards.push_back(read_shard(pos[i]));
-  }
+  if (batch::is_shard_dir(pos[1])) return batch::merge(out, {pos.begin() + 1, pos.end()}, overwrite);
+  std::vector<ShardDir> shards;
+  for (size_t i = 1; i < pos.size(); ++i) shards.push_back(read_shard(pos[i]));
 
   // Same run: equal records but for the shard's index; the count once more for a clearer message.
   const ShardDir& first = shards[0];

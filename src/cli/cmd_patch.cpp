@@ -11,6 +11,7 @@
 
 #include "analysis/patching/figures.h"
 #include "analysis/patching/patching.h"
+#include "cli/batch.h"
 #include "cli/common.h"
 #include "cli/distribute.h"
 #include "cli/patch_common.h"
@@ -85,6 +86,7 @@ int run_patch(int argc, char** argv) {
         "0");
   a.opt("formats", "LIST", "static figure formats: png, svg, pdf", "png");
   a.opt("out", "DIR", "output folder");
+  batch::add_shard_flag(a);
   if (!a.parse(argc, argv)) return 0;
   if (!a.has("out")) fail("--out DIR is required");
   P::Method method = P::parse_method(a.str("method"));
@@ -92,10 +94,10 @@ int run_patch(int argc, char** argv) {
   auto formats = report::parse_formats(a.str("formats"));
   if (a.on("compare-exact") && method != P::Method::Attribution) fail("--compare-exact goes with --method attribution");
   long long max_rows = a.integer("max-rows", 0, 1LL << 40);
-  // Under mpirun (issue 18) the pairs are the items: every rank patches whole pairs, rank 0 averages
-  // them in pair order exactly as one process does and alone writes the folder.
-  const bool lead = dist::rank() == 0;
-  if (lead) report::claim_output_dir(a.str("out"), "patch");
+  // Over ranks or shards (issue 18) the pairs are the items: each is patched whole, and rank 0 (or
+  // merge) averages them in pair order exactly as one process does and alone writes the folder.
+  batch::Job job = batch::start(a);
+  if (job.lead()) report::claim_output_dir(a.str("out"), "patch");
 
   Loaded m = load_from_flags(a);
   need_lm_head(m, "patch");
@@ -112,22 +114,22 @@ int run_patch(int argc, char** argv) {
         cells += (long long)P::target_cells(P::target_spec(t), m.model->config(), (int64_t)pair.clean.size()).size();
   auto t0 = Clock::now();
   P::PatchResult r;
-  if (!dist::active()) {
+  if (!job.spread()) {
     Progress progress("patch cells", cells);  // its line ends before the summary is printed
     opt.sweep.on_cells = [&progress](int64_t k) { progress.tick(k); };
     r = P::patch(*m.model, in.pairs, targets, opt);
   } else {
     P::check_pairs(in.pairs, targets);
-    std::map<long long, std::string> each;
-    {
-      dist::WorkQueue queue("patch pairs", (long long)in.pairs.size());
-      std::string done;
-      while (auto k = queue.next(std::move(done)))
-        done = to_bytes(P::patch_pair(*m.model, in.pairs[(size_t)*k], targets, opt));
-      each = queue.finish();
+    wire::Writer inputs;
+    for (auto& p : in.pairs) {
+      inputs.ints(p.clean), inputs.ints(p.corrupt), inputs.ints(p.clean_types), inputs.ints(p.corrupt_types);
+      inputs.pod(p.metric.answer), inputs.pod(p.metric.wrong), inputs.pod(p.metric.position);
     }
-    if (!lead) return 0;
-    for (size_t k = 0; k < in.pairs.size(); ++k) P::add_pair(r, from_bytes(each.at((long long)k)), in.pairs.size());
+    auto each = batch::run(job, "patch pairs", (long long)in.pairs.size(), inputs.take(), [&](long long k) {
+      return to_bytes(P::patch_pair(*m.model, in.pairs[(size_t)k], targets, opt));
+    });
+    if (!each) return 0;
+    for (size_t k = 0; k < in.pairs.size(); ++k) P::add_pair(r, from_bytes(each->at((long long)k)), in.pairs.size());
   }
   double total = std::chrono::duration<double>(Clock::now() - t0).count();
   if (std::abs(r.clean_metric - r.corrupt_metric) < 1e-12 && !a.on("raw"))
@@ -178,8 +180,7 @@ int run_patch(int argc, char** argv) {
   for (auto& t : r.targets) {
     at::Tensor v = value_of(t.values).to(at::kFloat);
     tensors.emplace_back(t.name, v);
-    nlohmann::json tj{{"name", t.name}, {"axes", t.axes}, {"shape", v.sizes().vec()}, {"seconds", t.seconds}};
-    tj["values"] = nlohmann::json::parse(tensor_json(v));
+    nlohmann::json tj = target_json(t, v);
     if (t.exact.defined()) {
       at::Tensor e = value_of(t.exact).to(at::kFloat);
       tensors.emplace_back("exact." + t.name, e);
@@ -194,10 +195,7 @@ int run_patch(int argc, char** argv) {
                                           {"method", P::method_name(method)},
                                           {"metric", P::metric_name(in.metric_kind)},
                                           {"normalised", raw ? "false" : "true"}};
-  io::write_safetensors(join_path(out.dir(), "patch.safetensors"), tensors, meta);
-  out.add_file("patch.safetensors");
-  write_file_atomic(join_path(out.dir(), "patch.json"), j.dump(1));
-  out.add_file("patch.json");
+  write_target_files(out, "patch", tensors, meta, j);
 
   out.html.add_number("model", m.dir);
   out.html.add_number("method", P::method_name(method));
@@ -210,13 +208,7 @@ int run_patch(int argc, char** argv) {
     at::Tensor v = tensors[i + (exact_vals.empty() ? 0 : i)].second;  // value tensors interleave with exact ones
     out.save_figure(P::heatmap_figure(t.name, t.name, v, t.axes, labels));
   }
-  for (size_t i = 0; i < r.targets.size(); ++i) {
-    const auto& t = r.targets[i];
-    if (t.axes != std::vector<std::string>{"layer", "pos"}) continue;
-    at::Tensor v = value_of(t.values);
-    out.save_figure(P::surface_figure(t.name + "_surface", t.name, v, labels));
-    out.save_figure(P::layer_animation(t.name + "_by_layer", t.name, v, labels));
-  }
+  for (const auto& t : r.targets) save_layer_pos_figures(out, t, value_of(t.values), labels);
   if (!exact_vals.empty()) {
     std::vector<std::string> names;
     for (auto& t : r.targets) names.push_back(t.name);

@@ -1,5 +1,6 @@
 #include "cli/distribute.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -28,8 +29,14 @@ const char* env_world_size() {
 }
 
 #ifdef MECHSCOPE_HAVE_MPI
-constexpr int kTagRequest = 18001, kTagReply = 18002, kTagBcast = 18003;
+constexpr int kTagBcast = 18003;
+// Each WorkQueue has tags of its own (the queues of a job are made in the same order on every rank), so
+// a rank that starts on the next queue (heads all: the screen, then each emotion's generations) is
+// never answered by the server of the one before, which may still be waiting for the other ranks.
+// 20000 + 2 * 6000 stays below 32767, the least MPI_TAG_UB the standard allows.
+int request_tag(long long queue) { return 20000 + 2 * (int)(queue % 6000); }
 #endif
+long long g_queues = 0;  // WorkQueues made so far on this rank
 
 }  // namespace
 
@@ -113,23 +120,35 @@ double sum(double v) {
   return v;
 }
 
-void allreduce_sum(float* data, size_t n) {
+namespace {
 #ifdef MECHSCOPE_HAVE_MPI
-  for (size_t at = 0; g_active && at < n; at += size_t(1) << 30)
-    MPI_Allreduce(MPI_IN_PLACE, data + at, (int)std::min(n - at, size_t(1) << 30), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-#else
-  (void)data, (void)n;
+template <class T>
+struct MpiType;
+template <>
+struct MpiType<float> {
+  static MPI_Datatype get() { return MPI_FLOAT; }
+};
+template <>
+struct MpiType<double> {
+  static MPI_Datatype get() { return MPI_DOUBLE; }
+};
 #endif
-}
 
-void allreduce_sum(double* data, size_t n) {
+template <class T>
+void allreduce_sum_of(T* data, size_t n) {
 #ifdef MECHSCOPE_HAVE_MPI
+  // MPI counts are int: sent in slices of 2^30 elements.
   for (size_t at = 0; g_active && at < n; at += size_t(1) << 30)
-    MPI_Allreduce(MPI_IN_PLACE, data + at, (int)std::min(n - at, size_t(1) << 30), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    MPI_Allreduce(MPI_IN_PLACE, data + at, (int)std::min(n - at, size_t(1) << 30), MpiType<T>::get(), MPI_SUM,
+                  MPI_COMM_WORLD);
 #else
   (void)data, (void)n;
 #endif
 }
+}  // namespace
+
+void allreduce_sum(float* data, size_t n) { allreduce_sum_of(data, n); }
+void allreduce_sum(double* data, size_t n) { allreduce_sum_of(data, n); }
 
 struct WorkQueue::Impl {
   long long n;
@@ -140,6 +159,7 @@ struct WorkQueue::Impl {
   std::unique_ptr<Progress> progress;
   std::thread server;
   long long mine = -1;  // the item this rank holds
+  int tag_request = 0, tag_reply = 0;
 
   long long take() {
     long long i = next.fetch_add(1);
@@ -158,7 +178,7 @@ struct WorkQueue::Impl {
     while (finished < g_size - 1 && !stop) {
       int flag = 0;
       MPI_Status st;
-      MPI_Iprobe(MPI_ANY_SOURCE, kTagRequest, MPI_COMM_WORLD, &flag, &st);
+      MPI_Iprobe(MPI_ANY_SOURCE, tag_request, MPI_COMM_WORLD, &flag, &st);
       if (!flag) {
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
         continue;
@@ -166,12 +186,12 @@ struct WorkQueue::Impl {
       int count = 0;
       MPI_Get_count(&st, MPI_BYTE, &count);
       buf.resize((size_t)count);
-      MPI_Recv(buf.data(), count, MPI_BYTE, st.MPI_SOURCE, kTagRequest, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+      MPI_Recv(buf.data(), count, MPI_BYTE, st.MPI_SOURCE, tag_request, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
       int64_t prev = -1;
       std::memcpy(&prev, buf.data(), sizeof prev);
       if (prev >= 0) done(prev, buf.substr(sizeof prev));
       int64_t item = take();
-      MPI_Send(&item, 1, MPI_INT64_T, st.MPI_SOURCE, kTagReply, MPI_COMM_WORLD);
+      MPI_Send(&item, 1, MPI_INT64_T, st.MPI_SOURCE, tag_reply, MPI_COMM_WORLD);
       if (item < 0) ++finished;
     }
   }
@@ -180,6 +200,13 @@ struct WorkQueue::Impl {
 
 WorkQueue::WorkQueue(std::string label, long long n) : impl_(std::make_unique<Impl>()) {
   impl_->n = n;
+  long long queue = g_queues++;
+#ifdef MECHSCOPE_HAVE_MPI
+  impl_->tag_request = request_tag(queue);
+  impl_->tag_reply = impl_->tag_request + 1;
+#else
+  (void)queue;
+#endif
   if (g_rank == 0) impl_->progress = std::make_unique<Progress>(std::move(label), n);
 #ifdef MECHSCOPE_HAVE_MPI
   if (g_active && g_size > 1 && g_rank == 0) impl_->server = std::thread([this] { impl_->serve(); });
@@ -205,9 +232,9 @@ std::optional<long long> WorkQueue::next(std::string result) {
     int64_t p = prev;
     std::memcpy(msg.data(), &p, sizeof p);
     if (prev >= 0) msg += result;
-    MPI_Send(msg.data(), (int)msg.size(), MPI_BYTE, 0, kTagRequest, MPI_COMM_WORLD);
+    MPI_Send(msg.data(), (int)msg.size(), MPI_BYTE, 0, impl_->tag_request, MPI_COMM_WORLD);
     int64_t got = -1;
-    MPI_Recv(&got, 1, MPI_INT64_T, 0, kTagReply, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    MPI_Recv(&got, 1, MPI_INT64_T, 0, impl_->tag_reply, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
     item = got;
 #endif
   }

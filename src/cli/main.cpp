@@ -127,14 +127,13 @@ int main(int argc, char** argv) {
     try {
       // Under mpirun/srun (issue 18) the batch commands hand their items out over the ranks; any other
       // command would run once per rank into the same place, so it is refused.
-      static const char* const kDistributed[] = {"locate", "patch", "heads", "train", "sae", "attnviz"};
+      static const char* const kDistributed[] = {"locate", "patch", "ablate", "heads", "train", "sae", "attnviz"};
       if (mechscope::cli::dist::launched()) {
         if (std::find_if(std::begin(kDistributed), std::end(kDistributed), [&](const char* d) { return name == d; }) ==
             std::end(kDistributed))
-          mechscope::fail(
-              "mechscope ", name,
-              " does not run over MPI ranks (locate, patch, heads screen, train, attnviz and sae stats do); "
-              "run it without mpirun");
+          mechscope::fail("mechscope ", name,
+                          " does not run over MPI ranks (locate, patch, ablate, heads, train, attnviz, sae stats and "
+                          "sae train do); run it without mpirun");
         mechscope::cli::dist::init(name);
       }
       int rc = c.run(argc - 2, argv + 2);

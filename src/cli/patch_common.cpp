@@ -9,6 +9,7 @@
 #include "core/fs_guard.h"
 #include "core/json.h"
 #include "core/utf8.h"
+#include "io/safetensors.h"
 #include "report/label.h"
 
 namespace mechscope::cli {
@@ -227,6 +228,30 @@ std::string tensor_json(const at::Tensor& t_in) {
     return arr;
   };
   return rec(t).dump();
+}
+
+nlohmann::json target_json(const P::TargetResult& t, const at::Tensor& v) {
+  return {{"name", t.name},
+          {"axes", t.axes},
+          {"shape", v.sizes().vec()},
+          {"seconds", t.seconds},
+          {"values", nlohmann::json::parse(tensor_json(v))}};
+}
+
+void write_target_files(report::RunOutput& out, const std::string& stem,
+                        const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+                        const std::map<std::string, std::string>& meta, const nlohmann::json& j) {
+  io::write_safetensors(join_path(out.dir(), stem + ".safetensors"), tensors, meta);
+  out.add_file(stem + ".safetensors");
+  write_file_atomic(join_path(out.dir(), stem + ".json"), j.dump(1));
+  out.add_file(stem + ".json");
+}
+
+void save_layer_pos_figures(report::RunOutput& out, const P::TargetResult& t, const at::Tensor& v,
+                            const P::FigureLabels& labels) {
+  if (t.axes != std::vector<std::string>{"layer", "pos"}) return;
+  out.save_figure(P::surface_figure(t.name + "_surface", t.name, v, labels));
+  out.save_figure(P::layer_animation(t.name + "_by_layer", t.name, v, labels));
 }
 
 }  // namespace mechscope::cli

@@ -1,14 +1,19 @@
 // What `patch` and `ablate` share: prompts and answers to token ids (one token per answer), position
-// labels for figures, and tensors as JSON.
+// labels for figures, tensors as JSON, and the writing of their targets' numbers and figures.
 #pragma once
 #include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+
+#include <map>
 
 #include <string>
 #include <vector>
 
+#include "analysis/patching/figures.h"
 #include "analysis/patching/patching.h"
 #include "cli/args.h"
 #include "cli/common.h"
+#include "report/run.h"
 
 namespace mechscope::cli {
 
@@ -46,5 +51,16 @@ std::vector<std::string> position_labels(const std::vector<std::string>& a, cons
 
 // A tensor as nested JSON arrays.
 std::string tensor_json(const at::Tensor& t);
+
+// The outputs patch and ablate write alike (issue 13). A target's entry of <stem>.json's "targets":
+// name, axes, shape, seconds, and `v` (what the safetensors file holds) as values.
+nlohmann::json target_json(const analysis::patching::TargetResult& t, const at::Tensor& v);
+// <stem>.safetensors (the tensors, with meta) and <stem>.json into out, both listed in the manifest.
+void write_target_files(report::RunOutput& out, const std::string& stem,
+                        const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+                        const std::map<std::string, std::string>& meta, const nlohmann::json& j);
+// A [layer, pos] target's surface and per-layer animation of v (nothing for other targets).
+void save_layer_pos_figures(report::RunOutput& out, const analysis::patching::TargetResult& t, const at::Tensor& v,
+                            const analysis::patching::FigureLabels& labels);
 
 }  // namespace mechscope::cli

@@ -23,6 +23,10 @@ class Writer {
     pod<uint64_t>(s.size());
     bytes_ += s;
   }
+  void ints(const std::vector<int64_t>& v) {
+    pod<uint64_t>(v.size());
+    bytes_.append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(int64_t));
+  }
   // An undefined tensor is written as such.
   void tensor(const at::Tensor& t) {
     pod<int8_t>(t.defined());
@@ -41,7 +45,10 @@ class Writer {
 
 class Reader {
  public:
-  explicit Reader(const std::string& bytes) : bytes_(bytes) {}
+  // `what` names the bytes in errors.
+  explicit Reader(const std::string& bytes,
+                  std::string what = "an item's result (a rank's message or a shard's items/K.bin)")
+      : bytes_(bytes), what_(std::move(what)) {}
   template <class T>
   T pod() {
     T v;
@@ -57,11 +64,29 @@ class Reader {
     at_ += n;
     return s;
   }
+  std::vector<int64_t> ints() {
+    uint64_t n = pod<uint64_t>();
+    if (n > (bytes_.size() - at_) / sizeof(int64_t)) need(bytes_.size() + 1);
+    std::vector<int64_t> v((size_t)n);
+    std::memcpy(v.data(), bytes_.data() + at_, v.size() * sizeof(int64_t));
+    at_ += v.size() * sizeof(int64_t);
+    return v;
+  }
   at::Tensor tensor() {
     if (!pod<int8_t>()) return {};
-    auto type = (at::ScalarType)pod<int8_t>();
-    std::vector<int64_t> sizes((size_t)pod<uint64_t>());
-    for (auto& s : sizes) s = pod<int64_t>();
+    int8_t code = pod<int8_t>();
+    uint64_t dims = pod<uint64_t>();
+    // Shard items are read back from files: a damaged one is refused before anything is allocated.
+    if (code < 0 || code >= (int8_t)at::ScalarType::NumOptions || dims > 64) bad();
+    auto type = (at::ScalarType)code;
+    std::vector<int64_t> sizes((size_t)dims);
+    uint64_t count = 1;
+    for (auto& s : sizes) {
+      s = pod<int64_t>();
+      if (s < 0 || (s > 0 && count > (bytes_.size() - at_) / (uint64_t)s)) bad();
+      count *= (uint64_t)s;
+    }
+    if (count > (bytes_.size() - at_) / at::elementSize(type)) bad();
     at::Tensor t = at::empty(sizes, at::TensorOptions().dtype(type));
     need(t.nbytes());
     std::memcpy(t.data_ptr(), bytes_.data() + at_, t.nbytes());
@@ -71,9 +96,11 @@ class Reader {
 
  private:
   void need(size_t n) const {
-    if (at_ + n > bytes_.size()) fail("internal: a rank's result message is shorter than its contents");
+    if (n > bytes_.size() - at_) bad();
   }
+  [[noreturn]] void bad() const { fail(what_, " is damaged: shorter than its contents or not a result"); }
   const std::string& bytes_;
+  std::string what_;
   size_t at_ = 0;
 };
 

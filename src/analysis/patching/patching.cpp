@@ -182,76 +182,114 @@ PatchResult patch(const models::HookedModel& model, const std::vector<PromptPair
   return r;
 }
 
+namespace {
+// A reference prompt's activations at `points` (its own metric is not used).
+std::map<std::string, at::Tensor> reference_acts(const models::HookedModel& model, const Metric& metric,
+                                                 const std::vector<std::string>& points,
+                                                 const std::vector<int64_t>& ref) {
+  Metric any = metric;
+  any.position = 0;
+  return base_run(model, ids_tensor(ref, model.device()), any, points).acts;
+}
+}  // namespace
+
+AblationSetup ablation_setup(const models::HookedModel& model, const std::vector<int64_t>& ids, const Metric& metric,
+                             const std::vector<std::string>& targets, AblationKind kind,
+                             const std::vector<std::vector<int64_t>>& reference, Method method,
+                             const std::vector<int64_t>& token_types) {
+  if (method == Method::Attribution) fail("ablation supports the exact and naive methods");
+  const auto& cfg = model.config();
+  AblationSetup s;
+  for (auto& t : targets) s.specs.push_back(target_spec(t));
+  s.points = points_of(s.specs, cfg);
+  s.metric = metric;
+  s.method = method;
+  s.kind = kind;
+  s.n = (int64_t)ids.size();
+  const int64_t n = s.n;
+  if (!token_types.empty() && token_types.size() != ids.size())
+    fail("ablate: ", token_types.size(), " token type ids for ", ids.size(), " token ids");
+  const at::Device dev = model.device();
+  s.base = base_run(model, ids_tensor(ids, dev), metric, s.points, types_tensor(token_types, dev));
+
+  // One source per run to average over: zeros, the reference mean, or each reference prompt.
+  if (kind == AblationKind::Zero) {
+    for (auto& p : s.points) s.shared_source[p] = at::zeros_like(s.base.acts.at(p));
+    return s;
+  }
+  if (reference.empty())
+    fail(option("kind"), " ", ablation_name(kind), " needs reference prompts (", option("reference"), ")");
+  bool same_length = true;
+  for (auto& ref : reference) same_length &= (int64_t)ref.size() == n;
+  if (kind == AblationKind::Resample) {
+    if (!same_length) fail("resample ablation needs reference prompts of the prompt's length (", n, " tokens)");
+    s.n_sources = reference.size();
+    return s;
+  }
+  for (auto& p : s.points)
+    if (!same_length && hooks::point_layout(p) == hooks::Layout::Pattern)
+      fail("mean ablation of attention patterns needs reference prompts of the prompt's length (", n, " tokens)");
+  std::vector<std::map<std::string, at::Tensor>> refs;
+  for (auto& ref : reference) refs.push_back(reference_acts(model, metric, s.points, ref));
+  for (auto& p : s.points) {
+    std::vector<at::Tensor> acts;
+    for (auto& r : refs) acts.push_back(r.at(p));
+    at::Tensor mean;
+    if (same_length) {
+      mean = at::cat(acts, 0).mean(0, true);
+    } else {  // different lengths: one mean over every position of every reference
+      mean = at::cat(acts, 1).mean(1, true);
+      auto shape = s.base.acts.at(p).sizes().vec();
+      mean = mean.expand(shape).contiguous();
+    }
+    s.shared_source[p] = mean;
+  }
+  return s;
+}
+
+std::map<std::string, at::Tensor> ablation_source(const models::HookedModel& model, const AblationSetup& setup,
+                                                  const std::vector<std::vector<int64_t>>& reference, size_t k) {
+  if (setup.kind != AblationKind::Resample) return setup.shared_source;
+  return reference_acts(model, setup.metric, setup.points, reference.at(k));
+}
+
+at::Tensor ablation_values(const models::HookedModel& model, const AblationSetup& setup, size_t t,
+                           const std::map<std::string, at::Tensor>& source, const SweepOptions& sweep) {
+  auto cells = target_cells(setup.specs.at(t), model.config(), setup.n);
+  return run_cells(model, setup.base, source, cells, setup.metric, setup.method, sweep) - setup.base.metric;
+}
+
+AblationResult ablation_result(const models::HookedModel& model, const AblationSetup& setup,
+                               const std::vector<std::vector<at::Tensor>>& values, const std::vector<double>& seconds) {
+  AblationResult r;
+  r.clean_metric = setup.base.metric;
+  r.n_pos = setup.n;
+  for (size_t t = 0; t < setup.specs.size(); ++t) {
+    const auto& s = setup.specs[t];
+    TargetResult tr{s.name, target_axes(s), {}, {}, seconds.at(t)};
+    at::Tensor sum;
+    for (auto& v : values.at(t)) sum = sum.defined() ? sum + v : v;
+    tr.values = (sum / (double)values.at(t).size()).view(target_shape(s, model.config(), setup.n));
+    r.targets.push_back(tr);
+  }
+  return r;
+}
+
 AblationResult ablate(const models::HookedModel& model, const std::vector<int64_t>& ids, const Metric& metric,
                       const std::vector<std::string>& targets, AblationKind kind,
                       const std::vector<std::vector<int64_t>>& reference, Method method, const SweepOptions& sweep,
                       const std::vector<int64_t>& token_types) {
-  if (method == Method::Attribution) fail("ablation supports the exact and naive methods");
-  const auto& cfg = model.config();
-  std::vector<TargetSpec> specs;
-  for (auto& t : targets) specs.push_back(target_spec(t));
-  auto points = points_of(specs, cfg);
-  int64_t n = (int64_t)ids.size();
-  if (!token_types.empty() && token_types.size() != ids.size())
-    fail("ablate: ", token_types.size(), " token type ids for ", ids.size(), " token ids");
-  const at::Device dev = model.device();
-  BaseRun base = base_run(model, ids_tensor(ids, dev), metric, points, types_tensor(token_types, dev));
-
-  // One source per run to average over: zeros, the reference mean, or each reference prompt.
+  AblationSetup setup = ablation_setup(model, ids, metric, targets, kind, reference, method, token_types);
   std::vector<std::map<std::string, at::Tensor>> sources;
-  if (kind == AblationKind::Zero) {
-    sources.emplace_back();
-    for (auto& p : points) sources[0][p] = at::zeros_like(base.acts.at(p));
-  } else {
-    if (reference.empty())
-      fail(option("kind"), " ", ablation_name(kind), " needs reference prompts (", option("reference"), ")");
-    bool same_length = true;
-    for (auto& ref : reference) same_length &= (int64_t)ref.size() == n;
-    if (kind == AblationKind::Resample && !same_length)
-      fail("resample ablation needs reference prompts of the prompt's length (", n, " tokens)");
-    Metric any = metric;
-    any.position = 0;  // the references' own metric is not used
-    std::vector<BaseRun> refs;
-    for (auto& ref : reference) refs.push_back(base_run(model, ids_tensor(ref, dev), any, points));
-    if (kind == AblationKind::Resample) {
-      for (auto& r : refs) sources.push_back(r.acts);
-    } else {
-      sources.emplace_back();
-      for (auto& p : points) {
-        bool pattern = hooks::point_layout(p) == hooks::Layout::Pattern;
-        if (!same_length && pattern)
-          fail("mean ablation of attention patterns needs reference prompts of the prompt's length (", n, " tokens)");
-        std::vector<at::Tensor> acts;
-        for (auto& r : refs) acts.push_back(r.acts.at(p));
-        at::Tensor mean;
-        if (same_length) {
-          mean = at::cat(acts, 0).mean(0, true);
-        } else {  // different lengths: one mean over every position of every reference
-          mean = at::cat(acts, 1).mean(1, true);
-          auto shape = base.acts.at(p).sizes().vec();
-          mean = mean.expand(shape).contiguous();
-        }
-        sources[0][p] = mean;
-      }
-    }
-  }
-  AblationResult r;
-  r.clean_metric = base.metric;
-  r.n_pos = n;
-  for (auto& s : specs) {
-    TargetResult tr{s.name, target_axes(s), {}, {}, 0};
+  for (size_t k = 0; k < setup.n_sources; ++k) sources.push_back(ablation_source(model, setup, reference, k));
+  std::vector<std::vector<at::Tensor>> values(setup.specs.size());
+  std::vector<double> seconds(setup.specs.size());
+  for (size_t t = 0; t < setup.specs.size(); ++t) {
     auto t0 = Clock::now();
-    auto cells = target_cells(s, cfg, n);
-    at::Tensor sum;
-    for (auto& src : sources) {
-      at::Tensor v = run_cells(model, base, src, cells, metric, method, sweep) - base.metric;
-      sum = sum.defined() ? sum + v : v;
-    }
-    tr.values = (sum / (double)sources.size()).view(target_shape(s, cfg, n));
-    tr.seconds = since(t0);
-    r.targets.push_back(tr);
+    for (auto& src : sources) values[t].push_back(ablation_values(model, setup, t, src, sweep));
+    seconds[t] = since(t0);
   }
-  return r;
+  return ablation_result(model, setup, values, seconds);
 }
 
 }  // namespace mechscope::analysis::patching

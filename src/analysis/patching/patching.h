@@ -182,6 +182,35 @@ AblationResult ablate(const models::HookedModel& model, const std::vector<int64_
                       const std::vector<std::vector<int64_t>>& reference, Method method, const SweepOptions& sweep = {},
                       const std::vector<int64_t>& token_types = {});
 
+// ablate() in its parts, for running it on different processes (issue 18), as patch_pair/add_pair are
+// patch()'s. Setup: the checks, the clean run, and the source of zero/mean ablation (mean: every
+// reference's run); ablation_source: the source of run k (0 for zero/mean; reference k's activations
+// for resample); ablation_values: one target's cells under one source; ablation_result: values[t][k]
+// added in k order and divided by their number, in the target's shape. Going through them in any
+// order, on any process, gives ablate()'s result bit for bit.
+struct AblationSetup {
+  std::vector<TargetSpec> specs;
+  std::vector<std::string> points;
+  Metric metric;
+  Method method = Method::Exact;
+  AblationKind kind = AblationKind::Zero;
+  int64_t n = 0;
+  size_t n_sources = 1;  // runs averaged: 1, or the references for resample
+  BaseRun base;
+  std::map<std::string, at::Tensor> shared_source;  // zero, mean
+};
+AblationSetup ablation_setup(const models::HookedModel& model, const std::vector<int64_t>& ids, const Metric& metric,
+                             const std::vector<std::string>& targets, AblationKind kind,
+                             const std::vector<std::vector<int64_t>>& reference, Method method,
+                             const std::vector<int64_t>& token_types = {});
+std::map<std::string, at::Tensor> ablation_source(const models::HookedModel& model, const AblationSetup& setup,
+                                                  const std::vector<std::vector<int64_t>>& reference, size_t k);
+// metric(ablated) - metric(clean) of every cell of target t: [cells] float64.
+at::Tensor ablation_values(const models::HookedModel& model, const AblationSetup& setup, size_t t,
+                           const std::map<std::string, at::Tensor>& source, const SweepOptions& sweep = {});
+AblationResult ablation_result(const models::HookedModel& model, const AblationSetup& setup,
+                               const std::vector<std::vector<at::Tensor>>& values, const std::vector<double>& seconds);
+
 // ---- attribution patching ------------------------------------------------------------------------
 
 // (clean - corrupt) . d metric / d act at the corrupt run, summed over each cell: [target shape] per

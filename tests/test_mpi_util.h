@@ -1,0 +1,106 @@
+// What the MPI and shard tests share (tests/cli/test_mpi*_cli.cpp, issue 18): running the binary under
+// mpirun as root, skipping where MPI is missing, and comparing output folders byte for byte.
+// A test file that includes this sets MECHSCOPE_TEST_MPI in a build with MPI (CMakeLists.txt).
+#pragma once
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/fs.h"
+#include "core/source_dir.h"  // MECHSCOPE_BINARY
+#include "test_util.h"
+
+namespace mstest::mpi {
+namespace {
+
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+[[maybe_unused]] std::string quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+// OpenMPI refuses to start as root without these; --oversubscribe lets 3 ranks share 2 cores and
+// --bind-to none keeps them off one core each (the machine runs other work).
+[[maybe_unused]] const char* const kRootEnv = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 ";
+[[maybe_unused]] std::string mpirun(int np) {
+  return "mpirun -np " + std::to_string(np) + " --oversubscribe --bind-to none " + quote(MECHSCOPE_BINARY);
+}
+
+[[maybe_unused]] mstest::RunResult run_mpi(int np, const std::vector<std::string>& args) {
+  std::string cmd = kRootEnv + mpirun(np);
+  for (auto& a : args) cmd += " " + quote(a);
+  return mstest::run_shell(cmd);
+}
+
+// Why the MPI tests cannot run here ("" when they can).
+[[maybe_unused]] std::string no_mpi_reason() {
+#ifndef MECHSCOPE_TEST_MPI
+  return "this build has no MPI (configure found no MPI library, or -DMECHSCOPE_MPI=OFF)";
+#else
+  if (mstest::run_shell("command -v mpirun").code != 0) return "mpirun is not installed (apt-get install openmpi-bin)";
+  return "";
+#endif
+}
+#define SKIP_WITHOUT_MPI()                          \
+  do {                                              \
+    std::string why = mstest::mpi::no_mpi_reason(); \
+    if (!why.empty()) GTEST_SKIP() << why;          \
+  } while (0)
+
+// Every file of a run that holds numbers or figures, by relative path. The manifest, index.html (its
+// timings) and the lock are left out; locating_summary.json without its one timing.
+[[maybe_unused]] std::map<std::string, std::string> results(const std::string& dir) {
+  std::map<std::string, std::string> out;
+  for (auto& e : fs::recursive_directory_iterator(dir)) {
+    if (!e.is_regular_file()) continue;
+    std::string rel = fs::relative(e.path(), dir).string(), name = e.path().filename().string();
+    if (name == "manifest.json" || name == "index.html" || name == ".mechscope.lock") continue;
+    std::string bytes = mechscope::read_file(e.path().string());
+    if (name == "locating_summary.json") {
+      json j = json::parse(bytes);
+      j.erase("seconds_tracing_this_run");
+      bytes = j.dump(1);
+    }
+    out[rel] = bytes;
+  }
+  return out;
+}
+
+// "" when equal; otherwise the paths that differ or are missing on one side.
+[[maybe_unused]] std::string differ(const std::map<std::string, std::string>& a,
+                                    const std::map<std::string, std::string>& b) {
+  std::string d;
+  for (auto& [k, v] : a)
+    if (!b.count(k)) d += "missing:" + k + " ";
+    else if (b.at(k) != v) d += "differs:" + k + " ";
+  for (auto& [k, v] : b)
+    if (!a.count(k)) d += "extra:" + k + " ";
+  return d;
+}
+
+// `cmd(out)` run by one process into DIR/one and by 2 and 3 ranks: `tensors` byte for byte, and the
+// JSON `numbers` (timings removed) equal.
+[[maybe_unused]] void expect_ranks_equal_one_process(
+    const std::string& dir, const std::function<std::vector<std::string>(const std::string&)>& cmd,
+    const std::string& tensors, const std::function<json(const std::string&)>& numbers) {
+  auto one = run_cli(cmd(dir + "/one"));
+  ASSERT_EQ(one.code, 0) << one.err;
+  for (int np : {2, 3}) {
+    std::string out = dir + "/np" + std::to_string(np);
+    auto r = run_mpi(np, cmd(out));
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(mechscope::read_file(dir + "/one/" + tensors), mechscope::read_file(out + "/" + tensors)) << np;
+    EXPECT_EQ(numbers(dir + "/one"), numbers(out)) << np;
+  }
+}
+
+}  // namespace
+}  // namespace mstest::mpi
