@@ -50,6 +50,175 @@ void check_reusable(const json& info, const json& run, const std::vector<int64_t
          dump(json(ids)), " now): the facts file or its tokenization changed; use --overwrite or a new --out");
 }
 
+// A fact to trace: its line, index in the file, file stem and token ids with the subject's range.
+struct Item {
+  ct::Fact fact;
+  int index;
+  std::string stem;
+  ct::TraceInput in;
+};
+
+struct Selection {
+  std::vector<Item> items;                               // this run's (this shard's) facts to trace
+  std::vector<json> bad_facts;                           // refused before tracing (--skip-bad)
+  std::vector<std::pair<int, std::string>> whole_items;  // index and stem of every shard's facts
+  std::vector<std::vector<int64_t>> subjects;            // every fact's subject alone (for ROME's noise level)
+};
+
+// The first n_facts facts of the file tokenized, so bad facts fail before any tracing.
+Selection select_facts(const Args& a, const Loaded& m, const ct::FactsFile& ff, size_t n_facts,
+                       const dist::Shard& shard, bool skip_bad, const std::string& kg) {
+  Selection out;
+  auto& [items, bad_facts, whole_items, subjects] = out;
+  const auto& tok = need_tokenizer(m, "locate");
+  for (auto& s : ff.skipped) bad_facts.push_back({{"reason", s}});
+  for (auto& f : ff.facts) {
+    try {
+      subjects.push_back(subject_ids(a, m, f.subject, "subject"));
+    } catch (const Error&) {
+      subjects.emplace_back();  // its fact fails below, where the subject is looked for in its prompt
+    }
+  }
+  for (size_t i = 0; i < n_facts; ++i) {
+    const ct::Fact& f = ff.facts[i];
+    Item it{f, (int)i, fact_stem((int)i, f.id), {}};
+    try {
+      if (f.answer) ct::check_known_words(tok, *f.answer, "answer");
+      tokenizers::Encoding enc = encode_prompt(a, m, f.prompt, "prompt");
+      it.in.ids = enc.ids;
+      std::tie(it.in.subject_begin, it.in.subject_end) = subject_range(m, enc, f.subject, f.prompt, "subject");
+    } catch (const Error& e) {
+      std::string msg = cat(kg, ":", f.line, ": ", e.raw());
+      if (!skip_bad) fail(msg, " (pass --skip-bad to report and skip such facts)");
+      std::fprintf(stderr, "skipped %s\n", msg.c_str());
+      bad_facts.push_back({{"line", f.line}, {"id", f.id}, {"reason", msg}});
+      continue;
+    }
+    whole_items.emplace_back(it.index, it.stem);
+    if (shard.mine(it.index)) items.push_back(std::move(it));
+  }
+  return out;
+}
+
+// On rank 0 (or the only process): checks what earlier runs left in DIR/facts (with --resume, their
+// settings must be this run's), writes the run's record and returns the positions in `items` of the
+// facts still to trace.
+std::vector<long long> facts_to_trace(const Args& a, const std::string& dir, const std::string& previous,
+                                      const json& run, const json& record, const std::vector<Item>& items) {
+  std::vector<long long> todo_pos;
+  const std::string facts_dir = join_path(dir, "facts");
+  make_dirs(facts_dir);
+  remove_stale_temps(facts_dir);
+  std::string run_path = join_path(facts_dir, "run.json");
+  if (a.on("resume") && file_exists(run_path)) {
+    json old;
+    try {
+      old = read_json_file(run_path);
+      if (!old.is_object()) fail("'", run_path, "' is not a JSON object");
+    } catch (const Error& e) {
+      fail(e.raw(), " (it records the run's settings; pass --overwrite instead of --resume to start again)");
+    }
+    for (const char* key : kFactSettings)
+      if (old.value(key, json()) != run.value(key, json()))
+        fail("--resume: ", key, " differs from the run in ", dir, " (", dump(old.value(key, json())), " there, ",
+             dump(run.value(key, json())), " now); use the same settings or a new --out");
+    // Runs written before prompts got the tokenizer's special tokens lack the key (and had none).
+    if (old.contains("special_tokens") && old["special_tokens"] != run["special_tokens"])
+      fail("--resume: special_tokens differs from the run in ", dir, "; use the same settings or a new --out");
+    if (old.value("shard", json()) != record.value("shard", json())) {
+      auto said = [](const json& sh) {
+        return sh.is_object()
+                   ? cat("--shard ", sh.value("index", -1), "/", sh.value("count", -1), " of this facts file")
+                   : std::string("no --shard");
+      };
+      fail("--resume: the run in ", dir, " was made with ", said(old.value("shard", json())), ", this run has ",
+           said(record.value("shard", json())), "; use the same --shard or a new --out");
+    }
+  }
+  if (a.on("resume") && !previous.empty() && previous != "complete")
+    std::fprintf(stderr, "resuming a run that did not finish (its manifest said \"%s\")\n", previous.c_str());
+  if (a.on("overwrite") && !(a.on("resume") && file_exists(run_path))) {
+    for (auto& it : items)
+      for (const char* ext : {".safetensors", ".skipped.json"})
+        std::remove(join_path(facts_dir, it.stem + ext).c_str());
+  }
+
+  // Trace what is not written yet; what is written must be this run's.
+  for (size_t pos = 0; pos < items.size(); ++pos) {
+    const Item& it = items[pos];
+    std::string res = join_path(facts_dir, it.stem + ".safetensors"),
+                skip = join_path(facts_dir, it.stem + ".skipped.json");
+    if (file_exists(res)) {
+      check_reusable(load_fact(res, it.index, it.stem).info, run, it.in.ids, res);
+    } else if (file_exists(skip)) {
+      json j = read_json_file(skip);
+      check_reusable(j, run, it.in.ids, skip);
+    } else {
+      todo_pos.push_back((long long)pos);
+    }
+  }
+  // Rewritten only when it changes: a resumed run over a complete result that is interrupted before
+  // it writes anything leaves the folder as it was (and its manifest "complete" again).
+  std::string run_bytes = dump(record, 2) + "\n";
+  if (!file_exists(run_path) || read_file(run_path) != run_bytes) write_file_atomic(run_path, run_bytes);
+  if (items.size() != todo_pos.size())
+    std::fprintf(stderr, "resuming: %zu of %zu facts already done\n", items.size() - todo_pos.size(), items.size());
+  return todo_pos;
+}
+
+// Traces one fact and writes its record (DIR/facts/STEM.safetensors, or STEM.skipped.json when the
+// model predicts another answer) and its heatmaps; returns the progress line's note and sets
+// trace_secs to the seconds of the trace alone (what the summary's tracing time adds up).
+std::string trace_fact(const Item& it, const Loaded& m, const TraceSettings& set, const json& run, double emb_std,
+                       const std::string& dir, const std::string& model_name, double& trace_secs) {
+  const std::string facts_dir = join_path(dir, "facts");
+  report::RenderOptions ropt;
+  ct::TraceOptions opt = set.opt;
+  if (it.fact.answer)  // facts the model gets wrong are skipped before any cell is traced
+    opt.accept = [&](int64_t id) { return trim(token_text(m, id)) == trim(*it.fact.answer); };
+  auto t0 = std::chrono::steady_clock::now();
+  ct::TraceResult r = ct::trace(*m.model, it.in, opt);
+  trace_secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::string answer = token_text(m, r.answer_id);
+  if (r.rejected) {
+    json skip{{"index", it.index},
+              {"id", it.fact.id},
+              {"line", it.fact.line},
+              {"reason", cat("the model predicts '", trim(answer), "', expected '", trim(*it.fact.answer), "'")},
+              {"predicted", answer},
+              {"expected", *it.fact.answer},
+              {"high_score", r.high_score},
+              {"input_ids", it.in.ids}};
+    for (const char* key : kFactSettings) skip[key] = run.value(key, json());
+    write_file_atomic(join_path(facts_dir, it.stem + ".skipped.json"), dump(skip, 2) + "\n");
+    return cat(it.stem, ": skipped (predicts '", trim(answer), "')");
+  }
+  std::vector<std::string> tokens = token_labels(m, it.in.ids);
+  for (size_t k = 0; k < r.kinds.size(); ++k) {
+    auto fig = ct::trace_heatmap(heatmap_id(it.stem, r.kinds[k]), r.scores[k], tokens, it.in.subject_begin,
+                                 it.in.subject_end, r.low_score, trim(answer), r.kinds[k], set.opt.window, model_name);
+    for (auto f : set.formats) report::render(fig, f, join_path(dir, fig.id + "." + report::extension(f)), ropt);
+  }
+  json info = trace_json(r, it.in, tokens, answer, set, emb_std);
+  info["model"] = run["model"];
+  info["prepend_bos"] = run["prepend_bos"];
+  info["index"] = it.index;
+  info["id"] = it.fact.id;
+  info["line"] = it.fact.line;
+  info["prompt"] = it.fact.prompt;
+  info["subject"] = it.fact.subject;
+  if (it.fact.answer) info["expected"] = *it.fact.answer;
+  std::vector<std::pair<std::string, at::Tensor>> tensors{{"input_ids", at::tensor(it.in.ids, at::kLong)}};
+  for (size_t k = 0; k < r.kinds.size(); ++k)
+    tensors.emplace_back(std::string("scores.") + ct::kind_name(r.kinds[k]), r.scores[k]);
+  // Written last: its presence marks the fact done.
+  io::write_safetensors(join_path(facts_dir, it.stem + ".safetensors"), tensors, {{"fact", dump(info)}});
+  char note[160];
+  std::snprintf(note, sizeof note, "%s: '%s' high %.3g low %.3g", it.stem.c_str(), trim(answer).c_str(), r.high_score,
+                r.low_score);
+  return note;
+}
+
 int run_locate(int argc, char** argv) {
   // The seed's option name --model-dir is --model here (same meaning).
   std::vector<std::string> store(argv, argv + argc);
@@ -115,47 +284,15 @@ int run_locate(int argc, char** argv) {
   ct::check_traceable(*m.model);
   const auto& cfg = m.model->config();
   need_lm_head(m, "locate");
-  const auto& tok = need_tokenizer(m, "locate");
+  need_tokenizer(m, "locate");
   const int nL = (int)cfg.n_layers;
 
   // Tokenize every fact up front so bad facts fail before any tracing.
-  struct Item {
-    ct::Fact fact;
-    int index;
-    std::string stem;
-    ct::TraceInput in;
-  };
-  std::vector<Item> items;
-  std::vector<json> bad_facts;
-  std::vector<std::pair<int, std::string>> whole_items;  // every shard's
-  for (auto& s : ff.skipped) bad_facts.push_back({{"reason", s}});
-  std::vector<std::vector<int64_t>> subjects;
-  for (auto& f : ff.facts) {
-    try {
-      subjects.push_back(subject_ids(a, m, f.subject, "subject"));
-    } catch (const Error&) {
-      subjects.emplace_back();  // its fact fails below, where the subject is looked for in its prompt
-    }
-  }
   size_t n_facts = limit ? std::min<size_t>(ff.facts.size(), (size_t)limit) : ff.facts.size();
-  for (size_t i = 0; i < n_facts; ++i) {
-    const ct::Fact& f = ff.facts[i];
-    Item it{f, (int)i, fact_stem((int)i, f.id), {}};
-    try {
-      if (f.answer) ct::check_known_words(tok, *f.answer, "answer");
-      tokenizers::Encoding enc = encode_prompt(a, m, f.prompt, "prompt");
-      it.in.ids = enc.ids;
-      std::tie(it.in.subject_begin, it.in.subject_end) = subject_range(m, enc, f.subject, f.prompt, "subject");
-    } catch (const Error& e) {
-      std::string msg = cat(kg, ":", f.line, ": ", e.raw());
-      if (!skip_bad) fail(msg, " (pass --skip-bad to report and skip such facts)");
-      std::fprintf(stderr, "skipped %s\n", msg.c_str());
-      bad_facts.push_back({{"line", f.line}, {"id", f.id}, {"reason", msg}});
-      continue;
-    }
-    whole_items.emplace_back(it.index, it.stem);
-    if (shard.mine(it.index)) items.push_back(std::move(it));
-  }
+  Selection sel = select_facts(a, m, ff, n_facts, shard, skip_bad, kg);
+  const std::vector<Item>& items = sel.items;
+  const std::vector<std::vector<int64_t>>& subjects = sel.subjects;
+  std::vector<json> bad_facts = sel.bad_facts;
 
   // ROME's s<k>: k × the std of the token embeddings of all subjects of the facts file, each alone.
   double emb_std = set.rule.needs_embedding_std() ? ct::embedding_std(*m.model, subjects) : 0;
@@ -176,7 +313,7 @@ int run_locate(int argc, char** argv) {
   whole.n_layers = nL;
   whole.formats = set.formats;
   whole.html_facts = html_facts;
-  whole.items = whole_items;
+  whole.items = sel.whole_items;
   json record = run;  // facts/run.json
   if (shard.on) record["shard"] = {{"index", shard.index}, {"count", shard.count}, {"job", job_json(whole)}};
   auto job_of = [&](const std::string& d) {
@@ -192,64 +329,7 @@ int run_locate(int argc, char** argv) {
 
   // Rank 0 (or the only process) checks what earlier runs wrote and lists what is left to trace.
   std::vector<long long> todo_pos;  // positions in items
-  if (lead) {
-    make_dirs(facts_dir);
-    remove_stale_temps(facts_dir);
-    std::string run_path = join_path(facts_dir, "run.json");
-    if (a.on("resume") && file_exists(run_path)) {
-      json old;
-      try {
-        old = read_json_file(run_path);
-        if (!old.is_object()) fail("'", run_path, "' is not a JSON object");
-      } catch (const Error& e) {
-        fail(e.raw(), " (it records the run's settings; pass --overwrite instead of --resume to start again)");
-      }
-      for (const char* key : kFactSettings)
-        if (old.value(key, json()) != run.value(key, json()))
-          fail("--resume: ", key, " differs from the run in ", dir, " (", dump(old.value(key, json())), " there, ",
-               dump(run.value(key, json())), " now); use the same settings or a new --out");
-      // Runs written before prompts got the tokenizer's special tokens lack the key (and had none).
-      if (old.contains("special_tokens") && old["special_tokens"] != run["special_tokens"])
-        fail("--resume: special_tokens differs from the run in ", dir, "; use the same settings or a new --out");
-      if (old.value("shard", json()) != record.value("shard", json())) {
-        auto said = [](const json& sh) {
-          return sh.is_object()
-                     ? cat("--shard ", sh.value("index", -1), "/", sh.value("count", -1), " of this facts file")
-                     : std::string("no --shard");
-        };
-        fail("--resume: the run in ", dir, " was made with ", said(old.value("shard", json())), ", this run has ",
-             said(record.value("shard", json())), "; use the same --shard or a new --out");
-      }
-    }
-    if (a.on("resume") && !previous.empty() && previous != "complete")
-      std::fprintf(stderr, "resuming a run that did not finish (its manifest said \"%s\")\n", previous.c_str());
-    if (a.on("overwrite") && !(a.on("resume") && file_exists(run_path))) {
-      for (auto& it : items)
-        for (const char* ext : {".safetensors", ".skipped.json"})
-          std::remove(join_path(facts_dir, it.stem + ext).c_str());
-    }
-
-    // Trace what is not written yet; what is written must be this run's.
-    for (size_t pos = 0; pos < items.size(); ++pos) {
-      const Item& it = items[pos];
-      std::string res = join_path(facts_dir, it.stem + ".safetensors"),
-                  skip = join_path(facts_dir, it.stem + ".skipped.json");
-      if (file_exists(res)) {
-        check_reusable(load_fact(res, it.index, it.stem).info, run, it.in.ids, res);
-      } else if (file_exists(skip)) {
-        json j = read_json_file(skip);
-        check_reusable(j, run, it.in.ids, skip);
-      } else {
-        todo_pos.push_back((long long)pos);
-      }
-    }
-    // Rewritten only when it changes: a resumed run over a complete result that is interrupted before
-    // it writes anything leaves the folder as it was (and its manifest "complete" again).
-    std::string run_bytes = dump(record, 2) + "\n";
-    if (!file_exists(run_path) || read_file(run_path) != run_bytes) write_file_atomic(run_path, run_bytes);
-    if (items.size() != todo_pos.size())
-      std::fprintf(stderr, "resuming: %zu of %zu facts already done\n", items.size() - todo_pos.size(), items.size());
-  }
+  if (lead) todo_pos = facts_to_trace(a, dir, previous, run, record, items);
   dist::bcast(todo_pos);
   std::vector<const Item*> todo;
   for (long long k : todo_pos) todo.push_back(&items[(size_t)k]);
@@ -258,56 +338,11 @@ int run_locate(int argc, char** argv) {
     // One item at a time from rank 0's counter (dynamic: a slow fact holds no other back); every
     // fact is traced with the run's seed alone, so which rank traces it changes no number.
     dist::WorkQueue queue("locate", (long long)todo.size());
-    report::RenderOptions ropt;
     std::string spent;  // the seconds this rank traced its last fact, for rank 0's total
     while (auto next = queue.next(std::move(spent))) {
-      const Item* it = todo[(size_t)*next];
-      auto t0 = std::chrono::steady_clock::now();
-      ct::TraceOptions opt = set.opt;
-      if (it->fact.answer)  // facts the model gets wrong are skipped before any cell is traced
-        opt.accept = [&](int64_t id) { return trim(token_text(m, id)) == trim(*it->fact.answer); };
-      ct::TraceResult r = ct::trace(*m.model, it->in, opt);
-      double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      double secs = 0;
+      std::string note = trace_fact(*todo[(size_t)*next], m, set, run, emb_std, dir, model_name, secs);
       spent.assign(reinterpret_cast<const char*>(&secs), sizeof secs);
-      std::string answer = token_text(m, r.answer_id);
-      if (r.rejected) {
-        json skip{{"index", it->index},
-                  {"id", it->fact.id},
-                  {"line", it->fact.line},
-                  {"reason", cat("the model predicts '", trim(answer), "', expected '", trim(*it->fact.answer), "'")},
-                  {"predicted", answer},
-                  {"expected", *it->fact.answer},
-                  {"high_score", r.high_score},
-                  {"input_ids", it->in.ids}};
-        for (const char* key : kFactSettings) skip[key] = run.value(key, json());
-        write_file_atomic(join_path(facts_dir, it->stem + ".skipped.json"), dump(skip, 2) + "\n");
-        queue.note(cat(it->stem, ": skipped (predicts '", trim(answer), "')"));
-        continue;
-      }
-      std::vector<std::string> tokens = token_labels(m, it->in.ids);
-      for (size_t k = 0; k < r.kinds.size(); ++k) {
-        auto fig =
-            ct::trace_heatmap(heatmap_id(it->stem, r.kinds[k]), r.scores[k], tokens, it->in.subject_begin,
-                              it->in.subject_end, r.low_score, trim(answer), r.kinds[k], set.opt.window, model_name);
-        for (auto f : set.formats) report::render(fig, f, join_path(dir, fig.id + "." + report::extension(f)), ropt);
-      }
-      json info = trace_json(r, it->in, tokens, answer, set, emb_std);
-      info["model"] = run["model"];
-      info["prepend_bos"] = run["prepend_bos"];
-      info["index"] = it->index;
-      info["id"] = it->fact.id;
-      info["line"] = it->fact.line;
-      info["prompt"] = it->fact.prompt;
-      info["subject"] = it->fact.subject;
-      if (it->fact.answer) info["expected"] = *it->fact.answer;
-      std::vector<std::pair<std::string, at::Tensor>> tensors{{"input_ids", at::tensor(it->in.ids, at::kLong)}};
-      for (size_t k = 0; k < r.kinds.size(); ++k)
-        tensors.emplace_back(std::string("scores.") + ct::kind_name(r.kinds[k]), r.scores[k]);
-      // Written last: its presence marks the fact done.
-      io::write_safetensors(join_path(facts_dir, it->stem + ".safetensors"), tensors, {{"fact", dump(info)}});
-      char note[160];
-      std::snprintf(note, sizeof note, "%s: '%s' high %.3g low %.3g", it->stem.c_str(), trim(answer).c_str(),
-                    r.high_score, r.low_score);
       queue.note(note);
     }
     for (auto& [k, bytes] : queue.finish()) {  // every fact's seconds on rank 0, by index: one sum, in order
