@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <string>
@@ -100,6 +101,68 @@ namespace fs = std::filesystem;
     EXPECT_EQ(mechscope::read_file(dir + "/one/" + tensors), mechscope::read_file(out + "/" + tensors)) << np;
     EXPECT_EQ(numbers(dir + "/one"), numbers(out)) << np;
   }
+}
+
+// The keys that hold timings (and the thread count) in the commands' JSON files.
+[[maybe_unused]] void drop_timings(json& j) {
+  if (j.is_object()) {
+    for (const char* k : {"timings", "seconds", "threads", "total_s"}) j.erase(k);
+    for (auto& [k, v] : j.items()) drop_timings(v);
+  } else if (j.is_array()) {
+    for (auto& v : j) drop_timings(v);
+  }
+}
+
+// Every file of an output folder by relative path, JSON without its timings; the manifest (command
+// line, timings), index.html (wall time) and the lock left out.
+[[maybe_unused]] std::map<std::string, std::string> folder(const std::string& dir) {
+  std::map<std::string, std::string> out;
+  for (auto& e : fs::recursive_directory_iterator(dir)) {
+    if (!e.is_regular_file()) continue;
+    std::string rel = fs::relative(e.path(), dir).string(), name = e.path().filename().string();
+    if (name == "manifest.json" || name == "index.html" || name == ".mechscope.lock") continue;
+    std::string bytes = mechscope::read_file(e.path().string());
+    if (e.path().extension() == ".json") {
+      json j = json::parse(bytes);
+      drop_timings(j);
+      bytes = j.dump(1);
+    }
+    out[rel] = bytes;
+  }
+  return out;
+}
+
+using Cmd = std::function<std::vector<std::string>(const std::string&)>;
+
+// `cmd(out)` by one process into DIR/one (at least min_files result files), then by 2 and 3 ranks:
+// the same folder, and a manifest that says complete.
+[[maybe_unused]] void expect_folders_equal_one_process(const std::string& dir, const Cmd& cmd, size_t min_files) {
+  auto one = run_cli(cmd(dir + "/one"));
+  ASSERT_EQ(one.code, 0) << one.err;
+  auto ref = folder(dir + "/one");
+  ASSERT_GE(ref.size(), min_files);
+  for (int np : {2, 3}) {
+    std::string out = dir + "/np" + std::to_string(np);
+    auto r = run_mpi(np, cmd(out));
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(differ(ref, folder(out)), "") << "-np " << np;
+    EXPECT_EQ(json::parse(mechscope::read_file(out + "/manifest.json"))["status"], "complete") << np;
+  }
+}
+
+// A heads profile of two emotions (3 and 2 pairs, prompts of several lengths) in dir: joy.jsonl,
+// rage.jsonl and keywords.json.
+[[maybe_unused]] void write_emotion_profile(const std::string& dir) {
+  std::ofstream(dir + "/joy.jsonl")
+      << "{\"emotion\": \"Today I really appreciate the gift, and\", \"neutral\": \"Today I just noticed the gift, "
+         "and\"}\n"
+         "{\"emotion\": \"Honestly, I am so thankful for your help. I\", \"neutral\": \"Honestly, I saw your help. "
+         "I\"}\n"
+         "{\"emotion\": \"We are glad you came, so\", \"neutral\": \"We are told you came, so\"}\n";
+  std::ofstream(dir + "/rage.jsonl")
+      << "{\"emotion\": \"I am furious about the noise, so\", \"neutral\": \"I am thinking about the noise, so\"}\n"
+         "{\"emotion\": \"We hate the new schedule. It\", \"neutral\": \"We saw the new schedule. It\"}\n";
+  std::ofstream(dir + "/keywords.json") << "{\"joy\": [\"thank\", \"glad\"], \"rage\": [\"angry\", \"hate\"]}";
 }
 
 }  // namespace

@@ -241,13 +241,11 @@ int merge(const std::string& out, const std::vector<std::string>& dirs, bool ove
            " here; the files their options name differed): shards of one run have the same options and inputs");
   }
   const int n = first.count;
-  std::map<int, const ShardDir*> by_index;
-  for (auto& s : shards) {
-    auto [it, fresh] = by_index.emplace(s.index, &s);
-    if (!fresh) fail(s.dir, " and ", it->second->dir, " are both shard ", s.index, "/", n, ": give each shard once");
-  }
-  for (int i = 0; i < n; ++i)
-    if (!by_index.count(i)) fail("shard ", i, "/", n, " is missing: merge needs all ", n, " shard folders of the run");
+  std::vector<std::pair<int, std::string>> given;
+  for (auto& s : shards) given.emplace_back(s.index, s.dir);
+  dist::check_shard_set(given, n);
+  std::map<int, const ShardDir*> by_index;  // every index once (checked above)
+  for (auto& s : shards) by_index[s.index] = &s;
   for (auto& s : shards) {
     if (!s.record["complete"].get<bool>())
       fail(s.dir, " (shard ", s.index, "/", n, ") did not finish: run it again, then merge");

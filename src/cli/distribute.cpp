@@ -256,6 +256,17 @@ std::map<long long, std::string> WorkQueue::finish() {
   return std::move(impl_->results);
 }
 
+void check_shard_set(const std::vector<std::pair<int, std::string>>& shards, int count) {
+  std::map<int, std::string> by_index;
+  for (auto& [index, dir] : shards) {
+    auto [it, fresh] = by_index.emplace(index, dir);
+    if (!fresh) fail(dir, " and ", it->second, " are both shard ", index, "/", count, ": give each shard once");
+  }
+  for (int i = 0; i < count; ++i)
+    if (!by_index.count(i))
+      fail("shard ", i, "/", count, " is missing: merge needs all ", count, " shard folders of the run");
+}
+
 Shard parse_shard(const std::string& text) {
   auto slash = text.find('/');
   auto whole = [](const std::string& s, long long& v) {

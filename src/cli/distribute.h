@@ -71,5 +71,8 @@ struct Shard {
 };
 // "i/N" with 0 <= i < N and N >= 1; Error naming --shard otherwise.
 Shard parse_shard(const std::string& text);
+// The shards given to merge, as (index, folder): each of 0 .. count-1 exactly once; Error naming the
+// duplicated or the missing one otherwise.
+void check_shard_set(const std::vector<std::pair<int, std::string>>& shards, int count);
 
 }  // namespace mechscope::cli::dist

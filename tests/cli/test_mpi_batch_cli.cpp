@@ -24,51 +24,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// The keys that hold timings (and the thread count) in these commands' JSON files.
-void drop_timings(json& j) {
-  if (j.is_object()) {
-    for (const char* k : {"timings", "seconds", "threads", "total_s"}) j.erase(k);
-    for (auto& [k, v] : j.items()) drop_timings(v);
-  } else if (j.is_array()) {
-    for (auto& v : j) drop_timings(v);
-  }
-}
-
-// Every file of an output folder by relative path, JSON without its timings; the manifest (command
-// line, timings), index.html (wall time) and the lock left out.
-std::map<std::string, std::string> folder(const std::string& dir) {
-  std::map<std::string, std::string> out;
-  for (auto& e : fs::recursive_directory_iterator(dir)) {
-    if (!e.is_regular_file()) continue;
-    std::string rel = fs::relative(e.path(), dir).string(), name = e.path().filename().string();
-    if (name == "manifest.json" || name == "index.html" || name == ".mechscope.lock") continue;
-    std::string bytes = mechscope::read_file(e.path().string());
-    if (e.path().extension() == ".json") {
-      json j = json::parse(bytes);
-      drop_timings(j);
-      bytes = j.dump(1);
-    }
-    out[rel] = bytes;
-  }
-  return out;
-}
-
-using Cmd = std::function<std::vector<std::string>(const std::string&)>;
-
-// One process into DIR/one, then 2 and 3 ranks: the same folder.
-void expect_ranks_equal(const std::string& dir, const Cmd& cmd, size_t min_files) {
-  auto one = run_cli(cmd(dir + "/one"));
-  ASSERT_EQ(one.code, 0) << one.err;
-  auto ref = folder(dir + "/one");
-  ASSERT_GE(ref.size(), min_files);
-  for (int np : {2, 3}) {
-    std::string out = dir + "/np" + std::to_string(np);
-    auto r = run_mpi(np, cmd(out));
-    ASSERT_EQ(r.code, 0) << r.err;
-    EXPECT_EQ(differ(ref, folder(out)), "") << "-np " << np;
-  }
-}
-
 // Shards 0/3, 1/3, 2/3 into DIR/s0..s2, merged in the order 2, 0, 1: the folder of one process.
 void expect_shards_merge_equal(const std::string& dir, const Cmd& cmd, size_t min_files) {
   auto one = run_cli(cmd(dir + "/one"));
@@ -97,20 +52,6 @@ void expect_refused(const std::string& dir, const std::vector<std::string>& shar
   EXPECT_TRUE(contains(r.err, msg)) << r.err;
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   EXPECT_FALSE(fs::exists(dir + "/bad"));
-}
-
-// A profile of two emotions (3 and 2 pairs, prompts of several lengths) in dir.
-void write_profile(const std::string& dir) {
-  std::ofstream(dir + "/joy.jsonl")
-      << "{\"emotion\": \"Today I really appreciate the gift, and\", \"neutral\": \"Today I just noticed the gift, "
-         "and\"}\n"
-         "{\"emotion\": \"Honestly, I am so thankful for your help. I\", \"neutral\": \"Honestly, I saw your help. "
-         "I\"}\n"
-         "{\"emotion\": \"We are glad you came, so\", \"neutral\": \"We are told you came, so\"}\n";
-  std::ofstream(dir + "/rage.jsonl")
-      << "{\"emotion\": \"I am furious about the noise, so\", \"neutral\": \"I am thinking about the noise, so\"}\n"
-         "{\"emotion\": \"We hate the new schedule. It\", \"neutral\": \"We saw the new schedule. It\"}\n";
-  std::ofstream(dir + "/keywords.json") << "{\"joy\": [\"thank\", \"glad\"], \"rage\": [\"angry\", \"hate\"]}";
 }
 
 // heads ablate|patch of two heads, 4 new tokens, batches of 2 prompts (so an emotion is several items).
@@ -183,7 +124,7 @@ TEST(MpiBatch, AblateResampleRanksEqualOneProcess) {
                                     out};
   };
   // ablate.safetensors, ablate.json, two heatmaps, resid_pre's surface and animation figures.
-  expect_ranks_equal(dir, cmd, 6);
+  expect_folders_equal_one_process(dir, cmd, 6);
 }
 
 // heads ablate over 2 and 3 ranks: the items are generation batches (emotion, side, 2 prompts), the
@@ -191,9 +132,9 @@ TEST(MpiBatch, AblateResampleRanksEqualOneProcess) {
 TEST(MpiBatch, HeadsAblateRanksEqualOneProcess) {
   SKIP_WITHOUT_MPI();
   std::string dir = mstest::tmp_dir("mpib-heads-ablate");
-  write_profile(dir);
+  write_emotion_profile(dir);
   // One JSON per emotion and head_ablation.safetensors.
-  expect_ranks_equal(dir, heads_cmd("ablate", dir), 3);
+  expect_folders_equal_one_process(dir, heads_cmd("ablate", dir), 3);
 }
 
 // heads all over 2 and 3 ranks: the screen's pairs, then each emotion's ablation and patching batches
@@ -201,7 +142,7 @@ TEST(MpiBatch, HeadsAblateRanksEqualOneProcess) {
 TEST(MpiBatch, HeadsAllRanksEqualOneProcess) {
   SKIP_WITHOUT_MPI();
   std::string dir = mstest::tmp_dir("mpib-heads-all");
-  write_profile(dir);
+  write_emotion_profile(dir);
   auto cmd = [&](const std::string& out) {
     return std::vector<std::string>{"heads",        "all", "--model",      mstest::fixture("gpt2/model"),
                                     "--profile",    dir,   "--top-n",      "2",
@@ -210,7 +151,7 @@ TEST(MpiBatch, HeadsAllRanksEqualOneProcess) {
                                     "--out",        out};
   };
   // run.json, the screen's two files, two emotions' ablation and patching pairs, four figures.
-  expect_ranks_equal(dir, cmd, 15);
+  expect_folders_equal_one_process(dir, cmd, 15);
 }
 
 // patch --pairs as shards 0/3, 1/3, 2/3 merged in any order equal one process; merge refuses a
@@ -250,7 +191,7 @@ TEST(MpiBatch, PatchShardsMergeEqualOneProcess) {
 // heads patch as shards merged equals one process (the items: generation batches).
 TEST(MpiBatch, HeadsPatchShardsMergeEqualOneProcess) {
   std::string dir = mstest::tmp_dir("mpib-heads-patch-shards");
-  write_profile(dir);
+  write_emotion_profile(dir);
   expect_shards_merge_equal(dir, heads_cmd("patch", dir), 3);
 }
 

@@ -232,16 +232,7 @@ TEST(Mpi, PatchPairsRanksEqualOneProcess) {
 TEST(Mpi, HeadsScreenRanksEqualOneProcess) {
   SKIP_WITHOUT_MPI();
   std::string dir = mstest::tmp_dir("mpi-heads");
-  std::ofstream(dir + "/joy.jsonl")
-      << "{\"emotion\": \"Today I really appreciate the gift, and\", \"neutral\": \"Today I just noticed the gift, "
-         "and\"}\n"
-         "{\"emotion\": \"Honestly, I am so thankful for your help. I\", \"neutral\": \"Honestly, I saw your help. "
-         "I\"}\n"
-         "{\"emotion\": \"We are glad you came, so\", \"neutral\": \"We are told you came, so\"}\n";
-  std::ofstream(dir + "/rage.jsonl")
-      << "{\"emotion\": \"I am furious about the noise, so\", \"neutral\": \"I am thinking about the noise, so\"}\n"
-         "{\"emotion\": \"We hate the new schedule. It\", \"neutral\": \"We saw the new schedule. It\"}\n";
-  std::ofstream(dir + "/keywords.json") << "{\"joy\": [\"thank\", \"glad\"], \"rage\": [\"angry\", \"hate\"]}";
+  write_emotion_profile(dir);
   auto cmd = [&](const std::string& out) {
     return std::vector<std::string>{"heads",     "screen", "--model", mstest::fixture("gpt2/model"),
                                     "--profile", dir,      "--score", "causal",

@@ -19,10 +19,12 @@
 #include "core/source_dir.h"  // MECHSCOPE_BINARY
 #include "io/safetensors.h"
 #include "models/model.h"
+#include "test_mpi_util.h"
 #include "test_util.h"
 
 using mstest::contains;
 using mstest::run_cli;
+using namespace mstest::mpi;
 using json = nlohmann::json;
 namespace fs = std::filesystem;
 namespace V = mechscope::analysis::attnviz;
@@ -31,83 +33,6 @@ namespace {
 
 const std::string kKg = mstest::source_dir() + "/examples/kg/model";
 const std::string kKgSaes = mstest::source_dir() + "/examples/kg/sae";
-
-std::string quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-// OpenMPI refuses to start as root without these; --oversubscribe lets 3 ranks share 2 cores and
-// --bind-to none keeps them off one core each (the machine runs other work).
-mstest::RunResult run_mpi(int np, const std::vector<std::string>& args) {
-  std::string cmd = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun -np " + std::to_string(np) +
-                    " --oversubscribe --bind-to none " + quote(MECHSCOPE_BINARY);
-  for (auto& a : args) cmd += " " + quote(a);
-  return mstest::run_shell(cmd);
-}
-
-// Why the MPI tests cannot run here ("" when they can).
-std::string no_mpi_reason() {
-#ifndef MECHSCOPE_TEST_MPI
-  return "this build has no MPI (configure found no MPI library, or -DMECHSCOPE_MPI=OFF)";
-#else
-  if (mstest::run_shell("command -v mpirun").code != 0) return "mpirun is not installed (apt-get install openmpi-bin)";
-  return "";
-#endif
-}
-#define SKIP_WITHOUT_MPI()                 \
-  do {                                     \
-    std::string why = no_mpi_reason();     \
-    if (!why.empty()) GTEST_SKIP() << why; \
-  } while (0)
-
-// Every file of a run folder by relative path: numbers, tables and figures byte for byte. Left out:
-// manifest.json, index.html (timings, the command line) and the lock; attnviz.json without its timings.
-std::map<std::string, std::string> results(const std::string& dir) {
-  std::map<std::string, std::string> out;
-  for (auto& e : fs::recursive_directory_iterator(dir)) {
-    if (!e.is_regular_file()) continue;
-    std::string rel = fs::relative(e.path(), dir).string(), name = e.path().filename().string();
-    if (name == "manifest.json" || name == "index.html" || name == ".mechscope.lock") continue;
-    std::string bytes = mechscope::read_file(e.path().string());
-    if (name == "attnviz.json") {
-      json j = json::parse(bytes);
-      j.erase("timings");
-      bytes = j.dump(1);
-    }
-    out[rel] = bytes;
-  }
-  return out;
-}
-
-// "" when equal; otherwise the paths that differ or are missing on one side.
-std::string differ(const std::map<std::string, std::string>& a, const std::map<std::string, std::string>& b) {
-  std::string d;
-  for (auto& [k, v] : a)
-    if (!b.count(k)) d += "missing:" + k + " ";
-    else if (b.at(k) != v) d += "differs:" + k + " ";
-  for (auto& [k, v] : b)
-    if (!a.count(k)) d += "extra:" + k + " ";
-  return d;
-}
-
-// `cmd(out)` by one process into DIR/one, then by 2 and 3 ranks: every result file the same bytes.
-void expect_ranks_equal_one_process(const std::string& dir,
-                                    const std::function<std::vector<std::string>(const std::string&)>& cmd,
-                                    size_t min_files) {
-  auto one = run_cli(cmd(dir + "/one"));
-  ASSERT_EQ(one.code, 0) << one.err;
-  auto ref = results(dir + "/one");
-  ASSERT_GE(ref.size(), min_files);
-  for (int np : {2, 3}) {
-    std::string out = dir + "/np" + std::to_string(np);
-    auto r = run_mpi(np, cmd(out));
-    ASSERT_EQ(r.code, 0) << r.err;
-    EXPECT_EQ(differ(ref, results(out)), "") << "-np " << np;
-    EXPECT_EQ(json::parse(mechscope::read_file(out + "/manifest.json"))["status"], "complete") << np;
-  }
-}
 
 }  // namespace
 
@@ -122,7 +47,7 @@ TEST(MpiSae, StatsRanksEqualOneProcess) {
         "--where", "skewness>1", "--sort",  "skewness", "--top",     "5",     "--threads",
         "1",       "--out",      out};
   };
-  expect_ranks_equal_one_process(dir, cmd, 10);
+  expect_folders_equal_one_process(dir, cmd, 10);
   auto st = mechscope::io::SafetensorsFile::open(dir + "/np3/stats.safetensors");
   EXPECT_EQ(st->get("projection.blocks.5.hook_resid_pre").size(0), 256);
 }
@@ -170,7 +95,7 @@ TEST(MpiSae, AttnvizTextsRanksEqualOneProcess) {
                                     "0,3",     "--heads",   "0,1", "--png-heads", "3:1", "--highlight",
                                     "R_20:gi", "--threads", "1",   "--out",       out};
   };
-  expect_ranks_equal_one_process(dir, cmd, 6);
+  expect_folders_equal_one_process(dir, cmd, 6);
   auto st = mechscope::io::SafetensorsFile::open(dir + "/np2/attnviz.safetensors");
   EXPECT_EQ(st->get("lengths").size(0), 5);
   EXPECT_EQ(st->get("blocks.3.q").size(1), 9);  // padded to the longest text
