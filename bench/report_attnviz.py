@@ -15,6 +15,10 @@ rows = [("extraction + attention check (12 layers)", "extract_s"), ("paper norma
 for name, key in rows:
     a, b = m[key], t[key]
     print(f"| {name} | {a:.3f} s | {b:.3f} s | {b / a:.1f}x |")
+if "extract_per_text_s" in m:  # the attnviz command's way: text by text, joined (same bits on every rank)
+    a = m["extract_per_text_s"]
+    print(f"| extraction text by text, joined (the attnviz command) | {a:.3f} s | {t['extract_s']:.3f} s "
+          f"| {t['extract_s'] / a:.1f}x |")
 total_m = m["extract_s"] + m["normalize_s"] + m["pca_s"] + 144 * m["tsne_s_per_head"]
 total_t = t["extract_s"] + t["normalize_s"] + t["pca_s"] + 144 * t["tsne_s_per_head"]
 print(f"| all four for 144 heads (t-SNE per head x 144) | {total_m:.1f} s | {total_t:.1f} s | {total_t / total_m:.1f}x |")
