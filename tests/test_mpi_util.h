@@ -56,23 +56,29 @@ namespace fs = std::filesystem;
     if (!why.empty()) GTEST_SKIP() << why;          \
   } while (0)
 
-// Every file of a run that holds numbers or figures, by relative path. The manifest, index.html (its
-// timings) and the lock are left out; locating_summary.json without its one timing.
-[[maybe_unused]] std::map<std::string, std::string> results(const std::string& dir) {
+// Every file of a run folder by relative path, each as `bytes(name, its bytes)` gives it; the manifest
+// (command line, timings), index.html (wall time) and the lock are left out.
+[[maybe_unused]] std::map<std::string, std::string> files_of(
+    const std::string& dir, const std::function<std::string(const fs::path& path, std::string bytes)>& bytes) {
   std::map<std::string, std::string> out;
   for (auto& e : fs::recursive_directory_iterator(dir)) {
     if (!e.is_regular_file()) continue;
-    std::string rel = fs::relative(e.path(), dir).string(), name = e.path().filename().string();
+    std::string name = e.path().filename().string();
     if (name == "manifest.json" || name == "index.html" || name == ".mechscope.lock") continue;
-    std::string bytes = mechscope::read_file(e.path().string());
-    if (name == "locating_summary.json") {
-      json j = json::parse(bytes);
-      j.erase("seconds_tracing_this_run");
-      bytes = j.dump(1);
-    }
-    out[rel] = bytes;
+    out[fs::relative(e.path(), dir).string()] = bytes(e.path(), mechscope::read_file(e.path().string()));
   }
   return out;
+}
+
+// Every file of a run that holds numbers or figures, byte for byte; locating_summary.json without its
+// one timing.
+[[maybe_unused]] std::map<std::string, std::string> results(const std::string& dir) {
+  return files_of(dir, [](const fs::path& path, std::string bytes) {
+    if (path.filename() != "locating_summary.json") return bytes;
+    json j = json::parse(bytes);
+    j.erase("seconds_tracing_this_run");
+    return j.dump(1);
+  });
 }
 
 // "" when equal; otherwise the paths that differ or are missing on one side.
@@ -113,23 +119,14 @@ namespace fs = std::filesystem;
   }
 }
 
-// Every file of an output folder by relative path, JSON without its timings; the manifest (command
-// line, timings), index.html (wall time) and the lock left out.
+// Every file of an output folder, JSON without its timings (drop_timings).
 [[maybe_unused]] std::map<std::string, std::string> folder(const std::string& dir) {
-  std::map<std::string, std::string> out;
-  for (auto& e : fs::recursive_directory_iterator(dir)) {
-    if (!e.is_regular_file()) continue;
-    std::string rel = fs::relative(e.path(), dir).string(), name = e.path().filename().string();
-    if (name == "manifest.json" || name == "index.html" || name == ".mechscope.lock") continue;
-    std::string bytes = mechscope::read_file(e.path().string());
-    if (e.path().extension() == ".json") {
-      json j = json::parse(bytes);
-      drop_timings(j);
-      bytes = j.dump(1);
-    }
-    out[rel] = bytes;
-  }
-  return out;
+  return files_of(dir, [](const fs::path& path, std::string bytes) {
+    if (path.extension() != ".json") return bytes;
+    json j = json::parse(bytes);
+    drop_timings(j);
+    return j.dump(1);
+  });
 }
 
 using Cmd = std::function<std::vector<std::string>(const std::string&)>;
@@ -148,6 +145,20 @@ using Cmd = std::function<std::vector<std::string>(const std::string&)>;
     EXPECT_EQ(differ(ref, folder(out)), "") << "-np " << np;
     EXPECT_EQ(json::parse(mechscope::read_file(out + "/manifest.json"))["status"], "complete") << np;
   }
+}
+
+// Seven patch pairs of 8 token ids (the answer position 4 differs) in DIR/pairs.jsonl; returns its path.
+[[maybe_unused]] std::string write_pairs(const std::string& dir) {
+  std::string pairs = dir + "/pairs.jsonl";
+  std::ofstream f(pairs);
+  for (int i = 0; i < 7; ++i) {
+    std::vector<int> c;
+    for (int k = 0; k < 8; ++k) c.push_back(1 + (i * 37 + k * 11) % 190);
+    std::vector<int> d = c;
+    d[4] = 1 + (d[4] + 50 + i) % 190;
+    f << json{{"clean_ids", c}, {"corrupt_ids", d}, {"answer_id", c[4]}, {"wrong_id", d[4]}}.dump() << "\n";
+  }
+  return pairs;
 }
 
 // A heads profile of two emotions (3 and 2 pairs, prompts of several lengths) in dir: joy.jsonl,

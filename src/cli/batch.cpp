@@ -165,13 +165,7 @@ std::optional<std::map<long long, std::string>> run(const Job& job, const std::s
                  job.shard.index, job.shard.count, mine, n, job.out.c_str(), job.shard.count);
     return std::nullopt;
   }
-  std::map<long long, std::string> each;
-  {
-    dist::WorkQueue queue(label, n);
-    std::string done;
-    while (auto k = queue.next(std::move(done))) done = compute(*k);
-    each = queue.finish();
-  }
+  std::map<long long, std::string> each = dist::compute_items(label, n, compute);
   if (!job.lead()) return std::nullopt;
   return each;
 }
@@ -241,11 +235,7 @@ int merge(const std::string& out, const std::vector<std::string>& dirs, bool ove
            " here; the files their options name differed): shards of one run have the same options and inputs");
   }
   const int n = first.count;
-  std::vector<std::pair<int, std::string>> given;
-  for (auto& s : shards) given.emplace_back(s.index, s.dir);
-  dist::check_shard_set(given, n);
-  std::map<int, const ShardDir*> by_index;  // every index once (checked above)
-  for (auto& s : shards) by_index[s.index] = &s;
+  auto by_index = dist::shards_by_index(shards, n);
   for (auto& s : shards) {
     if (!s.record["complete"].get<bool>())
       fail(s.dir, " (shard ", s.index, "/", n, ") did not finish: run it again, then merge");

@@ -253,22 +253,17 @@ int run_attnviz(int argc, char** argv) {
   if (!dist::active()) {
     for (size_t t = 0; t < ids.size(); ++t) parts[t] = extract_text(t);
   } else {
-    std::map<long long, std::string> each;
-    {
-      dist::WorkQueue queue("attnviz texts", (long long)ids.size());
-      std::string done;
-      while (auto t = queue.next(std::move(done))) {
-        V::Extracted e = extract_text((size_t)*t);
-        wire::Writer w;
-        w.pod<int64_t>(e.n_pos);
-        for (size_t li = 0; li < layers.size(); ++li) {
-          w.pod<double>(e.max_diff[li]);
-          w.tensor(e.q[li]), w.tensor(e.k[li]), w.tensor(e.pattern[li]);
-        }
-        done = w.take();
-      }
-      each = queue.finish();
-    }
+    std::map<long long, std::string> each =
+        dist::compute_items("attnviz texts", (long long)ids.size(), [&](long long t) {
+          V::Extracted e = extract_text((size_t)t);
+          wire::Writer w;
+          w.pod<int64_t>(e.n_pos);
+          for (size_t li = 0; li < layers.size(); ++li) {
+            w.pod<double>(e.max_diff[li]);
+            w.tensor(e.q[li]), w.tensor(e.k[li]), w.tensor(e.pattern[li]);
+          }
+          return w.take();
+        });
     if (dist::rank() != 0) return 0;
     for (size_t t = 0; t < ids.size(); ++t) {
       wire::Reader rd(each.at((long long)t));

@@ -291,11 +291,9 @@ int run_locate(int argc, char** argv) {
   size_t n_facts = limit ? std::min<size_t>(ff.facts.size(), (size_t)limit) : ff.facts.size();
   Selection sel = select_facts(a, m, ff, n_facts, shard, skip_bad, kg);
   const std::vector<Item>& items = sel.items;
-  const std::vector<std::vector<int64_t>>& subjects = sel.subjects;
-  std::vector<json> bad_facts = sel.bad_facts;
 
   // ROME's s<k>: k × the std of the token embeddings of all subjects of the facts file, each alone.
-  double emb_std = set.rule.needs_embedding_std() ? ct::embedding_std(*m.model, subjects) : 0;
+  double emb_std = set.rule.needs_embedding_std() ? ct::embedding_std(*m.model, sel.subjects) : 0;
   set.opt.noise = ct::resolve_noise(set.rule, emb_std);
   set.opt.noise.replace = a.on("replace");
 
@@ -306,7 +304,7 @@ int run_locate(int argc, char** argv) {
   run["special_tokens"] = !a.on("no-special-tokens");
   std::string model_name = models::display_name(cfg.model_type);
   LocateJob whole;  // what merge needs of the whole run (a shard records it)
-  whole.bad_facts = bad_facts;
+  whole.bad_facts = sel.bad_facts;
   whole.facts_selected = (long long)n_facts;
   whole.facts_in_file = (long long)(ff.facts.size() + ff.skipped.size());
   whole.model_name = model_name;

@@ -128,11 +128,7 @@ int run_merge(int argc, char** argv) {
     }
   }
   const int n = first.count;
-  std::vector<std::pair<int, std::string>> given;
-  for (auto& s : shards) given.emplace_back(s.index, s.dir);
-  dist::check_shard_set(given, n);
-  std::map<int, const ShardDir*> by_index;  // every index once (checked above)
-  for (auto& s : shards) by_index[s.index] = &s;
+  auto by_index = dist::shards_by_index(shards, n);
 
   LocateJob job = job_from_json(first.record["shard"]["job"], join_path(first.dir, "facts/run.json"));
   json run = first.record;

@@ -111,19 +111,15 @@ int run_sae_stats(int argc, char** argv) {
     // uses, rank 0 receives them exactly (cli/wire.h) and assembles the table in SAE order.
     S::check_d_in(*m.model, saes);
     run.unembed = S::unembedding(*m.model, mode);
-    std::map<long long, std::string> each;
-    {
-      dist::WorkQueue queue("sae stats SAEs", (long long)saes.size());
-      std::string done;
-      while (auto k = queue.next(std::move(done))) {
-        S::SaeStats r = S::sae_stats(saes[(size_t)*k], run.unembed, a.on("cosine-sim"), a.on("save-projection"), block);
-        wire::Writer w;
-        for (const at::Tensor* t : {&r.stats.mean, &r.stats.std, &r.stats.skewness, &r.stats.kurtosis, &r.projection})
-          w.tensor(*t);
-        done = w.take();
-      }
-      each = queue.finish();
-    }
+    std::map<long long, std::string> each =
+        dist::compute_items("sae stats SAEs", (long long)saes.size(), [&](long long k) {
+          S::SaeStats r =
+              S::sae_stats(saes[(size_t)k], run.unembed, a.on("cosine-sim"), a.on("save-projection"), block);
+          wire::Writer w;
+          for (const at::Tensor* t : {&r.stats.mean, &r.stats.std, &r.stats.skewness, &r.stats.kurtosis, &r.projection})
+            w.tensor(*t);
+          return w.take();
+        });
     if (dist::rank() != 0) return 0;
     for (size_t k = 0; k < saes.size(); ++k) {
       wire::Reader rd(each.at((long long)k));

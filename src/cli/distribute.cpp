@@ -256,6 +256,14 @@ std::map<long long, std::string> WorkQueue::finish() {
   return std::move(impl_->results);
 }
 
+std::map<long long, std::string> compute_items(const std::string& label, long long n,
+                                               const std::function<std::string(long long)>& compute) {
+  WorkQueue queue(label, n);
+  std::string done;
+  while (auto k = queue.next(std::move(done))) done = compute(*k);
+  return queue.finish();
+}
+
 void check_shard_set(const std::vector<std::pair<int, std::string>>& shards, int count) {
   std::map<int, std::string> by_index;
   for (auto& [index, dir] : shards) {

@@ -14,6 +14,7 @@
 // No MPI type appears here: this file's implementation is the only one that includes <mpi.h>.
 #pragma once
 #include <cstddef>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -63,6 +64,11 @@ class WorkQueue {
   std::unique_ptr<Impl> impl_;
 };
 
+// Items 0 .. n-1 handed out over the ranks (one process: all computed here), each by compute(k); on
+// rank 0 every item's result by index, on the other ranks nothing.
+std::map<long long, std::string> compute_items(const std::string& label, long long n,
+                                               const std::function<std::string(long long)>& compute);
+
 // --shard i/N: this run computes the items whose index is i modulo N into its own folder.
 struct Shard {
   int index = 0, count = 1;
@@ -74,5 +80,15 @@ Shard parse_shard(const std::string& text);
 // The shards given to merge, as (index, folder): each of 0 .. count-1 exactly once; Error naming the
 // duplicated or the missing one otherwise.
 void check_shard_set(const std::vector<std::pair<int, std::string>>& shards, int count);
+// The same for shard records with .index and .dir; returns them by index.
+template <typename ShardRecord>
+std::map<int, const ShardRecord*> shards_by_index(const std::vector<ShardRecord>& shards, int count) {
+  std::vector<std::pair<int, std::string>> given;
+  for (auto& s : shards) given.emplace_back(s.index, s.dir);
+  check_shard_set(given, count);
+  std::map<int, const ShardRecord*> by_index;
+  for (auto& s : shards) by_index[s.index] = &s;
+  return by_index;
+}
 
 }  // namespace mechscope::cli::dist

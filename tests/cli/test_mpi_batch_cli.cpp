@@ -65,19 +65,6 @@ Cmd heads_cmd(const std::string& sub, const std::string& profile) {
   };
 }
 
-std::string write_pairs(const std::string& dir) {
-  std::string pairs = dir + "/pairs.jsonl";
-  std::ofstream f(pairs);
-  for (int i = 0; i < 7; ++i) {
-    std::vector<int> c;
-    for (int k = 0; k < 8; ++k) c.push_back(1 + (i * 37 + k * 11) % 190);
-    std::vector<int> d = c;
-    d[4] = 1 + (d[4] + 50 + i) % 190;
-    f << json{{"clean_ids", c}, {"corrupt_ids", d}, {"answer_id", c[4]}, {"wrong_id", d[4]}}.dump() << "\n";
-  }
-  return pairs;
-}
-
 Cmd patch_cmd(const std::string& pairs, const std::string& targets = "resid_pre,z_all_pos") {
   return [=](const std::string& out) {
     return std::vector<std::string>{

@@ -202,17 +202,7 @@ TEST(Mpi, OtherCommandsRefuseRanks) {
 TEST(Mpi, PatchPairsRanksEqualOneProcess) {
   SKIP_WITHOUT_MPI();
   std::string dir = mstest::tmp_dir("mpi-patch");
-  std::string pairs = dir + "/pairs.jsonl";
-  {
-    std::ofstream f(pairs);
-    for (int i = 0; i < 7; ++i) {
-      std::vector<int> c;
-      for (int k = 0; k < 8; ++k) c.push_back(1 + (i * 37 + k * 11) % 190);
-      std::vector<int> d = c;
-      d[4] = 1 + (d[4] + 50 + i) % 190;
-      f << json{{"clean_ids", c}, {"corrupt_ids", d}, {"answer_id", c[4]}, {"wrong_id", d[4]}}.dump() << "\n";
-    }
-  }
+  std::string pairs = write_pairs(dir);
   auto cmd = [&](const std::string& out) {
     return std::vector<std::string>{"patch",       "--model",   mstest::fixture("gpt2/model"),
                                     "--pairs",     pairs,       "--targets",
